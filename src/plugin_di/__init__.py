@@ -1,0 +1,69 @@
+"""plugin-di: fx-style lifecycles for dependency-injector containers, and plugins over Connect RPC.
+
+Names are imported lazily, so a plugin process that only serves never pays for
+the lifecycle engine, networkx or the host platform.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # lifecycle engine
+    "App": "plugin_di.di.app",
+    "Lifecycle": "plugin_di.di.lifecycle",
+    "Hook": "plugin_di.di.lifecycle",
+    "Shutdowner": "plugin_di.di.shutdown",
+    "Settings": "plugin_di.settings",
+    # plugins
+    "Plugin": "plugin_di.plugin.definition",
+    "PluginSet": "plugin_di.plugin.definition",
+    "Service": "plugin_di.plugin.definition",
+    "Dependency": "plugin_di.plugin.definition",
+    "serve": "plugin_di.plugin.server",
+    "PluginClient": "plugin_di.plugin.client",
+    # time
+    "Clock": "plugin_di.clock",
+    "SystemClock": "plugin_di.clock",
+    "FakeClock": "plugin_di.clock",
+}
+
+__all__ = [
+    "App",
+    "Clock",
+    "Dependency",
+    "FakeClock",
+    "Hook",
+    "Lifecycle",
+    "Plugin",
+    "PluginClient",
+    "PluginSet",
+    "Service",
+    "Settings",
+    "Shutdowner",
+    "SystemClock",
+    "serve",
+]
+
+if TYPE_CHECKING:
+    from plugin_di.clock import Clock, FakeClock, SystemClock
+    from plugin_di.di.app import App
+    from plugin_di.di.lifecycle import Hook, Lifecycle
+    from plugin_di.di.shutdown import Shutdowner
+    from plugin_di.plugin.client import PluginClient
+    from plugin_di.plugin.definition import Dependency, Plugin, PluginSet, Service
+    from plugin_di.plugin.server import serve
+    from plugin_di.settings import Settings
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'plugin_di' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,3 @@
+from plugin_di.cli import main
+
+raise SystemExit(main())

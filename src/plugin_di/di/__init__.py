@@ -1,0 +1,1 @@
+"""The fx-style lifecycle engine: App, Lifecycle, graph, events, plugin providers."""

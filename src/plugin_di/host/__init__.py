@@ -1,0 +1,1 @@
+"""The host platform: identity, registry, router, capability broker, health tracking."""

@@ -1,0 +1,1 @@
+"""Launch strategies: in-memory, process and remote plugins; handshake; supervision."""

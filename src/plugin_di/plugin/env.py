@@ -1,0 +1,33 @@
+"""Environment variables a host sets for a plugin process it launches.
+
+Names follow hashicorp/go-plugin where it has one, so tooling that knows
+go-plugin recognises them.
+"""
+
+from __future__ import annotations
+
+# The magic cookie is passed as an environment variable named by its key.
+DEFAULT_MAGIC_COOKIE_KEY = "CONNECT_PLUGIN"
+DEFAULT_MAGIC_COOKIE_VALUE = "d3f40b3c2e1a5f8b9c4d7e6a1b2c3d4e"
+CORE_PROTOCOL_VERSION = 1
+
+PROTOCOL_VERSIONS = "PLUGIN_PROTOCOL_VERSIONS"
+"""Comma-separated application protocol versions the host speaks, e.g. ``1,2``."""
+
+CLIENT_CERT = "PLUGIN_CLIENT_CERT"
+"""PEM certificate of the host, for automatic mTLS."""
+
+UNIX_SOCKET_DIR = "PLUGIN_UNIX_SOCKET_DIR"
+"""When set, the plugin serves on a Unix socket created in this directory."""
+
+HOST_URL = "PLUGIN_DI_HOST_URL"
+"""Base URL of the host platform, when there is one."""
+
+LAUNCH_SECRET = "PLUGIN_DI_LAUNCH_SECRET"
+"""A per-launch secret the host can check the plugin presents back."""
+
+PARENT_PIPE_FD = "PLUGIN_DI_PARENT_PIPE_FD"
+"""File descriptor of an inherited pipe whose end-of-file means the host died."""
+
+PLUGIN_NAME = "PLUGIN_DI_PLUGIN_NAME"
+"""The name the host knows the plugin by (for logs)."""

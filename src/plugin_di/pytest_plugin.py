@@ -1,0 +1,1 @@
+"""pytest fixtures for plugin-di apps (registered through the pytest11 entry point)."""

@@ -1,0 +1,1 @@
+"""Transports, interceptors, error mapping and validation for Connect RPC."""

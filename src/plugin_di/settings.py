@@ -1,0 +1,38 @@
+"""Process-wide settings, read from the environment with the prefix ``PLUGIN_DI_``.
+
+Durations are in seconds. ``Settings()`` reads the environment each time it is
+built; pass an instance explicitly where a test needs other values.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every tunable of plugin-di, with its default."""
+
+    model_config = SettingsConfigDict(env_prefix="PLUGIN_DI_", extra="ignore")
+
+    # lifecycle engine
+    start_timeout: float = Field(15.0, gt=0, description="global budget for all start hooks")
+    stop_timeout: float = Field(15.0, gt=0, description="global budget for all stop hooks")
+    hook_timeout: float = Field(15.0, gt=0, description="budget for one start or stop hook")
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    # plugins
+    max_message_bytes: int = Field(4 * MiB, gt=0, description="largest request body accepted")
+    plugin_start_timeout: float = Field(15.0, gt=0, description="wait for the handshake line")
+    shutdown_grace: float = Field(5.0, ge=0, description="grace period given to Shutdown")
+
+    # host platform
+    runtime_token_ttl: float = Field(24 * 3600.0, gt=0)
+    capability_grant_ttl: float = Field(3600.0, gt=0)
+    rate_limit_rps: float = Field(1000.0, gt=0)
+    rate_limit_burst: int = Field(2000, gt=0)
