@@ -1,0 +1,381 @@
+"""One ASGI app serving many generated Connect services, plus plain ASGI routes, by path.
+
+connectrpc ships one ``XxxServiceASGIApplication`` per service and no router. ``ServiceMux``
+dispatches on the exact method path (a dict lookup; the hot path adds no wrapper), answers
+unknown services and methods with UNIMPLEMENTED and oversized bodies with RESOURCE_EXHAUSTED
+in the caller's own protocol (Connect, gRPC or gRPC-Web), and forwards ASGI lifespan to every
+app it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import struct
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from connectrpc.code import Code
+
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "ASGIApp", "ConnectApp", "ServiceMux", "send_error"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+_ENVELOPE_PREFIX = 5  # gRPC / gRPC-Web / Connect-streaming message prefix: flags + length
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class ASGIApp(Protocol):
+    """Any ASGI 3 application."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, /) -> None: ...
+
+
+class ConnectApp(ASGIApp, Protocol):
+    """A generated ``XxxServiceASGIApplication``: an ASGI app that knows its mount path."""
+
+    @property
+    def path(self) -> str: ...
+
+
+# gRPC status numbers follow the order of connectrpc's Code enum (canceled = 1 ... 16).
+GRPC_STATUS: dict[Code, int] = {code: number for number, code in enumerate(Code, start=1)}
+
+# Connect unary errors: the HTTP status of each code (the Connect protocol's table), except
+# that an unknown route is a 404, as connect-go's mux answers.
+_HTTP_STATUS: dict[Code, int] = {
+    Code.CANCELED: 499,
+    Code.UNKNOWN: 500,
+    Code.INVALID_ARGUMENT: 400,
+    Code.DEADLINE_EXCEEDED: 504,
+    Code.NOT_FOUND: 404,
+    Code.ALREADY_EXISTS: 409,
+    Code.PERMISSION_DENIED: 403,
+    Code.RESOURCE_EXHAUSTED: 429,
+    Code.FAILED_PRECONDITION: 400,
+    Code.ABORTED: 409,
+    Code.OUT_OF_RANGE: 400,
+    Code.UNIMPLEMENTED: 404,
+    Code.INTERNAL: 500,
+    Code.UNAVAILABLE: 503,
+    Code.DATA_LOSS: 500,
+    Code.UNAUTHENTICATED: 401,
+}
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value)
+    return None
+
+
+async def send_error(scope: Scope, send: Send, code: Code, message: str) -> None:
+    """Answer the request with a Connect error, in the protocol its content-type names.
+
+    Connect unary: an HTTP error status and a JSON body. Connect streaming: HTTP 200 and an
+    end-of-stream message. gRPC: a trailers-only response (HTTP 200, ``grpc-status`` in the
+    headers). gRPC-Web: HTTP 200 and a trailer frame.
+    """
+    content_type = (_header(scope, b"content-type") or b"").decode("latin-1").lower()
+    base = content_type.split(";", 1)[0].strip()
+    body: bytes
+    if base.startswith("application/grpc-web"):
+        trailer = (
+            f"grpc-status: {GRPC_STATUS[code]}\r\n"
+            f"grpc-message: {urllib.parse.quote(message, safe='')}\r\n"
+        ).encode()
+        status = 200
+        headers = [(b"content-type", base.encode())]
+        body = struct.pack(">BI", 0x80, len(trailer)) + trailer
+    elif base.startswith("application/grpc"):
+        status = 200
+        headers = [
+            (b"content-type", base.encode()),
+            (b"grpc-status", str(GRPC_STATUS[code]).encode()),
+            (b"grpc-message", urllib.parse.quote(message, safe="").encode()),
+        ]
+        body = b""
+    elif base.startswith("application/connect+"):
+        end = json.dumps({"error": {"code": code.value, "message": message}}).encode()
+        status = 200
+        headers = [(b"content-type", base.encode())]
+        body = struct.pack(">BI", 0x02, len(end)) + end
+    else:
+        status = _HTTP_STATUS[code]
+        headers = [(b"content-type", b"application/json")]
+        body = json.dumps({"code": code.value, "message": message}).encode()
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    app: ASGIApp
+    # The largest acceptable Content-Length, or None when any length may be fine (client
+    # streams carry many messages; connectrpc limits each message instead).
+    max_body: int | None
+
+
+def _service_methods(service_name: str) -> dict[str, bool] | None:
+    """Method name -> client-streaming, from the google-protobuf descriptor pool."""
+    try:
+        # Imported by name: google-protobuf ships no type stubs.
+        pool = importlib.import_module("google.protobuf.descriptor_pool").Default()
+        service = pool.FindServiceByName(service_name)
+    except (ImportError, KeyError):
+        return None
+    return {method.name: bool(method.client_streaming) for method in service.methods}
+
+
+def _apply_read_limit(app: object, max_message_bytes: int) -> None:
+    # connectrpc 0.13 reads the limit from this attribute on every request; the apps are
+    # built by the caller, so the mux is the one place that knows the process-wide limit.
+    if hasattr(app, "_read_max_bytes"):
+        app._read_max_bytes = max_message_bytes
+
+
+class _NotFoundToUnimplemented:
+    """Rewrites a connectrpc 404 (unknown method) into UNIMPLEMENTED in the caller's protocol.
+
+    Used only for services whose methods the descriptor pool does not list.
+    """
+
+    __slots__ = ("_scope", "_send", "_swallow")
+
+    def __init__(self, scope: Scope, send: Send) -> None:
+        self._scope = scope
+        self._send = send
+        self._swallow = False
+
+    async def __call__(self, message: Message) -> None:
+        if self._swallow:
+            return
+        if message["type"] == "http.response.start" and message["status"] == 404:
+            self._swallow = True
+            await send_error(self._scope, self._send, Code.UNIMPLEMENTED, _unknown(self._scope))
+            return
+        await self._send(message)
+
+
+def _unknown(scope: Scope) -> str:
+    return f"unknown service or method {scope.get('path', '')!r}"
+
+
+class ServiceMux:
+    """Serve several generated Connect ASGI apps (and plain ASGI routes) as one ASGI app.
+
+    ``apps`` are generated ``XxxServiceASGIApplication`` objects, each mounted at its ``.path``.
+    ``max_message_bytes`` is passed down to every app as connectrpc's ``read_max_bytes``, and a
+    request whose Content-Length exceeds it is refused before its body is read.
+    """
+
+    def __init__(
+        self,
+        apps: Iterable[ConnectApp] = (),
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        if max_message_bytes <= 0:
+            raise ValueError(f"max_message_bytes must be positive, got {max_message_bytes}")
+        self.max_message_bytes = max_message_bytes
+        self._methods: dict[str, _Route] = {}
+        self._services: dict[str, ASGIApp] = {}
+        self._opaque: dict[str, ASGIApp] = {}
+        self._prefixes: list[tuple[str, ASGIApp]] = []
+        self._lifespan_apps: list[ASGIApp] = []
+        for app in apps:
+            self.add_service(app)
+
+    @property
+    def service_names(self) -> list[str]:
+        """Fully-qualified names of the mounted services, e.g. ``kv.v1.KVService``."""
+        return list(self._services)
+
+    def add_service(self, app: ConnectApp) -> None:
+        """Mount a generated Connect ASGI app at its ``.path``."""
+        path = app.path.rstrip("/")
+        name = path.lstrip("/")
+        if name in self._services:
+            raise ValueError(f"service {name!r} is mounted twice; mount each service once")
+        _apply_read_limit(app, self.max_message_bytes)
+        self._services[name] = app
+        self._lifespan_apps.append(app)
+        methods = _service_methods(name)
+        if methods is None:
+            self._opaque[path + "/"] = app
+            return
+        limit = self.max_message_bytes + _ENVELOPE_PREFIX
+        for method, client_streaming in methods.items():
+            self._methods[f"{path}/{method}"] = _Route(app, None if client_streaming else limit)
+
+    def mount(self, prefix: str, app: ASGIApp) -> None:
+        """Route every path starting with ``prefix`` to a plain ASGI app.
+
+        The app sees the full ``path`` and ``root_path`` extended by the prefix (ASGI spec).
+        Longer prefixes win. Lifespan is forwarded to it as well.
+        """
+        if not prefix.startswith("/"):
+            raise ValueError(f"route prefix must start with '/', got {prefix!r}")
+        self._prefixes.append((prefix, app))
+        self._prefixes.sort(key=lambda item: len(item[0]), reverse=True)
+        self._lifespan_apps.append(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path: str = scope["path"]
+            route = self._methods.get(path)
+            if route is not None:
+                if route.max_body is not None and not await self._length_ok(
+                    scope, send, route.max_body
+                ):
+                    return
+                await self._run(route.app, scope, receive, send)
+                return
+            await self._dispatch_other(path, scope, receive, send)
+        elif kind == "lifespan":
+            await _Lifespan(self._lifespan_apps).run(scope, receive, send)
+        else:
+            # websockets: nothing here speaks them; closing is the ASGI way to refuse.
+            await send({"type": "websocket.close", "code": 1003})
+
+    async def _dispatch_other(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        for prefix, app in self._prefixes:
+            if path.startswith(prefix):
+                child = dict(scope)
+                child["root_path"] = scope.get("root_path", "") + prefix.rstrip("/")
+                await self._run(app, child, receive, send)
+                return
+        service_end = path.find("/", 1)
+        if service_end > 0:
+            opaque = self._opaque.get(path[: service_end + 1])
+            if opaque is not None:
+                if await self._length_ok(scope, send, self.max_message_bytes + _ENVELOPE_PREFIX):
+                    await self._run(opaque, scope, receive, _NotFoundToUnimplemented(scope, send))
+                return
+        await send_error(scope, send, Code.UNIMPLEMENTED, _unknown(scope))
+
+    async def _length_ok(self, scope: Scope, send: Send, limit: int) -> bool:
+        raw = _header(scope, b"content-length")
+        if raw is None:
+            return True
+        try:
+            length = int(raw)
+        except ValueError:
+            await send_error(scope, send, Code.INVALID_ARGUMENT, "malformed Content-Length header")
+            return False
+        if length <= limit:
+            return True
+        await send_error(
+            scope,
+            send,
+            Code.RESOURCE_EXHAUSTED,
+            f"request body of {length} bytes exceeds the limit of {self.max_message_bytes} "
+            "bytes; send a smaller message or raise PLUGIN_DI_MAX_MESSAGE_BYTES on the server",
+        )
+        return False
+
+    @staticmethod
+    async def _run(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await app(scope, receive, send)
+        except Exception:
+            # connectrpc re-raises a non-Connect error after answering it; the ASGI server
+            # would log it again and may drop the connection. Log it once, keep serving.
+            log.exception("unhandled error serving %s", scope.get("path"))
+
+
+class _Lifespan:
+    """Forward one lifespan session to many apps, each through its own queue."""
+
+    def __init__(self, apps: list[ASGIApp]) -> None:
+        self._apps = apps
+
+    async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        queues: list[asyncio.Queue[Message]] = [asyncio.Queue() for _ in self._apps]
+        replies: asyncio.Queue[tuple[int, Message]] = asyncio.Queue()
+        tasks = [
+            asyncio.create_task(self._child(i, app, scope, queues[i], replies))
+            for i, app in enumerate(self._apps)
+        ]
+        live = set(range(len(tasks)))
+        try:
+            while True:
+                message = await receive()
+                kind = message["type"]
+                for i in live:
+                    queues[i].put_nowait(message)
+                phase = "startup" if kind == "lifespan.startup" else "shutdown"
+                failures = await self._collect(live, replies, phase)
+                if failures:
+                    await send({"type": f"lifespan.{phase}.failed", "message": "; ".join(failures)})
+                    if phase == "startup":
+                        await self._shutdown_started(live, queues, replies)
+                    return
+                await send({"type": f"lifespan.{phase}.complete"})
+                if phase == "shutdown":
+                    return
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    @staticmethod
+    async def _child(
+        index: int,
+        app: ASGIApp,
+        scope: Scope,
+        queue: asyncio.Queue[Message],
+        replies: asyncio.Queue[tuple[int, Message]],
+    ) -> None:
+        async def send(message: Message) -> None:
+            replies.put_nowait((index, message))
+
+        try:
+            await app(dict(scope), queue.get, send)
+        except Exception:
+            # An app that raises on lifespan does not support it (ASGI spec): skip it.
+            log.debug("app %r does not support lifespan", app, exc_info=True)
+        replies.put_nowait((index, {"type": "_exited"}))
+
+    @staticmethod
+    async def _collect(
+        live: set[int], replies: asyncio.Queue[tuple[int, Message]], phase: str
+    ) -> list[str]:
+        waiting = set(live)
+        failures: list[str] = []
+        while waiting:
+            index, message = await replies.get()
+            kind = message["type"]
+            if kind == "_exited":
+                live.discard(index)
+                waiting.discard(index)
+            elif kind == f"lifespan.{phase}.complete":
+                waiting.discard(index)
+            elif kind == f"lifespan.{phase}.failed":
+                waiting.discard(index)
+                live.discard(index)
+                failures.append(str(message.get("message", "")) or f"{phase} failed")
+        return failures
+
+    async def _shutdown_started(
+        self,
+        live: set[int],
+        queues: list[asyncio.Queue[Message]],
+        replies: asyncio.Queue[tuple[int, Message]],
+    ) -> None:
+        """After a failed startup, shut down the apps that did start."""
+        for i in live:
+            queues[i].put_nowait({"type": "lifespan.shutdown"})
+        await self._collect(live, replies, "shutdown")
