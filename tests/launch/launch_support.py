@@ -1,0 +1,50 @@
+"""Helpers shared by the launcher tests: fake plugin commands and pid checks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+FAKE = str(Path(__file__).with_name("fake_plugin.py"))
+
+
+def fake_command(mode: str) -> list[str]:
+    return [sys.executable, FAKE, mode]
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_gone(pids: list[int], timeout: float) -> list[int]:
+    """Wait (bounded) until every pid is gone; the ones still alive."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in pids if alive(p)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def reap_pids() -> Iterator[list[int]]:
+    """Pids a test started indirectly; SIGKILLed at teardown if still alive."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
