@@ -1,0 +1,1 @@
+"""Client and server interceptors: auth, rate limiting, retry, circuit breaker, chain."""
