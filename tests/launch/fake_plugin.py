@@ -3,6 +3,7 @@
 Modes: ``serve`` (handshake on a bound 127.0.0.1:0 socket, then wait), ``silent``
 (never prints the handshake line), ``crash`` (exit 3 after stderr output),
 ``json`` (handshake, then JSON log lines), ``stubborn`` (ignores SIGTERM),
+``die`` (exit 1 after the handshake),
 ``stall`` (ignores SIGTERM; its parent-death handler never finishes). Every mode that waits
 runs the real parent watcher; ``on_death`` touches the file named by
 FAKE_PLUGIN_MARK (if set) before exiting.
@@ -62,6 +63,9 @@ host, port = listener.getsockname()
 watch_parent(on_death)
 app_version = int(os.environ.get("PLUGIN_PROTOCOL_VERSIONS", "1").split(",")[-1])
 print(HandshakeLine(1, app_version, "tcp", f"{host}:{port}").format(), flush=True)
+if MODE == "die":
+    print("dying right after the handshake", file=sys.stderr, flush=True)
+    sys.exit(1)
 if MODE == "json":
     for level in ("debug", "warn", "error"):
         record = {"@level": level, "@message": f"{level} line", "key": level.upper()}
