@@ -1,0 +1,74 @@
+"""What a plugin process reads from its environment, without pydantic (it must start fast).
+
+The names match `plugin_di.settings` (prefix ``PLUGIN_DI_``) and, for what a
+launching host sets, `plugin_di.plugin.env`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from plugin_di.plugin import env
+
+MAX_MESSAGE_BYTES = "PLUGIN_DI_MAX_MESSAGE_BYTES"
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+class PluginConfigError(ValueError):
+    """An environment variable holds something unusable."""
+
+
+def max_message_bytes(environ: Mapping[str, str] = os.environ) -> int:
+    """The request body limit: ``PLUGIN_DI_MAX_MESSAGE_BYTES``, default 4 MiB."""
+    raw = environ.get(MAX_MESSAGE_BYTES, "").strip()
+    if not raw:
+        return DEFAULT_MAX_MESSAGE_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise PluginConfigError(
+            f"{MAX_MESSAGE_BYTES}={raw!r} is not a positive number of bytes; "
+            f"unset it for the default ({DEFAULT_MAX_MESSAGE_BYTES})"
+        )
+    return value
+
+
+def parse_versions(text: str, *, name: str = env.PROTOCOL_VERSIONS) -> list[int]:
+    """``"1,2"`` -> ``[1, 2]``; an error names the variable and the bad value."""
+    versions: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            versions.append(int(part))
+        except ValueError:
+            raise PluginConfigError(
+                f"{name}={text!r}: {part!r} is not an integer protocol version"
+            ) from None
+    return versions
+
+
+def host_versions(environ: Mapping[str, str] = os.environ) -> list[int] | None:
+    """The app protocol versions a launching host offered, or None when not launched by one."""
+    raw = environ.get(env.PROTOCOL_VERSIONS, "")
+    return parse_versions(raw) or None if raw.strip() else None
+
+
+def check_cookie(key: str, value: str, environ: Mapping[str, str] = os.environ) -> str | None:
+    """go-plugin's launch check: when the cookie variable is set it must match.
+
+    Returns an error message, or None when all is well (unset means the plugin
+    was started by hand, which is allowed).
+    """
+    found = environ.get(key)
+    if found is None or found == value:
+        return None
+    return (
+        f"this program is a plugin-di plugin, and the magic cookie it was started with "
+        f"({key}) does not match: the host and the plugin disagree on the cookie value. "
+        "Check the host's magic cookie configuration, or unset the variable to run it by hand."
+    )

@@ -1,0 +1,69 @@
+"""gRPC server reflection (v1 and v1alpha) for the services a plugin process serves.
+
+connectrpc-grpcreflect describes services with protobuf-py descriptors, while
+the generated code here uses google-protobuf. The bridge is the serialized
+``FileDescriptorProto`` both share: each google ``FileDescriptor`` is rebuilt
+as a protobuf-py ``DescFile`` (dependencies first) with ``protobuf._codegen.file_desc``,
+the function protobuf-py's own generated code uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from connectrpc.server import ConnectASGIApplication
+from connectrpc_grpcreflect import (
+    ServerReflectionAlphaASGIApplication,
+    ServerReflectionAlphaService,
+    ServerReflectionASGIApplication,
+    ServerReflectionService,
+)
+from protobuf import DescFile, DescService
+from protobuf._codegen import file_desc
+
+# google.protobuf ships no type stubs here; descriptors are typed loosely.
+FileDescriptor = Any
+ServiceDescriptor = Any
+
+
+class _Converter:
+    """google ``FileDescriptor`` -> protobuf-py ``DescFile``, each file converted once."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, DescFile] = {}
+
+    def file(self, fd: FileDescriptor) -> DescFile:
+        found = self._files.get(fd.name)
+        if found is None:
+            deps = [self.file(dep) for dep in fd.dependencies]
+            found = file_desc(fd.serialized_pb, deps, {})
+            self._files[fd.name] = found
+        return found
+
+    def service(self, sd: ServiceDescriptor) -> DescService:
+        file = self.file(sd.file)
+        for service in file.services:
+            if service.type_name == sd.full_name:
+                return service
+        raise LookupError(f"service {sd.full_name} not found in {sd.file.name}")
+
+
+def reflection_descriptors(services: Iterable[ServiceDescriptor]) -> list[DescService]:
+    """protobuf-py descriptors of the given google service descriptors."""
+    converter = _Converter()
+    return [converter.service(sd) for sd in services]
+
+
+def reflection_apps(
+    services: Iterable[ServiceDescriptor], **app_kwargs: Any
+) -> list[ConnectASGIApplication[Any]]:
+    """The v1 and v1alpha reflection ASGI applications listing ``services``.
+
+    ``app_kwargs`` (interceptors, read_max_bytes, ...) go to both applications.
+    """
+    descs = reflection_descriptors(services)
+    return [
+        ServerReflectionASGIApplication(ServerReflectionService(*descs), **app_kwargs),
+        ServerReflectionAlphaASGIApplication(ServerReflectionAlphaService(*descs), **app_kwargs),
+    ]
