@@ -112,3 +112,40 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+GRPC_STUBS_PACKAGE = "grpc_stubs"
+
+
+def generate_grpc_stubs(out_dir: Path) -> str:
+    """Write grpcio stubs (``*_pb2_grpc.py``) for every proto into ``out_dir``.
+
+    grpcio is a test and benchmark dependency only, so these stubs are never
+    committed. They import the committed ``_pb2`` modules (loading the same
+    file twice into the descriptor pool would fail). Returns the package to
+    import them from after putting ``out_dir`` on sys.path, e.g.
+    ``grpc_stubs.kv.v1.kv_pb2_grpc``.
+    """
+    root = out_dir / GRPC_STUBS_PACKAGE
+    root.mkdir(parents=True, exist_ok=True)
+    for target in TARGETS:
+        protos = sorted(
+            str(p.relative_to(target.proto_root)) for p in target.proto_root.rglob("*.proto")
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "grpc_tools.protoc",
+                f"-I{target.proto_root}",
+                f"--grpc_python_out={root}",
+                *protos,
+            ],
+            check=True,
+        )
+        top_packages = {p.split("/")[0] for p in protos}
+        for py in root.rglob("*_pb2_grpc.py"):
+            _rewrite_imports(py, top_packages, target.package)
+    for folder in [root, *(d for d in root.rglob("*") if d.is_dir())]:
+        (folder / "__init__.py").touch()
+    return GRPC_STUBS_PACKAGE
