@@ -11,7 +11,12 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.request import RequestContext
+
 from plugin_di.gen.connectplugin.v1 import lifecycle_pb2
+from plugin_di.host.auth import TokenValidator, check_credentials
 
 HEALTHY = lifecycle_pb2.HEALTH_STATE_HEALTHY
 DEGRADED = lifecycle_pb2.HEALTH_STATE_DEGRADED
@@ -107,3 +112,26 @@ class HealthTracker:
         for states, future in self._waiters.get(runtime_id, []):
             if new.state in states and not future.done():
                 future.set_result(new)
+
+
+class LifecycleService:
+    """The ``connectplugin.v1.PluginLifecycle`` Connect service: authenticated ReportHealth."""
+
+    def __init__(self, tracker: HealthTracker, tokens: TokenValidator) -> None:
+        self._tracker = tracker
+        self._tokens = tokens
+
+    async def report_health(
+        self,
+        request: lifecycle_pb2.ReportHealthRequest,
+        ctx: RequestContext[lifecycle_pb2.ReportHealthRequest, lifecycle_pb2.ReportHealthResponse],
+    ) -> lifecycle_pb2.ReportHealthResponse:
+        caller = check_credentials(ctx.request_headers.get, self._tokens)
+        if request.state not in (HEALTHY, DEGRADED, UNHEALTHY):
+            raise ConnectError(
+                Code.INVALID_ARGUMENT, "state: must be HEALTHY, DEGRADED or UNHEALTHY"
+            )
+        self._tracker.report(
+            caller, request.state, request.reason, list(request.unavailable_dependencies)
+        )
+        return lifecycle_pb2.ReportHealthResponse()

@@ -1,0 +1,303 @@
+"""The service router: ``/services/{type}/{provider_id}/{method path}`` reverse proxy.
+
+The caller must present live runtime credentials, which are stripped before
+forwarding. The request and response bodies stream in both directions; gRPC
+trailers are passed through; ``connect-timeout-ms`` / ``grpc-timeout`` travel
+with the request, so the provider sees the caller's deadline. Errors produced by
+the router itself are written in the caller's protocol (Connect, gRPC, gRPC-Web).
+
+Upstream leg: the issue asked for httpx, but httpcore's HTTP/2 connection drops
+response trailers (it only handles ResponseReceived, DataReceived and StreamEnded
+events), so gRPC could not be proxied. pyqwest (connectrpc's own client, hyper
+underneath) streams bodies and exposes trailers, so it carries the upstream leg.
+In-memory providers are ASGI apps and are called directly, with no socket.
+
+Blue-green replacement: ``switch(old, new)`` atomically points calls addressed to
+``old`` at ``new``; ``drain(old)`` waits (event-driven) for ``old``'s in-flight calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pyqwest
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+
+from plugin_di.host.auth import TokenValidator, check_credentials
+from plugin_di.host.registry import ServiceRegistry
+from plugin_di.rpc.asgi import GRPC_STATUS, ASGIApp, Receive, Scope, Send, send_error
+
+log = logging.getLogger(__name__)
+
+SERVICES_PREFIX = "/services/"
+_STRIP_REQUEST = {
+    b"authorization",
+    b"x-plugin-runtime-id",
+    b"host",
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"transfer-encoding",
+    b"upgrade",
+    b"content-length",
+}
+_STRIP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "upgrade"}
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where a provider is reached: a base URL, or an in-process ASGI app."""
+
+    url: str = ""
+    app: ASGIApp | None = None
+
+
+class _InFlight:
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self.idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self.idle.set()
+
+
+def new_http_client() -> tuple[pyqwest.HTTPTransport, pyqwest.Client]:
+    """The upstream client: HTTP/2 prior knowledge, no content decoding, no redirects."""
+    transport = pyqwest.HTTPTransport(
+        http_version=pyqwest.HTTPVersion.HTTP2,
+        enable_gzip=False,
+        enable_brotli=False,
+        enable_zstd=False,
+        follow_redirects=False,
+        enable_otel=False,
+    )
+    return transport, pyqwest.Client(transport)
+
+
+class ServiceRouter:
+    """ASGI app mounted at ``/services/``."""
+
+    def __init__(
+        self,
+        registry: ServiceRegistry,
+        tokens: TokenValidator,
+        client: pyqwest.Client | None = None,
+    ) -> None:
+        self._registry = registry
+        self._tokens = tokens
+        self._client = client
+        self._transport: pyqwest.HTTPTransport | None = None
+        self._upstreams: dict[str, Upstream] = {}
+        self._aliases: dict[str, str] = {}
+        self._in_flight: dict[str, _InFlight] = {}
+
+    # -- endpoints -----------------------------------------------------------------------
+    def set_upstream(self, runtime_id: str, upstream: Upstream) -> None:
+        """Where ``runtime_id`` is reached (overrides a registration's ``base_url``)."""
+        self._upstreams[runtime_id] = upstream
+
+    def remove(self, runtime_id: str) -> None:
+        """Forget a provider and any alias pointing to or from it."""
+        self._upstreams.pop(runtime_id, None)
+        self._aliases.pop(runtime_id, None)
+        for old, new in list(self._aliases.items()):
+            if new == runtime_id:
+                del self._aliases[old]
+
+    def switch(self, old: str, new: str) -> None:
+        """From now on, calls addressed to ``old`` go to ``new`` (one dict write: atomic)."""
+        for alias, target in list(self._aliases.items()):
+            if target == old:
+                self._aliases[alias] = new
+        self._aliases[old] = new
+
+    def resolve(self, runtime_id: str) -> str:
+        return self._aliases.get(runtime_id, runtime_id)
+
+    def in_flight(self, runtime_id: str) -> int:
+        tracker = self._in_flight.get(runtime_id)
+        return tracker.count if tracker else 0
+
+    async def drain(self, runtime_id: str) -> None:
+        """Wait until no call is in flight to ``runtime_id`` (bound it with asyncio.timeout)."""
+        tracker = self._in_flight.get(runtime_id)
+        if tracker is not None:
+            await tracker.idle.wait()
+
+    async def aclose(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()
+            self._transport = None
+            self._client = None
+
+    def _http(self) -> pyqwest.Client:
+        if self._client is None:
+            self._transport, self._client = new_http_client()
+        return self._client
+
+    # -- ASGI ----------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            provider, target, upstream = self._route(scope)
+        except ConnectError as error:
+            await send_error(scope, send, error.code, error.message)
+            return
+        tracker = self._in_flight.setdefault(provider, _InFlight())
+        tracker.enter()
+        try:
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _STRIP_REQUEST]
+            if upstream.app is not None:
+                child = dict(scope)
+                child.update(path=target, raw_path=target.encode(), root_path="", headers=headers)
+                await upstream.app(child, receive, send)
+            else:
+                await self._proxy(scope, receive, send, upstream.url + target, headers, provider)
+        finally:
+            tracker.leave()
+
+    def _route(self, scope: Scope) -> tuple[str, str, Upstream]:
+        rest = scope["path"].removeprefix(SERVICES_PREFIX)
+        parts = rest.split("/", 2)
+        if len(parts) < 3 or not all(parts):
+            raise ConnectError(
+                Code.NOT_FOUND,
+                "invalid service path: expected /services/{type}/{provider_id}/{method}",
+            )
+        service_type, addressed, method = parts
+        headers = {k.lower(): v for k, v in scope["headers"]}
+
+        def get(name: str) -> str | None:
+            raw = headers.get(name.encode())
+            return None if raw is None else bytes(raw).decode("latin-1")
+
+        check_credentials(get, self._tokens)
+        provider = self.resolve(addressed)
+        registration = self._registry.registration_of(provider, service_type)
+        if registration is None:
+            raise ConnectError(
+                Code.NOT_FOUND,
+                f"provider {addressed!r} not found for service {service_type!r}: discover the "
+                "service again",
+            )
+        if not self._registry.tracker.routable(provider):
+            raise ConnectError(
+                Code.UNAVAILABLE, f"provider {addressed!r} is unhealthy; try another provider"
+            )
+        upstream = self._upstreams.get(provider)
+        if upstream is None:
+            base_url = registration.metadata.get("base_url", "")
+            if not base_url:
+                raise ConnectError(
+                    Code.NOT_FOUND,
+                    f"provider endpoint not registered for {addressed!r}: register with "
+                    "metadata base_url or launch the plugin through the host",
+                )
+            upstream = Upstream(url=base_url.rstrip("/"))
+        prefix = registration.endpoint_path.strip("/")
+        if prefix and not method.startswith(prefix + "/"):
+            method = f"{prefix}/{method}"
+        query = scope.get("query_string", b"")
+        target = "/" + method + (("?" + query.decode("latin-1")) if query else "")
+        return provider, target, upstream
+
+    async def _proxy(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        url: str,
+        headers: list[tuple[bytes, bytes]],
+        provider: str,
+    ) -> None:
+        async def body() -> AsyncIterator[bytes]:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                if chunk:
+                    yield chunk
+                if not message.get("more_body", False):
+                    return
+
+        request_headers = pyqwest.Headers()
+        for key, value in headers:
+            request_headers.add(key.decode("latin-1"), value.decode("latin-1"))
+        has_body = scope["method"] not in ("GET", "HEAD")
+        started = False
+        try:
+            async with self._http().stream(
+                scope["method"], url, request_headers, body() if has_body else None
+            ) as response:
+                content_type = response.headers.get("content-type", "")
+                grpc = content_type.startswith("application/grpc") and not content_type.startswith(
+                    "application/grpc-web"
+                )
+                trailers_only = "grpc-status" in response.headers
+                can_trail = "http.response.trailers" in scope.get("extensions", {})
+                use_trailers = grpc and not trailers_only and can_trail
+                out_headers = [
+                    (k.encode("latin-1"), v.encode("latin-1"))
+                    for k, v in response.headers.items()
+                    if k.lower() not in _STRIP_RESPONSE
+                ]
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": response.status,
+                        "headers": out_headers,
+                        "trailers": use_trailers,
+                    }
+                )
+                started = True
+                async for chunk in response.content:
+                    await send(
+                        {"type": "http.response.body", "body": bytes(chunk), "more_body": True}
+                    )
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                if use_trailers:
+                    trailers = [
+                        (k.encode("latin-1"), v.encode("latin-1"))
+                        for k, v in response.trailers.items()
+                    ]
+                    await send(
+                        {
+                            "type": "http.response.trailers",
+                            "headers": trailers,
+                            "more_trailers": False,
+                        }
+                    )
+        except (
+            OSError,
+            TimeoutError,
+            pyqwest.ReadError,
+            pyqwest.WriteError,
+            pyqwest.RemoteProtocolError,
+        ) as error:
+            log.warning("routing to provider %s failed: %s", provider, error)
+            if not started:
+                await send_error(
+                    scope, send, Code.UNAVAILABLE, f"provider {provider!r} is unreachable"
+                )
+            elif "http.response.trailers" in scope.get("extensions", {}):
+                status = str(GRPC_STATUS[Code.UNAVAILABLE]).encode()
+                await send(
+                    {
+                        "type": "http.response.trailers",
+                        "headers": [(b"grpc-status", status), (b"grpc-message", b"provider lost")],
+                        "more_trailers": False,
+                    }
+                )

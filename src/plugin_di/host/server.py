@@ -1,0 +1,211 @@
+"""The Host: every host-platform part wired together with shared token state, served by hypercorn.
+
+One ASGI app serves HandshakeService, ServiceRegistry, PluginLifecycle,
+CapabilityBroker, grpc.health.v1, gRPC reflection, the router at
+``/services/`` and capability endpoints at ``/capabilities/``. In-memory
+plugins reach it with no socket through ``in_memory_client()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+import pyqwest
+from pyqwest.testing import ASGITransport
+
+from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.gen.connectplugin.v1.broker_connect import (
+    CapabilityBrokerASGIApplication,
+    CapabilityBrokerClient,
+)
+from plugin_di.gen.connectplugin.v1.handshake_connect import (
+    HandshakeServiceASGIApplication,
+    HandshakeServiceClient,
+)
+from plugin_di.gen.connectplugin.v1.lifecycle_connect import (
+    PluginLifecycleASGIApplication,
+    PluginLifecycleClient,
+)
+from plugin_di.gen.connectplugin.v1.registry_connect import (
+    ServiceRegistryASGIApplication,
+    ServiceRegistryClient,
+)
+from plugin_di.gen.grpc.health.v1.health_connect import HealthASGIApplication, HealthClient
+from plugin_di.host.broker import CAPABILITIES_PREFIX, BrokerService, CapabilityBroker
+from plugin_di.host.depgraph import DependencyGraph, Node
+from plugin_di.host.handshake import HandshakeService
+from plugin_di.host.platform import Platform
+from plugin_di.host.registry import RegistryService, ServiceRegistry
+from plugin_di.host.router import SERVICES_PREFIX, ServiceRouter
+from plugin_di.host.store import PluginRecord, RegistryStore
+from plugin_di.host.tokens import TokenStore
+from plugin_di.host.tracker import HealthTracker, LifecycleService
+from plugin_di.plugin.definition import Plugin, service_descriptor
+from plugin_di.plugin.health import GrpcHealthService, Health
+from plugin_di.plugin.reflection import reflection_apps
+from plugin_di.rpc.asgi import ASGIApp, ServiceMux
+from plugin_di.rpc.errors import SanitizeErrors
+from plugin_di.rpc.hypercorn import BoundSocket, bind_socket, hypercorn_config, serve_asgi
+
+log = logging.getLogger(__name__)
+
+IN_MEMORY_URL = "http://in-memory.host"
+DEFAULT_SWEEP_INTERVAL = 60.0
+
+_HOST_CLIENTS = (
+    HandshakeServiceClient,
+    ServiceRegistryClient,
+    PluginLifecycleClient,
+    CapabilityBrokerClient,
+    HealthClient,
+)
+
+
+class Host:
+    """The host platform. ``await start()`` serves it; ``app`` is the ASGI app itself."""
+
+    def __init__(
+        self,
+        *,
+        runtime_token_ttl: float = 24 * 3600.0,
+        capability_grant_ttl: float = 3600.0,
+        clock: Clock = SYSTEM_CLOCK,
+        store: RegistryStore | None = None,
+        open_registration: bool = False,
+        app_versions: tuple[int, ...] = (1,),
+        max_message_bytes: int = 4 * 1024 * 1024,
+        sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
+    ) -> None:
+        self.clock = clock
+        self.tokens = TokenStore(runtime_token_ttl, clock)
+        self.tracker = HealthTracker()
+        self.registry = ServiceRegistry(
+            store, self.tracker, clock=clock, open_registration=open_registration
+        )
+        self.graph = DependencyGraph()
+        self.broker = CapabilityBroker(IN_MEMORY_URL, ttl=capability_grant_ttl, clock=clock)
+        self.router = ServiceRouter(self.registry, self.tokens)
+        self.health = Health()
+        self.platform = Platform(self)
+        self.sweep_interval = sweep_interval
+        self.url = IN_MEMORY_URL
+        kwargs: dict[str, Any] = {"interceptors": [SanitizeErrors(log)]}
+        handshake = HandshakeService(
+            self.tokens,
+            on_identity=self.add_identity,
+            capabilities=self.broker.capabilities,
+            app_versions=app_versions,
+        )
+        apps: list[Any] = [
+            HandshakeServiceASGIApplication(handshake, **kwargs),
+            ServiceRegistryASGIApplication(RegistryService(self.registry, self.tokens), **kwargs),
+            PluginLifecycleASGIApplication(LifecycleService(self.tracker, self.tokens), **kwargs),
+            CapabilityBrokerASGIApplication(BrokerService(self.broker, self.tokens), **kwargs),
+            HealthASGIApplication(GrpcHealthService(self.health), **kwargs),
+            *reflection_apps([service_descriptor(c) for c in _HOST_CLIENTS], **kwargs),
+        ]
+        self.app = ServiceMux(apps, max_message_bytes=max_message_bytes)
+        self.app.mount(SERVICES_PREFIX, self.router)
+        self.app.mount(CAPABILITIES_PREFIX, self.broker)
+        self._bound: BoundSocket | None = None
+        self._serving: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    # -- identities ----------------------------------------------------------------------
+    def add_identity(self, record: PluginRecord) -> None:
+        """Record a live plugin (after a handshake or a managed launch)."""
+        self.registry.store.put_plugin(record)
+        self.graph.add(Node(record.runtime_id, record.self_id, record.provides, record.requires))
+
+    def forget(self, runtime_id: str) -> None:
+        """Drop every trace of a plugin: token, grants, registrations, health, routes."""
+        self.registry.unregister_plugin(runtime_id)
+        self.tokens.revoke(runtime_id)
+        self.broker.revoke_for(runtime_id)
+        self.tracker.forget(runtime_id)
+        self.router.remove(runtime_id)
+        self.graph.remove(runtime_id)
+        self.registry.store.remove_plugin(runtime_id)
+
+    # -- capabilities --------------------------------------------------------------------
+    def register_capability(
+        self, capability_type: str, version: str, app: ASGIApp | Plugin
+    ) -> None:
+        """Offer a capability (an ASGI app, or an in-memory plugin) to plugins."""
+        self.broker.register(capability_type, version, app)
+
+    # -- serving -------------------------------------------------------------------------
+    def in_memory_client(self) -> pyqwest.Client:
+        """A pyqwest client reaching this host with no socket (base URL ``self.url``)."""
+        return pyqwest.Client(ASGITransport(self.app))
+
+    async def start(
+        self,
+        bind: str = "127.0.0.1:0",
+        *,
+        certfile: str | os.PathLike[str] | None = None,
+        keyfile: str | os.PathLike[str] | None = None,
+    ) -> str:
+        """Listen on ``bind`` and serve until ``stop()``; the host's base URL."""
+        if self._serving is not None:
+            raise RuntimeError(f"host already serving at {self.url}")
+        self._bound = bind_socket(bind)
+        scheme = "https" if certfile else "http"
+        self.url = f"{scheme}://{self._bound.address}"
+        self.broker.base_url = self.url
+        ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        config = hypercorn_config(certfile=certfile, keyfile=keyfile, graceful_timeout=2.0)
+        self._serving = asyncio.create_task(
+            serve_asgi(self.app, self._bound, config=config, shutdown=self._stop, ready=ready.set)
+        )
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait({waiter, self._serving}, return_when=asyncio.FIRST_COMPLETED)
+        if self._serving in done:
+            waiter.cancel()
+            self._serving.result()
+            raise RuntimeError(f"host stopped while starting on {bind}")
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+        log.info("host serving at %s", self.url)
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop serving; in-flight calls get the graceful timeout."""
+        self.health.shutdown()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        if self._serving is not None:
+            self._stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._serving
+            self._serving = None
+        await self.platform.aclose()
+        await self.router.aclose()
+
+    def sweep(self) -> tuple[list[str], int]:
+        """Purge expired runtime tokens and grants now."""
+        return self.tokens.sweep(), self.broker.sweep()
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await self.clock.sleep(self.sweep_interval)
+            expired, grants = self.sweep()
+            if expired or grants:
+                log.info(
+                    "purged %d expired runtime tokens, %d expired grants", len(expired), grants
+                )
+
+    async def __aenter__(self) -> Host:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,30 @@
+"""Fixtures: a Host served by hypercorn on 127.0.0.1:0 with a FakeClock."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+# the examples package lives at the repository root
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from plugin_di.clock import FakeClock
+from plugin_di.host.server import Host
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def host(clock: FakeClock) -> AsyncIterator[Host]:
+    h = Host(clock=clock)
+    await h.start("127.0.0.1:0")
+    try:
+        yield h
+    finally:
+        await h.stop()

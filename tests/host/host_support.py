@@ -1,0 +1,93 @@
+"""Test helpers: a recording logger plugin, in-process plugin servers on real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyqwest
+from connectrpc.request import RequestContext
+
+from examples.kv.plugin import make_plugin as make_kv_plugin
+from plugin_di.gen.capability.logger.v1 import logger_pb2
+from plugin_di.gen.capability.logger.v1.logger_connect import LoggerASGIApplication, LoggerClient
+from plugin_di.plugin.definition import Dependency, Plugin, Service
+from plugin_di.plugin.server import PluginServer
+from plugin_di.rpc.hypercorn import bind_socket
+
+NO_GZIP: dict[str, Any] = {"send_compression": None, "accept_compression": []}
+
+
+@dataclass
+class RecordingLogger:
+    """A Logger capability that remembers what it was told and what headers it saw."""
+
+    lines: list[str] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    gate: asyncio.Event | None = None
+
+    async def log(
+        self,
+        request: logger_pb2.LogRequest,
+        ctx: RequestContext[logger_pb2.LogRequest, logger_pb2.LogResponse],
+    ) -> logger_pb2.LogResponse:
+        self.headers.append({k: v for k, v in ctx.request_headers.items()})
+        if self.gate is not None:
+            await self.gate.wait()
+        self.lines.append(f"[{request.level}] {request.message}")
+        ctx.response_headers["x-served-by"] = "logger"
+        return logger_pb2.LogResponse()
+
+
+def logger_plugin(impl: RecordingLogger | None = None, name: str = "logger") -> Plugin:
+    return Plugin(
+        name=name,
+        services=[Service(LoggerASGIApplication, LoggerClient, impl=impl or RecordingLogger())],
+    )
+
+
+def cache_plugin(min_version: str = "") -> Plugin:
+    """A plugin that requires the logger (serves KV as its own service)."""
+    kv = make_kv_plugin()
+    return Plugin(
+        name="cache",
+        services=[
+            Service(
+                kv.services[0].application,
+                kv.services[0].client,
+                impl=kv.services[0].impl,
+                type="cache",
+            )
+        ],  # fmt: skip
+        requires=[Dependency("logger", min_version)],
+    )
+
+
+@contextlib.asynccontextmanager
+async def served(plugin: Plugin, grace: float = 1.0) -> AsyncIterator[tuple[PluginServer, str]]:
+    """Serve ``plugin`` with hypercorn on 127.0.0.1:0 in this loop; yield (server, url)."""
+    server = PluginServer(plugin, grace_period=grace)
+    bound = bind_socket("127.0.0.1:0")
+    ready = asyncio.Event()
+    task = asyncio.create_task(server.run(bound, ready=ready.set))
+    async with asyncio.timeout(5):
+        await ready.wait()
+    try:
+        yield server, bound.url
+    finally:
+        server.request_stop(0.5, "test over")
+        async with asyncio.timeout(10):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def h2_client() -> AsyncIterator[pyqwest.Client]:
+    transport = pyqwest.HTTPTransport(http_version=pyqwest.HTTPVersion.HTTP2)
+    try:
+        yield pyqwest.Client(transport)
+    finally:
+        await transport.aclose()
+        await asyncio.sleep(0.05)
