@@ -386,3 +386,20 @@ def test_methods_are_known_from_descriptors() -> None:
     mux = ServiceMux([KVServiceASGIApplication(KV())])
     assert mux.service_names == ["kv.v1.KVService"]
     assert sorted(mux._methods) == sorted(f"/kv.v1.KVService/{m}" for m in _iter_methods())
+
+
+async def test_an_app_failing_before_answering_gets_internal_without_its_text() -> None:
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("secret=hunter2")
+
+    mux = ServiceMux()
+    mux.mount("/broken/", broken)
+    async with served(mux) as url, h2_client() as http:
+        connect = await http.post(f"{url}/broken/x", headers={"content-type": "application/proto"})
+        assert connect.status == 500
+        assert json.loads(connect.content) == {"code": "internal", "message": "internal error"}
+        grpc = await http.post(
+            f"{url}/broken/x", headers={"content-type": "application/grpc", "te": "trailers"}
+        )
+        assert grpc.headers.get("grpc-status") == "13"
+        assert b"hunter2" not in connect.content

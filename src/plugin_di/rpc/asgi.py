@@ -288,12 +288,30 @@ class ServiceMux:
 
     @staticmethod
     async def _run(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        tracked = _TrackedSend(send)
         try:
-            await app(scope, receive, send)
+            await app(scope, receive, tracked)
         except Exception:
             # connectrpc re-raises a non-Connect error after answering it; the ASGI server
-            # would log it again and may drop the connection. Log it once, keep serving.
+            # would log it again and may drop the connection. Log it once, keep serving, and
+            # answer INTERNAL if nothing was answered yet (no exception text on the wire).
             log.exception("unhandled error serving %s", scope.get("path"))
+            if not tracked.started:
+                await send_error(scope, send, Code.INTERNAL, "internal error")
+
+
+class _TrackedSend:
+    """Remembers whether the response has started."""
+
+    __slots__ = ("_send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = True
+        await self._send(message)
 
 
 class _Lifespan:
