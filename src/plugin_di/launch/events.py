@@ -8,15 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 
+from plugin_di.plugin.health import HealthState
 
-class HealthState(Enum):
-    """connect-plugin-go's three health states (values match ``connectplugin.v1.HealthState``)."""
-
-    HEALTHY = 1
-    DEGRADED = 2
-    UNHEALTHY = 3
+__all__ = [
+    "EmitFn",
+    "HealthState",
+    "PluginCrashed",
+    "PluginEvent",
+    "PluginGaveUp",
+    "PluginHealth",
+    "PluginRestarted",
+    "PluginStarted",
+    "PluginStopped",
+    "discard",
+]
 
 
 @dataclass(frozen=True)

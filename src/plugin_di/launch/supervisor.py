@@ -68,6 +68,10 @@ class CrashLoop:
     window: float = 60.0
 
 
+DEFAULT_BACKOFF = Backoff()
+DEFAULT_CRASH_LOOP = CrashLoop()
+
+
 class SupervisorState(Enum):
     """Where a supervised plugin is."""
 
@@ -91,8 +95,8 @@ class Supervisor:
         launch: Launch,
         *,
         policy: RestartPolicy = RestartPolicy.ON_FAILURE,
-        backoff: Backoff = Backoff(),
-        crash_loop: CrashLoop = CrashLoop(),
+        backoff: Backoff = DEFAULT_BACKOFF,
+        crash_loop: CrashLoop = DEFAULT_CRASH_LOOP,
         clock: Clock = SYSTEM_CLOCK,
         emit: EmitFn = discard,
         on_up: Callable[[PluginProcess], Awaitable[None]] | None = None,

@@ -1,0 +1,164 @@
+"""Clients that outlive the process behind them: the endpoint is swapped, not the client.
+
+Dependents receive generated Connect clients built once, on a fixed placeholder
+address (``http://<plugin>.plugin-di.invalid``) and an `EndpointClient`, a
+``pyqwest.Client`` whose requests are rewritten to whichever endpoint is bound
+now. When the plugin restarts somewhere else the launcher binds the new address;
+every client object stays the same. While nothing is bound, calls fail at once
+with UNAVAILABLE (connectrpc maps the ``ConnectionError``), and calls in flight
+when the process dies fail the same way, because its connections break.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pyqwest
+from connectrpc.client import ConnectClient
+from connectrpc.interceptor import Interceptor
+
+ClientT = TypeVar("ClientT", bound=ConnectClient)
+HeadersLike = pyqwest.Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
+
+# pyqwest's async transports must be closed and the loop given a moment afterwards,
+# or the interpreter can abort at exit.
+_SETTLE_SECONDS = 0.05
+
+
+class PluginUnavailableError(ConnectionError):
+    """The plugin has no live endpoint right now (not started, crashed, restarting, stopped)."""
+
+
+@dataclass
+class Target:
+    """A live endpoint: the base address requests go to and the client that sends them."""
+
+    address: str
+    http_client: pyqwest.Client
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+def h2c_target(url: str) -> Target:
+    """A plaintext HTTP/2 target for ``http://host:port`` (what served plugins speak)."""
+    transport = pyqwest.HTTPTransport(http_version=pyqwest.HTTPVersion.HTTP2)
+    return Target(url.rstrip("/"), pyqwest.Client(transport), transport.aclose)
+
+
+def target_for(url: str) -> Target:
+    """The `Target` for a plugin URL as a handshake line or a setting gives it."""
+    if url.startswith("http://"):
+        return h2c_target(url)
+    raise ValueError(
+        f"unsupported plugin URL {url!r}: only http:// (h2c) endpoints can be bound here"
+    )
+
+
+class EndpointClient(pyqwest.Client):
+    """A ``pyqwest.Client`` that forwards to the currently bound `Target`."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.base = f"http://{name}.plugin-di.invalid"
+        self._target: Target | None = None
+        self._reason = "not started"
+        self._clients: dict[type[Any], Any] = {}
+
+    @property
+    def target(self) -> Target | None:
+        return self._target
+
+    def bind(self, target: Target) -> Target | None:
+        """Send new requests to ``target``; returns the previous one (close it)."""
+        previous, self._target = self._target, target
+        return previous
+
+    def unbind(self, reason: str) -> Target | None:
+        """Fail new requests with UNAVAILABLE, saying ``reason``; returns the previous target."""
+        previous, self._target = self._target, None
+        self._reason = reason
+        return previous
+
+    def client(
+        self,
+        client_cls: type[ClientT],
+        *,
+        interceptors: Iterable[Interceptor] = (),
+        timeout_ms: int | None = None,
+    ) -> ClientT:
+        """The one ``client_cls`` instance on this endpoint (built on first use)."""
+        existing = self._clients.get(client_cls)
+        if existing is None:
+            existing = client_cls(
+                self.base,
+                http_client=self,
+                interceptors=interceptors,
+                send_compression=None,
+                accept_compression=[],
+                timeout_ms=timeout_ms,
+            )
+            self._clients[client_cls] = existing
+        result: ClientT = existing
+        return result
+
+    def _route(self, url: str) -> tuple[pyqwest.Client, str]:
+        target = self._target
+        if target is None:
+            raise PluginUnavailableError(f"plugin {self.name!r} is unavailable: {self._reason}")
+        if url.startswith(self.base):
+            url = target.address + url[len(self.base) :]
+        return target.http_client, url
+
+    async def get(
+        self, url: str, headers: HeadersLike = None, *, params: Any = None
+    ) -> pyqwest.FullResponse:
+        client, real = self._route(url)
+        return await client.get(real, headers=headers, params=params)
+
+    async def post(
+        self, url: str, headers: HeadersLike = None, content: Any = None, *, params: Any = None
+    ) -> pyqwest.FullResponse:
+        client, real = self._route(url)
+        return await client.post(real, headers=headers, content=content, params=params)
+
+    async def execute(
+        self,
+        method: str,
+        url: str,
+        headers: HeadersLike = None,
+        content: Any = None,
+        *,
+        params: Any = None,
+    ) -> pyqwest.FullResponse:
+        client, real = self._route(url)
+        return await client.execute(method, real, headers=headers, content=content, params=params)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        headers: HeadersLike = None,
+        content: Any = None,
+        *,
+        params: Any = None,
+    ) -> AsyncGenerator[pyqwest.Response]:
+        client, real = self._route(url)
+        async with client.stream(
+            method, real, headers=headers, content=content, params=params
+        ) as response:
+            yield response
+
+
+async def close_target(target: Target | None) -> None:
+    """Close a target's transport, if it has one to close."""
+    if target is None or target.close is None:
+        return
+    with contextlib.suppress(Exception):
+        await target.close()
+    await asyncio.sleep(_SETTLE_SECONDS)

@@ -1,0 +1,112 @@
+"""Process placement: the plugin runs in a supervised child process.
+
+``start()`` checks the checksum, launches the process, reads its handshake line
+and binds its address behind the clients. A crash unbinds it (calls fail with
+UNAVAILABLE); a restart binds the new address behind the same client objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from connectrpc.interceptor import Interceptor
+
+from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.launch.checksum import command_file, verify_checksum
+from plugin_di.launch.control import remote_health, shutdown_call
+from plugin_di.launch.endpoint import EndpointClient, Target, close_target, target_for
+from plugin_di.launch.events import EmitFn, PluginHealth, discard
+from plugin_di.launch.handle import ClientT, PluginHandle
+from plugin_di.launch.process import LaunchConfig, PluginProcess, ShutdownCall
+from plugin_di.launch.supervisor import (
+    DEFAULT_BACKOFF,
+    DEFAULT_CRASH_LOOP,
+    Backoff,
+    CrashLoop,
+    RestartPolicy,
+    Supervisor,
+    SupervisorState,
+)
+from plugin_di.plugin.definition import Plugin
+
+
+class ProcessHandle(PluginHandle):
+    """A plugin launched from ``config.command`` and kept up by a `Supervisor`."""
+
+    placement = "process"
+
+    def __init__(
+        self,
+        plugin: Plugin,
+        config: LaunchConfig,
+        *,
+        restart: RestartPolicy | str = RestartPolicy.ON_FAILURE,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        crash_loop: CrashLoop = DEFAULT_CRASH_LOOP,
+        checksum: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        interceptors: Iterable[Interceptor] = (),
+        emit: EmitFn = discard,
+        target_factory: Callable[[str], Target] = target_for,
+    ) -> None:
+        super().__init__(plugin, interceptors=interceptors, emit=emit)
+        self.config = config
+        self.checksum = checksum
+        self.endpoint = EndpointClient(plugin.name)
+        self._clock = clock
+        self._target_factory = target_factory
+        self.supervisor = Supervisor(
+            plugin.name,
+            self._launch,
+            policy=RestartPolicy(restart),
+            backoff=backoff,
+            crash_loop=crash_loop,
+            clock=clock,
+            emit=lambda event: self.emit(event),
+            on_up=self._on_up,
+            on_down=self._on_down,
+            shutdown_call=self._shutdown_call,
+        )
+
+    @property
+    def url(self) -> str:
+        process = self.supervisor.process
+        return process.url if process is not None else ""
+
+    @property
+    def pid(self) -> int | None:
+        process = self.supervisor.process
+        return process.pid if process is not None else None
+
+    def _client(self, client_cls: type[ClientT]) -> ClientT:
+        return self.endpoint.client(client_cls, interceptors=self.interceptors)
+
+    async def _launch(self) -> PluginProcess:
+        if self.checksum:
+            verify_checksum(self.name, command_file(self.config.command), self.checksum)
+        process = PluginProcess(self.config, clock=self._clock)
+        await process.start()
+        return process
+
+    async def _on_up(self, process: PluginProcess) -> None:
+        await close_target(self.endpoint.bind(self._target_factory(process.url)))
+
+    async def _on_down(self) -> None:
+        await close_target(self.endpoint.unbind("its process ended; waiting for a restart"))
+
+    def _shutdown_call(self, process: PluginProcess) -> ShutdownCall:
+        return shutdown_call(self.endpoint)
+
+    async def start(self) -> None:
+        """Launch the plugin; on failure nothing is left running and the error says why."""
+        await self.supervisor.start()
+
+    async def stop(self) -> None:
+        """Shutdown RPC with the grace period, then SIGTERM, then SIGKILL; always reaped."""
+        await self.supervisor.stop()
+        await close_target(self.endpoint.unbind("stopped"))
+
+    async def health(self) -> PluginHealth:
+        if self.supervisor.state is SupervisorState.RUNNING:
+            return await remote_health(self.endpoint)
+        return self.supervisor.health

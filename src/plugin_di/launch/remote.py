@@ -1,0 +1,76 @@
+"""Remote placement: the plugin already runs elsewhere, at a URL; nothing is launched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from connectrpc.interceptor import Interceptor
+
+from plugin_di.launch.control import remote_health
+from plugin_di.launch.endpoint import EndpointClient, Target, close_target, target_for
+from plugin_di.launch.events import (
+    EmitFn,
+    HealthState,
+    PluginHealth,
+    PluginStarted,
+    PluginStopped,
+    discard,
+)
+from plugin_di.launch.handle import ClientT, PluginHandle
+from plugin_di.plugin.definition import Plugin
+
+
+class PluginUnreachableError(ConnectionError):
+    """A remote plugin did not answer when the app started."""
+
+
+class RemoteHandle(PluginHandle):
+    """Clients call ``url``. ``start()`` binds it and, with ``check``, asks the plugin's health."""
+
+    placement = "remote"
+
+    def __init__(
+        self,
+        plugin: Plugin,
+        url: str,
+        *,
+        check: bool = True,
+        interceptors: Iterable[Interceptor] = (),
+        emit: EmitFn = discard,
+        target_factory: Callable[[str], Target] = target_for,
+    ) -> None:
+        super().__init__(plugin, interceptors=interceptors, emit=emit)
+        self._url = url
+        self.check = check
+        self.endpoint = EndpointClient(plugin.name)
+        self._target_factory = target_factory
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def _client(self, client_cls: type[ClientT]) -> ClientT:
+        return self.endpoint.client(client_cls, interceptors=self.interceptors)
+
+    async def start(self) -> None:
+        self.endpoint.bind(self._target_factory(self._url))
+        if self.check:
+            health = await remote_health(self.endpoint)
+            if health.state is HealthState.UNHEALTHY:
+                await close_target(self.endpoint.unbind("unreachable at start"))
+                raise PluginUnreachableError(
+                    f"remote plugin {self.name!r} at {self._url} is not usable: {health.reason}; "
+                    "check that it runs and the URL is right, or pass check=False"
+                )
+        self.emit(PluginStarted(self.name, url=self._url, placement=self.placement))
+
+    async def stop(self) -> None:
+        previous = self.endpoint.unbind("stopped")
+        if previous is not None:
+            await close_target(previous)
+            self.emit(PluginStopped(self.name))
+
+    async def health(self) -> PluginHealth:
+        if self.endpoint.target is None:
+            return PluginHealth(HealthState.UNHEALTHY, "not started")
+        return await remote_health(self.endpoint)
