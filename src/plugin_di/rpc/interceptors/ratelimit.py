@@ -1,0 +1,289 @@
+"""Token-bucket rate limiting per caller, with a retry-after hint on rejection.
+
+``TokenBucketLimiter.allow(key, rate)`` is the hot path (about a microsecond): a bucket per
+key starts full with ``burst`` tokens and refills at ``rps`` per second; a call takes one.
+Buckets idle for ``idle_ttl`` (5 min) are evicted by a sweep that ``allow`` runs at most once
+per ``sweep_interval``; there is no background task to stop.
+
+``RateLimitInterceptor`` is a server metadata interceptor (it runs before the request body is
+read). The caller's key is the identity ``ServerAuth`` established (so put it after auth),
+else the peer's IP address. Rates come from a ``RateLimitPolicy``: per method, per service,
+else the default (the host passes Settings RATE_LIMIT_RPS / RATE_LIMIT_BURST). Each rule has
+its own buckets. A rejected call gets RESOURCE_EXHAUSTED with the wait in two forms:
+
+- an error detail ``google.rpc.RetryInfo`` (``retry_delay``), which survives all three
+  protocols; ``retry_after_of(error)`` reads it back (the retry interceptor uses it);
+- a ``retry-after`` response header in whole seconds, rounded up, for plain HTTP clients.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError, ErrorDetail
+from connectrpc.request import RequestContext
+from protobuf.wkt import Any as AnyMessage
+
+from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.rpc.interceptors.auth import current_identity
+
+__all__ = [
+    "RETRY_AFTER_HEADER",
+    "RETRY_INFO_TYPE",
+    "Rate",
+    "RateLimitInterceptor",
+    "RateLimitPolicy",
+    "TokenBucketLimiter",
+    "default_rate_limit_key",
+    "retry_after_detail",
+    "retry_after_of",
+]
+
+RETRY_AFTER_HEADER = "retry-after"
+RETRY_INFO_TYPE = "google.rpc.RetryInfo"
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """``rps`` tokens per second, at most ``burst`` saved up. Burst 0 allows nothing."""
+
+    rps: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if self.rps < 0 or self.burst < 0:
+            raise ValueError(f"rate limit needs rps >= 0 and burst >= 0, got {self}")
+
+
+class TokenBucketLimiter:
+    """Token buckets keyed by string; time from an injectable ``Clock``."""
+
+    def __init__(
+        self,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        idle_ttl: float = 300.0,
+        sweep_interval: float = 60.0,
+    ) -> None:
+        self._now = clock.now
+        self._idle_ttl = idle_ttl
+        self._sweep_interval = sweep_interval
+        # key -> [tokens, last refill time]; lists are cheaper to update than objects.
+        self._buckets: dict[str, list[float]] = {}
+        self._next_sweep = clock.now() + sweep_interval
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def allow(self, key: str, rate: Rate) -> bool:
+        """Take one token from ``key``'s bucket; False when it is empty."""
+        now = self._now()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if now >= self._next_sweep:
+                self._sweep(now)
+            if rate.burst < 1:
+                return False
+            self._buckets[key] = [rate.burst - 1.0, now]
+            return True
+        tokens = bucket[0] + (now - bucket[1]) * rate.rps
+        if tokens > rate.burst:
+            tokens = rate.burst
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return True
+        bucket[0] = tokens
+        return False
+
+    def retry_after(self, key: str, rate: Rate) -> float:
+        """Seconds until ``key`` has a token again (``inf`` if it never will)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0 if rate.burst >= 1 else math.inf
+        tokens = min(rate.burst, bucket[0] + (self._now() - bucket[1]) * rate.rps)
+        if tokens >= 1.0:
+            return 0.0
+        if rate.rps <= 0 or rate.burst < 1:
+            return math.inf
+        return (1.0 - tokens) / rate.rps
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + self._sweep_interval
+        cutoff = now - self._idle_ttl
+        stale = [k for k, b in self._buckets.items() if b[1] <= cutoff]
+        for key in stale:
+            del self._buckets[key]
+
+    def sweep(self) -> int:
+        """Evict buckets idle for ``idle_ttl`` now; returns how many were evicted."""
+        before = len(self._buckets)
+        self._sweep(self._now())
+        return before - len(self._buckets)
+
+
+@dataclass(frozen=True)
+class RateLimitPolicy:
+    """Which rate applies: ``methods["/pkg.Service/Method"]``, else ``services["pkg.Service"]``,
+    else ``default``. A None default leaves unlisted calls unlimited."""
+
+    default: Rate | None
+    services: Mapping[str, Rate] = field(default_factory=dict)
+    methods: Mapping[str, Rate] = field(default_factory=dict)
+
+    def rule_for(self, service: str, method: str) -> tuple[str, Rate] | None:
+        """The matching rule's name (the bucket scope) and its rate."""
+        procedure = f"/{service}/{method}"
+        rate = self.methods.get(procedure)
+        if rate is not None:
+            return procedure, rate
+        rate = self.services.get(service)
+        if rate is not None:
+            return service, rate
+        if self.default is not None:
+            return "*", self.default
+        return None
+
+
+def default_rate_limit_key(ctx: RequestContext[Any, Any]) -> str:
+    """The authenticated identity, else the peer IP (without port: one bucket per host)."""
+    identity = current_identity()
+    if identity is not None:
+        return "id:" + identity.identity
+    address = ctx.client_address
+    if not address:
+        return "ip:unknown"
+    # connectrpc writes "host:port" (IPv6 hosts unbracketed): drop the port.
+    return "ip:" + address.rsplit(":", 1)[0].strip("[]")
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def retry_after_detail(seconds: float) -> ErrorDetail:
+    """A ``google.rpc.RetryInfo`` error detail saying "retry after ``seconds``"."""
+    whole = math.floor(seconds)
+    nanos = min(999_999_999, round((seconds - whole) * 1e9))
+    # RetryInfo { google.protobuf.Duration retry_delay = 1; } and
+    # Duration { int64 seconds = 1; int32 nanos = 2; }, encoded by hand: two tiny messages
+    # do not justify a googleapis dependency.
+    duration = b""
+    if whole:
+        duration += b"\x08" + _varint(whole)
+    if nanos:
+        duration += b"\x10" + _varint(nanos)
+    payload = b"\x0a" + _varint(len(duration)) + duration
+    return ErrorDetail(AnyMessage(type_url="type.googleapis.com/" + RETRY_INFO_TYPE, value=payload))
+
+
+def _parse_retry_info(data: bytes) -> float:
+    seconds = nanos = 0
+    pos = 0
+    while pos < len(data):
+        tag, pos = _read_varint(data, pos)
+        if tag != 0x0A:
+            raise ValueError("unexpected field in RetryInfo")
+        size, pos = _read_varint(data, pos)
+        inner, pos = data[pos : pos + size], pos + size
+        ipos = 0
+        while ipos < len(inner):
+            itag, ipos = _read_varint(inner, ipos)
+            value, ipos = _read_varint(inner, ipos)
+            if itag == 0x08:
+                seconds = value
+            elif itag == 0x10:
+                nanos = value
+            else:
+                raise ValueError("unexpected field in Duration")
+    return seconds + nanos / 1e9
+
+
+def retry_after_of(error: ConnectError) -> float | None:
+    """The retry delay a ``google.rpc.RetryInfo`` detail of ``error`` carries, if any."""
+    for detail in error.details:
+        if detail.type_name == RETRY_INFO_TYPE:
+            try:
+                return _parse_retry_info(detail.message_bytes)
+            except ValueError:  # a malformed detail is no hint
+                return None
+    return None
+
+
+class RateLimitInterceptor:
+    """Server metadata interceptor enforcing ``policy`` with ``limiter`` (sync twins included)."""
+
+    def __init__(
+        self,
+        policy: RateLimitPolicy,
+        limiter: TokenBucketLimiter | None = None,
+        *,
+        key: Callable[[RequestContext[Any, Any]], str] = default_rate_limit_key,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.policy = policy
+        self.limiter = limiter if limiter is not None else TokenBucketLimiter(clock)
+        self._key = key
+
+    def check(self, ctx: RequestContext[Any, Any]) -> None:
+        """Take a token for this call, or raise RESOURCE_EXHAUSTED with a retry-after hint."""
+        rule = self.policy.rule_for(ctx.method.service_name, ctx.method.name)
+        if rule is None:
+            return
+        scope, rate = rule
+        bucket = f"{self._key(ctx)}|{scope}"
+        if self.limiter.allow(bucket, rate):
+            return
+        wait = self.limiter.retry_after(bucket, rate)
+        if math.isinf(wait):
+            raise ConnectError(
+                Code.RESOURCE_EXHAUSTED, f"rate limit for {scope} allows no calls (burst 0)"
+            )
+        ctx.response_headers[RETRY_AFTER_HEADER] = str(max(1, math.ceil(wait)))
+        raise ConnectError(
+            Code.RESOURCE_EXHAUSTED,
+            f"rate limit exceeded for {scope}: {rate.rps:g}/s, burst {rate.burst}; "
+            f"retry after {wait:.3f}s",
+            [retry_after_detail(wait)],
+        )
+
+    async def on_start(self, ctx: RequestContext[Any, Any]) -> None:
+        self.check(ctx)
+
+    async def on_end(
+        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
+    ) -> None:
+        return None
+
+    def on_start_sync(self, ctx: RequestContext[Any, Any]) -> None:
+        self.check(ctx)
+
+    def on_end_sync(
+        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
+    ) -> None:
+        return None
