@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples pac
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
+from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.rpc.hypercorn import bind_socket, hypercorn_config, serve_asgi
 from plugin_di.rpc.interceptors.auth import MTLSAuthenticator, ServerAuth, current_identity
 from plugin_di.rpc.tls import (
@@ -31,12 +32,14 @@ from plugin_di.rpc.tls import (
     InsecureTransportError,
     PeerCertMiddleware,
     check_plaintext,
+    der_to_pem,
     generate_ephemeral_cert,
     hypercorn_tls_config,
     is_loopback_host,
     load_client_tls,
     load_server_tls,
     peer_certificate,
+    pem_to_der,
     pinned_client_tls,
     pinned_server_ssl_context,
 )
@@ -55,6 +58,8 @@ class WhoAmI:
         peer = peer_certificate()
         ident = current_identity()
         text = f"{peer.name if peer else '-'}|{ident.identity if ident else '-'}"
+        if ident is not None:
+            text += "|" + ",".join(f"{k}={v}" for k, v in sorted(ident.claims.items()))
         return kv_pb2.GetResponse(value=text.encode(), found=True)
 
     async def put(
@@ -123,7 +128,10 @@ async def test_pinned_mtls_accepts_the_pinned_peer_and_exposes_its_identity() ->
     ):
         for _ in range(2):  # the second call reuses the connection
             resp = await client.get(kv_pb2.GetRequest(key="k"))
-            assert resp.value == b"plugin-di-host|plugin-di-host"
+            name, identity, claims = resp.value.decode().split("|")
+            assert (name, identity) == ("plugin-di-host", "plugin-di-host")
+            assert f"fingerprint={HOST.fingerprint}" in claims
+            assert "dns_names=localhost" in claims
 
 
 async def test_pinned_mtls_refuses_other_clients() -> None:
@@ -180,6 +188,13 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
         load_server_tls(tmp_path / "missing.crt", tmp_path / "k")
     with pytest.raises(ValueError, match="both certfile and keyfile"):
         load_client_tls(certfile=tmp_path / "c")
+
+
+def test_der_pem_round_trip_through_the_handshake_line() -> None:
+    line = HandshakeLine(1, 1, "tcp", "127.0.0.1:4000", "connect", PLUGIN.cert_der)
+    parsed = HandshakeLine.parse(line.format())
+    assert der_to_pem(parsed.cert_der) == PLUGIN.cert_pem
+    assert pem_to_der(PLUGIN.cert_pem) == PLUGIN.cert_der
 
 
 def test_ephemeral_cert_shape() -> None:

@@ -43,12 +43,14 @@ __all__ = [
     "PeerCertificate",
     "ServerTLS",
     "check_plaintext",
+    "der_to_pem",
     "generate_ephemeral_cert",
     "hypercorn_tls_config",
     "is_loopback_host",
     "load_client_tls",
     "load_server_tls",
     "peer_certificate",
+    "pem_to_der",
     "pinned_client_tls",
     "pinned_server_ssl_context",
 ]
@@ -71,11 +73,22 @@ class CertKeyPair:
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the DER certificate, lowercase hex."""
-        return _fingerprint(_der(self.cert_pem))
+        return _fingerprint(pem_to_der(self.cert_pem))
+
+    @property
+    def cert_der(self) -> bytes:
+        """The certificate as DER (what the handshake line's CERT field carries)."""
+        return pem_to_der(self.cert_pem)
 
 
-def _der(cert_pem: bytes) -> bytes:
+def pem_to_der(cert_pem: bytes) -> bytes:
+    """A PEM certificate as DER bytes."""
     return x509.load_pem_x509_certificate(cert_pem).public_bytes(serialization.Encoding.DER)
+
+
+def der_to_pem(cert_der: bytes) -> bytes:
+    """A DER certificate (e.g. from the handshake line) as PEM bytes."""
+    return x509.load_der_x509_certificate(cert_der).public_bytes(serialization.Encoding.PEM)
 
 
 def _fingerprint(der: bytes) -> str:
@@ -263,8 +276,13 @@ class PeerCertificate:
 
     der: bytes
     name: str
+    """common name, else the first DNS name ("" if neither)"""
     fingerprint: str
+    """SHA-256 of ``der``, lowercase hex"""
     dns_names: tuple[str, ...]
+    organization: str
+    serial_number: int
+    not_after: datetime.datetime
 
     @property
     def pem(self) -> str:
@@ -293,21 +311,29 @@ def _server_context() -> ssl.SSLContext:
     return context
 
 
+def _text(attrs: list[x509.NameAttribute[Any]]) -> str:
+    value = attrs[0].value if attrs else ""
+    return value if isinstance(value, str) else value.decode()
+
+
 @functools.lru_cache(maxsize=128)
 def _parse_peer(der: bytes) -> PeerCertificate:
     cert = x509.load_der_x509_certificate(der)
     try:
-        dns = tuple(
-            cert.extensions.get_extension_for_class(
-                x509.SubjectAlternativeName
-            ).value.get_values_for_type(x509.DNSName)
-        )
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns = tuple(san.get_values_for_type(x509.DNSName))
     except x509.ExtensionNotFound:
         dns = ()
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    cn = cns[0].value if cns else ""
-    name = (cn if isinstance(cn, str) else cn.decode()) or (dns[0] if dns else "")
-    return PeerCertificate(der, name, _fingerprint(der), dns)
+    cn = _text(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME))
+    return PeerCertificate(
+        der=der,
+        name=cn or (dns[0] if dns else ""),
+        fingerprint=_fingerprint(der),
+        dns_names=dns,
+        organization=_text(cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)),
+        serial_number=cert.serial_number,
+        not_after=cert.not_valid_after_utc,
+    )
 
 
 def peer_certificate() -> PeerCertificate | None:

@@ -318,7 +318,9 @@ class MTLSAuthenticator:
 
     The certificate comes from ``plugin_di.rpc.tls.peer_certificate()``, which
     ``PeerCertMiddleware`` fills in for hypercorn TLS servers. Identity is the certificate's
-    common name, else its first DNS name; the SHA-256 fingerprint is in the claims.
+    common name, else its first DNS name; claims: ``fingerprint`` (SHA-256 hex),
+    ``dns_names`` (comma-separated), ``serial_number``, ``not_after`` (ISO 8601) and
+    ``organization`` when present.
     """
 
     def __init__(
@@ -344,7 +346,17 @@ class MTLSAuthenticator:
             raise _unauthenticated("client certificate is not trusted")
         if self._names is not None and peer.name not in self._names:
             raise _unauthenticated("client certificate is not trusted")
-        return AuthIdentity(peer.name, "mtls", {"fingerprint": peer.fingerprint})
+        if not peer.name:
+            raise _unauthenticated("client certificate has no common name or DNS name")
+        claims = {
+            "fingerprint": peer.fingerprint,
+            "dns_names": ",".join(peer.dns_names),
+            "serial_number": str(peer.serial_number),
+            "not_after": peer.not_after.isoformat(),
+        }
+        if peer.organization:
+            claims["organization"] = peer.organization
+        return AuthIdentity(peer.name, "mtls", claims)
 
 
 _AuthToken = Token[AuthIdentity | None] | None
