@@ -104,6 +104,10 @@ async def test_resource_exhausted_only_with_a_hint_and_waits_for_it() -> None:
     hinted = Flaky(ConnectError(Code.RESOURCE_EXHAUSTED, "slow down", [retry_after_detail(2.5)]))
     assert await retry.intercept_unary(hinted, "req", make_ctx()) == "ok"
     assert clock.slept == [2.5]
+    too_long = Flaky(ConnectError(Code.RESOURCE_EXHAUSTED, "later", [retry_after_detail(10.5)]))
+    with pytest.raises(ConnectError, match="later"):  # beyond max_backoff: give up at once
+        await retry.intercept_unary(too_long, "req", make_ctx())
+    assert too_long.attempts == 1
 
 
 async def test_never_retries_a_non_idempotent_method_unless_opted_in() -> None:

@@ -20,6 +20,7 @@ before the request body is read:
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -61,7 +62,8 @@ class InterceptorChain:
     ``bearer_token`` (a capability grant's token or a user's key), ``retry`` and
     ``breaker`` (None turns them off). Server side: ``authenticators`` (none: no auth),
     ``public`` procedures that skip auth, ``rate_limit`` (None: unlimited).
-    ``sync=True`` builds lists for sync clients and WSGI servers. Extra interceptors are
+    ``sync=True`` builds lists for sync clients and WSGI servers (retries there block in
+    ``sleep_sync``). Extra interceptors are
     checked when the chain is built: ``TypeError`` for one connectrpc would silently ignore.
     """
 
@@ -78,6 +80,7 @@ class InterceptorChain:
     allow_insecure_credentials: bool = False
     client_extra: Sequence[object] = ()
     random: Callable[[], float] = random.random
+    sleep_sync: Callable[[float], None] = time.sleep
     # server side
     authenticators: Sequence[Authenticator] = ()
     auth_mode: Literal["any", "all"] = "any"
@@ -145,7 +148,11 @@ class InterceptorChain:
         if breaker is not None:
             result.append(CircuitBreakerInterceptor(breaker))
         if self.retry is not None:
-            result.append(RetryInterceptor(self.retry, clock=self.clock, random=self.random))
+            result.append(
+                RetryInterceptor(
+                    self.retry, clock=self.clock, random=self.random, sleep_sync=self.sleep_sync
+                )
+            )
         return check_interceptors(result, sync=self.sync)
 
     def server_interceptors(self) -> list[Any]:

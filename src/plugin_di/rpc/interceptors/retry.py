@@ -3,8 +3,9 @@
 Only safe calls are retried: methods whose proto ``idempotency_level`` is NO_SIDE_EFFECTS or
 IDEMPOTENT, plus procedures or services the user opts in. Only UNAVAILABLE is retried, and
 RESOURCE_EXHAUSTED when it carries a retry-after hint (``google.rpc.RetryInfo``, as the rate
-limiter sends); the wait is then at least the hint. Retry *n* waits a uniform random time in
-``[0, min(max_backoff, initial_backoff * multiplier**(n-1))]`` ("full jitter"). No retry is
+limiter sends) of at most ``max_backoff``; the wait is then at least the hint. Retry *n*
+waits a uniform random time in ``[0, min(max_backoff, initial_backoff * multiplier**(n-1))]``
+("full jitter"). No retry is
 started if its wait would reach the call's deadline (``ctx.timeout_ms``); the last error is
 raised instead. A server stream is retried only until its first message has arrived. Client-
 and bidi-streaming calls are never retried (their request stream cannot be replayed).
@@ -98,7 +99,7 @@ class RetryInterceptor:
             hint = 0.0
         elif error.code is Code.RESOURCE_EXHAUSTED:
             found = retry_after_of(error)
-            if found is None:
+            if found is None or found > self.policy.max_backoff:
                 return None
             hint = found
         else:
