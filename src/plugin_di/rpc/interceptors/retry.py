@@ -5,10 +5,10 @@ IDEMPOTENT, plus procedures or services the user opts in. Only UNAVAILABLE is re
 RESOURCE_EXHAUSTED when it carries a retry-after hint (``google.rpc.RetryInfo``, as the rate
 limiter sends) of at most ``max_backoff``; the wait is then at least the hint. Retry *n*
 waits a uniform random time in ``[0, min(max_backoff, initial_backoff * multiplier**(n-1))]``
-("full jitter"). No retry is
-started if its wait would reach the call's deadline (``ctx.timeout_ms``); the last error is
-raised instead. A server stream is retried only until its first message has arrived. Client-
-and bidi-streaming calls are never retried (their request stream cannot be replayed).
+("full jitter"). No retry is started if its wait would reach the call's deadline
+(``ctx.timeout_ms``); the last error is raised instead. A server stream is retried only until
+its first message has arrived. Client- and bidi-streaming calls are never retried (their
+request stream cannot be replayed).
 """
 
 from __future__ import annotations
