@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from plugin_di.clock import FakeClock
+
 FAKE = str(Path(__file__).with_name("fake_plugin.py"))
 
 
@@ -58,3 +60,14 @@ async def until(predicate: Callable[[], bool], limit: float = 10.0) -> None:
         if time.monotonic() >= deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.01)
+
+
+async def tick_until(clock: FakeClock, done: Callable[[], bool], step: float = 1.0) -> None:
+    """Advance ``clock`` by ``step`` whenever something sleeps on it, until ``done()`` (bounded)."""
+    for _ in range(200):
+        await until(lambda: done() or clock.sleepers > 0)
+        if done():
+            return
+        clock.advance(step)
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached after 200 clock steps")

@@ -6,7 +6,7 @@ import os
 import signal
 
 import pytest
-from launch_support import alive, fake_command, until
+from launch_support import alive, fake_command, tick_until, until
 
 from plugin_di.clock import FakeClock
 from plugin_di.launch.events import (
@@ -118,9 +118,7 @@ async def test_crash_loop_limit_gives_up_unhealthy_with_an_event() -> None:
     h = Harness("die", crash_loop=CrashLoop(max_crashes=3, window=60), backoff=Backoff(base=1))
     await h.sup.start()
     try:
-        for delay in (1, 2):
-            await h.advance_when_sleeping(delay)
-        await until(lambda: h.sup.state is SupervisorState.FAILED)
+        await tick_until(h.clock, lambda: h.sup.state is SupervisorState.FAILED)
         delays = [e.restart_in for e in h.of(PluginCrashed)]  # type: ignore[attr-defined]
         assert delays == [1, 2, None]
         (gave_up,) = h.of(PluginGaveUp)

@@ -1,0 +1,260 @@
+"""Plugins as dependency-injector providers: in memory, in a child process, or remote.
+
+A plugin provider is a ``Singleton`` of a plugin handle. The handle has
+``start()``/``stop()``, so the lifecycle engine gives it hooks: it starts before
+everything that depends on it and stops after. ``.client(ClientClass)`` is a
+sub-provider of the typed client; dependents depend on that, so their code and
+types stay the same when the plugin moves::
+
+    class AppContainer(containers.DeclarativeContainer):
+        events = EmitterProvider()
+        kv = ProcessPlugin(kv_plugin, module="examples.kv", events=events)
+        # kv = InMemoryPlugin(kv_plugin)                      # the one-line move
+        # kv = RemotePlugin(kv_plugin, "http://10.0.0.5:8080")
+        store = providers.Singleton(Store, kv=kv.client(KVServiceClient))
+
+A plugin serving several services is started once; each ``client(...)`` of it
+shares the one handle. ``events`` (an `EmitterProvider`) sends plugin events to
+the app's sinks; without it they go to the ``plugin_di`` logger.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, TypeVar
+
+from connectrpc.interceptor import Interceptor
+from dependency_injector import providers
+
+from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.di.events import Emitter
+from plugin_di.di.providers_events import emit_to
+from plugin_di.launch.events import PluginHealth
+from plugin_di.launch.handle import ClientT, PluginHandle
+from plugin_di.launch.inmemory import InMemoryHandle
+from plugin_di.launch.process import LaunchConfig
+from plugin_di.launch.process_handle import ProcessHandle
+from plugin_di.launch.remote import RemoteHandle
+from plugin_di.launch.supervisor import (
+    DEFAULT_BACKOFF,
+    DEFAULT_CRASH_LOOP,
+    Backoff,
+    CrashLoop,
+    RestartPolicy,
+)
+from plugin_di.plugin.definition import Plugin
+from plugin_di.plugin.inprocess import Mode
+from plugin_di.settings import Settings
+
+HandleT = TypeVar("HandleT", bound=PluginHandle)
+Placement = Literal["in-memory", "process", "remote"]
+EventsArg = providers.Provider[Emitter] | Emitter | None
+
+
+class _Shared:
+    """Arguments a container copy must share, not copy (the plugin and its implementation)."""
+
+    def __init__(self, **values: Any) -> None:
+        self.values = values
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Shared:
+        return self
+
+
+def _client_of(handle: PluginHandle, client_cls: type[ClientT]) -> ClientT:
+    return handle.client(client_cls)
+
+
+class PluginProvider(providers.Singleton[HandleT]):
+    """Base of the plugin providers: a Singleton of a `PluginHandle`."""
+
+    def client(self, client_cls: type[ClientT]) -> providers.Singleton[ClientT]:
+        """A provider of the plugin's typed client for ``client_cls``.
+
+        Every call for the same class yields the same client object (the handle
+        keeps one per class), which stays valid across restarts of the plugin.
+        """
+        provider: providers.Singleton[ClientT] = providers.Singleton(_client_of, self, client_cls)
+        return provider
+
+
+def _wire(handle: HandleT, events: Emitter | None) -> HandleT:
+    handle.set_emit(emit_to(events))
+    return handle
+
+
+def _in_memory(spec: _Shared, events: Emitter | None = None) -> InMemoryHandle:
+    return _wire(InMemoryHandle(**spec.values), events)
+
+
+class InMemoryPlugin(PluginProvider[InMemoryHandle]):
+    """The plugin's implementation in this process: ``direct`` dispatch or in-process ``asgi``."""
+
+    def __init__(
+        self,
+        plugin: Plugin | None = None,
+        *,
+        mode: Mode = "direct",
+        interceptors: Iterable[Interceptor] = (),
+        server_interceptors: Iterable[Interceptor] = (),
+        events: EventsArg = None,
+    ) -> None:
+        if plugin is None:  # dependency-injector copies providers by calling cls()
+            super().__init__()
+            return
+        spec = _Shared(
+            plugin=plugin,
+            mode=mode,
+            interceptors=tuple(interceptors),
+            server_interceptors=tuple(server_interceptors),
+        )
+        super().__init__(_in_memory, spec, events=events)
+
+
+def process_command(module: str | None, command: Sequence[str] | None) -> list[str]:
+    """``command`` as given, or ``[sys.executable, "-m", module]``."""
+    if command:
+        return list(command)
+    if module:
+        return [sys.executable, "-m", module]
+    raise ValueError("ProcessPlugin needs module= (run with python -m) or command=[...]")
+
+
+def _process(
+    spec: _Shared, settings: Settings | None = None, events: Emitter | None = None
+) -> ProcessHandle:
+    plugin: Plugin = spec.values["plugin"]
+    supervise: Mapping[str, Any] = spec.values["supervise"]
+    options = dict(spec.values["launch"])
+    if options.get("start_timeout") is None or options.get("shutdown_grace") is None:
+        # (**{}): without pydantic's mypy plugin, mypy thinks every field is required
+        settings = settings if settings is not None else Settings(**{})
+        if options.get("start_timeout") is None:
+            options["start_timeout"] = settings.plugin_start_timeout
+        if options.get("shutdown_grace") is None:
+            options["shutdown_grace"] = settings.shutdown_grace
+    config = LaunchConfig(name=plugin.name, **options)
+    return _wire(ProcessHandle(plugin, config, **supervise), events)
+
+
+class ProcessPlugin(PluginProvider[ProcessHandle]):
+    """The plugin in a supervised child process, launched by the lifecycle engine.
+
+    ``module`` runs ``python -m module``; ``command`` runs any command line that
+    serves a plugin (it must print the handshake line). ``start_timeout`` and
+    ``shutdown_grace`` default to the `Settings` (``plugin_start_timeout``,
+    ``shutdown_grace``). ``restart``: ``never``, ``on-failure`` or ``always``;
+    ``checksum``: the expected SHA-256 of the module file or executable.
+    """
+
+    def __init__(
+        self,
+        plugin: Plugin | None = None,
+        *,
+        module: str | None = None,
+        command: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        restart: RestartPolicy | str = RestartPolicy.ON_FAILURE,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        crash_loop: CrashLoop = DEFAULT_CRASH_LOOP,
+        checksum: str | None = None,
+        start_timeout: float | None = None,
+        shutdown_grace: float | None = None,
+        kill_timeout: float = 2.0,
+        unix_socket: bool = False,
+        host_url: str | None = None,
+        protocol_versions: Sequence[int] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        interceptors: Iterable[Interceptor] = (),
+        settings: Settings | providers.Provider[Settings] | None = None,
+        events: EventsArg = None,
+    ) -> None:
+        if plugin is None:
+            super().__init__()
+            return
+        launch = {
+            "command": tuple(process_command(module, command)),
+            "env": dict(env or {}),
+            "cwd": cwd,
+            "start_timeout": start_timeout,
+            "shutdown_grace": shutdown_grace,
+            "kill_timeout": kill_timeout,
+            "unix_socket": unix_socket,
+            "host_url": host_url,
+            "protocol_versions": tuple(protocol_versions or plugin.app_protocol_versions),
+        }
+        supervise = {
+            "restart": RestartPolicy(restart),
+            "backoff": backoff,
+            "crash_loop": crash_loop,
+            "checksum": checksum,
+            "clock": clock,
+            "interceptors": tuple(interceptors),
+        }
+        spec = _Shared(plugin=plugin, launch=launch, supervise=supervise)
+        super().__init__(_process, spec, settings=settings, events=events)
+
+
+def _remote(spec: _Shared, events: Emitter | None = None) -> RemoteHandle:
+    return _wire(RemoteHandle(**spec.values), events)
+
+
+class RemotePlugin(PluginProvider[RemoteHandle]):
+    """A plugin already running at ``url``; ``check`` asks its health when the app starts."""
+
+    def __init__(
+        self,
+        plugin: Plugin | None = None,
+        url: str = "",
+        *,
+        check: bool = True,
+        interceptors: Iterable[Interceptor] = (),
+        events: EventsArg = None,
+    ) -> None:
+        if plugin is None:
+            super().__init__()
+            return
+        if not url:
+            raise ValueError(f"RemotePlugin({plugin.name!r}) needs the plugin's url")
+        spec = _Shared(plugin=plugin, url=url, check=check, interceptors=tuple(interceptors))
+        super().__init__(_remote, spec, events=events)
+
+
+def placed(plugin: Plugin, placement: Placement | str, **options: Any) -> PluginProvider[Any]:
+    """The provider for ``placement``, so a setting can choose it::
+
+    kv = placed(kv_plugin, os.environ.get("KV_PLACEMENT", "process"),
+                module="examples.kv", url=os.environ.get("KV_URL", ""))
+
+    Options that do not apply to the chosen placement are ignored.
+    """
+    common = {k: options[k] for k in ("interceptors", "events") if k in options}
+    if placement == "in-memory":
+        extra = {k: options[k] for k in ("mode", "server_interceptors") if k in options}
+        return InMemoryPlugin(plugin, **common, **extra)
+    if placement == "process":
+        skip = {"mode", "server_interceptors", "url", "check"}
+        return ProcessPlugin(plugin, **{k: v for k, v in options.items() if k not in skip})
+    if placement == "remote":
+        check = bool(options.get("check", True))
+        return RemotePlugin(plugin, options.get("url", ""), check=check, **common)
+    raise ValueError(
+        f"unknown placement {placement!r} for plugin {plugin.name!r}: "
+        "use 'in-memory', 'process' or 'remote'"
+    )
+
+
+def plugin_handles(container: Any) -> dict[str, PluginHandle]:
+    """The handles of every plugin provider declared in ``container`` (built on demand)."""
+    found: dict[str, PluginHandle] = {}
+    for provider in container.traverse(types=[PluginProvider]):
+        handle = provider()
+        found[handle.name] = handle
+    return found
+
+
+async def plugins_health(container: Any) -> dict[str, PluginHealth]:
+    """Health of every plugin of ``container``, by plugin name."""
+    return {name: await h.health() for name, h in plugin_handles(container).items()}

@@ -1,0 +1,326 @@
+"""Plugins as providers: placements, switching, supervision through the App, integrity."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from dependency_injector import containers, providers
+
+ROOT = Path(__file__).resolve().parents[2]
+LAUNCH_TESTS = ROOT / "tests" / "launch"
+for path in (str(ROOT), str(LAUNCH_TESTS)):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from launch_support import alive, tick_until, until, wait_gone  # noqa: E402
+
+from examples.kv.gen.kv.v1 import kv_pb2  # noqa: E402
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient  # noqa: E402
+from examples.kv.plugin import make_plugin  # noqa: E402
+from plugin_di.clock import FakeClock  # noqa: E402
+from plugin_di.di.app import App  # noqa: E402
+from plugin_di.di.errors import StartError  # noqa: E402
+from plugin_di.di.events import EmitterProvider, Event, HookExecuted  # noqa: E402
+from plugin_di.di.providers import (  # noqa: E402
+    InMemoryPlugin,
+    ProcessPlugin,
+    RemotePlugin,
+    placed,
+    plugin_handles,
+    plugins_health,
+)
+from plugin_di.di.providers_events import PluginGaveUp, PluginRestarted  # noqa: E402
+from plugin_di.launch import events as launch_events  # noqa: E402
+from plugin_di.launch.checksum import ChecksumMismatchError, sha256_file  # noqa: E402
+from plugin_di.launch.events import HealthState  # noqa: E402
+from plugin_di.launch.process import LaunchConfig, PluginProcess  # noqa: E402
+from plugin_di.launch.process_handle import ProcessHandle  # noqa: E402
+from plugin_di.launch.supervisor import Backoff, CrashLoop  # noqa: E402
+from plugin_di.plugin.definition import Plugin  # noqa: E402
+
+FAKE = str(LAUNCH_TESTS / "fake_plugin.py")
+
+
+def named(name: str) -> Plugin:
+    return Plugin(name=name, services=make_plugin().services)
+
+
+class Inventory:
+    """A dependent: it only knows KVServiceClient, never where the plugin runs."""
+
+    def __init__(self, kv: KVServiceClient, notes: KVServiceClient) -> None:
+        self.kv = kv
+        self.notes = notes
+        self.seen: bytes = b""
+        self.at_stop: bytes = b""
+
+    async def start(self) -> None:
+        await self.kv.put(kv_pb2.PutRequest(key="sku-1", value=b"3"))
+        got = await self.kv.get(kv_pb2.GetRequest(key="sku-1"))
+        await self.notes.put(kv_pb2.PutRequest(key="last", value=got.value))
+        self.seen = got.value
+
+    async def stop(self) -> None:
+        # the plugins stop after their dependents: still reachable here
+        got = await self.kv.get(kv_pb2.GetRequest(key="sku-1"))
+        self.at_stop = got.value
+
+
+def container(make_kv: Callable[..., Any]) -> type[containers.DeclarativeContainer]:
+    """The app; ``make_kv(events=...)`` builds the kv provider: the only line that varies."""
+
+    class AppContainer(containers.DeclarativeContainer):
+        events = EmitterProvider()
+        kv = make_kv(events=events)
+        notes = InMemoryPlugin(named("notes"), events=events)
+        inventory = providers.Singleton(
+            Inventory, kv=kv.client(KVServiceClient), notes=notes.client(KVServiceClient)
+        )
+
+    return AppContainer
+
+
+async def run_inventory(make_kv: Callable[..., Any]) -> tuple[Inventory, list[Event]]:
+    events: list[Event] = []
+    app = App(container(make_kv), sinks=[events.append])
+    await app.start()
+    try:
+        inventory = app.container.inventory()
+        assert isinstance(inventory.kv, KVServiceClient)
+        assert inventory.seen == b"3"
+        note = await inventory.notes.get(kv_pb2.GetRequest(key="last"))
+        assert note.value == b"3"
+        health = await plugins_health(app.container)
+        assert {n: h.state for n, h in health.items()} == {
+            "kv": HealthState.HEALTHY,
+            "notes": HealthState.HEALTHY,
+        }
+    finally:
+        await app.stop()
+    return inventory, events
+
+
+@pytest.mark.parametrize("placement", ["in-memory", "process", "remote"])
+async def test_switching_placement_changes_nothing_for_dependents(placement: str) -> None:
+    remote = PluginProcess(
+        LaunchConfig(name="remote-kv", command=[sys.executable, "-m", "examples.kv"], cwd=str(ROOT))
+    )
+    remote_kv = (await remote.start()).url if placement == "remote" else ""
+
+    def make_kv(events: Any) -> Any:
+        options = {"module": "examples.kv", "cwd": str(ROOT), "url": remote_kv, "mode": "direct"}
+        return placed(named("kv"), placement, events=events, **options)
+
+    try:
+        _, events = await run_inventory(make_kv)
+    finally:
+        await remote.stop()
+    started = [e for e in events if isinstance(e, launch_events.PluginStarted)]
+    assert {e.plugin: e.placement for e in started} == {"kv": placement, "notes": "in-memory"}
+
+
+async def test_mixed_placements_start_before_dependents_and_stop_after() -> None:
+    checksum = sha256_file(ROOT / "examples" / "kv" / "__main__.py")
+    inventory, events = await run_inventory(
+        lambda events: ProcessPlugin(
+            named("kv"), module="examples.kv", cwd=str(ROOT), checksum=checksum, events=events
+        )
+    )
+    assert inventory.at_stop == b"3"
+    hooks = [
+        (e.phase, e.provider.rsplit(".", 1)[-1]) for e in events if isinstance(e, HookExecuted)
+    ]
+    starts = [p for phase, p in hooks if phase == "start"]
+    stops = [p for phase, p in hooks if phase == "stop"]
+    assert starts.index("kv") < starts.index("inventory")
+    assert starts.index("notes") < starts.index("inventory")
+    assert stops.index("inventory") < stops.index("kv")
+    assert stops.index("inventory") < stops.index("notes")
+    assert all(e.error is None for e in events if isinstance(e, HookExecuted))
+
+
+async def test_plugin_with_several_clients_is_started_once() -> None:
+    class C(containers.DeclarativeContainer):
+        kv = ProcessPlugin(named("kv"), module="examples.kv", cwd=str(ROOT))
+        a = kv.client(KVServiceClient)
+        b = kv.client(KVServiceClient)
+
+    app = App(C, sinks=[])
+    await app.start()
+    try:
+        assert app.container.a() is app.container.b()
+        handles = plugin_handles(app.container)
+        assert list(handles) == ["kv"]
+    finally:
+        await app.stop()
+
+
+async def test_kill_9_fails_calls_unavailable_restarts_and_keeps_the_client() -> None:
+    events: list[Event] = []
+    app = App(
+        container(
+            lambda events: ProcessPlugin(
+                named("kv"),
+                module="examples.kv",
+                cwd=str(ROOT),
+                backoff=Backoff(base=0.05),
+                events=events,
+            )
+        ),
+        sinks=[events.append],
+    )
+    await app.start()
+    try:
+        client = app.container.kv.client(KVServiceClient)()
+        inventory = app.container.inventory()
+        assert client is inventory.kv
+        handle = plugin_handles(app.container)["kv"]
+        assert isinstance(handle, ProcessHandle)
+        first_pid = handle.pid or 0
+        received: list[str] = []
+
+        async def watch() -> None:
+            async for event in client.watch(kv_pb2.WatchRequest(prefix="")):
+                received.append(event.key)
+
+        watching = asyncio.create_task(watch())
+        await until(lambda: len(received) > 0)  # the stream is established
+        puts = [client.put(kv_pb2.PutRequest(key=f"k{i}", value=b"v")) for i in range(20)]
+        in_flight = asyncio.gather(*puts, return_exceptions=True)
+        os.kill(first_pid, signal.SIGKILL)
+        outcomes = await asyncio.wait_for(in_flight, 10)
+        with pytest.raises(ConnectError) as watch_error:
+            await asyncio.wait_for(watching, 10)
+        assert watch_error.value.code is Code.UNAVAILABLE
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        assert all(isinstance(o, ConnectError) and o.code is Code.UNAVAILABLE for o in failed)
+        await until(lambda: any(isinstance(e, PluginRestarted) for e in events))
+        assert handle.pid != first_pid
+        assert not alive(first_pid)
+        await client.put(kv_pb2.PutRequest(key="after", value=b"restart"))
+        got = await inventory.kv.get(kv_pb2.GetRequest(key="after"))
+        assert got.value == b"restart"
+        assert app.container.kv.client(KVServiceClient)() is client
+    finally:
+        await app.stop()
+    assert not alive(handle.pid or 0)
+
+
+def test_host_killed_with_sigkill_leaves_no_plugin_behind() -> None:
+    host = subprocess.Popen(
+        [sys.executable, str(LAUNCH_TESTS / "fx_host.py")], stdout=subprocess.PIPE, text=True
+    )
+    pids: list[int] = []
+    try:
+        assert host.stdout is not None
+        pids = json.loads(host.stdout.readline())
+        assert len(pids) == 2
+        assert all(alive(p) for p in pids)
+        os.kill(host.pid, signal.SIGKILL)
+        host.wait(timeout=10)
+        assert wait_gone(pids, timeout=2.0) == []
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.wait(timeout=10)
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def processes_with(token: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if token.encode() in cmdline and alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+async def test_plugin_that_never_handshakes_fails_start_and_rolls_back() -> None:
+    token = uuid.uuid4().hex
+    app = App(
+        container(
+            lambda events: ProcessPlugin(
+                named("kv"), command=[sys.executable, FAKE, "silent", token], start_timeout=0.5
+            )
+        ),
+        sinks=[],
+    )
+    with pytest.raises(StartError) as info:
+        await app.start()
+    report = str(info.value)
+    assert "plugin 'kv' failed to start: no handshake line within 0.5 s" in report
+    assert "booting" in report
+    assert processes_with(token) == []
+
+
+async def test_crash_loop_limit_marks_unhealthy_and_emits_the_event() -> None:
+    events: list[Event] = []
+    clock = FakeClock()
+
+    class C(containers.DeclarativeContainer):
+        events_ = EmitterProvider()
+        flaky = ProcessPlugin(
+            named("flaky"),
+            command=[sys.executable, FAKE, "die"],
+            crash_loop=CrashLoop(max_crashes=3, window=60),
+            backoff=Backoff(base=1),
+            clock=clock,
+            events=events_,
+        )
+
+    app = App(C, sinks=[events.append])
+    await app.start()
+    try:
+        await tick_until(clock, lambda: any(isinstance(e, PluginGaveUp) for e in events))
+        health = await plugins_health(app.container)
+        assert health["flaky"].state is HealthState.UNHEALTHY
+        assert "3 crashes within 60 s" in health["flaky"].reason
+        gave_up = next(e for e in events if isinstance(e, PluginGaveUp))
+        assert isinstance(gave_up, launch_events.PluginGaveUp)
+        assert "UNHEALTHY" in gave_up.message()
+    finally:
+        await app.stop()
+
+
+async def test_checksum_mismatch_refuses_to_launch() -> None:
+    app = App(
+        container(
+            lambda events: ProcessPlugin(
+                named("kv"), module="examples.kv", cwd=str(ROOT), checksum="0" * 64
+            )
+        ),
+        sinks=[],
+    )
+    with pytest.raises(StartError) as info:
+        await app.start()
+    mismatch = [e for e in info.value.exceptions if isinstance(e, ChecksumMismatchError)]
+    assert mismatch, info.value
+    assert "refused to launch" in str(mismatch[0])
+    assert str(ROOT / "examples" / "kv" / "__main__.py") in str(mismatch[0])
+
+
+def test_unknown_placement_and_missing_url_are_clear() -> None:
+    with pytest.raises(ValueError, match="unknown placement 'cloud'"):
+        placed(named("kv"), "cloud")
+    with pytest.raises(ValueError, match="needs the plugin's url"):
+        RemotePlugin(named("kv"))
+    with pytest.raises(ValueError, match="module="):
+        ProcessPlugin(named("kv"))

@@ -1,0 +1,45 @@
+"""A host process for the kill -9 test: an App with two process plugins.
+
+``python fx_host.py`` starts the app, prints the plugin pids as one JSON line
+and waits to be killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+ROOT = str(Path(__file__).resolve().parents[2])
+sys.path.insert(0, ROOT)
+
+from dependency_injector import containers  # noqa: E402
+
+from examples.kv.plugin import make_plugin  # noqa: E402
+from plugin_di.di.app import App  # noqa: E402
+from plugin_di.di.providers import ProcessPlugin, plugin_handles  # noqa: E402
+from plugin_di.launch.process_handle import ProcessHandle  # noqa: E402
+from plugin_di.plugin.definition import Plugin  # noqa: E402
+
+
+def named(name: str) -> Plugin:
+    base = make_plugin()
+    return Plugin(name=name, services=base.services)
+
+
+class Host(containers.DeclarativeContainer):
+    kv_a = ProcessPlugin(named("kv-a"), module="examples.kv", cwd=ROOT)
+    kv_b = ProcessPlugin(named("kv-b"), module="examples.kv", cwd=ROOT)
+
+
+async def main() -> None:
+    app = App(Host, sinks=[])
+    await app.start()
+    handles = plugin_handles(app.container)
+    pids = [h.pid for h in handles.values() if isinstance(h, ProcessHandle)]
+    print(json.dumps(pids), flush=True)
+    await asyncio.sleep(60)
+
+
+asyncio.run(main())
