@@ -1,0 +1,381 @@
+"""A lean HTTP/1.1 transport for pyqwest clients, over Unix sockets or TCP.
+
+pyqwest (Rust reqwest) cannot dial a Unix socket, and its per-call cost dominates loopback
+calls. ``H1Transport`` implements pyqwest's public ``Transport`` protocol, so the generated
+Connect clients, their interceptors and protocol code run unchanged on top of it. It keeps a
+pool of keep-alive connections over asyncio streams and speaks just enough HTTP/1.1 for
+Connect and gRPC-Web: content-length and chunked bodies both ways, streamed response bodies
+(server streams), trailers ignored. HTTP/1.1 cannot carry the gRPC protocol or full-duplex
+bidi streams; use the HTTP/2 transport for those.
+
+Failure handling: a pooled connection the server closed while idle is retried once on a new
+connection (only when no response byte arrived and the body can be sent again); a call that
+is cancelled (a deadline, a caller giving up) or a response abandoned half-read drops its
+connection instead of returning it to the pool; ``read_timeout`` bounds every socket read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from pyqwest import Headers, HTTPVersion, ReadError, Request, Response
+
+from plugin_di.clock import SYSTEM_CLOCK, Clock
+
+__all__ = ["H1Transport"]
+
+_MAX_HEAD_BYTES = 64 * 1024
+_NO_BODY_STATUS = frozenset({204, 304})
+_RETRYABLE = (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError, EOFError)
+
+
+class _StaleConnection(Exception):
+    """The server closed a pooled connection before answering."""
+
+
+@dataclass(slots=True)
+class _Conn:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    idle_since: float = 0.0
+    reused: bool = False
+
+    def close(self) -> None:
+        self.writer.close()
+
+    @property
+    def usable(self) -> bool:
+        return not (self.reader.at_eof() or self.writer.is_closing())
+
+
+class H1Transport:
+    """pyqwest ``Transport`` speaking HTTP/1.1 with keep-alive, on a Unix socket or TCP.
+
+    Give ``unix_path`` to dial a Unix socket (the URL's host is then only the Host header);
+    without it the URL's ``host:port`` is dialled over TCP. ``idle_timeout`` drops pooled
+    connections idle for longer (measured on ``clock``; keep it below the server's keep-alive
+    timeout). ``read_timeout`` bounds each socket read, ``connect_timeout`` each dial.
+    """
+
+    def __init__(
+        self,
+        *,
+        unix_path: str | None = None,
+        max_idle: int = 64,
+        idle_timeout: float = 60.0,
+        connect_timeout: float | None = 10.0,
+        read_timeout: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._unix_path = unix_path
+        self._max_idle = max_idle
+        self._idle_timeout = idle_timeout
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._clock = clock
+        self._idle: dict[tuple[str, int], list[_Conn]] = {}
+        self._closed = False
+
+    @property
+    def idle_connections(self) -> int:
+        """How many keep-alive connections wait in the pool."""
+        return sum(len(conns) for conns in self._idle.values())
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pooled connection; calls after this fail."""
+        self._closed = True
+        conns = [conn for pool in self._idle.values() for conn in pool]
+        self._idle.clear()
+        for conn in conns:
+            conn.close()
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                await conn.writer.wait_closed()
+
+    async def execute(self, request: Request) -> Response:
+        """Send ``request`` and return its response; the body may still be streaming."""
+        if self._closed:
+            raise ConnectionError("the HTTP/1.1 transport is closed; create a new client")
+        host, port, target = _split_url(request.url)
+        content = request.content
+        replayable = content is None or isinstance(content, bytes | bytearray)
+        conn = await self._checkout(host, port)
+        try:
+            return await self._exchange(conn, host, port, target, request, content)
+        except _StaleConnection:
+            if not replayable:
+                raise ConnectionResetError(
+                    "the pooled connection was closed by the server"
+                ) from None
+        # The server closed the idle connection before reading our request: nothing was
+        # processed, so one retry on a fresh connection is safe.
+        conn = await self._dial(host, port)
+        try:
+            return await self._exchange(conn, host, port, target, request, content)
+        except _StaleConnection as exc:
+            raise ConnectionResetError("the server closed the connection before answering") from exc
+
+    async def _exchange(
+        self,
+        conn: _Conn,
+        host: str,
+        port: int,
+        target: str,
+        request: Request,
+        content: bytes | bytearray | AsyncIterator[bytes] | None,
+    ) -> Response:
+        try:
+            await self._send_request(conn, host, port, target, request, content)
+            status, headers, keep_alive = await self._read_head(conn)
+        except _RETRYABLE as exc:
+            conn.close()
+            if conn.reused:
+                raise _StaleConnection from exc
+            raise ReadError(f"connection lost before the response: {exc!r}") from exc
+        except BaseException:
+            # Cancelled (deadline, caller gone), timed out or failed: the connection is in an
+            # unknown state, so it is dropped rather than pooled.
+            conn.close()
+            raise
+        key = (host, port)
+        if request.method == "HEAD" or status in _NO_BODY_STATUS or 100 <= status < 200:
+            self._release(conn, key, keep_alive)
+            return _response(status, headers, b"")
+        try:
+            length_text = headers.get("content-length")
+            if length_text is not None and "chunked" not in headers.get("transfer-encoding", ""):
+                body = await self._read_exact(conn, int(length_text))
+                self._release(conn, key, keep_alive)
+                return _response(status, headers, _decode(headers, body))
+        except BaseException:
+            conn.close()
+            raise
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        body_stream = self._stream_body(
+            conn, key, chunked=chunked, keep_alive=keep_alive and chunked
+        )
+        encoding = headers.get("content-encoding", "identity")
+        if encoding in ("identity", ""):
+            return _response(status, headers, body_stream)
+        return _response(status, headers, _decode_stream(encoding, body_stream))
+
+    async def _send_request(
+        self,
+        conn: _Conn,
+        host: str,
+        port: int,
+        target: str,
+        request: Request,
+        content: bytes | bytearray | AsyncIterator[bytes] | None,
+    ) -> None:
+        lines = [f"{request.method} {target} HTTP/1.1\r\n"]
+        headers = request.headers
+        if "host" not in headers:
+            authority = host if self._unix_path is not None else f"{host}:{port}"
+            lines.append(f"host: {authority}\r\n")
+        for name, value in headers.items():
+            lines.append(f"{name}: {value}\r\n")
+        writer = conn.writer
+        if content is None or isinstance(content, bytes | bytearray):
+            body = bytes(content or b"")
+            if body or request.method not in ("GET", "HEAD"):
+                lines.append(f"content-length: {len(body)}\r\n")
+            lines.append("\r\n")
+            writer.write("".join(lines).encode("latin-1") + body)
+            await self._drain(writer)
+            return
+        lines.append("transfer-encoding: chunked\r\n\r\n")
+        writer.write("".join(lines).encode("latin-1"))
+        async for chunk in content:
+            if chunk:
+                writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                await self._drain(writer)
+        writer.write(b"0\r\n\r\n")
+        await self._drain(writer)
+
+    async def _drain(self, writer: asyncio.StreamWriter) -> None:
+        if self._read_timeout is None:
+            await writer.drain()
+        else:
+            async with asyncio.timeout(self._read_timeout):
+                await writer.drain()
+
+    async def _read_head(self, conn: _Conn) -> tuple[int, Headers, bool]:
+        while True:
+            head = await self._read_until(conn, b"\r\n\r\n")
+            text = head.decode("latin-1")
+            status_line, _, rest = text.partition("\r\n")
+            version, _, status_rest = status_line.partition(" ")
+            if not version.startswith("HTTP/1."):
+                raise ReadError(f"not an HTTP/1.x response: {status_line[:80]!r}")
+            status = int(status_rest[:3])
+            pairs: list[tuple[str, str]] = []
+            for line in rest.split("\r\n"):
+                if line:
+                    name, _, value = line.partition(":")
+                    pairs.append((name.strip().lower(), value.strip()))
+            if status == 100:  # interim "continue": the real head follows
+                continue
+            headers = Headers(pairs)
+            connection = headers.get("connection", "").lower()
+            keep_alive = "close" not in connection and version != "HTTP/1.0"
+            return status, headers, keep_alive
+
+    async def _read_until(self, conn: _Conn, separator: bytes) -> bytes:
+        try:
+            if self._read_timeout is None:
+                return await conn.reader.readuntil(separator)
+            async with asyncio.timeout(self._read_timeout):
+                return await conn.reader.readuntil(separator)
+        except asyncio.LimitOverrunError as exc:
+            raise ReadError("response header section is too large") from exc
+
+    async def _read_exact(self, conn: _Conn, size: int) -> bytes:
+        if self._read_timeout is None:
+            return await conn.reader.readexactly(size)
+        async with asyncio.timeout(self._read_timeout):
+            return await conn.reader.readexactly(size)
+
+    async def _read_some(self, conn: _Conn) -> bytes:
+        if self._read_timeout is None:
+            return await conn.reader.read(65536)
+        async with asyncio.timeout(self._read_timeout):
+            return await conn.reader.read(65536)
+
+    async def _stream_body(
+        self, conn: _Conn, key: tuple[str, int], *, chunked: bool, keep_alive: bool
+    ) -> AsyncGenerator[bytes]:
+        done = False
+        try:
+            if chunked:
+                while True:
+                    size_line = await self._read_until(conn, b"\r\n")
+                    size = int(size_line.split(b";", 1)[0].strip(), 16)
+                    if size == 0:
+                        # Trailer section (ignored) ends with an empty line.
+                        while (await self._read_until(conn, b"\r\n")) != b"\r\n":
+                            pass
+                        break
+                    data = await self._read_exact(conn, size + 2)
+                    yield data[:-2]
+            else:
+                # No framing: the body runs until the server closes the connection.
+                while chunk := await self._read_some(conn):
+                    yield chunk
+            done = True
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            raise ReadError(f"connection lost while reading the response body: {exc!r}") from exc
+        finally:
+            if done:
+                self._release(conn, key, keep_alive)
+            else:
+                # Abandoned half-read, cancelled or failed: the rest of the body is still on
+                # the wire, so the connection cannot be reused.
+                conn.close()
+
+    async def _checkout(self, host: str, port: int) -> _Conn:
+        pool = self._idle.get((host, port))
+        now = self._clock.now()
+        while pool:
+            conn = pool.pop()
+            if conn.usable and now - conn.idle_since < self._idle_timeout:
+                conn.reused = True
+                return conn
+            conn.close()
+        return await self._dial(host, port)
+
+    async def _dial(self, host: str, port: int) -> _Conn:
+        try:
+            if self._unix_path is not None:
+                opening = asyncio.open_unix_connection(self._unix_path, limit=_MAX_HEAD_BYTES)
+            else:
+                opening = asyncio.open_connection(host, port, limit=_MAX_HEAD_BYTES)
+            reader, writer = await asyncio.wait_for(opening, self._connect_timeout)
+        except TimeoutError as exc:
+            raise ConnectionError(f"connecting to {self._where(host, port)} timed out") from exc
+        except OSError as exc:
+            raise ConnectionError(
+                f"cannot connect to {self._where(host, port)}: {exc.strerror or exc}; "
+                "is the plugin running?"
+            ) from exc
+        return _Conn(reader, writer)
+
+    def _where(self, host: str, port: int) -> str:
+        return f"unix:{self._unix_path}" if self._unix_path is not None else f"{host}:{port}"
+
+    def _release(self, conn: _Conn, key: tuple[str, int], keep_alive: bool) -> None:
+        if not keep_alive or self._closed or not conn.usable:
+            conn.close()
+            return
+        pool = self._idle.setdefault(key, [])
+        if len(pool) >= self._max_idle:
+            conn.close()
+            return
+        conn.idle_since = self._clock.now()
+        conn.reused = False
+        pool.append(conn)
+
+
+def _split_url(url: str) -> tuple[str, int, str]:
+    """``http://host:port/path?q`` -> host, port, ``/path?q`` (fast; no urllib)."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        raise ValueError(f"request URL {url!r} has no scheme")
+    rest = url[scheme_end + 3 :]
+    slash = rest.find("/")
+    authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
+    if authority.startswith("["):
+        host, _, port_text = authority[1:].partition("]")
+        port_text = port_text.removeprefix(":")
+    else:
+        host, _, port_text = authority.partition(":")
+    port = int(port_text) if port_text else (443 if url.startswith("https") else 80)
+    return host, port, target
+
+
+def _response(status: int, headers: Headers, content: bytes | AsyncIterator[bytes]) -> Response:
+    return Response(status=status, http_version=HTTPVersion.HTTP1, headers=headers, content=content)
+
+
+def _decode(headers: Headers, body: bytes) -> bytes:
+    # pyqwest's own transport undoes content-encoding; Connect unary replies use it.
+    encoding = headers.get("content-encoding", "identity")
+    if encoding in ("identity", ""):
+        return body
+    if encoding == "gzip":
+        return zlib.decompress(body, wbits=zlib.MAX_WBITS | 16)
+    if encoding == "deflate":
+        return zlib.decompress(body)
+    raise ReadError(f"unsupported content-encoding {encoding!r} from the server")
+
+
+async def _decode_stream(encoding: str, stream: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:
+    if encoding not in ("gzip", "deflate"):
+        raise ReadError(f"unsupported content-encoding {encoding!r} from the server")
+    wbits = zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS
+    decoder = zlib.decompressobj(wbits=wbits)
+    try:
+        async for chunk in stream:
+            if out := decoder.decompress(chunk):
+                yield out
+        if tail := decoder.flush():
+            yield tail
+    finally:
+        await stream.aclose()

@@ -1,0 +1,251 @@
+"""Pick the HTTP client for an endpoint URL, and build generated Connect clients on it.
+
+=============================  ==========================================================
+URL                            transport
+=============================  ==========================================================
+``http://host:port``           pyqwest, HTTP/2 cleartext with prior knowledge (default;
+                               needed for the gRPC protocol), or HTTP/1.1
+``https://host:port``          pyqwest, TLS (CA or pinned server certificate, optional
+                               client certificate for mTLS), ALPN h2 / http/1.1
+``unix:///path/to.sock``       ``H1Transport``: lean HTTP/1.1 keep-alive pool on the socket
+``http+h1fast://host:port``    ``H1Transport`` over TCP: the fast loopback path
+(an ASGI app)                  ``asgi_http_client``: in-process, no socket
+=============================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
+
+from connectrpc.interceptor import Interceptor
+from connectrpc.protocol import ProtocolType
+from pyqwest import Client, HTTPTransport, HTTPVersion, Transport
+from pyqwest.testing import ASGITransport
+
+from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.rpc.h1 import H1Transport
+
+__all__ = [
+    "HTTPMode",
+    "PluginHTTPClient",
+    "TLSConfig",
+    "asgi_http_client",
+    "client_address",
+    "connect_client",
+    "http_client",
+    "unix_socket_path",
+]
+
+# pyqwest's tokio threads can abort the interpreter at exit unless the loop runs a little
+# after the transport is closed (measured: 0.05 s gave 0 failures in 30 runs).
+_PYQWEST_SETTLE_SECONDS = 0.05
+_UNIX_HOST = "localhost"
+
+
+class HTTPMode(StrEnum):
+    """Which HTTP a ``http://`` URL is spoken with."""
+
+    H2 = "h2"
+    """HTTP/2 cleartext with prior knowledge (pyqwest); the only one that carries gRPC."""
+    HTTP1 = "http1"
+    """HTTP/1.1 (pyqwest)."""
+    H1FAST = "h1fast"
+    """HTTP/1.1 with the lean pure-Python transport: the fastest on loopback."""
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """TLS material for ``https://`` endpoints, as PEM bytes.
+
+    ``ca_cert`` is the CA that signed the server certificate, or the server's own self-signed
+    certificate (pinning). ``client_cert`` and ``client_key`` identify this client for mTLS.
+    """
+
+    ca_cert: bytes | None = None
+    client_cert: bytes | None = None
+    client_key: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("mTLS needs both client_cert and client_key; pass both or neither")
+
+
+class PluginHTTPClient(Client):
+    """A ``pyqwest.Client`` that owns its transport and closes it cleanly.
+
+    ``address`` is the base URL to give a generated Connect client (for a Unix socket it is
+    ``http://localhost``; the transport knows the path). Use ``async with`` or ``aclose()``.
+    """
+
+    def __init__(self, transport: Transport, address: str, *, settle: bool = False) -> None:
+        super().__init__(transport)
+        self.transport = transport
+        self.address = address
+        self._settle = settle
+        self._entered = False
+
+    async def __aenter__(self) -> Self:
+        enter = getattr(self.transport, "__aenter__", None)
+        if enter is not None:
+            await enter()
+            self._entered = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the transport; for pyqwest's own, give its threads a tick to settle."""
+        if isinstance(self.transport, ASGITransport):
+            if self._entered:
+                await self.transport.__aexit__(None, None, None)
+        else:
+            close = getattr(self.transport, "aclose", None)
+            if close is not None:
+                await close()
+        self._entered = False
+        if self._settle:
+            await asyncio.sleep(_PYQWEST_SETTLE_SECONDS)
+
+
+def client_address(url: str) -> str:
+    """The base URL a generated client should use for an endpoint URL."""
+    if url.startswith("unix:"):
+        return f"http://{_UNIX_HOST}"
+    if url.startswith("http+h1fast://"):
+        return "http://" + url.removeprefix("http+h1fast://").rstrip("/")
+    return url.rstrip("/")
+
+
+def unix_socket_path(url: str) -> str:
+    """``unix:///run/p.sock`` or ``unix:/run/p.sock`` -> ``/run/p.sock``."""
+    path = url.removeprefix("unix:")
+    if path.startswith("//"):
+        path = path[2:]
+    if not path.startswith("/"):
+        raise ValueError(f"unix socket URL {url!r} needs an absolute path: unix:///abs/path")
+    return path
+
+
+def http_client(
+    url: str,
+    *,
+    tls: TLSConfig | None = None,
+    http_version: HTTPMode | str = HTTPMode.H2,
+    read_timeout: float | None = None,
+    connect_timeout: float = 10.0,
+    clock: Clock = SYSTEM_CLOCK,
+) -> PluginHTTPClient:
+    """An HTTP client for ``url``, the transport chosen by its scheme (see the module doc).
+
+    ``read_timeout`` bounds each socket read of the lean transport (and the whole request on
+    pyqwest's); deadlines of single calls are the Connect client's ``timeout_ms``.
+    """
+    mode = HTTPMode(http_version)
+    if url.startswith("unix:"):
+        transport: Transport = H1Transport(
+            unix_path=unix_socket_path(url),
+            read_timeout=read_timeout,
+            connect_timeout=connect_timeout,
+            clock=clock,
+        )
+        return PluginHTTPClient(transport, client_address(url))
+    if url.startswith("http+h1fast://") or (url.startswith("http://") and mode is HTTPMode.H1FAST):
+        transport = H1Transport(
+            read_timeout=read_timeout, connect_timeout=connect_timeout, clock=clock
+        )
+        return PluginHTTPClient(transport, client_address(url))
+    if url.startswith("http://"):
+        if tls is not None:
+            raise ValueError(f"TLS settings were given for {url!r}; use an https:// URL")
+        version = HTTPVersion.HTTP1 if mode is HTTPMode.HTTP1 else HTTPVersion.HTTP2
+        pyqwest = HTTPTransport(
+            http_version=version, timeout=read_timeout, connect_timeout=connect_timeout
+        )
+        return PluginHTTPClient(pyqwest, client_address(url), settle=True)
+    if url.startswith("https://"):
+        if mode is HTTPMode.H1FAST:
+            raise ValueError("the lean HTTP/1.1 transport has no TLS; use h2 or http1 for https")
+        tls = tls or TLSConfig()
+        pyqwest = HTTPTransport(
+            tls_ca_cert=tls.ca_cert,
+            tls_include_system_certs=tls.ca_cert is None,
+            tls_cert=tls.client_cert,
+            tls_key=tls.client_key,
+            http_version=HTTPVersion.HTTP1 if mode is HTTPMode.HTTP1 else None,
+            timeout=read_timeout,
+            connect_timeout=connect_timeout,
+        )
+        return PluginHTTPClient(pyqwest, client_address(url), settle=True)
+    raise ValueError(
+        f"unsupported endpoint URL {url!r}: use http://, https://, unix:/// or http+h1fast://"
+    )
+
+
+def asgi_http_client(
+    app: Any, *, http_version: HTTPVersion = HTTPVersion.HTTP2
+) -> PluginHTTPClient:
+    """An in-process client calling the ASGI ``app`` directly (full wire path, no socket).
+
+    Enter it with ``async with`` to run the app's lifespan startup (and shutdown on exit).
+    """
+    return PluginHTTPClient(ASGITransport(app, http_version=http_version), "http://inproc")
+
+
+class _GeneratedClient(Protocol):
+    def __init__(
+        self,
+        address: str,
+        *,
+        protocol: ProtocolType = ...,
+        accept_compression: Any = ...,
+        send_compression: Any = ...,
+        timeout_ms: int | None = ...,
+        read_max_bytes: int | None = ...,
+        interceptors: Iterable[Interceptor] = ...,
+        http_client: Client | None = ...,
+    ) -> None: ...
+
+
+_C = TypeVar("_C", bound=_GeneratedClient)
+
+
+def connect_client(
+    client_cls: type[_C],
+    url: str,
+    http_client: Client,
+    *,
+    interceptors: Iterable[Interceptor] = (),
+    protocol: ProtocolType = ProtocolType.CONNECT,
+    timeout_ms: int | None = None,
+    read_max_bytes: int | None = None,
+) -> _C:
+    """Build a generated ``XxxClient`` for ``url`` on ``http``, with compression off.
+
+    Compression costs more than it saves on loopback and Unix sockets; the generated
+    default gzips every request.
+    """
+    if isinstance(http_client, PluginHTTPClient):
+        address = http_client.address
+    else:
+        address = client_address(url)
+    return client_cls(
+        address,
+        protocol=protocol,
+        send_compression=None,
+        accept_compression=[],
+        timeout_ms=timeout_ms,
+        read_max_bytes=read_max_bytes,
+        interceptors=interceptors,
+        http_client=http_client,
+    )

@@ -1,0 +1,413 @@
+"""H1Transport over a Unix socket (and TCP) against a real hypercorn, plus raw-socket edge cases."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.protocol import ProtocolType
+from connectrpc.request import RequestContext
+from pyqwest import Client, Headers, Request
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples package
+
+from examples.kv.gen.kv.v1 import kv_pb2 as pb
+from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
+from plugin_di.clock import FakeClock
+from plugin_di.rpc.asgi import ServiceMux
+from plugin_di.rpc.h1 import H1Transport
+from plugin_di.rpc.hypercorn import bind_socket, hypercorn_config, serve_asgi
+from plugin_di.rpc.transport import PluginHTTPClient, connect_client, http_client
+
+
+class KV:
+    """A tiny KV: ``count:N`` watches stream N events; ``block`` waits until released."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.release = asyncio.Event()
+        self.blocked = asyncio.Event()
+        self.headers: list[dict[str, str]] = []
+
+    async def get(self, request: pb.GetRequest, ctx: RequestContext[Any, Any]) -> pb.GetResponse:
+        self.headers.append({k: v for k, v in ctx.request_headers.items()})
+        if request.key == "block":
+            self.blocked.set()
+            await self.release.wait()
+        if request.key not in self.data:
+            raise ConnectError(Code.NOT_FOUND, f"no key {request.key!r}")
+        return pb.GetResponse(value=self.data[request.key], found=True)
+
+    async def put(self, request: pb.PutRequest, ctx: RequestContext[Any, Any]) -> pb.PutResponse:
+        self.data[request.key] = request.value
+        return pb.PutResponse()
+
+    async def delete(
+        self, request: pb.DeleteRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.DeleteResponse:
+        return pb.DeleteResponse(found=self.data.pop(request.key, None) is not None)
+
+    async def watch(
+        self, request: pb.WatchRequest, ctx: RequestContext[Any, Any]
+    ) -> AsyncIterator[pb.WatchEvent]:
+        count = int(request.prefix.removeprefix("count:"))
+        for i in range(count):
+            yield pb.WatchEvent(type=pb.EVENT_TYPE_PUT, key=f"k{i}", value=b"v" * (i % 7))
+
+    async def list(self, request: pb.ListRequest, ctx: RequestContext[Any, Any]) -> pb.ListResponse:
+        return pb.ListResponse(keys=sorted(self.data))
+
+
+@asynccontextmanager
+async def serving(app: Any, address: str, **config: Any) -> AsyncIterator[str]:
+    bound = bind_socket(address)
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        serve_asgi(app, bound, config=hypercorn_config(**config), shutdown=stop, ready=ready.set)
+    )
+    await asyncio.wait_for(ready.wait(), 10)
+    try:
+        yield bound.url
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+def sock_path(tmp_path: Path) -> str:
+    return str(tmp_path / "kv.sock")
+
+
+@pytest.fixture
+async def kv_uds(sock_path: str) -> AsyncIterator[tuple[KV, KVServiceClient, PluginHTTPClient]]:
+    kv = KV()
+    async with (
+        serving(ServiceMux([KVServiceASGIApplication(kv)]), f"unix:{sock_path}") as url,
+        http_client(url) as http,
+    ):
+        yield kv, connect_client(KVServiceClient, url, http), http
+
+
+async def test_unary_over_unix_socket_in_connect_and_grpc_web(
+    kv_uds: tuple[KV, KVServiceClient, PluginHTTPClient],
+) -> None:
+    kv, client, http = kv_uds
+    await client.put(pb.PutRequest(key="a", value=b"1"))
+    assert (await client.get(pb.GetRequest(key="a"))).value == b"1"
+    web = connect_client(KVServiceClient, "unix:///x", http, protocol=ProtocolType.GRPC_WEB)
+    assert (await web.get(pb.GetRequest(key="a"))).value == b"1"
+    # Sequential calls share one keep-alive connection.
+    assert isinstance(http.transport, H1Transport)
+    assert http.transport.idle_connections == 1
+    # Compression is off: nothing gzipped, nothing offered.
+    assert kv.headers[0].get("content-encoding", "identity") == "identity"
+    assert "gzip" not in kv.headers[0].get("accept-encoding", "")
+
+
+async def test_server_stream_of_1000_messages(
+    kv_uds: tuple[KV, KVServiceClient, PluginHTTPClient],
+) -> None:
+    _, client, http = kv_uds
+    for protocol in (ProtocolType.CONNECT, ProtocolType.GRPC_WEB):
+        c = connect_client(KVServiceClient, "unix:///x", http, protocol=protocol)
+        events = [e async for e in c.watch(pb.WatchRequest(prefix="count:1000"))]
+        assert len(events) == 1000
+        assert events[999].key == "k999"
+        assert events[13].value == b"v" * 6
+    # The stream was read to its end, so its connection went back to the pool.
+    assert (await client.list(pb.ListRequest())).keys == []
+    assert isinstance(http.transport, H1Transport)
+    assert http.transport.idle_connections == 1
+
+
+async def test_error_mapping_over_unix_socket(
+    kv_uds: tuple[KV, KVServiceClient, PluginHTTPClient],
+) -> None:
+    _, _, http = kv_uds
+    for protocol in (ProtocolType.CONNECT, ProtocolType.GRPC_WEB):
+        c = connect_client(KVServiceClient, "unix:///x", http, protocol=protocol)
+        with pytest.raises(ConnectError) as err:
+            await c.get(pb.GetRequest(key="nope"))
+        assert err.value.code == Code.NOT_FOUND
+        assert err.value.message == "no key 'nope'"
+
+
+async def test_call_after_server_restart(sock_path: str) -> None:
+    kv = KV()
+    kv.data["k"] = b"v"
+    app = ServiceMux([KVServiceASGIApplication(kv)])
+    async with http_client(f"unix://{sock_path}") as http:
+        client = connect_client(KVServiceClient, f"unix://{sock_path}", http)
+        async with serving(app, f"unix:{sock_path}"):
+            assert (await client.get(pb.GetRequest(key="k"))).found
+        with pytest.raises(ConnectError) as down:
+            await client.get(pb.GetRequest(key="k"))
+        assert down.value.code == Code.UNAVAILABLE
+        async with serving(app, f"unix:{sock_path}"):
+            assert (await client.get(pb.GetRequest(key="k"))).found
+
+
+async def test_abandoned_stream_drops_its_connection_and_the_pool_recovers(
+    kv_uds: tuple[KV, KVServiceClient, PluginHTTPClient],
+) -> None:
+    _, client, http = kv_uds
+    stream = client.watch(pb.WatchRequest(prefix="count:1000"))
+    first = await anext(stream)
+    assert first.key == "k0"
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert isinstance(http.transport, H1Transport)
+    assert http.transport.idle_connections == 0
+    events = [e async for e in client.watch(pb.WatchRequest(prefix="count:3"))]
+    assert [e.key for e in events] == ["k0", "k1", "k2"]
+
+
+async def test_cancelled_call_drops_its_connection(
+    kv_uds: tuple[KV, KVServiceClient, PluginHTTPClient],
+) -> None:
+    kv, client, http = kv_uds
+    kv.data["block"] = b"b"
+    call = asyncio.create_task(client.get(pb.GetRequest(key="block")))
+    await asyncio.wait_for(kv.blocked.wait(), 5)
+    call.cancel()
+    with pytest.raises((asyncio.CancelledError, ConnectError)):
+        await call
+    assert isinstance(http.transport, H1Transport)
+    assert http.transport.idle_connections == 0
+    kv.release.set()
+    await client.put(pb.PutRequest(key="after", value=b"ok"))
+    assert (await client.get(pb.GetRequest(key="after"))).value == b"ok"
+
+
+async def test_deadline_is_deadline_exceeded_and_the_connection_is_not_reused(
+    kv_uds: tuple[KV, KVServiceClient, PluginHTTPClient],
+) -> None:
+    kv, client, http = kv_uds
+    kv.data["block"] = b"b"
+    with pytest.raises(ConnectError) as err:
+        await client.get(pb.GetRequest(key="block"), timeout_ms=50)
+    assert err.value.code == Code.DEADLINE_EXCEEDED
+    assert isinstance(http.transport, H1Transport)
+    assert http.transport.idle_connections == 0
+    kv.release.set()
+    assert (await client.get(pb.GetRequest(key="block"))).value == b"b"
+
+
+async def test_unary_over_tcp_fast_path() -> None:
+    kv = KV()
+    kv.data["t"] = b"tcp"
+    async with serving(ServiceMux([KVServiceASGIApplication(kv)]), "127.0.0.1:0") as url:
+        fast = url.replace("http://", "http+h1fast://")
+        async with http_client(fast) as http:
+            client = connect_client(KVServiceClient, fast, http)
+            assert (await client.get(pb.GetRequest(key="t"))).value == b"tcp"
+            events = [e async for e in client.watch(pb.WatchRequest(prefix="count:5"))]
+            assert len(events) == 5
+        async with http_client(url, http_version="h1fast") as http:
+            assert isinstance(http.transport, H1Transport)
+            client = connect_client(KVServiceClient, url, http)
+            assert (await client.get(pb.GetRequest(key="t"))).found
+
+
+# --- raw HTTP/1.1 servers for the cases hypercorn will not produce on demand -----------------
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
+
+
+@asynccontextmanager
+async def raw_server(path: str, handler: Handler) -> AsyncIterator[list[int]]:
+    """A Unix-socket server calling ``handler(reader, writer, connection_number)``."""
+    connections: list[int] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections))
+        try:
+            await handler(reader, writer, len(connections) - 1)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_unix_server(on_connect, path)
+    try:
+        yield connections
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lowered = head.lower()
+    if b"transfer-encoding: chunked" in lowered:
+        body = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")
+                return head, body
+            body += (await reader.readexactly(size + 2))[:-2]
+    length = 0
+    for line in lowered.split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return head, await reader.readexactly(length)
+
+
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+
+async def _post(http: Client, body: Any = b"x") -> bytes:
+    response = await http.post("http://localhost/echo", content=body)
+    return response.content
+
+
+async def test_stale_pooled_connection_is_retried_once(sock_path: str) -> None:
+    async def answer_once_then_drop(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+    ) -> None:
+        await read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        # The next request on this connection gets no answer: the server "timed it out".
+        await reader.readuntil(b"\r\n\r\n")
+
+    async with raw_server(sock_path, answer_once_then_drop) as connections:
+        transport = H1Transport(unix_path=sock_path)
+        http = Client(transport)
+        assert await _post(http) == b"ok"
+        assert transport.idle_connections == 1
+        assert await _post(http) == b"ok"  # stale pooled connection, retried on a new one
+        assert await _post(http) == b"ok"
+        assert len(connections) == 3
+        await transport.aclose()
+
+
+async def test_streamed_request_body_is_not_replayed(sock_path: str) -> None:
+    async def answer_once_then_drop(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+    ) -> None:
+        await read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        await reader.readuntil(b"\r\n\r\n")
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"part"
+
+    async with raw_server(sock_path, answer_once_then_drop):
+        transport = H1Transport(unix_path=sock_path)
+        http = Client(transport)
+        assert await _post(http) == b"ok"
+        with pytest.raises(ConnectionError):
+            await _post(http, body())
+        await transport.aclose()
+
+
+async def test_chunked_request_and_chunked_response_with_trailers(sock_path: str) -> None:
+    seen: list[bytes] = []
+
+    async def echo_chunked(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+    ) -> None:
+        head, body = await read_request(reader)
+        seen.append(head)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for piece in (body[:3], body[3:]):
+            writer.write(b"%x\r\n%b\r\n" % (len(piece), piece))
+        writer.write(b"0\r\nx-trailer: ignored\r\n\r\n")
+        await writer.drain()
+        await read_request(reader)  # the pooled connection is used again
+        writer.write(OK)
+        await writer.drain()
+
+    async def body() -> AsyncIterator[bytes]:
+        for part in (b"hello ", b"", b"world"):
+            yield part
+
+    async with raw_server(sock_path, echo_chunked) as connections:
+        transport = H1Transport(unix_path=sock_path)
+        http = Client(transport)
+        assert await _post(http, body()) == b"hello world"
+        assert b"transfer-encoding: chunked" in seen[0].lower()
+        assert await _post(http) == b"ok"
+        assert len(connections) == 1
+        await transport.aclose()
+
+
+async def test_socket_read_timeout(sock_path: str) -> None:
+    async def never_answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+    ) -> None:
+        await read_request(reader)
+        await asyncio.Event().wait()
+
+    async with raw_server(sock_path, never_answer):
+        transport = H1Transport(unix_path=sock_path, read_timeout=0.05)
+        with pytest.raises(TimeoutError):
+            await transport.execute(Request("POST", "http://localhost/x", Headers(), b"x"))
+        assert transport.idle_connections == 0
+        await transport.aclose()
+
+
+async def test_connection_close_and_idle_expiry_on_the_clock(sock_path: str) -> None:
+    async def serve_all(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while True:
+            try:
+                head, _ = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            if b"/close" in head:
+                writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+                return
+            writer.write(OK)
+            await writer.drain()
+
+    clock = FakeClock()
+    async with raw_server(sock_path, serve_all) as connections:
+        transport = H1Transport(unix_path=sock_path, idle_timeout=30, clock=clock)
+        http = Client(transport)
+        assert (await http.post("http://localhost/close", content=b"")).content == b"ok"
+        assert transport.idle_connections == 0  # "connection: close" is honoured
+        assert await _post(http) == b"ok"
+        clock.advance(10)
+        assert await _post(http) == b"ok"
+        assert len(connections) == 2  # reused while fresh
+        clock.advance(31)
+        assert await _post(http) == b"ok"
+        assert len(connections) == 3  # idle too long: dropped, a new one dialled
+        await transport.aclose()
+        with pytest.raises(ConnectionError):
+            await _post(http)
+
+
+async def test_gzip_response_body_is_decoded(sock_path: str) -> None:
+    payload = gzip.compress(b"compressed hello")
+
+    async def gzip_reply(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+    ) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: %d\r\n\r\n%b"
+            % (len(payload), payload)
+        )
+        await writer.drain()
+
+    async with raw_server(sock_path, gzip_reply):
+        transport = H1Transport(unix_path=sock_path)
+        assert await _post(Client(transport)) == b"compressed hello"
+        await transport.aclose()
+
+
+async def test_nothing_listening_is_a_clear_connection_error(sock_path: str) -> None:
+    transport = H1Transport(unix_path=sock_path)
+    with pytest.raises(ConnectionError, match="is the plugin running"):
+        await transport.execute(Request("POST", "http://localhost/x", Headers(), b""))
