@@ -24,9 +24,10 @@ from examples.kv.gen.kv.v1.kv_connect import (
     KVServiceASGIApplication,
     KVServiceClient,
 )
+from plugin_di.clock import FakeClock
 from plugin_di.rpc.interceptors.auth import current_identity
 
-__all__ = ["KV", "KVServiceClient", "kv_client", "make_ctx", "pb"]
+__all__ = ["KV", "PROTOCOLS", "KVServiceClient", "SteppingClock", "kv_client", "make_ctx", "pb"]
 
 PROTOCOLS = [ProtocolType.CONNECT, ProtocolType.GRPC, ProtocolType.GRPC_WEB]
 
@@ -135,6 +136,18 @@ def make_ctx(
         timeout_ms=timeout_ms,
         client_address=client_address,
     )
+
+
+class SteppingClock(FakeClock):
+    """A FakeClock whose sleep moves time at once and records the wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds)
 
 
 def unavailable(message: str = "down") -> ConnectError:

@@ -9,8 +9,7 @@ import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
-from icp_support import KV, kv_client, pb, unavailable
-from test_interceptor_retry import SteppingClock
+from icp_support import KV, SteppingClock, kv_client, pb, unavailable
 
 from plugin_di.host.tokens import TokenStore
 from plugin_di.rpc.interceptors.auth import (

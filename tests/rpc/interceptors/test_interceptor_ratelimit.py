@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import pytest
+from connectrpc.client import ResponseMetadata
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
@@ -142,10 +143,11 @@ async def test_limits_per_identity_over_the_wire(protocol: ProtocolType) -> None
     async with kv_client(service, server_interceptors=server, protocol=protocol) as client:
         for _ in range(2):
             await client.get(pb.GetRequest(key="x"), headers={"x-who": "a"})
-        with pytest.raises(ConnectError) as info:
+        with ResponseMetadata() as meta, pytest.raises(ConnectError) as info:
             await client.get(pb.GetRequest(key="x"), headers={"x-who": "a"})
         assert info.value.code is Code.RESOURCE_EXHAUSTED
         assert retry_after_of(info.value) == pytest.approx(1.0)
+        assert meta.headers.get("retry-after") == "1"
         await client.get(pb.GetRequest(key="x"), headers={"x-who": "b"})  # another identity
         clock.advance(1.0)
         await client.get(pb.GetRequest(key="x"), headers={"x-who": "a"})

@@ -10,23 +10,11 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.method import IdempotencyLevel, StreamType
 from connectrpc.request import RequestContext
-from icp_support import KV, kv_client, make_ctx, pb, unavailable
+from icp_support import KV, SteppingClock, kv_client, make_ctx, pb, unavailable
 
 from plugin_di.clock import FakeClock
 from plugin_di.rpc.interceptors.ratelimit import retry_after_detail
 from plugin_di.rpc.interceptors.retry import RetryInterceptor, RetryPolicy
-
-
-class SteppingClock(FakeClock):
-    """A FakeClock whose sleep moves time at once and records the wait."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.slept: list[float] = []
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.advance(seconds)
 
 
 class Flaky:
