@@ -17,6 +17,7 @@ import pyqwest
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
+from connectrpc.protocol import ProtocolType
 from connectrpc.request import RequestContext
 from cryptography import x509
 
@@ -99,11 +100,14 @@ async def hypercorn_tls(app: Any, context: ssl.SSLContext) -> AsyncIterator[int]
 
 
 @contextlib.asynccontextmanager
-async def kv_client(port: int, tls: ClientTLS) -> AsyncIterator[KVServiceClient]:
+async def kv_client(
+    port: int, tls: ClientTLS, protocol: ProtocolType = ProtocolType.CONNECT
+) -> AsyncIterator[KVServiceClient]:
     http = pyqwest.Client(pyqwest.HTTPTransport(**tls.transport_kwargs(), connect_timeout=5.0))
     client = KVServiceClient(
         f"https://127.0.0.1:{port}",
         http_client=http,
+        protocol=protocol,
         send_compression=None,
         accept_compression=[],
         timeout_ms=5000,
@@ -120,11 +124,18 @@ def app_with_mtls_auth() -> Any:
     return PeerCertMiddleware(KVServiceASGIApplication(WhoAmI(), interceptors=[auth]))
 
 
-async def test_pinned_mtls_accepts_the_pinned_peer_and_exposes_its_identity() -> None:
+@pytest.mark.parametrize(
+    "protocol",
+    [ProtocolType.CONNECT, ProtocolType.GRPC, ProtocolType.GRPC_WEB],
+    ids=lambda p: p.name,
+)
+async def test_pinned_mtls_accepts_the_pinned_peer_and_exposes_its_identity(
+    protocol: ProtocolType,
+) -> None:
     context = pinned_server_ssl_context(PLUGIN, HOST.cert_pem)
     async with (
         hypercorn_tls(app_with_mtls_auth(), context) as port,
-        kv_client(port, pinned_client_tls(HOST, PLUGIN.cert_pem)) as client,
+        kv_client(port, pinned_client_tls(HOST, PLUGIN.cert_pem), protocol) as client,
     ):
         for _ in range(2):  # the second call reuses the connection
             resp = await client.get(kv_pb2.GetRequest(key="k"))
