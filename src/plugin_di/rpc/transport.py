@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from connectrpc.interceptor import Interceptor
 from connectrpc.protocol import ProtocolType
@@ -30,10 +29,12 @@ from pyqwest.testing import ASGITransport
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.rpc.h1 import H1Transport
 
+if TYPE_CHECKING:  # rpc.tls pulls in cryptography, which a plain-HTTP caller need not load
+    from plugin_di.rpc.tls import ClientTLS
+
 __all__ = [
     "HTTPMode",
     "PluginHTTPClient",
-    "TLSConfig",
     "asgi_http_client",
     "client_address",
     "connect_client",
@@ -56,23 +57,6 @@ class HTTPMode(StrEnum):
     """HTTP/1.1 (pyqwest)."""
     H1FAST = "h1fast"
     """HTTP/1.1 with the lean pure-Python transport: the fastest on loopback."""
-
-
-@dataclass(frozen=True)
-class TLSConfig:
-    """TLS material for ``https://`` endpoints, as PEM bytes.
-
-    ``ca_cert`` is the CA that signed the server certificate, or the server's own self-signed
-    certificate (pinning). ``client_cert`` and ``client_key`` identify this client for mTLS.
-    """
-
-    ca_cert: bytes | None = None
-    client_cert: bytes | None = None
-    client_key: bytes | None = None
-
-    def __post_init__(self) -> None:
-        if (self.client_cert is None) != (self.client_key is None):
-            raise ValueError("mTLS needs both client_cert and client_key; pass both or neither")
 
 
 class PluginHTTPClient(Client):
@@ -140,13 +124,16 @@ def unix_socket_path(url: str) -> str:
 def http_client(
     url: str,
     *,
-    tls: TLSConfig | None = None,
+    tls: ClientTLS | None = None,
     http_version: HTTPMode | str = HTTPMode.H2,
     read_timeout: float | None = None,
     connect_timeout: float = 10.0,
     clock: Clock = SYSTEM_CLOCK,
 ) -> PluginHTTPClient:
     """An HTTP client for ``url``, the transport chosen by its scheme (see the module doc).
+
+    ``tls`` (``plugin_di.rpc.tls.ClientTLS``) holds the CA or pinned server certificate and,
+    for mTLS, the client certificate and key; without it ``https://`` trusts the system CAs.
 
     ``read_timeout`` bounds each socket read of the lean transport (and the whole request on
     pyqwest's); deadlines of single calls are the Connect client's ``timeout_ms``.
@@ -176,12 +163,10 @@ def http_client(
     if url.startswith("https://"):
         if mode is HTTPMode.H1FAST:
             raise ValueError("the lean HTTP/1.1 transport has no TLS; use h2 or http1 for https")
-        tls = tls or TLSConfig()
+        tls_kwargs: dict[str, Any] = tls.transport_kwargs() if tls is not None else {}
         pyqwest = HTTPTransport(
-            tls_ca_cert=tls.ca_cert,
-            tls_include_system_certs=tls.ca_cert is None,
-            tls_cert=tls.client_cert,
-            tls_key=tls.client_key,
+            **tls_kwargs,
+            tls_include_system_certs="tls_ca_cert" not in tls_kwargs,
             http_version=HTTPVersion.HTTP1 if mode is HTTPMode.HTTP1 else None,
             timeout=read_timeout,
             connect_timeout=connect_timeout,

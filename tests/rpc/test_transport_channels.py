@@ -1,0 +1,238 @@
+"""http_client per URL scheme (h2c, HTTP/1.1, TLS, mTLS, in-process) and the hypercorn helper."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.protocol import ProtocolType
+from connectrpc.request import RequestContext
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples package
+
+from examples.kv.gen.kv.v1 import kv_pb2 as pb
+from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
+from plugin_di.rpc.asgi import ServiceMux
+from plugin_di.rpc.hypercorn import (
+    KEEP_ALIVE_MAX_REQUESTS,
+    bind_socket,
+    hypercorn_config,
+    serve_asgi,
+)
+from plugin_di.rpc.tls import ClientTLS, CertKeyPair, generate_ephemeral_cert
+from plugin_di.rpc.transport import (
+    asgi_http_client,
+    client_address,
+    connect_client,
+    http_client,
+    unix_socket_path,
+)
+
+
+class KV:
+    """Get answers ``value-of-<key>``; key ``block`` waits for ``release``."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.blocked = asyncio.Event()
+        self.http_versions: list[str] = []
+
+    async def get(self, request: pb.GetRequest, ctx: RequestContext[Any, Any]) -> pb.GetResponse:
+        if request.key == "block":
+            self.blocked.set()
+            await self.release.wait()
+        return pb.GetResponse(value=f"value-of-{request.key}".encode(), found=True)
+
+    async def put(self, request: pb.PutRequest, ctx: RequestContext[Any, Any]) -> pb.PutResponse:
+        return pb.PutResponse()
+
+    async def delete(
+        self, request: pb.DeleteRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.DeleteResponse:
+        return pb.DeleteResponse()
+
+    async def watch(
+        self, request: pb.WatchRequest, ctx: RequestContext[Any, Any]
+    ) -> AsyncIterator[pb.WatchEvent]:
+        for i in range(3):
+            yield pb.WatchEvent(key=f"{request.prefix}{i}")
+
+    async def list(self, request: pb.ListRequest, ctx: RequestContext[Any, Any]) -> pb.ListResponse:
+        return pb.ListResponse()
+
+
+@asynccontextmanager
+async def serving(
+    app: Any, address: str = "127.0.0.1:0", **config: Any
+) -> AsyncIterator[tuple[str, asyncio.Event, asyncio.Task[None]]]:
+    bound = bind_socket(address)
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        serve_asgi(app, bound, config=hypercorn_config(**config), shutdown=stop, ready=ready.set)
+    )
+    await asyncio.wait_for(ready.wait(), 10)
+    try:
+        yield bound.url, stop, task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+def mux(kv: KV | None = None) -> ServiceMux:
+    return ServiceMux([KVServiceASGIApplication(kv or KV())])
+
+
+async def _roundtrip(client: KVServiceClient) -> None:
+    assert (await client.get(pb.GetRequest(key="k"))).value == b"value-of-k"
+    assert [e.key async for e in client.watch(pb.WatchRequest(prefix="w"))] == ["w0", "w1", "w2"]
+
+
+async def test_h2c_default_carries_all_three_protocols() -> None:
+    async with serving(mux()) as (url, _, _), http_client(url) as http:
+        for protocol in ProtocolType:
+            await _roundtrip(connect_client(KVServiceClient, url, http, protocol=protocol))
+
+
+async def test_http1_mode_carries_connect_and_grpc_web() -> None:
+    async with serving(mux()) as (url, _, _), http_client(url, http_version="http1") as http:
+        for protocol in (ProtocolType.CONNECT, ProtocolType.GRPC_WEB):
+            await _roundtrip(connect_client(KVServiceClient, url, http, protocol=protocol))
+
+
+def _write_pair(directory: Path, name: str, pair: CertKeyPair) -> tuple[Path, Path]:
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    cert.write_bytes(pair.cert_pem)
+    key.write_bytes(pair.key_pem)
+    return cert, key
+
+
+async def test_tls_with_a_pinned_server_certificate(tmp_path: Path) -> None:
+    server = generate_ephemeral_cert("plugin")
+    cert, key = _write_pair(tmp_path, "server", server)
+    async with serving(mux(), certfile=cert, keyfile=key) as (url, _, _):
+        https = url.replace("http://", "https://")
+        async with http_client(https, tls=ClientTLS(ca_pem=server.cert_pem)) as http:
+            for protocol in ProtocolType:  # ALPN picked h2: gRPC works too
+                await _roundtrip(connect_client(KVServiceClient, https, http, protocol=protocol))
+        other = generate_ephemeral_cert("someone-else")
+        async with http_client(https, tls=ClientTLS(ca_pem=other.cert_pem)) as http:
+            with pytest.raises(ConnectError) as err:
+                await connect_client(KVServiceClient, https, http).get(pb.GetRequest(key="k"))
+            assert err.value.code == Code.UNAVAILABLE
+
+
+async def test_mtls_requires_the_client_certificate(tmp_path: Path) -> None:
+    server, client_pair = generate_ephemeral_cert("plugin"), generate_ephemeral_cert("host")
+    cert, key = _write_pair(tmp_path, "server", server)
+    client_ca, _ = _write_pair(tmp_path, "client", client_pair)
+    async with serving(mux(), certfile=cert, keyfile=key, client_ca=client_ca) as (url, _, _):
+        https = url.replace("http://", "https://")
+        trusted = ClientTLS(server.cert_pem, client_pair.cert_pem, client_pair.key_pem)
+        async with http_client(https, tls=trusted) as http:
+            await _roundtrip(connect_client(KVServiceClient, https, http))
+        async with http_client(https, tls=ClientTLS(ca_pem=server.cert_pem)) as http:
+            with pytest.raises(ConnectError) as err:
+                await connect_client(KVServiceClient, https, http).get(pb.GetRequest(key="k"))
+            assert err.value.code == Code.UNAVAILABLE
+
+
+async def test_in_process_client_runs_lifespan_and_all_protocols() -> None:
+    started: list[str] = []
+
+    async def service() -> AsyncIterator[KV]:
+        started.append("up")
+        try:
+            yield KV()
+        finally:
+            started.append("down")
+
+    async with asgi_http_client(ServiceMux([KVServiceASGIApplication(service())])) as http:
+        assert started == ["up"]
+        for protocol in ProtocolType:
+            await _roundtrip(connect_client(KVServiceClient, http.address, http, protocol=protocol))
+    assert started == ["up", "down"]
+
+
+async def test_graceful_shutdown_lets_the_call_in_flight_finish() -> None:
+    kv = KV()
+    async with serving(mux(kv)) as (url, stop, task), http_client(url) as http:
+        client = connect_client(KVServiceClient, url, http)
+        call = asyncio.create_task(client.get(pb.GetRequest(key="block")))
+        await asyncio.wait_for(kv.blocked.wait(), 5)
+        stop.set()
+        await asyncio.sleep(0)  # let hypercorn see the trigger while the call is in flight
+        assert not task.done()
+        kv.release.set()
+        assert (await asyncio.wait_for(call, 5)).value == b"value-of-block"
+        await asyncio.wait_for(task, 5)
+
+
+def test_unix_socket_is_private_and_stale_files_are_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "p.sock"
+    first = bind_socket(f"unix:{path}")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert (first.network, first.address, first.url) == ("unix", str(path), f"unix://{path}")
+    first.sock.close()  # a dead server leaves its socket file behind
+    second = bind_socket(f"unix://{path}")
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+    second.close()
+    assert not path.exists()
+    path.write_text("not a socket")
+    with pytest.raises(FileExistsError, match="not a socket"):
+        bind_socket(f"unix:{path}")
+
+
+def test_tcp_bind_reports_the_real_port() -> None:
+    bound = bind_socket("127.0.0.1:0")
+    try:
+        host, port = bound.address.rsplit(":", 1)
+        assert host == "127.0.0.1"
+        assert int(port) == bound.sock.getsockname()[1] > 0
+        assert bound.url == f"http://{bound.address}"
+        with pytest.raises(OSError, match="cannot listen on"):
+            bind_socket(bound.address)  # already taken
+    finally:
+        bound.close()
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        bind_socket("localhost")
+
+
+def test_hypercorn_config_for_plugin_channels(tmp_path: Path) -> None:
+    config = hypercorn_config()
+    assert config.keep_alive_max_requests == KEEP_ALIVE_MAX_REQUESTS >= 10**9
+    assert config.accesslog is None
+    assert not config.ssl_enabled
+    cert, key = _write_pair(tmp_path, "s", generate_ephemeral_cert("s"))
+    tls = hypercorn_config(certfile=cert, keyfile=key)
+    assert tls.ssl_enabled
+    assert tls.alpn_protocols == ["h2", "http/1.1"]
+    with pytest.raises(ValueError, match="both"):
+        hypercorn_config(certfile=cert)
+    with pytest.raises(ValueError, match="need TLS"):
+        hypercorn_config(client_ca=cert)
+
+
+def test_url_parsing_and_refusals() -> None:
+    assert client_address("unix:///run/p.sock") == "http://localhost"
+    assert client_address("http+h1fast://127.0.0.1:5/") == "http://127.0.0.1:5"
+    assert client_address("http://127.0.0.1:5/") == "http://127.0.0.1:5"
+    assert unix_socket_path("unix:///run/p.sock") == "/run/p.sock"
+    assert unix_socket_path("unix:/run/p.sock") == "/run/p.sock"
+    with pytest.raises(ValueError, match="absolute path"):
+        unix_socket_path("unix:relative.sock")
+    with pytest.raises(ValueError, match="unsupported endpoint URL"):
+        http_client("ftp://x")
+    with pytest.raises(ValueError, match="https://"):
+        http_client("http://127.0.0.1:1", tls=ClientTLS())
+    with pytest.raises(ValueError, match="no TLS"):
+        http_client("https://127.0.0.1:1", http_version="h1fast")
