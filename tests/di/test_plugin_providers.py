@@ -151,6 +151,18 @@ async def test_mixed_placements_start_before_dependents_and_stop_after() -> None
     assert all(e.error is None for e in events if isinstance(e, HookExecuted))
 
 
+async def test_process_plugin_on_a_unix_socket() -> None:
+    inventory, events = await run_inventory(
+        lambda events: ProcessPlugin(
+            named("kv"), module="examples.kv", cwd=str(ROOT), unix_socket=True, events=events
+        )
+    )
+    started = [e for e in events if isinstance(e, launch_events.PluginStarted)]
+    kv_started = next(e for e in started if e.plugin == "kv")
+    assert kv_started.url.startswith("unix:///")
+    assert inventory.at_stop == b"3"
+
+
 async def test_plugin_with_several_clients_is_started_once() -> None:
     class C(containers.DeclarativeContainer):
         kv = ProcessPlugin(named("kv"), module="examples.kv", cwd=str(ROOT))

@@ -11,7 +11,6 @@ when the process dies fail the same way, because its connections break.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -22,12 +21,10 @@ import pyqwest
 from connectrpc.client import ConnectClient
 from connectrpc.interceptor import Interceptor
 
+from plugin_di.rpc.transport import http_client
+
 ClientT = TypeVar("ClientT", bound=ConnectClient)
 HeadersLike = pyqwest.Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
-
-# pyqwest's async transports must be closed and the loop given a moment afterwards,
-# or the interpreter can abort at exit.
-_SETTLE_SECONDS = 0.05
 
 
 class PluginUnavailableError(ConnectionError):
@@ -43,19 +40,13 @@ class Target:
     close: Callable[[], Awaitable[None]] | None = None
 
 
-def h2c_target(url: str) -> Target:
-    """A plaintext HTTP/2 target for ``http://host:port`` (what served plugins speak)."""
-    transport = pyqwest.HTTPTransport(http_version=pyqwest.HTTPVersion.HTTP2)
-    return Target(url.rstrip("/"), pyqwest.Client(transport), transport.aclose)
-
-
 def target_for(url: str) -> Target:
-    """The `Target` for a plugin URL as a handshake line or a setting gives it."""
-    if url.startswith("http://"):
-        return h2c_target(url)
-    raise ValueError(
-        f"unsupported plugin URL {url!r}: only http:// (h2c) endpoints can be bound here"
-    )
+    """The `Target` for a plugin URL (``http://`` h2c, ``https://``, ``unix:///``...).
+
+    The transport is `plugin_di.rpc.transport.http_client`'s choice for the scheme.
+    """
+    client = http_client(url)
+    return Target(client.address, client, client.aclose)
 
 
 class EndpointClient(pyqwest.Client):
@@ -156,9 +147,8 @@ class EndpointClient(pyqwest.Client):
 
 
 async def close_target(target: Target | None) -> None:
-    """Close a target's transport, if it has one to close."""
+    """Close a target's transport, if it has one to close (calls still running on it fail)."""
     if target is None or target.close is None:
         return
     with contextlib.suppress(Exception):
         await target.close()
-    await asyncio.sleep(_SETTLE_SECONDS)
