@@ -28,7 +28,7 @@ from plugin_di.rpc.hypercorn import (
     hypercorn_config,
     serve_asgi,
 )
-from plugin_di.rpc.tls import ClientTLS, CertKeyPair, generate_ephemeral_cert
+from plugin_di.rpc.tls import CertKeyPair, ClientTLS, generate_ephemeral_cert
 from plugin_di.rpc.transport import (
     asgi_http_client,
     client_address,
