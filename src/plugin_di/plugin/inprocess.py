@@ -20,11 +20,11 @@ from connectrpc.client import ConnectClient
 from connectrpc.interceptor import Interceptor
 from pyqwest.testing import ASGITransport
 
-from plugin_di.plugin._errors import InternalErrors
 from plugin_di.plugin.config import DEFAULT_MAX_MESSAGE_BYTES
 from plugin_di.plugin.definition import Plugin
 from plugin_di.plugin.direct import direct_client
 from plugin_di.rpc.asgi import ServiceMux
+from plugin_di.rpc.errors import SanitizeErrors
 
 ClientT = TypeVar("ClientT", bound=ConnectClient)
 
@@ -38,7 +38,7 @@ def plugin_mux(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> ServiceMux:
     """The plugin's own services as one ASGI app, with the server interceptors."""
-    chain: list[Any] = [InternalErrors(), *interceptors]
+    chain: list[Any] = [SanitizeErrors(), *interceptors]
     apps = [
         s.application(s.impl, interceptors=chain, read_max_bytes=max_message_bytes)
         for s in plugin.services
@@ -70,7 +70,7 @@ def inprocess_client(
         return direct_client(
             service,
             interceptors=interceptors,
-            server_interceptors=[InternalErrors(), *server_interceptors],
+            server_interceptors=[SanitizeErrors(), *server_interceptors],
             read_max_bytes=max_message_bytes,
         )
     if mode == "asgi":

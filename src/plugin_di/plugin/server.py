@@ -45,7 +45,7 @@ from plugin_di.gen.connectplugin.v1.plugininfo_connect import (
 from plugin_di.gen.grpc.health.v1.health_connect import HealthASGIApplication, HealthClient
 from plugin_di.plugin import config as plugin_config
 from plugin_di.plugin import env
-from plugin_di.plugin._errors import InternalErrors
+from plugin_di.plugin._drain import DrainUnreadBody
 from plugin_di.plugin.control import DEFAULT_GRACE_SECONDS, PluginControlServer
 from plugin_di.plugin.definition import Plugin, PluginSet, service_descriptor
 from plugin_di.plugin.handshake import HandshakeServer, VersionMismatchError, negotiate_version
@@ -54,6 +54,7 @@ from plugin_di.plugin.health import ConnectPluginHealthService, GrpcHealthServic
 from plugin_di.plugin.identity import IdentityStore, PluginIdentityServer
 from plugin_di.plugin.reflection import reflection_apps
 from plugin_di.rpc.asgi import ServiceMux
+from plugin_di.rpc.errors import SanitizeErrors
 from plugin_di.rpc.hypercorn import BoundSocket, bind_socket, hypercorn_config, serve_asgi
 
 log = logging.getLogger("plugin_di.plugin.server")
@@ -129,7 +130,7 @@ class PluginServer:
         self._stop_requested: asyncio.Event | None = None
         self._stop_reason = ""
         kwargs: dict[str, Any] = {
-            "interceptors": [InternalErrors(), *interceptors],
+            "interceptors": [SanitizeErrors(), *interceptors],
             "read_max_bytes": max_message_bytes,
         }
         apps: list[Any] = [s.application(s.impl, **kwargs) for s in services]
@@ -219,7 +220,8 @@ class PluginServer:
 
         watcher = asyncio.create_task(stop_when_requested())
         try:
-            await serve_asgi(self.app, bound, config=config, shutdown=drain, ready=ready)
+            app = DrainUnreadBody(self.app)
+            await serve_asgi(app, bound, config=config, shutdown=drain, ready=ready)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
