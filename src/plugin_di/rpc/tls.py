@@ -6,6 +6,16 @@ certificate (``generate_ephemeral_cert``), exchange them (environment / handshak
 each side trusts only the other's certificate: ``pinned_server_ssl_context`` for hypercorn,
 ``pinned_client_tls`` for a pyqwest client.
 
+The exchange, end to end::
+
+    host_pair = generate_ephemeral_cert("plugin-di-host")          # host, per run
+    env[PLUGIN_CLIENT_CERT] = host_pair.cert_pem.decode()           # to the plugin
+    own = generate_ephemeral_cert(self_id)                          # plugin
+    context = pinned_server_ssl_context(own, env[PLUGIN_CLIENT_CERT].encode())
+    HandshakeLine(..., cert_der=own.cert_der)                       # back to the host
+    tls = pinned_client_tls(host_pair, der_to_pem(line.cert_der))   # host's client
+    pyqwest.HTTPTransport(**tls.transport_kwargs(), ...)
+
 hypercorn does not put the TLS peer certificate in the ASGI scope. A server context from this
 module captures it per connection (hypercorn calls ``selected_alpn_protocol()`` in the
 connection's task right after the handshake, and the request tasks inherit that task's
