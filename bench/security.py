@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
 from connectrpc.request import Headers, RequestContext
 
-from plugin_di.rpc.interceptors.auth import RuntimeTokenAuthenticator, ServerAuth
+from plugin_di.rpc.interceptors.auth import (
+    RuntimeTokenAuthenticator,
+    ServerAuth,
+)
 from plugin_di.rpc.interceptors.ratelimit import Rate, TokenBucketLimiter
 
 TOKEN_TARGET = 1_000_000

@@ -27,7 +27,11 @@ from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.rpc.hypercorn import bind_socket, hypercorn_config, serve_asgi
-from plugin_di.rpc.interceptors.auth import MTLSAuthenticator, ServerAuth, current_identity
+from plugin_di.rpc.interceptors.auth import (
+    MTLSAuthenticator,
+    ServerAuth,
+    current_identity,
+)
 from plugin_di.rpc.tls import (
     ClientTLS,
     InsecureTransportError,

@@ -16,16 +16,18 @@ from plugin_di.host.tokens import TokenStore
 from plugin_di.rpc.interceptors.auth import (
     AuthIdentity,
     BearerAuthenticator,
-    BearerClient,
-    ClientAuth,
-    RuntimeCredentials,
     RuntimeTokenAuthenticator,
     ServerAuth,
     TokenValidator,
     api_key_authenticator,
-    api_key_client,
     current_identity,
     require_identity,
+)
+from plugin_di.rpc.interceptors.credentials import (
+    BearerClient,
+    ClientAuth,
+    RuntimeCredentials,
+    api_key_client,
 )
 
 

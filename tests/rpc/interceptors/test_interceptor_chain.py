@@ -13,9 +13,6 @@ from icp_support import KV, SteppingClock, kv_client, pb, unavailable
 
 from plugin_di.host.tokens import TokenStore
 from plugin_di.rpc.interceptors.auth import (
-    BearerClient,
-    ClientAuth,
-    RuntimeCredentials,
     RuntimeTokenAuthenticator,
     ServerAuth,
 )
@@ -25,6 +22,11 @@ from plugin_di.rpc.interceptors.breaker import (
     CircuitState,
 )
 from plugin_di.rpc.interceptors.chain import InterceptorChain
+from plugin_di.rpc.interceptors.credentials import (
+    BearerClient,
+    ClientAuth,
+    RuntimeCredentials,
+)
 from plugin_di.rpc.interceptors.guard import check_interceptors
 from plugin_di.rpc.interceptors.limits import HeaderLimits
 from plugin_di.rpc.interceptors.ratelimit import Rate, RateLimitInterceptor, RateLimitPolicy

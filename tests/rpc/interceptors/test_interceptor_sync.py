@@ -21,11 +21,13 @@ from pyqwest.testing import WSGITransport
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClientSync, KVServiceWSGIApplication
 from plugin_di.host.tokens import TokenStore
 from plugin_di.rpc.interceptors.auth import (
-    RuntimeCredentials,
     RuntimeTokenAuthenticator,
     current_identity,
 )
 from plugin_di.rpc.interceptors.chain import InterceptorChain
+from plugin_di.rpc.interceptors.credentials import (
+    RuntimeCredentials,
+)
 from plugin_di.rpc.interceptors.ratelimit import Rate, RateLimitPolicy, retry_after_of
 
 

@@ -9,17 +9,11 @@ from plugin_di.rpc.interceptors.auth import (
     Authenticator,
     AuthIdentity,
     BearerAuthenticator,
-    BearerClient,
-    ClientAuth,
-    Credentials,
-    CredentialsSource,
     MTLSAuthenticator,
-    RuntimeCredentials,
     RuntimeTokenAuthenticator,
     ServerAuth,
     TokenValidator,
     api_key_authenticator,
-    api_key_client,
     current_identity,
     require_identity,
 )
@@ -30,6 +24,14 @@ from plugin_di.rpc.interceptors.breaker import (
     CircuitState,
 )
 from plugin_di.rpc.interceptors.chain import InterceptorChain
+from plugin_di.rpc.interceptors.credentials import (
+    BearerClient,
+    ClientAuth,
+    Credentials,
+    CredentialsSource,
+    RuntimeCredentials,
+    api_key_client,
+)
 from plugin_di.rpc.interceptors.guard import check_interceptors
 from plugin_di.rpc.interceptors.limits import HeaderLimits
 from plugin_di.rpc.interceptors.ratelimit import (

@@ -1,15 +1,12 @@
-"""Authentication interceptors: client credentials and server-side checks.
+"""Server-side authentication, and the caller's identity for handlers.
 
-Client side, ``ClientAuth`` stamps every call with the runtime credentials
-(``Authorization: Bearer <token>`` and ``X-Plugin-Runtime-ID: <id>``) read from a
-``CredentialsSource`` at call time, so an identity set later (SetRuntimeIdentity) is picked
-up; ``BearerClient`` sends a grant's or a user's bearer token or API key.
+(The client side, which sends the credentials, is in ``credentials``.)
 
-Server side, ``ServerAuth`` is a metadata interceptor: at the front of a server's list it runs
+``ServerAuth`` is a metadata interceptor: at the front of a server's list it runs
 before the request body is read. It asks its ``Authenticator``s (runtime token, bearer, API
 key, mTLS peer certificate) and exposes the winner to handlers through ``current_identity()``.
 Every rejection is UNAUTHENTICATED with a fixed message; no validator text reaches the wire.
-All interceptors here carry ``*_sync`` twins, so one object serves sync and async stacks.
+``ServerAuth`` carries ``*_sync`` twins, so one object serves sync and async stacks.
 """
 
 from __future__ import annotations
@@ -25,24 +22,22 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import Headers, RequestContext
 
+from plugin_di.rpc.interceptors.credentials import (
+    API_KEY_HEADER,
+    AUTHORIZATION_HEADER,
+    BEARER_PREFIX,
+    RUNTIME_ID_HEADER,
+)
+
 __all__ = [
-    "API_KEY_HEADER",
-    "AUTHORIZATION_HEADER",
-    "RUNTIME_ID_HEADER",
     "AuthIdentity",
     "Authenticator",
     "BearerAuthenticator",
-    "BearerClient",
-    "ClientAuth",
-    "Credentials",
-    "CredentialsSource",
     "MTLSAuthenticator",
-    "RuntimeCredentials",
     "RuntimeTokenAuthenticator",
     "ServerAuth",
     "TokenValidator",
     "api_key_authenticator",
-    "api_key_client",
     "current_identity",
     "procedure_of",
     "require_identity",
@@ -50,10 +45,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-AUTHORIZATION_HEADER = "authorization"
-RUNTIME_ID_HEADER = "x-plugin-runtime-id"
-API_KEY_HEADER = "x-api-key"
-_BEARER = "Bearer "
+_BEARER = BEARER_PREFIX
 
 
 def procedure_of(ctx: RequestContext[Any, Any]) -> str:
@@ -91,115 +83,6 @@ def require_identity() -> AuthIdentity:
     if identity is None:
         raise _unauthenticated("authentication required")
     return identity
-
-
-# --- client side ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """A runtime identity as issued by the host's handshake."""
-
-    runtime_id: str
-    token: str
-
-
-@runtime_checkable
-class CredentialsSource(Protocol):
-    """Anything that yields the credentials to send now (None: send nothing)."""
-
-    def current(self) -> Credentials | None: ...
-
-
-class RuntimeCredentials:
-    """A settable ``CredentialsSource``: empty until the identity arrives, changeable at runtime."""
-
-    def __init__(self, credentials: Credentials | None = None) -> None:
-        self._credentials = credentials
-
-    def current(self) -> Credentials | None:
-        return self._credentials
-
-    def set(self, runtime_id: str, token: str) -> None:
-        """Use this identity for every following call (SetRuntimeIdentity)."""
-        self._credentials = Credentials(runtime_id, token)
-
-    def clear(self) -> None:
-        self._credentials = None
-
-
-class ClientAuth:
-    """Client metadata interceptor adding the runtime id and bearer token of ``source``."""
-
-    def __init__(self, source: CredentialsSource) -> None:
-        self._source = source
-
-    def _stamp(self, headers: Headers) -> None:
-        creds = self._source.current()
-        if creds is not None:
-            headers[AUTHORIZATION_HEADER] = _BEARER + creds.token
-            headers[RUNTIME_ID_HEADER] = creds.runtime_id
-
-    async def on_start(self, ctx: RequestContext[Any, Any]) -> None:
-        self._stamp(ctx.request_headers)
-
-    async def on_end(
-        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        return None
-
-    def on_start_sync(self, ctx: RequestContext[Any, Any]) -> None:
-        self._stamp(ctx.request_headers)
-
-    def on_end_sync(
-        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        return None
-
-
-class BearerClient:
-    """Client metadata interceptor sending ``<header>: <prefix><token>``.
-
-    ``token`` is a string or a callable read at every call (a capability grant that is
-    renewed, say); an empty or None token sends nothing.
-    """
-
-    def __init__(
-        self,
-        token: str | Callable[[], str | None],
-        *,
-        header: str = AUTHORIZATION_HEADER,
-        prefix: str = _BEARER,
-    ) -> None:
-        self._token = token
-        self._header = header
-        self._prefix = prefix
-
-    def _stamp(self, headers: Headers) -> None:
-        token = self._token() if callable(self._token) else self._token
-        if token:
-            headers[self._header] = self._prefix + token
-
-    async def on_start(self, ctx: RequestContext[Any, Any]) -> None:
-        self._stamp(ctx.request_headers)
-
-    async def on_end(
-        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        return None
-
-    def on_start_sync(self, ctx: RequestContext[Any, Any]) -> None:
-        self._stamp(ctx.request_headers)
-
-    def on_end_sync(
-        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        return None
-
-
-def api_key_client(key: str | Callable[[], str | None]) -> BearerClient:
-    """A client interceptor sending ``X-API-Key: <key>``."""
-    return BearerClient(key, header=API_KEY_HEADER, prefix="")
 
 
 # --- server side ---------------------------------------------------------------------------

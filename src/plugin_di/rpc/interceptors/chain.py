@@ -28,9 +28,6 @@ from typing import Any, Literal
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.rpc.interceptors.auth import (
     Authenticator,
-    BearerClient,
-    ClientAuth,
-    CredentialsSource,
     ServerAuth,
 )
 from plugin_di.rpc.interceptors.breaker import (
@@ -38,6 +35,11 @@ from plugin_di.rpc.interceptors.breaker import (
     CircuitBreaker,
     CircuitBreakerInterceptor,
     CircuitState,
+)
+from plugin_di.rpc.interceptors.credentials import (
+    BearerClient,
+    ClientAuth,
+    CredentialsSource,
 )
 from plugin_di.rpc.interceptors.guard import check_interceptors
 from plugin_di.rpc.interceptors.limits import HeaderLimits
