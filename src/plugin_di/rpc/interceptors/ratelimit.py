@@ -60,7 +60,11 @@ class Rate:
 
 
 class TokenBucketLimiter:
-    """Token buckets keyed by string; time from an injectable ``Clock``."""
+    """Token buckets keyed by string; time from an injectable ``Clock``.
+
+    There is no lock, to keep ``allow`` lean: on one event loop it is exact; called from
+    several threads at once (a threaded WSGI server) a race can at worst grant an extra token.
+    """
 
     def __init__(
         self,
