@@ -122,11 +122,15 @@ def process_command(module: str | None, command: Sequence[str] | None) -> list[s
 
 
 def _process(
-    spec: _Shared, settings: Settings | None = None, events: Emitter | None = None
+    spec: _Shared,
+    settings: Settings | None = None,
+    events: Emitter | None = None,
+    host_url: str | None = None,
 ) -> ProcessHandle:
     plugin: Plugin = spec.values["plugin"]
     supervise: Mapping[str, Any] = spec.values["supervise"]
     options = dict(spec.values["launch"])
+    options["host_url"] = host_url
     if options.get("start_timeout") is None or options.get("shutdown_grace") is None:
         # (**{}): without pydantic's mypy plugin, mypy thinks every field is required
         settings = settings if settings is not None else Settings(**{})
@@ -146,6 +150,9 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
     ``shutdown_grace`` default to the `Settings` (``plugin_start_timeout``,
     ``shutdown_grace``). ``restart``: ``never``, ``on-failure`` or ``always``;
     ``checksum``: the expected SHA-256 of the module file or executable.
+    ``host_url`` (a string or a provider of one, e.g. ``host.provided.url``) is
+    passed to the child as ``PLUGIN_DI_HOST_URL``; depending on a provider also
+    orders the start: the plugin starts after it.
     """
 
     def __init__(
@@ -164,7 +171,7 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
         shutdown_grace: float | None = None,
         kill_timeout: float = 2.0,
         unix_socket: bool = False,
-        host_url: str | None = None,
+        host_url: str | providers.Provider[str] | None = None,
         protocol_versions: Sequence[int] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         interceptors: Iterable[Interceptor] = (),
@@ -182,7 +189,6 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
             "shutdown_grace": shutdown_grace,
             "kill_timeout": kill_timeout,
             "unix_socket": unix_socket,
-            "host_url": host_url,
             "protocol_versions": tuple(protocol_versions or plugin.app_protocol_versions),
         }
         supervise = {
@@ -194,7 +200,7 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
             "interceptors": tuple(interceptors),
         }
         spec = _Shared(plugin=plugin, launch=launch, supervise=supervise)
-        super().__init__(_process, spec, settings=settings, events=events)
+        super().__init__(_process, spec, settings=settings, events=events, host_url=host_url)
 
 
 def _remote(spec: _Shared, events: Emitter | None = None) -> RemoteHandle:
