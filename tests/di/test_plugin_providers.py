@@ -163,6 +163,36 @@ async def test_process_plugin_on_a_unix_socket() -> None:
     assert inventory.at_stop == b"3"
 
 
+async def test_tls_plugin_is_pinned_to_its_handshake_certificate(tmp_path: Path) -> None:
+    from plugin_di.rpc.tls import ClientTLS, generate_ephemeral_cert
+
+    pair = generate_ephemeral_cert("kv")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(pair.cert_pem)
+    key.write_bytes(pair.key_pem)
+    serve = [sys.executable, "-m", "plugin_di", "serve", "examples.kv.plugin:plugin"]
+    command = [*serve, "--tls-cert", str(cert), "--tls-key", str(key)]
+    inventory, events = await run_inventory(
+        lambda events: ProcessPlugin(named("kv"), command=command, cwd=str(ROOT), events=events)
+    )
+    started = [e for e in events if isinstance(e, launch_events.PluginStarted)]
+    assert next(e for e in started if e.plugin == "kv").url.startswith("https://127.0.0.1:")
+    assert inventory.at_stop == b"3"
+
+    # the same plugin as a remote one: trusted through the given CA
+    remote = PluginProcess(LaunchConfig(name="tls-kv", command=command, cwd=str(ROOT)))
+    url = (await remote.start()).url
+    try:
+        inventory, _ = await run_inventory(
+            lambda events: RemotePlugin(
+                named("kv"), url, tls=ClientTLS(ca_pem=pair.cert_pem), events=events
+            )
+        )
+        assert inventory.at_stop == b"3"
+    finally:
+        await remote.stop()
+
+
 async def test_plugin_with_several_clients_is_started_once() -> None:
     class C(containers.DeclarativeContainer):
         kv = ProcessPlugin(named("kv"), module="examples.kv", cwd=str(ROOT))

@@ -45,6 +45,7 @@ from plugin_di.launch.supervisor import (
 )
 from plugin_di.plugin.definition import Plugin
 from plugin_di.plugin.inprocess import Mode
+from plugin_di.rpc.tls import ClientTLS
 from plugin_di.settings import Settings
 
 HandleT = TypeVar("HandleT", bound=PluginHandle)
@@ -208,7 +209,10 @@ def _remote(spec: _Shared, events: Emitter | None = None) -> RemoteHandle:
 
 
 class RemotePlugin(PluginProvider[RemoteHandle]):
-    """A plugin already running at ``url``; ``check`` asks its health when the app starts."""
+    """A plugin already running at ``url``; ``check`` asks its health when the app starts.
+
+    ``tls`` (`plugin_di.rpc.tls.ClientTLS`) for ``https://`` URLs: CA and client certificate.
+    """
 
     def __init__(
         self,
@@ -216,6 +220,7 @@ class RemotePlugin(PluginProvider[RemoteHandle]):
         url: str = "",
         *,
         check: bool = True,
+        tls: ClientTLS | None = None,
         interceptors: Iterable[Interceptor] = (),
         events: EventsArg = None,
     ) -> None:
@@ -224,7 +229,9 @@ class RemotePlugin(PluginProvider[RemoteHandle]):
             return
         if not url:
             raise ValueError(f"RemotePlugin({plugin.name!r}) needs the plugin's url")
-        spec = _Shared(plugin=plugin, url=url, check=check, interceptors=tuple(interceptors))
+        spec = _Shared(
+            plugin=plugin, url=url, check=check, tls=tls, interceptors=tuple(interceptors)
+        )
         super().__init__(_remote, spec, events=events)
 
 
@@ -241,11 +248,12 @@ def placed(plugin: Plugin, placement: Placement | str, **options: Any) -> Plugin
         extra = {k: options[k] for k in ("mode", "server_interceptors") if k in options}
         return InMemoryPlugin(plugin, **common, **extra)
     if placement == "process":
-        skip = {"mode", "server_interceptors", "url", "check"}
+        skip = {"mode", "server_interceptors", "url", "check", "tls"}
         return ProcessPlugin(plugin, **{k: v for k, v in options.items() if k not in skip})
     if placement == "remote":
         check = bool(options.get("check", True))
-        return RemotePlugin(plugin, options.get("url", ""), check=check, **common)
+        url, tls = options.get("url", ""), options.get("tls")
+        return RemotePlugin(plugin, url, check=check, tls=tls, **common)
     raise ValueError(
         f"unknown placement {placement!r} for plugin {plugin.name!r}: "
         "use 'in-memory', 'process' or 'remote'"

@@ -15,13 +15,16 @@ import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyqwest
 from connectrpc.client import ConnectClient
 from connectrpc.interceptor import Interceptor
 
 from plugin_di.rpc.transport import http_client
+
+if TYPE_CHECKING:
+    from plugin_di.rpc.tls import ClientTLS
 
 ClientT = TypeVar("ClientT", bound=ConnectClient)
 HeadersLike = pyqwest.Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
@@ -40,12 +43,19 @@ class Target:
     close: Callable[[], Awaitable[None]] | None = None
 
 
-def target_for(url: str) -> Target:
+def target_for(url: str, cert_der: bytes = b"", *, tls: ClientTLS | None = None) -> Target:
     """The `Target` for a plugin URL (``http://`` h2c, ``https://``, ``unix:///``...).
 
     The transport is `plugin_di.rpc.transport.http_client`'s choice for the scheme.
+    ``cert_der``, the certificate from a handshake line, is pinned: it is the only
+    certificate trusted for this endpoint; otherwise ``tls`` (CA, client certificate)
+    applies to ``https://`` URLs.
     """
-    client = http_client(url)
+    if cert_der:
+        from plugin_di.rpc.tls import ClientTLS, der_to_pem  # cryptography: only when needed
+
+        tls = ClientTLS(ca_pem=der_to_pem(cert_der))
+    client = http_client(url, tls=tls)
     return Target(client.address, client, client.aclose)
 
 

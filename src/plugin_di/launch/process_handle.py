@@ -47,7 +47,7 @@ class ProcessHandle(PluginHandle):
         clock: Clock = SYSTEM_CLOCK,
         interceptors: Iterable[Interceptor] = (),
         emit: EmitFn = discard,
-        target_factory: Callable[[str], Target] = target_for,
+        target_factory: Callable[[str, bytes], Target] = target_for,
     ) -> None:
         super().__init__(plugin, interceptors=interceptors, emit=emit)
         self.config = config
@@ -89,7 +89,8 @@ class ProcessHandle(PluginHandle):
         return process
 
     async def _on_up(self, process: PluginProcess) -> None:
-        await close_target(self.endpoint.bind(self._target_factory(process.url)))
+        target = self._target_factory(process.url, process.handshake.cert_der)
+        await close_target(self.endpoint.bind(target))
 
     async def _on_down(self) -> None:
         await close_target(self.endpoint.unbind("its process ended; waiting for a restart"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from connectrpc.interceptor import Interceptor
 
@@ -19,13 +20,20 @@ from plugin_di.launch.events import (
 from plugin_di.launch.handle import ClientT, PluginHandle
 from plugin_di.plugin.definition import Plugin
 
+if TYPE_CHECKING:
+    from plugin_di.rpc.tls import ClientTLS
+
 
 class PluginUnreachableError(ConnectionError):
     """A remote plugin did not answer when the app started."""
 
 
 class RemoteHandle(PluginHandle):
-    """Clients call ``url``. ``start()`` binds it and, with ``check``, asks the plugin's health."""
+    """Clients call ``url``. ``start()`` binds it and, with ``check``, asks the plugin's health.
+
+    ``tls`` (`plugin_di.rpc.tls.ClientTLS`): the CA to trust and, for mTLS, the client
+    certificate, for ``https://`` URLs.
+    """
 
     placement = "remote"
 
@@ -35,15 +43,17 @@ class RemoteHandle(PluginHandle):
         url: str,
         *,
         check: bool = True,
+        tls: ClientTLS | None = None,
         interceptors: Iterable[Interceptor] = (),
         emit: EmitFn = discard,
-        target_factory: Callable[[str], Target] = target_for,
+        target_factory: Callable[..., Target] = target_for,
     ) -> None:
         super().__init__(plugin, interceptors=interceptors, emit=emit)
         self._url = url
         self.check = check
         self.endpoint = EndpointClient(plugin.name)
         self._target_factory = target_factory
+        self.tls = tls
 
     @property
     def url(self) -> str:
@@ -53,7 +63,7 @@ class RemoteHandle(PluginHandle):
         return self.endpoint.client(client_cls, interceptors=self.interceptors)
 
     async def start(self) -> None:
-        self.endpoint.bind(self._target_factory(self._url))
+        self.endpoint.bind(self._target_factory(self._url, tls=self.tls))
         if self.check:
             health = await remote_health(self.endpoint)
             if health.state is HealthState.UNHEALTHY:
