@@ -411,3 +411,21 @@ async def test_nothing_listening_is_a_clear_connection_error(sock_path: str) -> 
     transport = H1Transport(unix_path=sock_path)
     with pytest.raises(ConnectionError, match="is the plugin running"):
         await transport.execute(Request("POST", "http://localhost/x", Headers(), b""))
+
+
+async def test_large_bodies_and_oversized_bodies_over_unix_socket(sock_path: str) -> None:
+    kv = KV()
+    app = ServiceMux([KVServiceASGIApplication(kv)], max_message_bytes=2 * 1024 * 1024)
+    async with serving(app, f"unix:{sock_path}") as url, http_client(url) as http:
+        client = connect_client(KVServiceClient, url, http)
+        big = bytes(range(256)) * 4096  # 1 MiB: written beside the transport, then reused
+        await client.put(pb.PutRequest(key="big", value=big))
+        assert (await client.get(pb.GetRequest(key="big"))).value == big
+        # The server answers before reading a body above its limit and closes; the answer
+        # must still reach the caller (not a reset).
+        for protocol in (ProtocolType.CONNECT, ProtocolType.GRPC_WEB):
+            c = connect_client(KVServiceClient, url, http, protocol=protocol)
+            with pytest.raises(ConnectError) as err:
+                await c.put(pb.PutRequest(key="huge", value=b"x" * (3 * 1024 * 1024)))
+            assert err.value.code == Code.RESOURCE_EXHAUSTED
+        assert (await client.list(pb.ListRequest())).keys == ["big"]

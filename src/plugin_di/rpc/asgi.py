@@ -73,8 +73,9 @@ _HTTP_STATUS: dict[Code, int] = {
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
+    # ASGI servers lower-case header names.
     for key, value in scope.get("headers", ()):
-        if key.lower() == name:
+        if key == name:
             return bytes(value)
     return None
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
@@ -31,12 +33,23 @@ from plugin_di.clock import SYSTEM_CLOCK, Clock
 __all__ = ["H1Transport"]
 
 _MAX_HEAD_BYTES = 64 * 1024
+# Bodies up to this size are written before the answer is read (they fit the socket buffers);
+# larger and streamed ones are written while the answer is watched for.
+_INLINE_BODY_BYTES = 64 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
 _RETRYABLE = (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError, EOFError)
 
 
 class _StaleConnection(Exception):
     """The server closed a pooled connection before answering."""
+
+
+@dataclass(slots=True)
+class _Head:
+    status: int
+    headers: Headers
+    keep_alive: bool
+    body: bytes | None = None  # None: the body streams (chunked or until close)
 
 
 @dataclass(slots=True)
@@ -142,8 +155,13 @@ class H1Transport:
         content: bytes | bytearray | AsyncIterator[bytes] | None,
     ) -> Response:
         try:
-            await self._send_request(conn, host, port, target, request, content)
-            status, headers, keep_alive = await self._read_head(conn)
+            if content is None or (
+                isinstance(content, bytes | bytearray) and len(content) <= _INLINE_BODY_BYTES
+            ):
+                await self._send_request(conn, host, port, target, request, content)
+                head = await self._read_head(conn, request.method)
+            else:
+                head = await self._send_while_reading(conn, host, port, target, request, content)
         except _RETRYABLE as exc:
             conn.close()
             if conn.reused:
@@ -155,26 +173,52 @@ class H1Transport:
             conn.close()
             raise
         key = (host, port)
-        if request.method == "HEAD" or status in _NO_BODY_STATUS or 100 <= status < 200:
-            self._release(conn, key, keep_alive)
-            return _response(status, headers, b"")
-        try:
-            length_text = headers.get("content-length")
-            if length_text is not None and "chunked" not in headers.get("transfer-encoding", ""):
-                body = await self._read_exact(conn, int(length_text))
-                self._release(conn, key, keep_alive)
-                return _response(status, headers, _decode(headers, body))
-        except BaseException:
-            conn.close()
-            raise
+        headers = head.headers
+        if head.body is not None:
+            self._release(conn, key, head.keep_alive)
+            return _response(head.status, headers, _decode(headers, head.body))
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         body_stream = self._stream_body(
-            conn, key, chunked=chunked, keep_alive=keep_alive and chunked
+            conn, key, chunked=chunked, keep_alive=head.keep_alive and chunked
         )
         encoding = headers.get("content-encoding", "identity")
         if encoding in ("identity", ""):
-            return _response(status, headers, body_stream)
-        return _response(status, headers, _decode_stream(encoding, body_stream))
+            return _response(head.status, headers, body_stream)
+        return _response(head.status, headers, _decode_stream(encoding, body_stream))
+
+    async def _send_while_reading(
+        self,
+        conn: _Conn,
+        host: str,
+        port: int,
+        target: str,
+        request: Request,
+        content: bytes | bytearray | AsyncIterator[bytes],
+    ) -> _Head:
+        """Write a large or streamed body while watching for an early answer.
+
+        A server may answer before it has read the whole body (a body above its size limit)
+        and close the connection; writing first would only see the reset and lose the answer.
+        """
+        writing = asyncio.create_task(
+            self._send_request(conn, host, port, target, request, content)
+        )
+        reading = asyncio.create_task(self._read_head(conn, request.method))
+        try:
+            await asyncio.wait((writing, reading), return_when=asyncio.FIRST_COMPLETED)
+            if not reading.done():
+                failure = writing.exception()
+                if failure is not None and not isinstance(failure, OSError):
+                    raise failure  # the request body itself failed (e.g. its iterator raised)
+            head = await reading
+            if not writing.done() or writing.exception() is not None:
+                head.keep_alive = False  # answered early: the rest of the body is not wanted
+            return head
+        finally:
+            for task in (writing, reading):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(writing, reading, return_exceptions=True)
 
     async def _send_request(
         self,
@@ -198,8 +242,14 @@ class H1Transport:
             if body or request.method not in ("GET", "HEAD"):
                 lines.append(f"content-length: {len(body)}\r\n")
             lines.append("\r\n")
-            writer.write("".join(lines).encode("latin-1") + body)
+            head = "".join(lines).encode("latin-1")
+            if len(body) <= _INLINE_BODY_BYTES:
+                writer.write(head + body)
+                await self._drain(writer)
+                return
+            writer.write(head)
             await self._drain(writer)
+            await _send_beside_transport(writer, body)
             return
         lines.append("transfer-encoding: chunked\r\n\r\n")
         writer.write("".join(lines).encode("latin-1"))
@@ -217,26 +267,43 @@ class H1Transport:
             async with asyncio.timeout(self._read_timeout):
                 await writer.drain()
 
-    async def _read_head(self, conn: _Conn) -> tuple[int, Headers, bool]:
+    async def _read_head(self, conn: _Conn, method: str) -> _Head:
+        """Read the status line and headers, and a content-length body right away.
+
+        Reading the body without yielding to the loop matters: a server that answered early
+        and closed makes the next socket read fail, and asyncio's StreamReader then raises
+        that error even for data it already holds.
+        """
         while True:
-            head = await self._read_until(conn, b"\r\n\r\n")
-            text = head.decode("latin-1")
+            raw = await self._read_until(conn, b"\r\n\r\n")
+            text = raw.decode("latin-1")
             status_line, _, rest = text.partition("\r\n")
             version, _, status_rest = status_line.partition(" ")
             if not version.startswith("HTTP/1."):
                 raise ReadError(f"not an HTTP/1.x response: {status_line[:80]!r}")
             status = int(status_rest[:3])
+            if status == 100:  # interim "continue": the real head follows
+                continue
             pairs: list[tuple[str, str]] = []
             for line in rest.split("\r\n"):
                 if line:
                     name, _, value = line.partition(":")
                     pairs.append((name.strip().lower(), value.strip()))
-            if status == 100:  # interim "continue": the real head follows
-                continue
             headers = Headers(pairs)
             connection = headers.get("connection", "").lower()
             keep_alive = "close" not in connection and version != "HTTP/1.0"
-            return status, headers, keep_alive
+            head = _Head(status, headers, keep_alive)
+            if method == "HEAD" or status in _NO_BODY_STATUS or status < 200:
+                head.body = b""
+                return head
+            length = headers.get("content-length")
+            if length is not None and "chunked" not in headers.get("transfer-encoding", ""):
+                try:
+                    head.body = await self._read_exact(conn, int(length))
+                except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                    # Not retryable: the server has answered.
+                    raise ReadError(f"connection lost while reading the response: {exc!r}") from exc
+            return head
 
     async def _read_until(self, conn: _Conn, separator: bytes) -> bytes:
         try:
@@ -331,6 +398,27 @@ class H1Transport:
         conn.idle_since = self._clock.now()
         conn.reused = False
         pool.append(conn)
+
+
+async def _send_beside_transport(writer: asyncio.StreamWriter, body: bytes) -> None:
+    """Write a large body through a duplicate of the socket's descriptor.
+
+    A server that refuses a body (too large) answers and closes without reading it. Writing
+    through the asyncio transport, the resulting EPIPE would close the socket and discard the
+    answer still unread in it; a failed write on a duplicate descriptor leaves the original
+    open, so the answer can be read.
+    """
+    sock = writer.get_extra_info("socket")
+    if sock is None:  # not a plain socket transport: fall back to the transport
+        writer.write(body)
+        await writer.drain()
+        return
+    duplicate = socket.socket(fileno=os.dup(sock.fileno()))
+    try:
+        duplicate.setblocking(False)
+        await asyncio.get_running_loop().sock_sendall(duplicate, body)
+    finally:
+        duplicate.close()
 
 
 def _split_url(url: str) -> tuple[str, int, str]:
