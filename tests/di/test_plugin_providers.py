@@ -300,7 +300,10 @@ async def test_plugin_that_never_handshakes_fails_start_and_rolls_back() -> None
     app = App(
         container(
             lambda events: ProcessPlugin(
-                named("kv"), command=[sys.executable, FAKE, "silent", token], start_timeout=0.5
+                named("kv"),
+                command=[sys.executable, FAKE, "silent", token],
+                start_timeout=0.5,
+                verify=False,
             )
         ),
         sinks=[],
@@ -313,6 +316,19 @@ async def test_plugin_that_never_handshakes_fails_start_and_rolls_back() -> None
     assert processes_with(token) == []
 
 
+async def test_process_serving_another_plugin_is_refused() -> None:
+    app = App(
+        container(lambda events: ProcessPlugin(named("kv"), module="examples.fx_managed.cache")),
+        sinks=[],
+    )
+    with pytest.raises(StartError) as info:
+        await app.start()
+    report = str(info.value)
+    assert "plugin 'kv' failed to start: handshake refused" in report
+    assert "'kv' not served here (served: cache)" in report
+    assert processes_with("examples.fx_managed.cache") == []
+
+
 async def test_crash_loop_limit_marks_unhealthy_and_emits_the_event() -> None:
     events: list[Event] = []
     clock = FakeClock()
@@ -322,6 +338,7 @@ async def test_crash_loop_limit_marks_unhealthy_and_emits_the_event() -> None:
         flaky = ProcessPlugin(
             named("flaky"),
             command=[sys.executable, FAKE, "die"],
+            verify=False,  # the fake serves nothing
             crash_loop=CrashLoop(max_crashes=3, window=60),
             backoff=Backoff(base=1),
             clock=clock,

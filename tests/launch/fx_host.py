@@ -16,21 +16,16 @@ sys.path.insert(0, ROOT)
 
 from dependency_injector import containers  # noqa: E402
 
+from examples.fx_managed.cache import plugin as cache_plugin  # noqa: E402
 from examples.kv.plugin import make_plugin  # noqa: E402
 from plugin_di.di.app import App  # noqa: E402
 from plugin_di.di.providers import ProcessPlugin, plugin_handles  # noqa: E402
 from plugin_di.launch.process_handle import ProcessHandle  # noqa: E402
-from plugin_di.plugin.definition import Plugin  # noqa: E402
-
-
-def named(name: str) -> Plugin:
-    base = make_plugin()
-    return Plugin(name=name, services=base.services)
 
 
 class Host(containers.DeclarativeContainer):
-    kv_a = ProcessPlugin(named("kv-a"), module="examples.kv", cwd=ROOT)
-    kv_b = ProcessPlugin(named("kv-b"), module="examples.kv", cwd=ROOT)
+    kv = ProcessPlugin(make_plugin(), module="examples.kv", cwd=ROOT)
+    cache = ProcessPlugin(cache_plugin, module="examples.fx_managed.cache", cwd=ROOT)
 
 
 async def main() -> None:

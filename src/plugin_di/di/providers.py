@@ -150,7 +150,8 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
     serves a plugin (it must print the handshake line). ``start_timeout`` and
     ``shutdown_grace`` default to the `Settings` (``plugin_start_timeout``,
     ``shutdown_grace``). ``restart``: ``never``, ``on-failure`` or ``always``;
-    ``checksum``: the expected SHA-256 of the module file or executable.
+    ``checksum``: the expected SHA-256 of the module file or executable;
+    ``verify``: check the plugin's HandshakeService after each launch.
     ``host_url`` (a string or a provider of one, e.g. ``host.provided.url``) is
     passed to the child as ``PLUGIN_DI_HOST_URL``; depending on a provider also
     orders the start: the plugin starts after it.
@@ -168,6 +169,7 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
         backoff: Backoff = DEFAULT_BACKOFF,
         crash_loop: CrashLoop = DEFAULT_CRASH_LOOP,
         checksum: str | None = None,
+        verify: bool = True,
         start_timeout: float | None = None,
         shutdown_grace: float | None = None,
         kill_timeout: float = 2.0,
@@ -197,6 +199,7 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
             "backoff": backoff,
             "crash_loop": crash_loop,
             "checksum": checksum,
+            "verify": verify,
             "clock": clock,
             "interceptors": tuple(interceptors),
         }

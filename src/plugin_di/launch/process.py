@@ -67,6 +67,11 @@ def describe_exit(code: int | None) -> str:
 class PluginStartError(RuntimeError):
     """A plugin process did not become ready; it is no longer running."""
 
+    DEFAULT_HINT = (
+        "check that the command serves a plugin (plugin_di.serve prints the handshake "
+        "line), or raise plugin_start_timeout if it is only slow"
+    )
+
     def __init__(
         self,
         name: str,
@@ -75,6 +80,7 @@ class PluginStartError(RuntimeError):
         command: Sequence[str],
         exit_code: int | None,
         stderr_tail: Sequence[str],
+        hint: str = DEFAULT_HINT,
     ) -> None:
         self.name = name
         self.reason = reason
@@ -82,12 +88,12 @@ class PluginStartError(RuntimeError):
         self.exit_code = exit_code
         self.stderr_tail = list(stderr_tail)
         tail = "\n".join(f"    {line}" for line in self.stderr_tail) or "    (nothing)"
+        code = f" ({describe_exit(exit_code)})" if exit_code is not None else ""
         super().__init__(
-            f"plugin {name!r} failed to start: {reason} ({describe_exit(exit_code)})\n"
+            f"plugin {name!r} failed to start: {reason}{code}\n"
             f"  command: {shlex.join(self.command)}\n"
             f"  last stderr lines:\n{tail}\n"
-            "  check that the command serves a plugin (plugin_di.serve prints the handshake "
-            "line), or raise plugin_start_timeout if it is only slow"
+            f"  {hint}"
         )
 
 

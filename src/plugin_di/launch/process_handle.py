@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from connectrpc.errors import ConnectError
 from connectrpc.interceptor import Interceptor
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
@@ -17,7 +18,7 @@ from plugin_di.launch.control import remote_health, shutdown_call
 from plugin_di.launch.endpoint import EndpointClient, Target, close_target, target_for
 from plugin_di.launch.events import EmitFn, PluginHealth, discard
 from plugin_di.launch.handle import ClientT, PluginHandle
-from plugin_di.launch.process import LaunchConfig, PluginProcess, ShutdownCall
+from plugin_di.launch.process import LaunchConfig, PluginProcess, PluginStartError, ShutdownCall
 from plugin_di.launch.supervisor import (
     DEFAULT_BACKOFF,
     DEFAULT_CRASH_LOOP,
@@ -27,11 +28,17 @@ from plugin_di.launch.supervisor import (
     Supervisor,
     SupervisorState,
 )
+from plugin_di.plugin.client import PluginClient, PluginClientError
 from plugin_di.plugin.definition import Plugin
 
 
 class ProcessHandle(PluginHandle):
-    """A plugin launched from ``config.command`` and kept up by a `Supervisor`."""
+    """A plugin launched from ``config.command`` and kept up by a `Supervisor`.
+
+    With ``verify`` (the default), each launch ends with a HandshakeService call that
+    checks the magic cookie, the app protocol version and that the process serves
+    this plugin; a refusal fails the start like a missing handshake line.
+    """
 
     placement = "process"
 
@@ -44,6 +51,7 @@ class ProcessHandle(PluginHandle):
         backoff: Backoff = DEFAULT_BACKOFF,
         crash_loop: CrashLoop = DEFAULT_CRASH_LOOP,
         checksum: str | None = None,
+        verify: bool = True,
         clock: Clock = SYSTEM_CLOCK,
         interceptors: Iterable[Interceptor] = (),
         emit: EmitFn = discard,
@@ -52,6 +60,7 @@ class ProcessHandle(PluginHandle):
         super().__init__(plugin, interceptors=interceptors, emit=emit)
         self.config = config
         self.checksum = checksum
+        self.verify = verify
         self.endpoint = EndpointClient(plugin.name)
         self._clock = clock
         self._target_factory = target_factory
@@ -86,7 +95,44 @@ class ProcessHandle(PluginHandle):
             verify_checksum(self.name, command_file(self.config.command), self.checksum)
         process = PluginProcess(self.config, clock=self._clock)
         await process.start()
+        if self.verify:
+            try:
+                await self._handshake(process)
+            except BaseException:
+                await process.stop()
+                raise
         return process
+
+    async def _handshake(self, process: PluginProcess) -> None:
+        """HandshakeService: same cookie, a common app version, and this plugin served."""
+        tls = None
+        if process.handshake.cert_der:
+            from plugin_di.rpc.tls import ClientTLS, der_to_pem
+
+            tls = ClientTLS(ca_pem=der_to_pem(process.handshake.cert_der))
+        client = PluginClient(
+            process.url,
+            [self.plugin],
+            magic_cookie_key=self.config.magic_cookie_key,
+            magic_cookie_value=self.config.magic_cookie_value,
+            app_protocol_versions=self.config.protocol_versions,
+            tls=tls,
+            timeout_ms=int(self.config.start_timeout * 1000),
+        )
+        try:
+            await client.connect()
+        except (ConnectError, PluginClientError) as exc:
+            message = exc.message if isinstance(exc, ConnectError) else str(exc)
+            raise PluginStartError(
+                self.name,
+                f"handshake refused: {message}",
+                command=self.config.command,
+                exit_code=process.returncode,
+                stderr_tail=process.stderr_tail,
+                hint="check that the command serves this plugin, with the same magic cookie",
+            ) from exc
+        finally:
+            await client.close()
 
     async def _on_up(self, process: PluginProcess) -> None:
         target = self._target_factory(process.url, process.handshake.cert_der)
