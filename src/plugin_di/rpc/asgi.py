@@ -21,11 +21,20 @@ from typing import Any, Protocol
 
 from connectrpc.code import Code
 
-__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "ASGIApp", "ConnectApp", "ServiceMux", "send_error"]
+__all__ = [
+    "DEFAULT_DRAIN_LIMIT_BYTES",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "ASGIApp",
+    "ConnectApp",
+    "ServiceMux",
+    "send_error",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# An unread request body up to this size is read and discarded to keep the connection usable.
+DEFAULT_DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 _ENVELOPE_PREFIX = 5  # gRPC / gRPC-Web / Connect-streaming message prefix: flags + length
 
 Scope = MutableMapping[str, Any]
@@ -178,7 +187,8 @@ class ServiceMux:
 
     ``apps`` are generated ``XxxServiceASGIApplication`` objects, each mounted at its ``.path``.
     ``max_message_bytes`` is passed down to every app as connectrpc's ``read_max_bytes``, and a
-    request whose Content-Length exceeds it is refused before its body is read.
+    request whose Content-Length exceeds it is refused before its body is read (the unread body
+    is then discarded, up to ``drain_limit_bytes``, so the connection stays usable).
     """
 
     def __init__(
@@ -186,10 +196,12 @@ class ServiceMux:
         apps: Iterable[ConnectApp] = (),
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        drain_limit_bytes: int = DEFAULT_DRAIN_LIMIT_BYTES,
     ) -> None:
         if max_message_bytes <= 0:
             raise ValueError(f"max_message_bytes must be positive, got {max_message_bytes}")
         self.max_message_bytes = max_message_bytes
+        self.drain_limit_bytes = drain_limit_bytes
         self._methods: dict[str, _Route] = {}
         self._services: dict[str, ASGIApp] = {}
         self._opaque: dict[str, ASGIApp] = {}
@@ -235,52 +247,57 @@ class ServiceMux:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            exchange = _Exchange(receive, send, self.drain_limit_bytes)
             path: str = scope["path"]
             route = self._methods.get(path)
             if route is not None:
-                if route.max_body is not None and not await self._length_ok(
-                    scope, send, route.max_body
-                ):
-                    return
-                await self._run(route.app, scope, receive, send)
+                if route.max_body is None or await self._length_ok(scope, exchange, route.max_body):
+                    await self._run(route.app, scope, exchange, exchange.send)
                 return
-            await self._dispatch_other(path, scope, receive, send)
+            await self._dispatch_other(path, scope, exchange)
         elif kind == "lifespan":
             await _Lifespan(self._lifespan_apps).run(scope, receive, send)
         else:
             # websockets: nothing here speaks them; closing is the ASGI way to refuse.
             await send({"type": "websocket.close", "code": 1003})
 
-    async def _dispatch_other(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _dispatch_other(self, path: str, scope: Scope, exchange: _Exchange) -> None:
         for prefix, app in self._prefixes:
             if path.startswith(prefix):
                 child = dict(scope)
                 child["root_path"] = scope.get("root_path", "") + prefix.rstrip("/")
-                await self._run(app, child, receive, send)
+                await self._run(app, child, exchange, exchange.send)
                 return
         service_end = path.find("/", 1)
         if service_end > 0:
             opaque = self._opaque.get(path[: service_end + 1])
             if opaque is not None:
-                if await self._length_ok(scope, send, self.max_message_bytes + _ENVELOPE_PREFIX):
-                    await self._run(opaque, scope, receive, _NotFoundToUnimplemented(scope, send))
+                limit = self.max_message_bytes + _ENVELOPE_PREFIX
+                if await self._length_ok(scope, exchange, limit):
+                    rewrite = _NotFoundToUnimplemented(scope, exchange.send)
+                    await self._run(opaque, scope, exchange, rewrite)
                 return
-        await send_error(scope, send, Code.UNIMPLEMENTED, _unknown(scope))
+        await send_error(scope, exchange.send, Code.UNIMPLEMENTED, _unknown(scope))
 
-    async def _length_ok(self, scope: Scope, send: Send, limit: int) -> bool:
+    async def _length_ok(self, scope: Scope, exchange: _Exchange, limit: int) -> bool:
         raw = _header(scope, b"content-length")
         if raw is None:
             return True
         try:
             length = int(raw)
         except ValueError:
-            await send_error(scope, send, Code.INVALID_ARGUMENT, "malformed Content-Length header")
+            await send_error(
+                scope, exchange.send, Code.INVALID_ARGUMENT, "malformed Content-Length header"
+            )
             return False
         if length <= limit:
             return True
+        if length > self.drain_limit_bytes:
+            # Too big to read even to discard it: answer now; the connection may not survive.
+            exchange.body_done = True
         await send_error(
             scope,
-            send,
+            exchange.send,
             Code.RESOURCE_EXHAUSTED,
             f"request body of {length} bytes exceeds the limit of {self.max_message_bytes} "
             "bytes; send a smaller message or raise PLUGIN_DI_MAX_MESSAGE_BYTES on the server",
@@ -288,31 +305,62 @@ class ServiceMux:
         return False
 
     @staticmethod
-    async def _run(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-        tracked = _TrackedSend(send)
+    async def _run(app: ASGIApp, scope: Scope, exchange: _Exchange, send: Send) -> None:
         try:
-            await app(scope, receive, tracked)
+            await app(scope, exchange.receive, send)
         except Exception:
             # connectrpc re-raises a non-Connect error after answering it; the ASGI server
             # would log it again and may drop the connection. Log it once, keep serving, and
             # answer INTERNAL if nothing was answered yet (no exception text on the wire).
             log.exception("unhandled error serving %s", scope.get("path"))
-            if not tracked.started:
-                await send_error(scope, send, Code.INTERNAL, "internal error")
+            if not exchange.started:
+                await send_error(scope, exchange.send, Code.INTERNAL, "internal error")
 
 
-class _TrackedSend:
-    """Remembers whether the response has started."""
+class _Exchange:
+    """One request's receive/send: tracks the response start and drains an unread body.
 
-    __slots__ = ("_send", "started")
+    A response that ends before its request body was read breaks the connection: hypercorn
+    0.18 forgets an HTTP/2 stream once its response ended and drops the whole connection on a
+    DATA frame still arriving for it; over HTTP/1.1 it closes the connection. So before the
+    last response message goes out, what the app left unread is read and discarded (up to
+    ``drain_limit`` bytes). Apps that read their whole body pay one flag check.
+    """
 
-    def __init__(self, send: Send) -> None:
+    __slots__ = ("_drain_limit", "_receive", "_send", "_trailers", "body_done", "started")
+
+    def __init__(self, receive: Receive, send: Send, drain_limit: int) -> None:
+        self._receive = receive
         self._send = send
+        self._drain_limit = drain_limit
+        self._trailers = False
+        self.body_done = False
         self.started = False
 
-    async def __call__(self, message: Message) -> None:
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            self.body_done = True
+        return message
+
+    async def send(self, message: Message) -> None:
+        if not self.body_done:
+            kind = message["type"]
+            if kind == "http.response.start":
+                self._trailers = bool(message.get("trailers", False))
+            elif (
+                kind == "http.response.body"
+                and not self._trailers
+                and not message.get("more_body", False)
+            ) or (kind == "http.response.trailers" and not message.get("more_trailers", False)):
+                await self._drain()
         self.started = True
         await self._send(message)
+
+    async def _drain(self) -> None:
+        drained = 0
+        while not self.body_done and drained <= self._drain_limit:
+            drained += len((await self.receive()).get("body", b""))
 
 
 class _Lifespan:
