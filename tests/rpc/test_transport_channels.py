@@ -236,3 +236,37 @@ def test_url_parsing_and_refusals() -> None:
         http_client("http://127.0.0.1:1", tls=ClientTLS())
     with pytest.raises(ValueError, match="no TLS"):
         http_client("https://127.0.0.1:1", http_version="h1fast")
+
+
+async def test_failed_startup_raises_and_releases_the_socket(tmp_path: Path) -> None:
+    async def broken() -> AsyncIterator[KV]:
+        raise RuntimeError("cannot open the database")
+        yield KV()  # pragma: no cover
+
+    path = tmp_path / "broken.sock"
+    bound = bind_socket(f"unix:{path}")
+    ready: list[bool] = []
+    with pytest.raises(Exception, match="cannot open the database"):
+        await asyncio.wait_for(
+            serve_asgi(
+                ServiceMux([KVServiceASGIApplication(broken())]),
+                bound,
+                shutdown=asyncio.Event(),
+                ready=lambda: ready.append(True),
+            ),
+            10,
+        )
+    assert ready == []
+    assert not path.exists()
+    assert bound.sock.fileno() == -1
+
+
+async def test_ready_fires_for_an_app_without_lifespan() -> None:
+    async def plain(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            raise RuntimeError("no lifespan here")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with serving(plain) as (url, _, _), http_client(url, http_version="http1") as http:
+        assert (await http.get(f"{url}/anything")).status == 204

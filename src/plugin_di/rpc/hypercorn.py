@@ -164,7 +164,11 @@ class _ReadyOnStartup:
             await self._app(scope, receive, send)
             return
 
+        answered = False
+
         async def lifespan_send(message: Message) -> None:
+            nonlocal answered
+            answered = True
             await send(message)
             if message["type"] == "lifespan.startup.complete":
                 self._fire()
@@ -172,8 +176,10 @@ class _ReadyOnStartup:
         try:
             await self._app(scope, receive, lifespan_send)
         except Exception:
-            # Hypercorn serves on when an app refuses lifespan by raising.
-            self._fire()
+            # An app that raises before answering refuses lifespan, and hypercorn serves on;
+            # one that reported a failed startup is not ready.
+            if not answered:
+                self._fire()
             raise
 
 
