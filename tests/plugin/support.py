@@ -23,13 +23,20 @@ class ProbeKV(KVService):
         self.last_put: pb.PutRequest | None = None
         self.seen_headers: dict[str, str] = {}
         self.never = asyncio.Event()
+        self.in_flight = asyncio.Event()
+        self.stopping = asyncio.Event()
 
     async def get(self, request: pb.GetRequest, ctx: RequestContext[Any, Any]) -> pb.GetResponse:
         self.seen_headers = dict(ctx.request_headers)
         if request.key == "boom":
             raise RuntimeError("db password=hunter2")
         if request.key == "hang":
+            self.in_flight.set()
             await self.never.wait()
+        if request.key == "until-stop":
+            self.in_flight.set()
+            await self.stopping.wait()
+            return pb.GetResponse(value=b"finished", found=True)
         if request.key == "denied":
             raise ConnectError(Code.PERMISSION_DENIED, "not yours")
         ctx.response_headers["x-served-by"] = "probe"
@@ -49,6 +56,9 @@ class ProbeKV(KVService):
             raise ValueError("secret detail")
         if request.prefix == "hang":
             await self.never.wait()
+
+    async def on_shutdown(self) -> None:
+        self.stopping.set()
 
     # delete and list are left to the generated Protocol: UNIMPLEMENTED.
 

@@ -155,3 +155,16 @@ class PluginSet(dict[str, Plugin]):
                         f"both serve {service.path}"
                     )
                 owner[service.path] = key
+
+
+PluginsLike = Plugin | PluginSet | Sequence[Plugin] | Mapping[str, Plugin]
+"""One plugin, a PluginSet, or a sequence or mapping of plugins."""
+
+
+def as_plugin_set(plugins: PluginsLike) -> PluginSet:
+    """One plugin, a sequence or a mapping, as a validated PluginSet."""
+    if isinstance(plugins, PluginSet):
+        return plugins
+    if isinstance(plugins, Plugin):
+        return PluginSet([plugins])
+    return PluginSet(plugins)

@@ -20,12 +20,13 @@ import secrets
 import signal
 import ssl
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from connectrpc.interceptor import Interceptor
 
+from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.gen.connectplugin.health.v1.health_connect import (
     HealthServiceASGIApplication,
     HealthServiceClient,
@@ -45,9 +46,10 @@ from plugin_di.gen.connectplugin.v1.plugininfo_connect import (
 from plugin_di.gen.grpc.health.v1.health_connect import HealthASGIApplication, HealthClient
 from plugin_di.plugin import config as plugin_config
 from plugin_di.plugin import env
-from plugin_di.plugin._drain import DrainUnreadBody
+from plugin_di.plugin._inflight import InFlight
+from plugin_di.plugin._stream_hygiene import StreamHygiene
 from plugin_di.plugin.control import DEFAULT_GRACE_SECONDS, PluginControlServer
-from plugin_di.plugin.definition import Plugin, PluginSet, service_descriptor
+from plugin_di.plugin.definition import PluginSet, PluginsLike, as_plugin_set, service_descriptor
 from plugin_di.plugin.handshake import HandshakeServer, VersionMismatchError, negotiate_version
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.plugin.health import ConnectPluginHealthService, GrpcHealthService, Health
@@ -62,10 +64,9 @@ log = logging.getLogger("plugin_di.plugin.server")
 # pyqwest's tokio threads can abort the interpreter if the loop ends right after
 # an async client closed; a short tick lets them settle.
 _PYQWEST_SETTLE_SECONDS = 0.05
+# Once no call is in flight, idle connections get this long before they are dropped.
+_IDLE_CLOSE_SECONDS = 0.1
 
-
-PluginsLike = Plugin | PluginSet | Sequence[Plugin] | Mapping[str, Plugin]
-"""One plugin, a PluginSet, or a sequence or mapping of plugins."""
 
 _RUNTIME_CLIENTS = (
     HandshakeServiceClient,
@@ -74,15 +75,6 @@ _RUNTIME_CLIENTS = (
     PluginIdentityClient,
     PluginControlClient,
 )
-
-
-def as_plugin_set(plugins: PluginsLike) -> PluginSet:
-    """One plugin, a sequence or a mapping, as a validated PluginSet."""
-    if isinstance(plugins, PluginSet):
-        return plugins
-    if isinstance(plugins, Plugin):
-        return PluginSet([plugins])
-    return PluginSet(plugins)
 
 
 def _server_versions(plugins: PluginSet, explicit: Sequence[int] | None) -> tuple[int, ...]:
@@ -115,8 +107,10 @@ class PluginServer:
         server_metadata: Mapping[str, str] | None = None,
         reflection: bool = True,
         grace_period: float = DEFAULT_GRACE_SECONDS,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.plugins = as_plugin_set(plugins)
+        self._clock = clock
         self.app_protocol_versions = _server_versions(self.plugins, app_protocol_versions)
         services = [s for p in self.plugins.values() for s in p.services]
         missing = [s.full_name for s in services if s.impl is None]
@@ -128,6 +122,7 @@ class PluginServer:
         self.identity = IdentityStore()
         self.grace_period = grace_period
         self._stop_requested: asyncio.Event | None = None
+        self._stopped: asyncio.Event | None = None
         self._stop_reason = ""
         kwargs: dict[str, Any] = {
             "interceptors": [SanitizeErrors(), *interceptors],
@@ -182,6 +177,12 @@ class PluginServer:
         self._stop_reason = reason
         event.set()
 
+    async def wait_stopped(self) -> None:
+        """Return once `run` has finished (the socket is closed)."""
+        if self._stopped is None:
+            self._stopped = asyncio.Event()
+        await self._stopped.wait()
+
     async def begin_stop(self) -> None:
         """NOT_SERVING everywhere, then each implementation's ``on_shutdown()``."""
         self.health.shutdown()
@@ -210,23 +211,45 @@ class PluginServer:
         )
         requested = self._event()
         drain = asyncio.Event()
+        app = InFlight(StreamHygiene(self.app))
+        clock = self._clock
 
         async def stop_when_requested() -> None:
             await requested.wait()
+            deadline = clock.now() + self.grace_period
             log.info("stopping: %s (grace period %.1fs)", self._stop_reason, self.grace_period)
             await self.begin_stop()
-            config.graceful_timeout = self.grace_period
+            await _first(app.wait_idle(), clock.sleep(max(0.0, deadline - clock.now())))
+            if app.count:
+                log.warning("grace period over: cancelling %d call(s) in flight", app.count)
+                app.cancel_all()
+                await app.wait_idle()
+            # Only idle keep-alive connections are left: hypercorn may drop them now.
+            config.graceful_timeout = _IDLE_CLOSE_SECONDS
             drain.set()
 
         watcher = asyncio.create_task(stop_when_requested())
         try:
-            app = DrainUnreadBody(self.app)
             await serve_asgi(app, bound, config=config, shutdown=drain, ready=ready)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             self.health.shutdown()
+            if self._stopped is None:
+                self._stopped = asyncio.Event()
+            self._stopped.set()
+
+
+async def _first(*waits: Coroutine[Any, Any, None]) -> None:
+    """Wait until the first of ``waits`` finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _listen_address(
@@ -270,6 +293,7 @@ async def serve_async(
     handle_signals: bool = True,
     watch_parent: bool = True,
     on_ready: Callable[[PluginServer, HandshakeLine], None] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> int:
     """`serve` inside a running loop; returns the exit code."""
     environ = os.environ if environ is None else environ
@@ -287,6 +311,7 @@ async def serve_async(
         max_message_bytes=plugin_config.max_message_bytes(environ),
         server_metadata=server_metadata,
         grace_period=grace_period,
+        clock=clock,
     )
     offered = plugin_config.host_versions(environ)
     try:
