@@ -9,7 +9,6 @@ app it holds.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import logging
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from connectrpc.code import Code
+
+from plugin_di.rpc.lifespan import forward_lifespan
 
 __all__ = [
     "DEFAULT_DRAIN_LIMIT_BYTES",
@@ -256,7 +257,7 @@ class ServiceMux:
                 return
             await self._dispatch_other(path, scope, exchange)
         elif kind == "lifespan":
-            await _Lifespan(self._lifespan_apps).run(scope, receive, send)
+            await forward_lifespan(self._lifespan_apps, scope, receive, send)
         else:
             # websockets: nothing here speaks them; closing is the ASGI way to refuse.
             await send({"type": "websocket.close", "code": 1003})
@@ -361,88 +362,3 @@ class _Exchange:
         drained = 0
         while not self.body_done and drained <= self._drain_limit:
             drained += len((await self.receive()).get("body", b""))
-
-
-class _Lifespan:
-    """Forward one lifespan session to many apps, each through its own queue."""
-
-    def __init__(self, apps: list[ASGIApp]) -> None:
-        self._apps = apps
-
-    async def run(self, scope: Scope, receive: Receive, send: Send) -> None:
-        queues: list[asyncio.Queue[Message]] = [asyncio.Queue() for _ in self._apps]
-        replies: asyncio.Queue[tuple[int, Message]] = asyncio.Queue()
-        tasks = [
-            asyncio.create_task(self._child(i, app, scope, queues[i], replies))
-            for i, app in enumerate(self._apps)
-        ]
-        live = set(range(len(tasks)))
-        try:
-            while True:
-                message = await receive()
-                kind = message["type"]
-                for i in live:
-                    queues[i].put_nowait(message)
-                phase = "startup" if kind == "lifespan.startup" else "shutdown"
-                failures = await self._collect(live, replies, phase)
-                if failures:
-                    await send({"type": f"lifespan.{phase}.failed", "message": "; ".join(failures)})
-                    if phase == "startup":
-                        await self._shutdown_started(live, queues, replies)
-                    return
-                await send({"type": f"lifespan.{phase}.complete"})
-                if phase == "shutdown":
-                    return
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    @staticmethod
-    async def _child(
-        index: int,
-        app: ASGIApp,
-        scope: Scope,
-        queue: asyncio.Queue[Message],
-        replies: asyncio.Queue[tuple[int, Message]],
-    ) -> None:
-        async def send(message: Message) -> None:
-            replies.put_nowait((index, message))
-
-        try:
-            await app(dict(scope), queue.get, send)
-        except Exception:
-            # An app that raises on lifespan does not support it (ASGI spec): skip it.
-            log.debug("app %r does not support lifespan", app, exc_info=True)
-        replies.put_nowait((index, {"type": "_exited"}))
-
-    @staticmethod
-    async def _collect(
-        live: set[int], replies: asyncio.Queue[tuple[int, Message]], phase: str
-    ) -> list[str]:
-        waiting = set(live)
-        failures: list[str] = []
-        while waiting:
-            index, message = await replies.get()
-            kind = message["type"]
-            if kind == "_exited":
-                live.discard(index)
-                waiting.discard(index)
-            elif kind == f"lifespan.{phase}.complete":
-                waiting.discard(index)
-            elif kind == f"lifespan.{phase}.failed":
-                waiting.discard(index)
-                live.discard(index)
-                failures.append(str(message.get("message", "")) or f"{phase} failed")
-        return failures
-
-    async def _shutdown_started(
-        self,
-        live: set[int],
-        queues: list[asyncio.Queue[Message]],
-        replies: asyncio.Queue[tuple[int, Message]],
-    ) -> None:
-        """After a failed startup, shut down the apps that did start."""
-        for i in live:
-            queues[i].put_nowait({"type": "lifespan.shutdown"})
-        await self._collect(live, replies, "shutdown")

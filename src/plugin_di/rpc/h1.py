@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import zlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -29,6 +28,7 @@ from typing import Self
 from pyqwest import Headers, HTTPVersion, ReadError, Request, Response
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.rpc._http1 import decode_body, decode_stream, split_url
 
 __all__ = ["H1Transport"]
 
@@ -126,7 +126,7 @@ class H1Transport:
         """Send ``request`` and return its response; the body may still be streaming."""
         if self._closed:
             raise ConnectionError("the HTTP/1.1 transport is closed; create a new client")
-        host, port, target = _split_url(request.url)
+        host, port, target = split_url(request.url)
         content = request.content
         replayable = content is None or isinstance(content, bytes | bytearray)
         conn = await self._checkout(host, port)
@@ -176,7 +176,7 @@ class H1Transport:
         headers = head.headers
         if head.body is not None:
             self._release(conn, key, head.keep_alive)
-            return _response(head.status, headers, _decode(headers, head.body))
+            return _response(head.status, headers, decode_body(headers, head.body))
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         body_stream = self._stream_body(
             conn, key, chunked=chunked, keep_alive=head.keep_alive and chunked
@@ -184,7 +184,7 @@ class H1Transport:
         encoding = headers.get("content-encoding", "identity")
         if encoding in ("identity", ""):
             return _response(head.status, headers, body_stream)
-        return _response(head.status, headers, _decode_stream(encoding, body_stream))
+        return _response(head.status, headers, decode_stream(encoding, body_stream))
 
     async def _send_while_reading(
         self,
@@ -421,49 +421,5 @@ async def _send_beside_transport(writer: asyncio.StreamWriter, body: bytes) -> N
         duplicate.close()
 
 
-def _split_url(url: str) -> tuple[str, int, str]:
-    """``http://host:port/path?q`` -> host, port, ``/path?q`` (fast; no urllib)."""
-    scheme_end = url.find("://")
-    if scheme_end < 0:
-        raise ValueError(f"request URL {url!r} has no scheme")
-    rest = url[scheme_end + 3 :]
-    slash = rest.find("/")
-    authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
-    if authority.startswith("["):
-        host, _, port_text = authority[1:].partition("]")
-        port_text = port_text.removeprefix(":")
-    else:
-        host, _, port_text = authority.partition(":")
-    port = int(port_text) if port_text else (443 if url.startswith("https") else 80)
-    return host, port, target
-
-
 def _response(status: int, headers: Headers, content: bytes | AsyncIterator[bytes]) -> Response:
     return Response(status=status, http_version=HTTPVersion.HTTP1, headers=headers, content=content)
-
-
-def _decode(headers: Headers, body: bytes) -> bytes:
-    # pyqwest's own transport undoes content-encoding; Connect unary replies use it.
-    encoding = headers.get("content-encoding", "identity")
-    if encoding in ("identity", ""):
-        return body
-    if encoding == "gzip":
-        return zlib.decompress(body, wbits=zlib.MAX_WBITS | 16)
-    if encoding == "deflate":
-        return zlib.decompress(body)
-    raise ReadError(f"unsupported content-encoding {encoding!r} from the server")
-
-
-async def _decode_stream(encoding: str, stream: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:
-    if encoding not in ("gzip", "deflate"):
-        raise ReadError(f"unsupported content-encoding {encoding!r} from the server")
-    wbits = zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS
-    decoder = zlib.decompressobj(wbits=wbits)
-    try:
-        async for chunk in stream:
-            if out := decoder.decompress(chunk):
-                yield out
-        if tail := decoder.flush():
-            yield tail
-    finally:
-        await stream.aclose()

@@ -21,13 +21,22 @@ from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
-from connectrpc.interceptor import Interceptor
+from connectrpc.interceptor import Interceptor, InterceptorSync
 from connectrpc.protocol import ProtocolType
-from pyqwest import Client, HTTPTransport, HTTPVersion, Transport
+from pyqwest import (
+    Client,
+    HTTPTransport,
+    HTTPVersion,
+    SyncClient,
+    SyncHTTPTransport,
+    SyncTransport,
+    Transport,
+)
 from pyqwest.testing import ASGITransport
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.rpc.h1 import H1Transport
+from plugin_di.rpc.h1sync import SyncH1Transport
 
 if TYPE_CHECKING:  # rpc.tls pulls in cryptography, which a plain-HTTP caller need not load
     from plugin_di.rpc.tls import ClientTLS
@@ -35,10 +44,12 @@ if TYPE_CHECKING:  # rpc.tls pulls in cryptography, which a plain-HTTP caller ne
 __all__ = [
     "HTTPMode",
     "PluginHTTPClient",
+    "PluginSyncHTTPClient",
     "asgi_http_client",
     "client_address",
     "connect_client",
     "http_client",
+    "sync_http_client",
     "unix_socket_path",
 ]
 
@@ -100,6 +111,36 @@ class PluginHTTPClient(Client):
         self._entered = False
         if self._settle:
             await asyncio.sleep(_PYQWEST_SETTLE_SECONDS)
+
+
+class PluginSyncHTTPClient:
+    """The blocking counterpart: a ``pyqwest.SyncClient`` (``.client``) and its transport.
+
+    pyqwest's ``SyncClient`` cannot be subclassed, so this holds it; ``connect_client``
+    accepts either. Use ``with`` or ``close()``.
+    """
+
+    def __init__(self, transport: SyncTransport, address: str) -> None:
+        self.client = SyncClient(transport)
+        self.transport = transport
+        self.address = address
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the transport."""
+        close = getattr(self.transport, "close", None)
+        if close is not None:
+            close()
 
 
 def client_address(url: str) -> str:
@@ -177,6 +218,55 @@ def http_client(
     )
 
 
+def sync_http_client(
+    url: str,
+    *,
+    tls: ClientTLS | None = None,
+    http_version: HTTPMode | str = HTTPMode.H2,
+    read_timeout: float | None = None,
+    connect_timeout: float = 10.0,
+    clock: Clock = SYSTEM_CLOCK,
+) -> PluginSyncHTTPClient:
+    """The blocking ``http_client``: same URL schemes, for generated ``XxxClientSync`` classes.
+
+    Call-at-a-time code on ``unix://`` or ``h1fast`` is fastest here (no event loop hop).
+    """
+    mode = HTTPMode(http_version)
+    if (
+        url.startswith("unix:")
+        or url.startswith("http+h1fast://")
+        or (url.startswith("http://") and mode is HTTPMode.H1FAST)
+    ):
+        path = unix_socket_path(url) if url.startswith("unix:") else None
+        lean = SyncH1Transport(
+            unix_path=path, read_timeout=read_timeout, connect_timeout=connect_timeout, clock=clock
+        )
+        return PluginSyncHTTPClient(lean, client_address(url))
+    if url.startswith("http://"):
+        if tls is not None:
+            raise ValueError(f"TLS settings were given for {url!r}; use an https:// URL")
+        version = HTTPVersion.HTTP1 if mode is HTTPMode.HTTP1 else HTTPVersion.HTTP2
+        pyqwest = SyncHTTPTransport(
+            http_version=version, timeout=read_timeout, connect_timeout=connect_timeout
+        )
+        return PluginSyncHTTPClient(pyqwest, client_address(url))
+    if url.startswith("https://"):
+        if mode is HTTPMode.H1FAST:
+            raise ValueError("the lean HTTP/1.1 transport has no TLS; use h2 or http1 for https")
+        tls_kwargs: dict[str, Any] = tls.transport_kwargs() if tls is not None else {}
+        pyqwest = SyncHTTPTransport(
+            **tls_kwargs,
+            tls_include_system_certs="tls_ca_cert" not in tls_kwargs,
+            http_version=HTTPVersion.HTTP1 if mode is HTTPMode.HTTP1 else None,
+            timeout=read_timeout,
+            connect_timeout=connect_timeout,
+        )
+        return PluginSyncHTTPClient(pyqwest, client_address(url))
+    raise ValueError(
+        f"unsupported endpoint URL {url!r}: use http://, https://, unix:/// or http+h1fast://"
+    )
+
+
 def asgi_http_client(
     app: Any, *, http_version: HTTPVersion = HTTPVersion.HTTP2
 ) -> PluginHTTPClient:
@@ -197,8 +287,8 @@ class _GeneratedClient(Protocol):
         send_compression: Any = ...,
         timeout_ms: int | None = ...,
         read_max_bytes: int | None = ...,
-        interceptors: Iterable[Interceptor] = ...,
-        http_client: Client | None = ...,
+        interceptors: Iterable[Any] = ...,
+        http_client: Any = ...,
     ) -> None: ...
 
 
@@ -208,22 +298,25 @@ _C = TypeVar("_C", bound=_GeneratedClient)
 def connect_client(
     client_cls: type[_C],
     url: str,
-    http_client: Client,
+    http_client: Client | SyncClient | PluginSyncHTTPClient,
     *,
-    interceptors: Iterable[Interceptor] = (),
+    interceptors: Iterable[Interceptor | InterceptorSync] = (),
     protocol: ProtocolType = ProtocolType.CONNECT,
     timeout_ms: int | None = None,
     read_max_bytes: int | None = None,
 ) -> _C:
-    """Build a generated ``XxxClient`` for ``url`` on ``http``, with compression off.
+    """Build a generated ``XxxClient`` (or ``XxxClientSync`` on a sync client) for ``url``.
 
-    Compression costs more than it saves on loopback and Unix sockets; the generated
-    default gzips every request.
+    Compression is off: it costs more than it saves on loopback and Unix sockets, and the
+    generated default gzips every request.
     """
-    if isinstance(http_client, PluginHTTPClient):
-        address = http_client.address
+    http: Client | SyncClient
+    if isinstance(http_client, PluginSyncHTTPClient):
+        address, http = http_client.address, http_client.client
+    elif isinstance(http_client, PluginHTTPClient):
+        address, http = http_client.address, http_client
     else:
-        address = client_address(url)
+        address, http = client_address(url), http_client
     return client_cls(
         address,
         protocol=protocol,
@@ -232,5 +325,5 @@ def connect_client(
         timeout_ms=timeout_ms,
         read_max_bytes=read_max_bytes,
         interceptors=interceptors,
-        http_client=http_client,
+        http_client=http,
     )

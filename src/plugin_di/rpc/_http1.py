@@ -1,0 +1,54 @@
+"""Pieces shared by the async and blocking HTTP/1.1 transports."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from pyqwest import Headers, ReadError
+
+__all__ = ["decode_body", "decode_stream", "split_url"]
+
+
+def split_url(url: str) -> tuple[str, int, str]:
+    """``http://host:port/path?q`` -> host, port, ``/path?q`` (fast; no urllib)."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        raise ValueError(f"request URL {url!r} has no scheme")
+    rest = url[scheme_end + 3 :]
+    slash = rest.find("/")
+    authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
+    if authority.startswith("["):
+        host, _, port_text = authority[1:].partition("]")
+        port_text = port_text.removeprefix(":")
+    else:
+        host, _, port_text = authority.partition(":")
+    port = int(port_text) if port_text else (443 if url.startswith("https") else 80)
+    return host, port, target
+
+
+def decode_body(headers: Headers, body: bytes) -> bytes:
+    # pyqwest's own transport undoes content-encoding; Connect unary replies use it.
+    encoding = headers.get("content-encoding", "identity")
+    if encoding in ("identity", ""):
+        return body
+    if encoding == "gzip":
+        return zlib.decompress(body, wbits=zlib.MAX_WBITS | 16)
+    if encoding == "deflate":
+        return zlib.decompress(body)
+    raise ReadError(f"unsupported content-encoding {encoding!r} from the server")
+
+
+async def decode_stream(encoding: str, stream: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:
+    if encoding not in ("gzip", "deflate"):
+        raise ReadError(f"unsupported content-encoding {encoding!r} from the server")
+    wbits = zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS
+    decoder = zlib.decompressobj(wbits=wbits)
+    try:
+        async for chunk in stream:
+            if out := decoder.decompress(chunk):
+                yield out
+        if tail := decoder.flush():
+            yield tail
+    finally:
+        await stream.aclose()

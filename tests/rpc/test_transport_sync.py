@@ -1,0 +1,242 @@
+"""SyncH1Transport with generated sync clients, against hypercorn running in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.protocol import ProtocolType
+from connectrpc.request import RequestContext
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples package
+
+from examples.kv.gen.kv.v1 import kv_pb2 as pb
+from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClientSync
+from plugin_di.clock import FakeClock
+from plugin_di.rpc.asgi import ServiceMux
+from plugin_di.rpc.h1sync import SyncH1Transport
+from plugin_di.rpc.hypercorn import bind_socket, serve_asgi
+from plugin_di.rpc.transport import PluginSyncHTTPClient, connect_client, sync_http_client
+
+
+class KV:
+    """``count:N`` watches stream N events; key ``block`` waits for ``release`` (a thread event)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.release = threading.Event()
+
+    async def get(self, request: pb.GetRequest, ctx: RequestContext[Any, Any]) -> pb.GetResponse:
+        if request.key == "block":
+            for _ in range(500):  # bounded: 5 s at most
+                if self.release.is_set():
+                    break
+                await asyncio.sleep(0.01)
+        if request.key not in self.data:
+            raise ConnectError(Code.NOT_FOUND, f"no key {request.key!r}")
+        return pb.GetResponse(value=self.data[request.key], found=True)
+
+    async def put(self, request: pb.PutRequest, ctx: RequestContext[Any, Any]) -> pb.PutResponse:
+        self.data[request.key] = request.value
+        return pb.PutResponse()
+
+    async def delete(
+        self, request: pb.DeleteRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.DeleteResponse:
+        return pb.DeleteResponse(found=self.data.pop(request.key, None) is not None)
+
+    async def watch(
+        self, request: pb.WatchRequest, ctx: RequestContext[Any, Any]
+    ) -> AsyncIterator[pb.WatchEvent]:
+        for i in range(int(request.prefix.removeprefix("count:"))):
+            yield pb.WatchEvent(key=f"k{i}")
+
+    async def list(self, request: pb.ListRequest, ctx: RequestContext[Any, Any]) -> pb.ListResponse:
+        return pb.ListResponse(keys=sorted(self.data))
+
+
+@contextmanager
+def serving_in_thread(app: Any, address: str) -> Iterator[str]:
+    """hypercorn on its own loop in a thread; the test thread makes blocking calls."""
+    bound = bind_socket(address)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(serve_asgi(app, bound, shutdown=stop, ready=ready.set))
+        loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield bound.url
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+@pytest.fixture
+def sock_path(tmp_path: Path) -> str:
+    return str(tmp_path / "kv.sock")
+
+
+@pytest.fixture
+def kv_sync(sock_path: str) -> Iterator[tuple[KV, KVServiceClientSync, PluginSyncHTTPClient]]:
+    kv = KV()
+    with (
+        serving_in_thread(ServiceMux([KVServiceASGIApplication(kv)]), f"unix:{sock_path}") as url,
+        sync_http_client(url) as http,
+    ):
+        yield kv, connect_client(KVServiceClientSync, url, http), http
+
+
+def test_sync_unary_stream_and_errors_over_unix_socket(
+    kv_sync: tuple[KV, KVServiceClientSync, PluginSyncHTTPClient],
+) -> None:
+    _, client, http = kv_sync
+    client.put(pb.PutRequest(key="a", value=b"1"))
+    assert client.get(pb.GetRequest(key="a")).value == b"1"
+    for protocol in (ProtocolType.CONNECT, ProtocolType.GRPC_WEB):
+        c = connect_client(KVServiceClientSync, "unix:///x", http, protocol=protocol)
+        events = list(c.watch(pb.WatchRequest(prefix="count:1000")))
+        assert len(events) == 1000
+        assert events[-1].key == "k999"
+        with pytest.raises(ConnectError) as err:
+            c.get(pb.GetRequest(key="nope"))
+        assert (err.value.code, err.value.message) == (Code.NOT_FOUND, "no key 'nope'")
+    assert isinstance(http.transport, SyncH1Transport)
+    assert http.transport.idle_connections == 1
+
+
+def test_sync_deadline_drops_the_connection(
+    kv_sync: tuple[KV, KVServiceClientSync, PluginSyncHTTPClient],
+) -> None:
+    kv, client, http = kv_sync
+    kv.data["block"] = b"b"
+    with pytest.raises(ConnectError) as err:
+        client.get(pb.GetRequest(key="block"), timeout_ms=50)
+    assert err.value.code == Code.DEADLINE_EXCEEDED
+    assert isinstance(http.transport, SyncH1Transport)
+    assert http.transport.idle_connections == 0
+    kv.release.set()
+    assert client.get(pb.GetRequest(key="block")).value == b"b"
+
+
+def test_sync_abandoned_stream_drops_its_connection(
+    kv_sync: tuple[KV, KVServiceClientSync, PluginSyncHTTPClient],
+) -> None:
+    _, client, http = kv_sync
+    stream = client.watch(pb.WatchRequest(prefix="count:1000"))
+    assert next(stream).key == "k0"
+    stream.close()  # type: ignore[attr-defined]
+    assert isinstance(http.transport, SyncH1Transport)
+    assert http.transport.idle_connections == 0
+    assert [e.key for e in client.watch(pb.WatchRequest(prefix="count:2"))] == ["k0", "k1"]
+
+
+def test_sync_call_after_server_restart_and_oversized_body(sock_path: str) -> None:
+    kv = KV()
+    kv.data["k"] = b"v"
+    app = ServiceMux([KVServiceASGIApplication(kv)], max_message_bytes=64 * 1024)
+    with sync_http_client(f"unix://{sock_path}") as http:
+        client = connect_client(KVServiceClientSync, "unix:///x", http)
+        with serving_in_thread(app, f"unix:{sock_path}"):
+            assert client.get(pb.GetRequest(key="k")).found
+            with pytest.raises(ConnectError) as big:
+                client.put(pb.PutRequest(key="big", value=b"x" * (2 * 1024 * 1024)))
+            assert big.value.code == Code.RESOURCE_EXHAUSTED
+            assert client.get(pb.GetRequest(key="k")).found
+        with pytest.raises(ConnectError) as down:
+            client.get(pb.GetRequest(key="k"))
+        assert down.value.code == Code.UNAVAILABLE
+        with serving_in_thread(app, f"unix:{sock_path}"):
+            assert client.get(pb.GetRequest(key="k")).found
+
+
+def test_sync_tcp_fast_path() -> None:
+    kv = KV()
+    kv.data["t"] = b"tcp"
+    with serving_in_thread(ServiceMux([KVServiceASGIApplication(kv)]), "127.0.0.1:0") as url:
+        with sync_http_client(url, http_version="h1fast") as http:
+            assert isinstance(http.transport, SyncH1Transport)
+            assert connect_client(KVServiceClientSync, url, http).get(pb.GetRequest(key="t")).found
+        with sync_http_client(url) as http:  # pyqwest's own sync transport, h2c
+            client = connect_client(KVServiceClientSync, url, http, protocol=ProtocolType.GRPC)
+            assert client.get(pb.GetRequest(key="t")).value == b"tcp"
+
+
+@contextmanager
+def raw_unix_server(path: str, answers_per_connection: int) -> Iterator[list[int]]:
+    """Answers N requests per connection, then reads the next one and closes unanswered."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(8)
+    listener.settimeout(0.05)
+    connections: list[int] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        for _ in range(200):  # bounded: about 10 s of idle polling at most
+            if done.is_set():
+                return
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            connections.append(1)
+            with conn, conn.makefile("rb") as rfile:
+                for _ in range(answers_per_connection):
+                    if not _read_request(rfile):
+                        break
+                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                _read_request(rfile)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield connections
+    finally:
+        done.set()
+        listener.close()
+        thread.join(5)
+
+
+def _read_request(rfile: Any) -> bool:
+    length = 0
+    for _ in range(100):
+        line = rfile.readline()
+        if not line:
+            return False
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+        if line == b"\r\n":
+            rfile.read(length)
+            return True
+    return False
+
+
+def test_sync_stale_pooled_connection_is_retried_once(sock_path: str) -> None:
+    from pyqwest import SyncClient
+
+    with raw_unix_server(sock_path, answers_per_connection=1) as connections:
+        transport = SyncH1Transport(unix_path=sock_path, clock=FakeClock())
+        http = SyncClient(transport)
+        for _ in range(3):
+            assert http.post("http://localhost/x", content=b"x").content == b"ok"
+        assert len(connections) == 3
+        transport.close()
