@@ -109,3 +109,15 @@ async def test_calls_past_the_grace_period_are_cut(version: str) -> None:
         with pytest.raises(ConnectError):
             await asyncio.wait_for(call, 10)
         await asyncio.wait_for(server.wait_stopped(), 10)
+
+
+async def test_stream_cancelled_by_the_client_does_not_hold_the_stop() -> None:
+    plugin = make_plugin()
+    async with serving(plugin, clock=FakeClock(), grace_period=30) as (server, line, _):
+        async with http_client(line.url) as http:
+            kv = connect_client(KVServiceClient, line.url, http)
+            watch = kv.watch(pb.WatchRequest(prefix="a"))
+            assert (await anext(watch)).key == "_watch_started"
+            await watch.aclose()  # type: ignore[attr-defined]
+        server.request_stop(None, "test")
+        await asyncio.wait_for(server.wait_stopped(), 10)
