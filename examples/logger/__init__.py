@@ -1,0 +1,1 @@
+"""The logger capability example plugin (``capability.logger.v1.Logger``)."""
