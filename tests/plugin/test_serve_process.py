@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from connectrpc.code import Code
@@ -13,6 +14,7 @@ from connectrpc.errors import ConnectError
 
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.plugin import make_plugin
 from examples.kv.store import WATCH_STARTED
 from plugin_di.gen.connectplugin.health.v1 import health_pb2 as health_pb
 from plugin_di.gen.connectplugin.health.v1.health_connect import HealthServiceClient
@@ -20,7 +22,9 @@ from plugin_di.gen.connectplugin.v1 import handshake_pb2 as hs
 from plugin_di.gen.connectplugin.v1 import lifecycle_pb2 as lc
 from plugin_di.gen.connectplugin.v1.handshake_connect import HandshakeServiceClient
 from plugin_di.gen.connectplugin.v1.lifecycle_connect import PluginControlClient
+from plugin_di.plugin.client import PluginClient
 from plugin_di.plugin.env import DEFAULT_MAGIC_COOKIE_KEY, DEFAULT_MAGIC_COOKIE_VALUE
+from plugin_di.rpc.tls import ClientTLS, der_to_pem, generate_ephemeral_cert
 
 from .procs import SERVE_KV, PluginProcess, http_client, running, spawn
 
@@ -196,3 +200,40 @@ def test_host_versions_without_overlap_refuse_to_start() -> None:
     assert out == ""
     assert "[2, 3]" in err
     assert "[1]" in err
+
+
+def test_cli_refuses_bad_arguments() -> None:
+    not_a_plugin = spawn(["-m", "plugin_di.cli", "serve", "examples.kv.store:WATCH_BUFFER"])
+    _, err = not_a_plugin.communicate(timeout=20)
+    assert not_a_plugin.returncode == 2
+    assert "not a Plugin" in err
+    missing = spawn(["-m", "plugin_di.cli", "serve", "examples.nope:plugin"])
+    _, err = missing.communicate(timeout=20)
+    assert missing.returncode == 2
+    assert "cannot import module 'examples.nope'" in err
+    half_tls = spawn([*SERVE_KV, "--tls-cert", "x.pem"])
+    _, err = half_tls.communicate(timeout=20)
+    assert half_tls.returncode == 2
+    assert "--tls-key" in err
+
+
+async def test_cli_tls_and_unix_socket(tmp_path: Path) -> None:
+    pair = generate_ephemeral_cert("kv")
+    (tmp_path / "c.pem").write_bytes(pair.cert_pem)
+    (tmp_path / "k.pem").write_bytes(pair.key_pem)
+    tls_args = ["--tls-cert", str(tmp_path / "c.pem"), "--tls-key", str(tmp_path / "k.pem")]
+    with running([*SERVE_KV, *tls_args]) as tls_plugin:
+        assert tls_plugin.line.cert_der == pair.cert_der
+        client_tls = ClientTLS(ca_pem=der_to_pem(tls_plugin.line.cert_der))
+        async with PluginClient(tls_plugin.url, make_plugin(), tls=client_tls) as plugins:
+            kv = plugins.dispense(KVServiceClient)
+            await kv.put(pb.PutRequest(key="t", value=b"tls"))
+            assert (await kv.get(pb.GetRequest(key="t"))).value == b"tls"
+    sock = tmp_path / "kv.sock"
+    with running([*SERVE_KV, "--uds", str(sock)]) as uds_plugin:
+        assert (uds_plugin.line.network, uds_plugin.line.address) == ("unix", str(sock))
+        async with PluginClient(uds_plugin.url, make_plugin()) as plugins:
+            kv = plugins.dispense(KVServiceClient)
+            await kv.put(pb.PutRequest(key="u", value=b"uds"))
+            assert (await kv.get(pb.GetRequest(key="u"))).value == b"uds"
+    assert not sock.exists()  # removed on exit
