@@ -60,7 +60,13 @@ class ProbeKV(KVService):
     async def on_shutdown(self) -> None:
         self.stopping.set()
 
-    # delete and list are left to the generated Protocol: UNIMPLEMENTED.
+    async def delete(
+        self, request: pb.DeleteRequest, ctx: RequestContext[Any, Any]
+    ) -> pb.DeleteResponse:
+        """Reports whether a Get is in flight (lets a test in another process know)."""
+        return pb.DeleteResponse(found=self.in_flight.is_set())
+
+    # list is left to the generated Protocol: UNIMPLEMENTED.
 
 
 def probe_plugin() -> tuple[Plugin, ProbeKV]:

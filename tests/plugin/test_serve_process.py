@@ -172,6 +172,23 @@ async def test_shutdown_rpc_with_a_call_in_flight() -> None:
         assert plugin.proc.returncode == 0
 
 
+async def test_sigterm_lets_a_unary_call_in_flight_finish() -> None:
+    with running(["-m", "plugin_di.cli", "serve", "tests.plugin.support:served"]) as probe:
+        async with http_client("h2") as http:
+            client = KVServiceClient(probe.url, http_client=http, **FAST)  # type: ignore[arg-type]
+            call = asyncio.create_task(client.get(pb.GetRequest(key="until-stop")))
+            for _ in range(500):
+                if (await client.delete(pb.DeleteRequest())).found:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError("the call never reached the plugin")
+            probe.proc.send_signal(signal.SIGTERM)
+            response = await asyncio.wait_for(call, 20)
+            assert response.value == b"finished"
+        assert await asyncio.to_thread(probe.wait) == 0
+
+
 async def test_sigterm_stops_cleanly() -> None:
     with running(SERVE_KV) as plugin:
         async with http_client("h1") as http:
