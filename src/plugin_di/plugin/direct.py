@@ -64,15 +64,15 @@ class Dispatcher:
         interceptors: Iterable[Interceptor] = (),
         read_max_bytes: int | None = DEFAULT_READ_MAX_BYTES,
     ) -> None:
-        if service.impl is None:
-            raise ValueError(f"service {service.full_name} has no implementation to dispatch to")
         app = service.application(service.impl, interceptors=list(interceptors))
+        if service.impl is None:
+            raise ValueError(f"service {app.path} has no implementation to dispatch to")
         # The generated application applies the interceptors when it resolves its
         # endpoints; leading metadata interceptors run before the body is read.
         self._endpoints: Mapping[str, _Endpoint] = app._resolve_endpoints(service.impl)
         self._metadata = app._metadata_interceptors
         self._read_max_bytes = read_max_bytes
-        self.service_name = service.full_name
+        self.service_name = app.path.strip("/")
 
     def endpoint(self, ctx: RequestContext[Any, Any]) -> _Endpoint:
         path = f"/{ctx.method.service_name}/{ctx.method.name}"
@@ -94,16 +94,28 @@ class Dispatcher:
         )
 
     def copy_in(self, message: Any, cls: type[Any]) -> Any:
-        data = message.SerializeToString()
+        data = _serialize(message)
         if self._read_max_bytes is not None and len(data) > self._read_max_bytes:
             raise ConnectError(
                 Code.RESOURCE_EXHAUSTED,
                 f"message is larger than configured max {self._read_max_bytes}",
             )
-        return cls.FromString(data)
+        return _parse(cls, data)
 
     def run(self, ctx: RequestContext[Any, Any]) -> MetadataInterceptorsRun:
         return MetadataInterceptorsRun(self._metadata, ctx)
+
+
+def _serialize(message: Any) -> bytes:
+    """Wire bytes of a google-protobuf or a protobuf-py message."""
+    serialize = getattr(message, "SerializeToString", None)
+    data: bytes = serialize() if serialize is not None else message.to_binary()
+    return data
+
+
+def _parse(cls: Any, data: bytes) -> Any:
+    parse = getattr(cls, "FromString", None)
+    return parse(data) if parse is not None else cls.from_binary(data)
 
 
 def _deadline(ctx: RequestContext[Any, Any]) -> float | None:
@@ -175,7 +187,7 @@ class _DirectMixin:
         _publish_headers(server_ctx)
         if error is not None:
             raise client_error(error, f"{d.service_name}/{ctx.method.name}") from None
-        return endpoint.method.output.FromString(response.SerializeToString())
+        return _parse(endpoint.method.output, _serialize(response))
 
     def _send_request_server_stream(
         self, request: Any, ctx: RequestContext[Any, Any], /
@@ -222,7 +234,7 @@ class _DirectMixin:
                     if not headers_sent:
                         _publish_headers(server_ctx)
                         headers_sent = True
-                    yield endpoint.method.output.FromString(message.SerializeToString())
+                    yield _parse(endpoint.method.output, _serialize(message))
             except Exception as exc:
                 error = exc
             finally:
@@ -274,7 +286,7 @@ def direct_client(
     )
     cls = direct_client_class(service.client)
     client = cls(
-        address or f"http://direct.invalid/{service.full_name}",
+        address or f"http://direct.invalid/{dispatcher.service_name}",
         interceptors=list(interceptors),
         http_client=pyqwest.Client(_NoNetwork()),
         send_compression=None,
