@@ -1,0 +1,1 @@
+"""The smallest plugin-di app: two services, one needing the other, started and stopped."""

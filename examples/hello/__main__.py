@@ -1,0 +1,5 @@
+import asyncio
+
+from examples.hello.app import main
+
+asyncio.run(main())

@@ -1,0 +1,562 @@
+"""App: a dependency-injector container brought to life, as ``fx.New`` does for Go.
+
+    app = App(AppContainer)           # or App(container, invoke=[container.api])
+    app.validate()                    # cycles, missing dependencies: nothing is built
+    await app.start()                 # build every provider once, run start hooks
+    await app.stop()                  # run stop hooks, dependents first
+    raise SystemExit(app.run())       # start, wait for SIGINT/SIGTERM or shutdown, stop
+
+Phases: *validate* reads the graph; *build* calls every provider once in start
+order and collects hooks (objects with ``start``/``stop``, hooks appended to the
+`Lifecycle`); *start* walks the graph, independent branches concurrently; a
+failure or a timeout rolls back every hook that started, with a fresh stop budget;
+*stop* walks it back, best effort.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from dependency_injector import containers, providers
+
+from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.di import _build
+from plugin_di.di._walk import Walk, WalkResult
+from plugin_di.di.errors import (
+    HookFailure,
+    LifecycleError,
+    MissingDependencyError,
+    StartError,
+    StopError,
+    UnknownProviderError,
+)
+from plugin_di.di.events import (
+    Emitter,
+    Event,
+    LoggingSink,
+    RolledBack,
+    RollingBack,
+    ShutdownRequested,
+    Sink,
+    Started,
+    Stopped,
+    Stopping,
+)
+from plugin_di.di.graph import ProviderGraph, collect, walk_names
+from plugin_di.di.lifecycle import Hook, Lifecycle
+from plugin_di.di.shutdown import Shutdowner
+from plugin_di.settings import Settings
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+State = Literal["new", "starting", "started", "stopping", "stopped", "failed"]
+
+APP_NODE = "<app>"
+"""Name of the node that owns hooks appended to the Lifecycle outside any build."""
+
+
+class App:
+    """Validate, build, start and stop the providers of a dependency-injector container.
+
+    ``container``: a ``DeclarativeContainer`` class (instantiated here) or a container
+    instance. ``invoke``: the roots (providers or their dotted names); only what they
+    need is built. Without roots every provider is built, except factory-like ones
+    (Factory, Callable, Coroutine) that nothing needs: those are blueprints.
+    ``sinks``: event sinks; default: a `LoggingSink` configured from ``settings``.
+    ``cancel_grace``: how long a cancelled hook may take to finish before it is
+    reported as still running.
+    """
+
+    def __init__(
+        self,
+        container: Any,
+        invoke: Iterable[object] = (),
+        *,
+        settings: Settings | None = None,
+        sinks: Iterable[Sink] | None = None,
+        clock: Clock | None = None,
+        name: str | None = None,
+        cancel_grace: float = 1.0,
+    ) -> None:
+        self.settings = settings if settings is not None else default_settings()
+        self.clock: Clock = clock or SYSTEM_CLOCK
+        self.cancel_grace = cancel_grace
+        self.container, declared = _instantiate(container)
+        self.name = name or _container_name(self.container, declared)
+        if sinks is None:
+            sinks = [LoggingSink(self.settings.log_format, self.settings.log_level)]
+        self.events = Emitter(sinks)
+        self.lifecycle = Lifecycle()
+        self.shutdowner = Shutdowner()
+        self._graph = collect(self.container, self.name)
+        self._bind_markers()
+        self._roots = self._resolve_roots(list(invoke), declared)
+        self._nodes = self._graph.reachable(self._roots)
+        self._order: list[int] | None = None
+        self._stages: list[int] = []
+        self._nx: nx.DiGraph | None = None
+        self._state: State = "new"
+        self._hooks: list[list[Hook]] = []  # per local node (start order), + the app node
+        self._names: list[str] = []
+        self._deps: list[list[int]] = []
+        self._dependents: list[list[int]] = []
+        self._done: list[list[Hook]] = []
+        self._walk: Walk | None = None
+        self._ready = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._start_error: BaseException | None = None
+        self._interrupted: str | None = None
+        self._built = False
+        # hooks that ignored cancellation and may still be running (see StartError.still_running)
+        self.background: set[asyncio.Task[None]] = set()
+
+    # -- the graph ------------------------------------------------------------------
+
+    @property
+    def providers(self) -> ProviderGraph:
+        """Every named provider of the container, with dependency index lists."""
+        return self._graph
+
+    @property
+    def nodes(self) -> list[str]:
+        """Names of the providers this app manages (reachable from the roots)."""
+        return [self._graph.names[i] for i in self._nodes]
+
+    @property
+    def edges(self) -> int:
+        return sum(len(self._graph.deps[i]) for i in self._nodes)
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The networkx DiGraph of the managed providers; edges point to what a node needs.
+
+        Node attributes: ``provider``, ``kind`` (provider class name), ``stage``
+        (start stage, from 1; None when the graph has a cycle).
+        """
+        if self._nx is None:
+            with contextlib.suppress(LifecycleError):
+                self._ensure_order()
+            self._nx = self._graph.to_networkx(self._nodes, self._stages)
+        return self._nx
+
+    def validate(self) -> None:
+        """Raise `CycleError` or `MissingDependencyError`; builds and starts nothing."""
+        self._ensure_order()
+        idle = self._idle()
+        wanted = [i for i in self._nodes if i not in idle] if idle else self._nodes
+        missing = self._graph.missing(wanted, self._roots)
+        if missing:
+            raise MissingDependencyError(missing)
+
+    def start_order(self) -> list[list[str]]:
+        """The providers grouped by start stage; each stage may start concurrently."""
+        order = self._ensure_order()
+        stages: dict[int, list[str]] = {}
+        for i in order:
+            stages.setdefault(self._stages[i], []).append(self._graph.names[i])
+        return [stages[s] for s in sorted(stages)]
+
+    def export(self, fmt: Literal["text", "dot", "mermaid"] = "text") -> str:
+        """The graph as a text tree, Graphviz DOT or a Mermaid flowchart, with start order."""
+        from plugin_di.di import export
+
+        return export.render(self, fmt)
+
+    def _idle(self) -> set[int]:
+        """Nodes not built: blueprints (factory-like providers) and `providers.Dependency`
+        that nothing needs and no root names. They only matter to whoever uses them."""
+        graph = self._graph
+        roots = set(self._roots)
+        needed = {d for i in self._nodes for d in graph.deps[i]}
+        return {
+            i
+            for i in self._nodes
+            if i not in needed
+            and i not in roots
+            and isinstance(graph.providers[i], (*_build.BLUEPRINTS, providers.Dependency))
+        }
+
+    def _ensure_order(self) -> list[int]:
+        if self._order is None:
+            self._order, self._stages = self._graph.order(self._nodes)
+        return self._order
+
+    # -- events ---------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        """Send an event to every sink of this app."""
+        self.events.emit(event)
+
+    # -- start / stop ---------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    async def ready(self) -> None:
+        """Return once the app has started; raise the start error if start failed."""
+        await self._ready.wait()
+        if self._start_error is not None:
+            raise self._start_error
+
+    async def start(self) -> None:
+        """Validate, build every provider once, then run the start hooks.
+
+        Raises a `GraphError` or `ProviderBuildError` (nothing started) or a
+        `StartError` (everything that started was stopped again).
+        """
+        if self._state != "new":
+            raise RuntimeError(f"App.start: an app starts once; this one is {self._state}")
+        self._state = "starting"
+        self.shutdowner.bind(asyncio.get_running_loop())
+        began = self.clock.now()
+        try:
+            await self.build()
+            result = await self._start_walk()
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        if result.ok:
+            self._state = "started"
+            self._done = result.done
+            self.emit(Started(self.name, result.count, self.clock.now() - began))
+            self._ready.set()
+            return
+        error = await self._rollback(result)
+        self._fail(error)
+        raise error
+
+    async def stop(self, reason: str = "stop requested") -> None:
+        """Run the stop hooks of everything that started, dependents first. Idempotent.
+
+        Every hook runs even when others fail; the failures are raised together as a
+        `StopError` (once: a second call returns quietly).
+        """
+        if self._state == "starting":
+            self._interrupt(reason)
+            await self._finished.wait()
+            return
+        if self._state == "stopping":
+            await self._finished.wait()
+            return
+        if self._state != "started":
+            return
+        self._state = "stopping"
+        self.emit(Stopping(self.name, reason))
+        began = self.clock.now()
+        try:
+            result = await self._stop_walk(self._done, self.settings.stop_timeout)
+            error = _stop_error(result)
+            self.emit(Stopped(self.name, result.count, self.clock.now() - began, error))
+        finally:
+            self._state = "stopped"
+            self._finished.set()
+        if error is not None:
+            raise error
+
+    def _interrupt(self, reason: str) -> None:
+        """Abort a start in progress: running hooks are cancelled, then rolled back."""
+        self._interrupted = reason
+        if self._walk is not None:
+            self._walk.interrupt(reason)
+
+    def _fail(self, error: BaseException) -> None:
+        self._state = "failed"
+        self._start_error = error
+        self._ready.set()
+        self._finished.set()
+
+    async def build(self) -> None:
+        """Validate, then call every provider once in start order and collect the hooks.
+
+        `start` does this first; call it alone to construct without starting. Raises a
+        `GraphError`, or `ProviderBuildError` naming the provider, where it was declared,
+        with the original exception chained (resources already built are shut down).
+        """
+        if self._built:
+            return
+        if self._state != "new" and self._state != "starting":
+            raise RuntimeError(f"App.build: this app is {self._state}")
+        try:
+            self.validate()
+            await self._build()
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        self._built = True
+
+    async def _build(self) -> None:
+        order = self._ensure_order()
+        graph = self._graph
+        idle = self._idle()
+        built = [i for i in order if i not in idle]
+        hooks = await _build.build(graph, built, self.lifecycle, self.events, self.clock)
+        by_node = dict(zip(built, hooks, strict=True))
+        local = {g: k for k, g in enumerate(order)}
+        self._names = [graph.names[i] for i in order]
+        self._hooks = [by_node.get(i, []) for i in order]
+        self._deps = [[local[d] for d in graph.deps[i]] for i in order]
+        self._dependents = [[] for _ in order]
+        for k, ds in enumerate(self._deps):
+            for d in ds:
+                self._dependents[d].append(k)
+        extra = self.lifecycle.hooks(None)
+        if extra:  # hooks appended outside a build: after every provider, before none
+            last = len(order)
+            self._names.append(APP_NODE)
+            self._hooks.append(list(extra))
+            self._deps.append(list(range(last)))
+            self._dependents.append([])
+            for k in range(last):
+                self._dependents[k].append(last)
+        self.lifecycle._sealed = True
+
+    async def _start_walk(self) -> WalkResult:
+        settings = self.settings
+        walk = self._walk = self._new_walk(
+            "start", self._deps, self._dependents, self._hooks, settings.start_timeout, True
+        )
+        if self._interrupted is not None:
+            walk.interrupt(self._interrupted)
+        try:
+            return await walk.run()
+        except asyncio.CancelledError:
+            await self._rollback(walk.result)
+            raise
+
+    async def _rollback(self, result: WalkResult) -> StartError:
+        """Stop everything that started (with a fresh stop budget); return the error."""
+        reason = _start_failure(result, self.settings.start_timeout)
+        self.emit(RollingBack(LifecycleError(reason)))
+        stopped = await self._stop_walk(result.done, self.settings.stop_timeout)
+        error = StartError(
+            reason,
+            result.failures,
+            stopped.failures,
+            result.still_running + stopped.still_running,
+            stopped.count,
+        )
+        self.emit(RolledBack(stopped.count, _stop_error(stopped)))
+        return error
+
+    def _stop_hooks(self, done: Sequence[Sequence[Hook]], k: int) -> list[Hook]:
+        """Node ``k``'s hooks to stop, last started first."""
+        started = {id(h) for h in done[k]} if k < len(done) else set()
+        return [
+            h
+            for h in reversed(self._hooks[k])
+            if h.on_stop is not None and (id(h) in started or h.always_stop)
+        ]
+
+    async def _stop_walk(self, done: Sequence[Sequence[Hook]], budget: float) -> WalkResult:
+        """Run the stop hooks of ``done``; hooks the budget left no time for are failures."""
+        hooks = [self._stop_hooks(done, k) for k in range(len(self._hooks))]
+        walk = self._new_walk("stop", self._dependents, self._deps, hooks, budget, False)
+        result = await walk.run()
+        skipped = LifecycleError(f"not run: the stop budget of {budget:g}s ran out first")
+        for k in result.unfinished:
+            ran = {id(h) for h in result.done[k]}
+            result.failures += [
+                HookFailure("stop", self._names[k], h.label("stop"), skipped)
+                for h in hooks[k]
+                if id(h) not in ran and not _failed(result, self._names[k], h)
+            ]
+        return result
+
+    def _new_walk(
+        self,
+        phase: Literal["start", "stop"],
+        prereqs: list[list[int]],
+        followers: list[list[int]],
+        hooks: list[list[Hook]],
+        budget: float,
+        halt_on_error: bool,
+    ) -> Walk:
+        return Walk(
+            phase=phase,
+            names=self._names,
+            prereqs=prereqs,
+            followers=followers,
+            hooks=hooks,
+            events=self.events,
+            clock=self.clock,
+            hook_timeout=self.settings.hook_timeout,
+            total_timeout=budget,
+            cancel_grace=self.cancel_grace,
+            halt_on_error=halt_on_error,
+            background=self.background,
+        )
+
+    # -- run ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start, wait for SIGINT/SIGTERM or `Shutdowner.shutdown`, stop; return the exit code."""
+        return asyncio.run(self.run_async())
+
+    async def run_async(self) -> int:
+        """`run` for a caller that owns the event loop. Errors are reported on stderr."""
+        loop = asyncio.get_running_loop()
+        signalled: asyncio.Future[str] = loop.create_future()
+        installed = _install_signals(loop, signalled)
+        try:
+            start = asyncio.ensure_future(self.start())
+            first: set[asyncio.Future[Any]] = {start, signalled}
+            await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+            if signalled.done() and not start.done():
+                self.emit(ShutdownRequested(1, signalled.result()))  # start fails: exit 1
+                self._interrupt(signalled.result())
+            try:
+                await start
+            except LifecycleError as exc:
+                print(_report(exc), file=sys.stderr)
+                return 1
+            if signalled.done():
+                code, reason = 0, signalled.result()
+            else:
+                requested = asyncio.ensure_future(self.shutdowner.wait())
+                either: set[asyncio.Future[Any]] = {requested, signalled}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                if requested.done():
+                    code, reason = requested.result(), self.shutdowner.reason
+                else:
+                    requested.cancel()
+                    code, reason = 0, signalled.result()
+                self.emit(ShutdownRequested(code, reason))
+            try:
+                await self.stop(reason)
+            except StopError as exc:
+                print(_report(exc), file=sys.stderr)
+                return code or 1
+            return code
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def __repr__(self) -> str:
+        return f"<App {self.name} providers={len(self._nodes)} state={self._state}>"
+
+    # -- construction helpers ----------------------------------------------------------
+
+    def _bind_markers(self) -> None:
+        """Bind Dependency markers of Lifecycle, Shutdowner and Emitter to this app's."""
+        values: list[tuple[type, object]] = [
+            (Lifecycle, self.lifecycle),
+            (Shutdowner, self.shutdowner),
+            (Emitter, self.events),
+        ]
+        for provider in self._graph.providers:
+            if not isinstance(provider, providers.Dependency) or provider.is_defined:
+                continue
+            wanted = provider.instance_of
+            for kind, value in values:
+                if isinstance(wanted, type) and issubclass(kind, wanted) and wanted is not object:
+                    provider.override(providers.Object(value))
+                    break
+
+    def _resolve_roots(self, invoke: list[object], declared: type | None) -> list[int]:
+        graph = self._graph
+        roots: list[int] = []
+        class_names: dict[int, str] | None = None
+        for item in invoke:
+            if isinstance(item, str):
+                key = item if item.startswith(self.name + ".") else f"{self.name}.{item}"
+                found = graph.index.get(key)
+            else:
+                found = graph.find(item)
+                if found is None and declared is not None:
+                    if class_names is None:
+                        class_names = {id(p): n for n, p, _, _ in walk_names(declared, self.name)}
+                    name = class_names.get(id(item))
+                    found = graph.index.get(name) if name else None
+            if found is None:
+                raise UnknownProviderError(
+                    f"invoke: {item!r} is not a provider of {self.name}; "
+                    f"pass one of its providers or a dotted name such as "
+                    f"{next(iter(graph.index), self.name + '.x')!r}"
+                )
+            roots.append(found)
+        return roots
+
+
+def app_from(target: object, **options: Any) -> App:
+    """``target`` itself if it is an App, else ``App(target, **options)`` for a container.
+
+    Raises TypeError with a readable message for anything else.
+    """
+    if isinstance(target, App):
+        return target
+    return App(target, **options)
+
+
+def default_settings() -> Settings:
+    """``Settings()`` read from the environment (typed for mypy without the pydantic plugin)."""
+    return cast(Callable[[], Settings], Settings)()
+
+
+def _instantiate(container: Any) -> tuple[Any, type | None]:
+    if isinstance(container, type) and issubclass(container, containers.DeclarativeContainer):
+        return container(), container
+    if containers.is_container(container) and not isinstance(container, type):
+        parent = getattr(container, "declarative_parent", None)
+        return container, parent if isinstance(parent, type) else None
+    raise TypeError(
+        "App needs a dependency-injector container: a DeclarativeContainer class or a "
+        f"container instance, not {type(container).__name__} ({container!r:.60})"
+    )
+
+
+def _container_name(container: Any, declared: type | None) -> str:
+    if declared is not None:
+        return declared.__name__
+    parent = getattr(container, "declarative_parent", None)
+    return parent.__name__ if isinstance(parent, type) else type(container).__name__
+
+
+def _start_failure(result: WalkResult, budget: float) -> str:
+    if result.interrupted is not None:
+        return f"start interrupted ({result.interrupted})"
+    if result.timed_out:
+        return f"start timed out after {budget:g}s"
+    first = result.failures[0]
+    return first.describe()
+
+
+def _failed(result: WalkResult, node: str, hook: Hook) -> bool:
+    return any(f.node == node and f.hook == hook.label("stop") for f in result.failures)
+
+
+def _stop_error(result: WalkResult) -> StopError | None:
+    if not result.failures and not result.still_running:
+        return None
+    return StopError(result.failures, result.still_running)
+
+
+def _install_signals(
+    loop: asyncio.AbstractEventLoop, signalled: asyncio.Future[str]
+) -> list[signal.Signals]:
+    installed: list[signal.Signals] = []
+
+    def deliver(sig: signal.Signals) -> None:
+        if not signalled.done():
+            signalled.set_result(sig.name)
+        for s in installed:  # a second signal gets the default behaviour
+            loop.remove_signal_handler(s)
+        installed.clear()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, deliver, sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # not the main thread, or no signal support on this platform
+        installed.append(sig)
+    return installed
+
+
+def _report(error: BaseException) -> str:
+    return f"plugin-di: {error}"

@@ -1,0 +1,141 @@
+"""Graph export: a text tree, Graphviz DOT and a Mermaid flowchart, each with the start order.
+
+Edges point from a provider to what it needs. Stages are start stages: stage 1 has
+no dependencies, and everything in one stage may start concurrently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+from plugin_di.di.errors import CycleError
+
+if TYPE_CHECKING:
+    from plugin_di.di.app import App
+
+Format = Literal["text", "dot", "mermaid"]
+FORMATS: tuple[Format, ...] = ("text", "dot", "mermaid")
+
+
+def render(app: App, fmt: Format = "text") -> str:
+    """The graph of ``app`` in format ``fmt``."""
+    if fmt == "text":
+        return to_text(app)
+    if fmt == "dot":
+        return to_dot(app)
+    if fmt == "mermaid":
+        return to_mermaid(app)
+    raise ValueError(f"unknown graph format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+class _View:
+    """What every format needs: nodes, their deps, kinds and stages (None on a cycle)."""
+
+    def __init__(self, app: App) -> None:
+        graph = app.providers
+        self.title = app.name
+        self.nodes = list(app._nodes)
+        self.names = graph.names
+        self.deps = graph.deps
+        self.kind = graph.kind
+        self.roots = list(app._roots)
+        self.cycle: CycleError | None = None
+        try:
+            self.stages = app.start_order()
+            self.stage_of = {n: s for s, names in enumerate(self.stages, 1) for n in names}
+        except CycleError as exc:
+            self.cycle = exc
+            self.stages = []
+            self.stage_of = {}
+        self.edges = sum(len(self.deps[i]) for i in self.nodes)
+
+    def summary(self) -> str:
+        return f"{self.title}: {len(self.nodes)} providers, {self.edges} edges"
+
+    def label(self, i: int) -> str:
+        stage = self.stage_of.get(self.names[i])
+        where = f", stage {stage}" if stage is not None else ""
+        return f"{self.kind(i)}{where}"
+
+    def order_lines(self) -> Iterator[str]:
+        if self.cycle is not None:
+            yield "start order: none, " + str(self.cycle).splitlines()[0]
+            return
+        yield "start order (each stage may start concurrently):"
+        for number, names in enumerate(self.stages, 1):
+            yield f"  {number}. {', '.join(names)}"
+
+    def tree_roots(self) -> list[int]:
+        if self.roots:
+            return self.roots
+        needed = {d for i in self.nodes for d in self.deps[i]}
+        return [i for i in self.nodes if i not in needed] or self.nodes[:1]
+
+
+def to_text(app: App) -> str:
+    """A summary, the start order, then a tree from each root down to what it needs."""
+    view = _View(app)
+    lines = [view.summary(), *view.order_lines(), "dependencies (a provider, then what it needs):"]
+    shown: set[int] = set()
+    starts = view.tree_roots() + view.nodes  # the nodes: what a cycle hides from every root
+    for start in starts:
+        if start in shown:
+            continue
+        stack: list[tuple[int, str, str]] = [(start, "", "")]
+        while stack:  # depth first, iteratively: chains can be deeper than the recursion limit
+            i, prefix, tail = stack.pop()
+            repeat = i in shown
+            lines.append(
+                f"{prefix}{tail}{view.names[i]} ({view.label(i)}){' ...' if repeat else ''}"
+            )
+            if repeat:
+                continue
+            shown.add(i)
+            inner = prefix + ("" if not tail else "    " if tail == "└── " else "│   ")
+            deps = view.deps[i]
+            for n in range(len(deps) - 1, -1, -1):
+                stack.append((deps[n], inner, "└── " if n == len(deps) - 1 else "├── "))
+    return "\n".join(lines) + "\n"
+
+
+def to_dot(app: App) -> str:
+    """Graphviz DOT; nodes of one start stage share a rank."""
+    view = _View(app)
+    out = [f"digraph {_quote(view.title)} {{", f"  // {view.summary()}"]
+    out += [f"  // {line}" for line in view.order_lines()]
+    out += ["  rankdir=BT;", "  node [shape=box, fontname=Helvetica];"]
+    for i in view.nodes:
+        label = f"{view.names[i]}\\n{view.label(i)}"
+        out.append(f"  {_quote(view.names[i])} [label={_quote(label, escape=False)}];")
+    for i in view.nodes:
+        for d in view.deps[i]:
+            out.append(f"  {_quote(view.names[i])} -> {_quote(view.names[d])};")
+    for names in view.stages:
+        if len(names) > 1:
+            out.append("  { rank=same; " + " ".join(_quote(n) + ";" for n in names) + " }")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def to_mermaid(app: App) -> str:
+    """A Mermaid flowchart; node ids are ``n0``, ``n1``... in start order."""
+    view = _View(app)
+    ordered = [n for names in view.stages for n in names] or [view.names[i] for i in view.nodes]
+    ids = {name: f"n{k}" for k, name in enumerate(ordered)}
+    out = ["flowchart BT", f"  %% {view.summary()}"]
+    out += [f"  %% {line}" for line in view.order_lines()]
+    index = {view.names[i]: i for i in view.nodes}
+    for name in ordered:
+        label = f"{name}<br/>{view.label(index[name])}".replace('"', "#quot;")
+        out.append(f'  {ids[name]}["{label}"]')
+    for i in view.nodes:
+        for d in view.deps[i]:
+            out.append(f"  {ids[view.names[i]]} --> {ids[view.names[d]]}")
+    return "\n".join(out) + "\n"
+
+
+def _quote(text: str, escape: bool = True) -> str:
+    if escape:
+        text = text.replace("\\", "\\\\")
+    return '"' + text.replace('"', '\\"') + '"'

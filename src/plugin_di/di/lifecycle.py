@@ -1,0 +1,162 @@
+"""Hooks and the Lifecycle they are appended to, as in uber-go/fx.
+
+Any provided object with ``start()`` and/or ``stop()`` (sync or async) gets a hook
+automatically. A provider that needs more control receives the app's `Lifecycle`
+and appends hooks itself::
+
+    class Container(containers.DeclarativeContainer):
+        lifecycle = LifecycleProvider()
+        server = providers.Singleton(make_server, lifecycle=lifecycle)
+
+    def make_server(lifecycle: Lifecycle) -> Server:
+        server = Server()
+        lifecycle.append(Hook(on_start=server.listen, on_stop=server.close, name="listen"))
+        return server
+
+A hook appended while a provider is being built belongs to that provider: it starts
+after the hooks of everything the provider depends on and stops before them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
+
+from dependency_injector import providers
+
+HookFunc = Callable[[], object]
+"""A hook body: a plain function, or one returning an awaitable (``async def``)."""
+
+
+@dataclass(eq=False, slots=True)
+class Hook:
+    """A pair of callables run when the app starts and stops; either may be omitted.
+
+    ``on_stop`` runs only if ``on_start`` succeeded (or there is no ``on_start``).
+    Sync callables run on the event loop thread and should not block; async ones
+    are cancelled when they exceed the hook timeout.
+    """
+
+    on_start: HookFunc | None = None
+    on_stop: HookFunc | None = None
+    name: str = ""
+    # a stop hook that must run even if the start walk never reached it (resources that
+    # were acquired while the app was built)
+    always_stop: bool = field(default=False, repr=False)
+    _derived: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.on_start is None and self.on_stop is None:
+            raise ValueError("a Hook needs on_start, on_stop, or both")
+        for fn in (self.on_start, self.on_stop):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"hook callables must be callable, got {fn!r}")
+        if not self.name:
+            self.name = _callable_name(self.on_start or self.on_stop)
+            self._derived = True
+
+    def label(self, phase: str) -> str:
+        """The name shown for ``phase``: ``name`` if given, else the phase's callable."""
+        if not self._derived:
+            return self.name
+        fn = self.on_start if phase == "start" else self.on_stop
+        return _callable_name(fn) if fn is not None else self.name
+
+
+def _callable_name(fn: object) -> str:
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    return str(name).rsplit("<locals>.", 1)[-1] if name else repr(fn)
+
+
+_AWAITABLE_TYPES: dict[type, bool] = {}
+
+
+def is_awaitable(value: object) -> TypeGuard[Awaitable[Any]]:
+    """`inspect.isawaitable`, with the answer for each type remembered (a hot path)."""
+    kind = type(value)
+    known = _AWAITABLE_TYPES.get(kind)
+    if known is None:
+        known = _AWAITABLE_TYPES[kind] = hasattr(kind, "__await__")
+    return known or (kind is types.GeneratorType and inspect.isawaitable(value))
+
+
+_PLAIN_TYPES: dict[type, bool] = {}  # type -> its instances can have no hooks
+
+
+def hooks_for(value: object) -> Hook | None:
+    """The automatic hook of an object with ``start()`` and/or ``stop()``, else None.
+
+    Classes, modules, functions, providers and the app's own Lifecycle get none.
+    """
+    kind = type(value)
+    plain = _PLAIN_TYPES.get(kind)
+    if plain is None:
+        plain = _PLAIN_TYPES[kind] = (
+            issubclass(kind, type | Lifecycle | providers.Provider)
+            or kind.__module__ == "builtins"
+            or (not hasattr(kind, "start") and not hasattr(kind, "stop") and not _has_dict(kind))
+            or inspect.ismodule(value)
+            or inspect.isroutine(value)
+        )
+    if plain:
+        return None
+    start = getattr(value, "start", None)
+    stop = getattr(value, "stop", None)
+    start = start if callable(start) else None
+    stop = stop if callable(stop) else None
+    if start is None and stop is None:
+        return None
+    return Hook(on_start=start, on_stop=stop)
+
+
+def _has_dict(kind: type) -> bool:
+    """Whether instances may carry their own ``start``/``stop`` attributes."""
+    return "__dict__" in dir(kind) and kind.__module__ != "builtins"
+
+
+class Lifecycle:
+    """Collects hooks; the App runs them. Obtain it with `LifecycleProvider` in a container."""
+
+    def __init__(self) -> None:
+        self._owner: str | None = None
+        self._hooks: dict[str | None, list[Hook]] = {}
+        self._sealed = False
+
+    def append(self, hook: Hook) -> None:
+        """Add a hook. It belongs to the provider being built when it is appended.
+
+        Hooks appended outside a build (before the app starts) belong to the app
+        itself: they start after every provider and stop before them.
+        """
+        if not isinstance(hook, Hook):
+            raise TypeError(f"Lifecycle.append takes a Hook, got {type(hook).__name__}")
+        if self._sealed and self._owner is None:
+            raise RuntimeError(
+                "hooks can only be appended before the app starts "
+                "(while a provider is built, or before App.start())"
+            )
+        self._hooks.setdefault(self._owner, []).append(hook)
+
+    def hooks(self, owner: str | None) -> Sequence[Hook]:
+        """Hooks appended while ``owner`` was built (None: appended outside any build)."""
+        return self._hooks.get(owner, ())
+
+    def __len__(self) -> int:
+        return sum(len(h) for h in self._hooks.values())
+
+    def __repr__(self) -> str:
+        return f"<Lifecycle hooks={len(self)}>"
+
+
+class LifecycleProvider(providers.Dependency[Lifecycle]):
+    """Declare it in a container to receive the app's `Lifecycle`; the App binds it.
+
+    Unlike ``Provide[...]`` markers it type-checks: it is a ``providers.Dependency[Lifecycle]``.
+    A plain ``providers.Dependency(instance_of=Lifecycle)`` is bound the same way.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(instance_of=Lifecycle)
