@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -131,7 +132,10 @@ async def test_switching_placement_changes_nothing_for_dependents(placement: str
     assert {e.plugin: e.placement for e in started} == {"kv": placement, "notes": "in-memory"}
 
 
-async def test_mixed_placements_start_before_dependents_and_stop_after() -> None:
+async def test_mixed_placements_start_before_dependents_and_stop_after(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="plugin_di.plugins")
     checksum = sha256_file(ROOT / "examples" / "kv" / "__main__.py")
     inventory, events = await run_inventory(
         lambda events: ProcessPlugin(
@@ -149,6 +153,11 @@ async def test_mixed_placements_start_before_dependents_and_stop_after() -> None
     assert stops.index("inventory") < stops.index("kv")
     assert stops.index("inventory") < stops.index("notes")
     assert all(e.error is None for e in events if isinstance(e, HookExecuted))
+    # stopped through PluginControl.Shutdown: the plugin's own log, forwarded, says so
+    forwarded = [r.getMessage() for r in caplog.records if r.name == "plugin_di.plugins.kv"]
+    assert any("host is stopping" in m for m in forwarded), forwarded
+    stopped = [e for e in events if isinstance(e, launch_events.PluginStopped)]
+    assert {e.plugin: e.exit_code for e in stopped} == {"kv": 0, "notes": None}
 
 
 async def test_process_plugin_on_a_unix_socket() -> None:

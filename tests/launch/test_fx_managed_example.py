@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,36 @@ def test_cli_check_accepts_the_app() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "6 providers, 8 edges" in result.stdout
+
+
+def test_cli_run_serves_until_sigterm_and_stops_everything() -> None:
+    run = subprocess.Popen(
+        [sys.executable, "-m", "plugin_di", "run", "examples.fx_managed.app:app"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert run.stdout is not None
+        for _ in range(200):  # until the app reports it started
+            line = run.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "started fx_managed" in line:
+                break
+        log = "".join(lines)
+        assert "started fx_managed" in log, log
+        pids = [int(p) for p in re.findall(r"plugin \w+ started \(process\) .* pid (\d+)", log)]
+        assert len(pids) == 2
+        run.send_signal(signal.SIGTERM)
+        rest, _ = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(timeout=10)
+    assert run.returncode == 0, rest
+    assert "stopped fx_managed" in rest
+    assert not any(alive(p) for p in pids)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 LOGGER_PREFIX = "plugin_di.plugins"
@@ -36,8 +37,15 @@ def plugin_logger(name: str) -> logging.Logger:
     return logging.getLogger(f"{LOGGER_PREFIX}.{name}")
 
 
+_TEXT_LEVEL = re.compile(r"^\[?(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)\]?[\s:|]")
+
+
 def parse_line(line: str) -> tuple[int, str, dict[str, Any]]:
-    """Level, message and extra fields of one output line."""
+    """Level, message and extra fields of one output line.
+
+    A text line that starts with a level name (``WARNING:name:msg``, ``[ERROR] msg``,
+    Python logging's usual formats) keeps that level too.
+    """
     text = line.rstrip("\r\n")
     if text.startswith("{"):
         try:
@@ -61,6 +69,9 @@ def parse_line(line: str) -> tuple[int, str, dict[str, Any]]:
                     message = str(raw)
                     break
             return level, message, data
+    match = _TEXT_LEVEL.match(text)
+    if match:
+        return _LEVELS[match.group(1).lower()], text, {}
     return logging.INFO, text, {}
 
 
