@@ -98,6 +98,31 @@ async def test_discovered_plugin_serves_in_a_child_process(installed: Path) -> N
         await proc.stop()
 
 
+@pytest.mark.parametrize("placement", ["in-memory", "process"])
+async def test_installed_plugin_as_a_provider(installed: Path, placement: str) -> None:
+    from dependency_injector import containers, providers
+
+    from examples.kv.gen.kv.v1 import kv_pb2
+    from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+    from plugin_di.di.app import App
+    from plugin_di.di.providers import installed as installed_plugin
+
+    pythonpath = os.pathsep.join([str(installed), str(ROOT)])
+
+    class C(containers.DeclarativeContainer):
+        kv = installed_plugin("kv-demo", placement, env={"PYTHONPATH": pythonpath})
+        client = providers.Singleton(lambda c: c, kv.client(KVServiceClient))
+
+    app = App(C, sinks=[])
+    await app.start()
+    try:
+        client = app.container.client()
+        await client.put(kv_pb2.PutRequest(key="a", value=b"1"))
+        assert (await client.get(kv_pb2.GetRequest(key="a"))).value == b"1"
+    finally:
+        await app.stop()
+
+
 def test_checksum_of_module_and_executable(tmp_path: Path) -> None:
     path = tmp_path / "plugin-bin"
     path.write_bytes(b"#!/bin/sh\necho hi\n")

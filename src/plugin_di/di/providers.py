@@ -30,6 +30,7 @@ from dependency_injector import providers
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.di.events import Emitter
 from plugin_di.di.providers_events import emit_to
+from plugin_di.launch.discovery import find
 from plugin_di.launch.events import PluginHealth
 from plugin_di.launch.handle import ClientT, PluginHandle
 from plugin_di.launch.inmemory import InMemoryHandle
@@ -261,6 +262,20 @@ def placed(plugin: Plugin, placement: Placement | str, **options: Any) -> Plugin
         f"unknown placement {placement!r} for plugin {plugin.name!r}: "
         "use 'in-memory', 'process' or 'remote'"
     )
+
+
+def installed(
+    name: str, placement: Placement | str = "process", **options: Any
+) -> PluginProvider[Any]:
+    """The provider of a plugin installed as a package (entry-point group ``plugin_di.plugins``).
+
+    In a process it runs as ``python -m plugin_di serve MODULE:ATTR``; in memory
+    the entry point's `Plugin` is used directly. ``options`` as for `placed`.
+    """
+    found = find(name)
+    if placement == "process" and "command" not in options and "module" not in options:
+        options = {**options, "command": found.command}
+    return placed(found.load(), placement, **options)
 
 
 def plugin_handles(container: Any) -> dict[str, PluginHandle]:
