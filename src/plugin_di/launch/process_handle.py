@@ -155,5 +155,8 @@ class ProcessHandle(PluginHandle):
 
     async def health(self) -> PluginHealth:
         if self.supervisor.state is SupervisorState.RUNNING:
-            return await remote_health(self.endpoint)
+            health = await remote_health(self.endpoint)
+            where = f"pid {self.pid} at {self.url}"
+            reason = f"{health.reason}; {where}" if health.reason else where
+            return PluginHealth(health.state, reason)
         return self.supervisor.health
