@@ -385,6 +385,21 @@ async def test_checksum_mismatch_refuses_to_launch() -> None:
     assert str(ROOT / "examples" / "kv" / "__main__.py") in str(mismatch[0])
 
 
+async def test_unreachable_remote_plugin_fails_start_clearly() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    app = App(container(lambda events: RemotePlugin(named("kv"), url)), sinks=[])
+    with pytest.raises(StartError) as info:
+        await app.start()
+    report = str(info.value)
+    assert f"remote plugin 'kv' at {url} is not usable: unreachable: UNAVAILABLE" in report
+    assert "check that it runs and the URL is right" in report
+
+
 def test_unknown_placement_and_missing_url_are_clear() -> None:
     with pytest.raises(ValueError, match="unknown placement 'cloud'"):
         placed(named("kv"), "cloud")
