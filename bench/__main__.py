@@ -1,0 +1,142 @@
+"""``make bench``: every call path side by side, measured in one run on this machine.
+
+Sequential and 32-in-flight figures are medians of interleaved rounds (each
+round runs every case once, so drift hits all cases alike), after a warm-up.
+Writes bench/results.json. ``--quick`` runs every case briefly (``make test``
+runs it so the benchmark never rots; it asserts nothing about timings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import channels, cold_start
+from bench import lifecycle as lifecycle_bench
+from bench._measure import Sample, concurrent, median_sample, sequential
+from bench.security import measure_security
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+CaseFactory = Callable[[], contextlib.AbstractAsyncContextManager[channels.Call]]
+
+SEQUENTIAL: dict[str, CaseFactory] = {
+    "direct Python call": channels.direct_python,
+    "in-memory plugin, direct dispatch": lambda: channels.in_memory("direct"),
+    "in-memory plugin, in-process ASGI": lambda: channels.in_memory("asgi"),
+    "process plugin, h2c (default)": lambda: channels.process_plugin("h2c"),
+    "process plugin, HTTP/1.1": lambda: channels.process_plugin("http1"),
+    "process plugin, lean HTTP/1.1": lambda: channels.process_plugin("h1fast"),
+    "process plugin, Unix socket": lambda: channels.process_plugin("uds"),
+    "process plugin, TLS": lambda: channels.process_plugin("tls"),
+    "grpcio server + stub": channels.grpcio_baseline,
+}
+CONCURRENT = (
+    "process plugin, h2c (default)",
+    "process plugin, Unix socket",
+    "grpcio server + stub",
+)
+
+
+async def _rounds(rounds: int, seconds: float) -> tuple[dict[str, Sample], dict[str, Sample]]:
+    seq: dict[str, list[Sample]] = {name: [] for name in SEQUENTIAL}
+    conc: dict[str, list[Sample]] = {name: [] for name in CONCURRENT}
+    async with contextlib.AsyncExitStack() as stack:
+        calls = {name: await stack.enter_async_context(f()) for name, f in SEQUENTIAL.items()}
+        for call in calls.values():  # warm-up: connections, caches
+            await sequential(call, seconds / 2)
+        for _ in range(rounds):
+            for name, call in calls.items():
+                seq[name].append(await sequential(call, seconds))
+            for name in CONCURRENT:
+                conc[name].append(await concurrent(calls[name], seconds))
+    await asyncio.sleep(0.05)  # let pyqwest's threads settle before the loop ends
+    return (
+        {n: median_sample(s) for n, s in seq.items()},
+        {n: median_sample(s) for n, s in conc.items()},
+    )
+
+
+async def _cold_starts(runs: int) -> tuple[float, float]:
+    one = [await cold_start.one_plugin() for _ in range(runs)]
+    eight = [await cold_start.eight_plugins() for _ in range(max(1, runs // 2))]
+    await asyncio.sleep(0.05)
+    return statistics.median(one), statistics.median(eight)
+
+
+def _table(seq: dict[str, Sample], conc: dict[str, Sample]) -> str:
+    grpc = seq["grpcio server + stub"].rate
+    lines = [f"{'call path':<36}{'calls/s':>10}{'p50 µs':>9}{'p99 µs':>9}{'vs grpcio':>11}"]
+    for name, s in seq.items():
+        lines.append(
+            f"{name:<36}{s.rate:>10,.0f}{s.p50_us:>9.0f}{s.p99_us:>9.0f}{s.rate / grpc:>10.2f}x"
+        )
+    lines.append("")
+    lines.append(f"{'32 calls in flight':<36}{'calls/s':>10}{'p50 µs':>9}{'p99 µs':>9}")
+    for name, s in conc.items():
+        lines.append(f"{name:<36}{s.rate:>10,.0f}{s.p50_us:>9.0f}{s.p99_us:>9.0f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="every case briefly")
+    args = parser.parse_args(argv)
+    rounds, seconds, cold_runs = (1, 0.2, 1) if args.quick else (5, 2.0, 10)
+
+    seq, conc = asyncio.run(_rounds(rounds, seconds))
+    cold_1, cold_8 = asyncio.run(_cold_starts(cold_runs))
+    repeat = 1 if args.quick else 5
+    lifecycle_1k = lifecycle_bench.measure(1_000, repeat=repeat)["total"]
+    lifecycle_10k = lifecycle_bench.measure(10_000, repeat=repeat)["total"]
+    security = measure_security(n=20_000 if args.quick else 300_000, rounds=1 if args.quick else 5)
+
+    print(_table(seq, conc))
+    print()
+    print(f"cold start, one plugin:           {cold_1:8.0f} ms (spawn to first answered call)")
+    print(f"cold start, eight via the engine: {cold_8:8.0f} ms")
+    print(f"lifecycle, 1,000 providers:       {lifecycle_1k:8.3f} s")
+    print(f"lifecycle, 10,000 providers:      {lifecycle_10k:8.3f} s")
+    print(f"token validations:                {security.token_validations:12,.0f} /s")
+    print(f"rate-limiter checks:              {security.limiter_checks:12,.0f} /s")
+
+    default = seq["process plugin, h2c (default)"]
+    results: dict[str, Any] = {
+        "process_unary_rps": default.rate,
+        "grpcio_unary_rps": seq["grpcio server + stub"].rate,
+        "process_concurrent_rps": conc["process plugin, h2c (default)"].rate,
+        "grpcio_concurrent_rps": conc["grpcio server + stub"].rate,
+        "inmemory_direct_rps": seq["in-memory plugin, direct dispatch"].rate,
+        "inmemory_asgi_rps": seq["in-memory plugin, in-process ASGI"].rate,
+        "process_p50_us": default.p50_us,
+        "cold_start_ms": cold_1,
+        "cold_start_8_ms": cold_8,
+        "lifecycle_1k_s": lifecycle_1k,
+        "lifecycle_10k_s": lifecycle_10k,
+        "token_validations_per_s": security.token_validations,
+        "ratelimit_checks_per_s": security.limiter_checks,
+        "quick": args.quick,
+        "machine": {
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "sequential": {n: vars(s) for n, s in seq.items()},
+        "concurrent": {n: vars(s) for n, s in conc.items()},
+    }
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

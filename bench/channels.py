@@ -1,0 +1,165 @@
+"""The call paths being compared, each an async context manager yielding one KV ``Get`` call.
+
+Every case calls the same method with the same message: ``Get(key)`` on a
+store holding a 64-byte value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from bench._measure import Call
+from examples.kv.gen.kv.v1 import kv_pb2 as pb
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.plugin import make_plugin
+from examples.kv.store import KVStore
+from plugin_di.plugin.handshake_line import HandshakeLine
+from plugin_di.plugin.inprocess import inprocess_client
+from plugin_di.rpc.tls import ClientTLS, generate_ephemeral_cert
+from plugin_di.rpc.transport import HTTPMode, connect_client, http_client
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "bench-key-000001"
+VALUE = b"x" * 64
+REQUEST = pb.GetRequest(key=KEY)
+
+
+def _check(response: pb.GetResponse) -> None:
+    if not response.found:
+        raise RuntimeError("benchmark call returned found=false")
+
+
+@contextlib.asynccontextmanager
+async def direct_python() -> AsyncIterator[Call]:
+    """The implementation's method, called as a plain coroutine."""
+    store = KVStore()
+    await store.put(pb.PutRequest(key=KEY, value=VALUE), None)  # type: ignore[arg-type]
+
+    async def call() -> object:
+        return await store.get(REQUEST, None)  # type: ignore[arg-type]
+
+    yield call
+
+
+@contextlib.asynccontextmanager
+async def in_memory(mode: str) -> AsyncIterator[Call]:
+    """An in-memory plugin: direct dispatch or the in-process ASGI path."""
+    client = inprocess_client(make_plugin(), KVServiceClient, mode=mode)  # type: ignore[arg-type]
+    await client.put(pb.PutRequest(key=KEY, value=VALUE))
+
+    async def call() -> object:
+        return await client.get(REQUEST)
+
+    try:
+        yield call
+    finally:
+        await client.close()
+
+
+@contextlib.asynccontextmanager
+async def spawned(*serve_args: str) -> AsyncIterator[HandshakeLine]:
+    """``plugin-di serve examples.kv.plugin:plugin`` in a child process, until the block ends."""
+    command = [sys.executable, "-m", "plugin_di", "serve", "examples.kv.plugin:plugin", *serve_args]
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
+        yield HandshakeLine.parse(line.decode())
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def process_plugin(channel: str) -> AsyncIterator[Call]:
+    """A KV plugin process called over ``channel``: h2c, http1, h1fast, uds or tls."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args: list[str] = []
+        tls: ClientTLS | None = None
+        if channel == "uds":
+            args = ["--uds", str(Path(tmp) / "kv.sock")]
+        elif channel == "tls":
+            pair = generate_ephemeral_cert("kv")
+            (Path(tmp) / "cert.pem").write_bytes(pair.cert_pem)
+            (Path(tmp) / "key.pem").write_bytes(pair.key_pem)
+            args = [
+                "--tls-cert",
+                str(Path(tmp) / "cert.pem"),
+                "--tls-key",
+                str(Path(tmp) / "key.pem"),
+            ]
+            tls = ClientTLS(ca_pem=pair.cert_pem)
+        async with spawned(*args) as line:
+            url = line.url if channel != "tls" else line.url.replace("http://", "https://")
+            mode = {"http1": HTTPMode.HTTP1, "h1fast": HTTPMode.H1FAST}.get(channel, HTTPMode.H2)
+            async with http_client(url, tls=tls, http_version=mode) as http:
+                client = connect_client(KVServiceClient, url, http)
+                await client.put(pb.PutRequest(key=KEY, value=VALUE))
+
+                async def call() -> object:
+                    return await client.get(REQUEST)
+
+                yield call
+
+
+@contextlib.asynccontextmanager
+async def grpcio_baseline() -> AsyncIterator[Call]:
+    """The KV service on a grpc.aio server in its own process, called with a grpc.aio stub."""
+    import grpc
+
+    sys.path.insert(0, str(ROOT))
+    from tools.protogen import generate_grpc_stubs
+
+    with tempfile.TemporaryDirectory() as stubs_dir:
+        package = generate_grpc_stubs(Path(stubs_dir))
+        sys.path.insert(0, stubs_dir)
+        stubs: Any = __import__(f"{package}.kv.v1.kv_pb2_grpc", fromlist=["KVServiceStub"])
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.grpcio_server",
+            stubs_dir,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        try:
+            assert process.stdout is not None
+            assert process.stdin is not None
+            port = int(await asyncio.wait_for(process.stdout.readline(), timeout=30))
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = stubs.KVServiceStub(channel)
+                await stub.Put(pb.PutRequest(key=KEY, value=VALUE))
+
+                async def call() -> object:
+                    return await stub.Get(REQUEST)
+
+                yield call
+        finally:
+            if process.stdin is not None:
+                process.stdin.close()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+            sys.path.remove(stubs_dir)
