@@ -113,23 +113,31 @@ async def run_inventory(make_kv: Callable[..., Any]) -> tuple[Inventory, list[Ev
     return inventory, events
 
 
-@pytest.mark.parametrize("placement", ["in-memory", "process", "remote"])
-async def test_switching_placement_changes_nothing_for_dependents(placement: str) -> None:
+@pytest.mark.parametrize(
+    ("placement", "mode"),
+    [("in-memory", "direct"), ("in-memory", "asgi"), ("process", ""), ("remote", "")],
+)
+async def test_switching_placement_changes_nothing_for_dependents(
+    placement: str, mode: str
+) -> None:
     remote = PluginProcess(
         LaunchConfig(name="remote-kv", command=[sys.executable, "-m", "examples.kv"], cwd=str(ROOT))
     )
     remote_kv = (await remote.start()).url if placement == "remote" else ""
 
     def make_kv(events: Any) -> Any:
-        options = {"module": "examples.kv", "cwd": str(ROOT), "url": remote_kv, "mode": "direct"}
+        options = {"module": "examples.kv", "cwd": str(ROOT), "url": remote_kv, "mode": mode}
         return placed(named("kv"), placement, events=events, **options)
 
     try:
         _, events = await run_inventory(make_kv)
     finally:
         await remote.stop()
-    started = [e for e in events if isinstance(e, launch_events.PluginStarted)]
-    assert {e.plugin: e.placement for e in started} == {"kv": placement, "notes": "in-memory"}
+    started = {e.plugin: e for e in events if isinstance(e, launch_events.PluginStarted)}
+    assert started["kv"].placement == placement
+    assert started["notes"].placement == "in-memory"
+    if mode:
+        assert started["kv"].url == f"in-memory:{mode}"
 
 
 async def test_mixed_placements_start_before_dependents_and_stop_after(
