@@ -210,7 +210,11 @@ async def test_tls_plugin_is_pinned_to_its_handshake_certificate(tmp_path: Path)
         await remote.stop()
 
 
-async def test_plugin_with_several_clients_is_started_once() -> None:
+async def test_plugin_with_several_clients_is_started_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="plugin_di")
+
     class C(containers.DeclarativeContainer):
         kv = ProcessPlugin(named("kv"), module="examples.kv", cwd=str(ROOT))
         a = kv.client(KVServiceClient)
@@ -224,6 +228,10 @@ async def test_plugin_with_several_clients_is_started_once() -> None:
         assert list(handles) == ["kv"]
     finally:
         await app.stop()
+    # without events=, plugin events go to the plugin_di logger
+    messages = [r.getMessage() for r in caplog.records if r.name == "plugin_di"]
+    assert sum("plugin kv started (process)" in m for m in messages) == 1
+    assert any("plugin kv stopped (exit code 0)" in m for m in messages)
 
 
 async def test_kill_9_fails_calls_unavailable_restarts_and_keeps_the_client() -> None:
