@@ -32,7 +32,7 @@ from examples.kv.gen.kv.v1.kv_connect import KVServiceClient  # noqa: E402
 from examples.kv.plugin import make_plugin  # noqa: E402
 from plugin_di.clock import FakeClock  # noqa: E402
 from plugin_di.di.app import App  # noqa: E402
-from plugin_di.di.errors import StartError  # noqa: E402
+from plugin_di.di.errors import StartError, StopError  # noqa: E402
 from plugin_di.di.events import EmitterProvider, Event, HookExecuted  # noqa: E402
 from plugin_di.di.providers import (  # noqa: E402
     InMemoryPlugin,
@@ -414,6 +414,37 @@ async def test_unreachable_remote_plugin_fails_start_clearly() -> None:
     report = str(info.value)
     assert f"remote plugin 'kv' at {url} is not usable: unreachable: UNAVAILABLE" in report
     assert "check that it runs and the URL is right" in report
+
+
+async def test_restart_never_leaves_calls_failing_unavailable_with_the_reason() -> None:
+    app = App(
+        container(
+            lambda events: ProcessPlugin(
+                named("kv"), module="examples.kv", cwd=str(ROOT), restart="never", events=events
+            )
+        ),
+        sinks=[],
+    )
+    await app.start()
+    try:
+        handle = plugin_handles(app.container)["kv"]
+        assert isinstance(handle, ProcessHandle)
+        pid = handle.pid or 0
+        os.kill(pid, signal.SIGKILL)
+        await until(lambda: handle.supervisor.process is None)
+        health = await handle.health()
+        assert health.state is HealthState.UNHEALTHY
+        assert "killed by SIGKILL" in health.reason
+        with pytest.raises(ConnectError) as info:
+            await app.container.inventory().kv.get(kv_pb2.GetRequest(key="sku-1"))
+        assert info.value.code is Code.UNAVAILABLE
+        assert "its process ended (killed by SIGKILL; restart policy never)" in info.value.message
+    finally:
+        # Inventory.stop calls kv, which stays down: that stop error is reported, kv's is not
+        with pytest.raises(StopError) as stop_error:
+            await app.stop()
+    assert "inventory" in str(stop_error.value)
+    assert not alive(pid)
 
 
 def test_unknown_placement_and_missing_url_are_clear() -> None:

@@ -53,6 +53,7 @@ class Harness:
         self.events: list[PluginEvent] = []
         self.urls: list[str] = []
         self.downs = 0
+        self.down_reasons: list[str] = []
         self.pids: list[int] = []
 
         async def launch() -> PluginProcess:
@@ -64,8 +65,9 @@ class Harness:
         async def on_up(proc: PluginProcess) -> None:
             self.urls.append(proc.url)
 
-        async def on_down() -> None:
+        async def on_down(what: str) -> None:
             self.downs += 1
+            self.down_reasons.append(what)
 
         self.sup = Supervisor(
             "fake",
@@ -94,6 +96,7 @@ async def test_kill_9_restarts_after_backoff_and_swaps_the_endpoint() -> None:
         await until(lambda: h.sup.state is SupervisorState.RESTARTING)
         assert h.sup.health.state is HealthState.DEGRADED
         assert h.downs == 1
+        assert h.down_reasons == ["killed by SIGKILL"]
         crashed = h.of(PluginCrashed)
         assert len(crashed) == 1
         assert crashed[0].exit_code == -9  # type: ignore[attr-defined]

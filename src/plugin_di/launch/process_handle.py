@@ -138,8 +138,10 @@ class ProcessHandle(PluginHandle):
         target = self._target_factory(process.url, process.handshake.cert_der)
         await close_target(self.endpoint.bind(target))
 
-    async def _on_down(self) -> None:
-        await close_target(self.endpoint.unbind("its process ended; waiting for a restart"))
+    async def _on_down(self, what: str) -> None:
+        policy = self.supervisor.policy.value
+        reason = f"its process ended ({what}; restart policy {policy})"
+        await close_target(self.endpoint.unbind(reason))
 
     def _shutdown_call(self, process: PluginProcess) -> ShutdownCall:
         return shutdown_call(self.endpoint)

@@ -100,7 +100,7 @@ class Supervisor:
         clock: Clock = SYSTEM_CLOCK,
         emit: EmitFn = discard,
         on_up: Callable[[PluginProcess], Awaitable[None]] | None = None,
-        on_down: Callable[[], Awaitable[None]] | None = None,
+        on_down: Callable[[str], Awaitable[None]] | None = None,
         shutdown_call: Callable[[PluginProcess], ShutdownCall | None] | None = None,
     ) -> None:
         self.name = name
@@ -177,7 +177,7 @@ class Supervisor:
             await process.stop()  # reaps, closes the parent pipe and log readers
             self._process = None
             if self._on_down is not None:
-                await self._on_down()
+                await self._on_down(describe_exit(code))
             if not await self._handle_exit(code, process.stderr_tail):
                 return
 
