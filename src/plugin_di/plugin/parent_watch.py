@@ -3,7 +3,9 @@
 Two mechanisms, because neither alone is enough:
 
 * Linux ``prctl(PR_SET_PDEATHSIG, SIGTERM)``: the kernel sends SIGTERM the moment
-  the parent dies, so the plugin's ordinary graceful-stop path runs.
+  the parent dies, so the plugin's ordinary graceful-stop path runs. (Strictly, when
+  the parent *thread* that forked it exits: the launcher forks from the event loop's
+  thread, which lives as long as the app.)
 * End-of-file on an inherited pipe (``PLUGIN_DI_PARENT_PIPE_FD``): the host keeps
   the write end open for the plugin's lifetime and nobody else holds it, so EOF
   means the host is gone. It works on every POSIX system and also catches a
