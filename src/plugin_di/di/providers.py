@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from connectrpc.interceptor import Interceptor
 from dependency_injector import providers
@@ -46,8 +46,10 @@ from plugin_di.launch.supervisor import (
 )
 from plugin_di.plugin.definition import Plugin
 from plugin_di.plugin.inprocess import Mode
-from plugin_di.rpc.tls import ClientTLS
 from plugin_di.settings import Settings
+
+if TYPE_CHECKING:  # rpc.tls loads cryptography; only https remotes need it
+    from plugin_di.rpc.tls import ClientTLS
 
 HandleT = TypeVar("HandleT", bound=PluginHandle)
 Placement = Literal["in-memory", "process", "remote"]
