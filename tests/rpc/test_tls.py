@@ -20,6 +20,7 @@ from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
 from connectrpc.request import RequestContext
 from cryptography import x509
+from pyqwest.testing import ASGITransport
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples package
 
@@ -169,18 +170,48 @@ async def test_pinned_mtls_refuses_other_clients() -> None:
             assert info.value.code.name == "UNAVAILABLE"
 
 
-async def test_mtls_authenticator_rejects_an_unlisted_certificate() -> None:
-    # TLS trusts the host's cert, but the authenticator only allows another fingerprint.
-    auth = ServerAuth(MTLSAuthenticator(allowed_fingerprints=[STRANGER.fingerprint]))
-    app = PeerCertMiddleware(KVServiceASGIApplication(WhoAmI(), interceptors=[auth]))
+@pytest.mark.parametrize(
+    ("authenticator", "accepted"),
+    [
+        (MTLSAuthenticator(allowed_fingerprints=[STRANGER.fingerprint]), False),
+        (MTLSAuthenticator(allowed_fingerprints=[HOST.fingerprint.upper()]), True),
+        (MTLSAuthenticator(allowed_names=["someone-else"]), False),
+        (MTLSAuthenticator(allowed_names=["plugin-di-host"]), True),
+    ],
+)
+async def test_mtls_authenticator_allow_lists(
+    authenticator: MTLSAuthenticator, accepted: bool
+) -> None:
+    # TLS trusts the host's certificate; the authenticator decides on its identity.
+    app = PeerCertMiddleware(
+        KVServiceASGIApplication(WhoAmI(), interceptors=[ServerAuth(authenticator)])
+    )
     async with (
         hypercorn_tls(app, pinned_server_ssl_context(PLUGIN, HOST.cert_pem)) as port,
         kv_client(port, pinned_client_tls(HOST, PLUGIN.cert_pem)) as client,
     ):
+        if accepted:
+            assert (await client.get(kv_pb2.GetRequest(key="k"))).found
+            return
         with pytest.raises(ConnectError) as info:
             await client.get(kv_pb2.GetRequest(key="k"))
         assert info.value.code.name == "UNAUTHENTICATED"
         assert info.value.message == "client certificate is not trusted"
+
+
+async def test_mtls_authenticator_without_tls_refuses() -> None:
+    # Plain HTTP in process: no peer certificate at all.
+    app = PeerCertMiddleware(
+        KVServiceASGIApplication(WhoAmI(), interceptors=[ServerAuth(MTLSAuthenticator())])
+    )
+    async with ASGITransport(app) as transport:
+        client = KVServiceClient(
+            "http://localhost", http_client=pyqwest.Client(transport), send_compression=None
+        )
+        with pytest.raises(ConnectError) as info:
+            await client.get(kv_pb2.GetRequest(key="k"))
+        assert info.value.code.name == "UNAUTHENTICATED"
+        assert info.value.message == "client certificate required"
 
 
 async def test_server_tls_from_files_without_client_auth(tmp_path: Path) -> None:
