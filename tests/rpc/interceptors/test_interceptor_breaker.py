@@ -213,7 +213,7 @@ async def test_stream_failure_counts_and_early_stop_does_not() -> None:
         while True:
             yield "x"
 
-    stream = interceptor.intercept_server_stream(endless, "r", make_ctx())
+    stream: Any = interceptor.intercept_server_stream(endless, "r", make_ctx())
     assert await anext(stream) == "x"
     await stream.aclose()  # the consumer stopped: no verdict
     assert breaker.state is C

@@ -236,7 +236,7 @@ async def test_whole_chain_in_process() -> None:
         for _ in range(2):
             with pytest.raises(ConnectError):
                 await client.get(pb.GetRequest(key="a"))
-        assert breaker.state is CircuitState.OPEN
+        assert chain.breakers[endpoint].state is CircuitState.OPEN
         calls = service.calls
         with pytest.raises(ConnectError, match="is open"):
             await client.get(pb.GetRequest(key="a"))

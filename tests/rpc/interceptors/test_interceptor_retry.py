@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -55,7 +56,7 @@ async def test_retries_unavailable_with_full_jitter() -> None:
 async def test_jitter_spans_zero_to_cap() -> None:
     clock = SteppingClock()
     for r in (0.0, 0.999):
-        retry = RetryInterceptor(RetryPolicy(), clock=clock, random=lambda r=r: r)
+        retry = RetryInterceptor(RetryPolicy(), clock=clock, random=functools.partial(float, r))
         await retry.intercept_unary(Flaky(unavailable()), "req", make_ctx())
     assert clock.slept == pytest.approx([0.0, 0.0999])
 
