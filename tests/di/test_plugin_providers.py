@@ -447,6 +447,41 @@ async def test_restart_never_leaves_calls_failing_unavailable_with_the_reason() 
     assert not alive(pid)
 
 
+TYPED_SNIPPET = """
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from plugin_di.di.providers import InMemoryPlugin, ProcessPlugin, RemotePlugin
+from plugin_di.plugin.definition import Plugin
+
+
+def typed(plugin: Plugin) -> None:
+    reveal_type(ProcessPlugin(plugin, module="examples.kv").client(KVServiceClient)())
+    reveal_type(InMemoryPlugin(plugin).client(KVServiceClient)())
+    reveal_type(RemotePlugin(plugin, "http://127.0.0.1:1").client(KVServiceClient)())
+"""
+
+
+def test_dependents_get_the_generated_client_type_under_mypy_strict(tmp_path: Path) -> None:
+    snippet = tmp_path / "typed_snippet.py"
+    snippet.write_text(TYPED_SNIPPET)
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent"),
+            *("--cache-dir", str(tmp_path / "cache"), str(snippet)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    revealed = [line for line in result.stdout.splitlines() if "Revealed type" in line]
+    expected = '"examples.kv.gen.kv.v1.kv_connect.KVServiceClient"'
+    assert len(revealed) == 3, result.stdout + result.stderr
+    assert all(line.endswith(expected) for line in revealed), revealed
+    ours = [line for line in result.stdout.splitlines() if line.startswith(str(snippet))]
+    assert not [line for line in ours if ": error:" in line], ours
+
+
 def test_unknown_placement_and_missing_url_are_clear() -> None:
     with pytest.raises(ValueError, match="unknown placement 'cloud'"):
         placed(named("kv"), "cloud")
