@@ -21,6 +21,7 @@ from plugin_di.rpc.interceptors.ratelimit import (
     RateLimitPolicy,
     TokenBucketLimiter,
     default_rate_limit_key,
+    host_rate_limits,
     retry_after_detail,
     retry_after_of,
 )
@@ -90,6 +91,24 @@ def test_policy_picks_method_then_service_then_default() -> None:
     assert policy.rule_for("kv.v1.KVService", "Get") == ("kv.v1.KVService", Rate(10, 20))
     assert policy.rule_for("other.Svc", "Get") == ("*", Rate(100, 200))
     assert RateLimitPolicy(None).rule_for("other.Svc", "Get") is None
+
+
+def test_host_rate_limits() -> None:
+    policy = host_rate_limits(Rate(1000, 2000), RegisterService=Rate(5, 20))
+    assert policy.rule_for("connectplugin.v1.ServiceRegistry", "RegisterService") == (
+        "/connectplugin.v1.ServiceRegistry/RegisterService",
+        Rate(5, 20),
+    )
+    assert policy.rule_for("connectplugin.v1.HandshakeService", "Handshake") == (
+        "/connectplugin.v1.HandshakeService/Handshake",
+        Rate(10, 20),
+    )
+    assert policy.rule_for("connectplugin.v1.PluginLifecycle", "ReportHealth") == (
+        "*",
+        Rate(1000, 2000),
+    )
+    with pytest.raises(ValueError, match="unknown method 'Register'"):
+        host_rate_limits(Rate(1, 1), Register=Rate(1, 1))
 
 
 def test_key_is_identity_else_peer_host() -> None:

@@ -39,6 +39,7 @@ from plugin_di.rpc.interceptors.ratelimit import (
     RateLimitInterceptor,
     RateLimitPolicy,
     TokenBucketLimiter,
+    host_rate_limits,
     retry_after_of,
 )
 from plugin_di.rpc.interceptors.retry import RetryInterceptor, RetryPolicy
@@ -72,6 +73,7 @@ __all__ = [
     "api_key_client",
     "check_interceptors",
     "current_identity",
+    "host_rate_limits",
     "require_identity",
     "retry_after_of",
 ]

@@ -32,6 +32,7 @@ from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.rpc.interceptors.auth import current_identity
 
 __all__ = [
+    "HOST_METHOD_RATES",
     "RETRY_AFTER_HEADER",
     "RETRY_INFO_TYPE",
     "Rate",
@@ -39,6 +40,7 @@ __all__ = [
     "RateLimitPolicy",
     "TokenBucketLimiter",
     "default_rate_limit_key",
+    "host_rate_limits",
     "retry_after_detail",
     "retry_after_of",
 ]
@@ -151,6 +153,36 @@ class RateLimitPolicy:
         if self.default is not None:
             return "*", self.default
         return None
+
+
+HOST_METHOD_RATES: Mapping[str, Rate] = {
+    "/connectplugin.v1.HandshakeService/Handshake": Rate(10, 20),
+    "/connectplugin.v1.ServiceRegistry/RegisterService": Rate(1, 5),
+    "/connectplugin.v1.ServiceRegistry/UnregisterService": Rate(1, 5),
+    "/connectplugin.v1.ServiceRegistry/DiscoverService": Rate(100, 200),
+    "/connectplugin.v1.ServiceRegistry/WatchService": Rate(1, 3),
+    "/connectplugin.v1.CapabilityBroker/RequestCapability": Rate(10, 20),
+}
+"""Per-method rates connect-plugin-go designed for the host's RPCs (never applied there).
+
+Register's burst of 5 limits a plugin to 5 registrations at once; raise it for plugins that
+provide more services.
+"""
+
+
+def host_rate_limits(default: Rate, **overrides: Rate) -> RateLimitPolicy:
+    """The host's policy: ``HOST_METHOD_RATES`` over ``default`` (Settings RATE_LIMIT_RPS /
+    RATE_LIMIT_BURST); ``overrides`` replace a method's rate by its name, e.g.
+    ``RegisterService=Rate(5, 20)``."""
+    methods = dict(HOST_METHOD_RATES)
+    for name, rate in overrides.items():
+        matches = [p for p in methods if p.rsplit("/", 1)[1] == name]
+        if not matches:
+            known = ", ".join(sorted(p.rsplit("/", 1)[1] for p in HOST_METHOD_RATES))
+            raise ValueError(f"host_rate_limits: unknown method {name!r}; known: {known}")
+        for procedure in matches:
+            methods[procedure] = rate
+    return RateLimitPolicy(default, methods=methods)
 
 
 def default_rate_limit_key(ctx: RequestContext[Any, Any]) -> str:
