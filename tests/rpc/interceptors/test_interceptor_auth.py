@@ -254,3 +254,5 @@ async def test_identity_is_scoped_to_the_call() -> None:
 def test_server_auth_needs_an_authenticator() -> None:
     with pytest.raises(ValueError, match="at least one"):
         ServerAuth()
+    with pytest.raises(ValueError, match="'any' or 'all'"):
+        ServerAuth(Calls(None), mode="every")  # type: ignore[arg-type]

@@ -263,6 +263,8 @@ class ServerAuth:
     ) -> None:
         if not authenticators:
             raise ValueError("ServerAuth needs at least one authenticator")
+        if mode not in ("any", "all"):
+            raise ValueError(f"ServerAuth mode must be 'any' or 'all', got {mode!r}")
         self._authenticators = authenticators
         self._all = mode == "all"
         self._public = frozenset(public)
