@@ -189,13 +189,14 @@ async def test_sigterm_lets_a_unary_call_in_flight_finish() -> None:
         assert await asyncio.to_thread(probe.wait) == 0
 
 
-async def test_sigterm_stops_cleanly() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_signal_stops_cleanly(signum: signal.Signals) -> None:
     with running(SERVE_KV) as plugin:
         async with http_client("h1") as http:
             client = KVServiceClient(plugin.url, http_client=http, **FAST)  # type: ignore[arg-type]
             watch = client.watch(pb.WatchRequest())
             assert (await anext(watch)).key == WATCH_STARTED
-            plugin.proc.send_signal(signal.SIGTERM)
+            plugin.proc.send_signal(signum)
             assert [e async for e in watch] == []
         assert await asyncio.to_thread(plugin.wait) == 0
         assert plugin.proc.stdout is not None

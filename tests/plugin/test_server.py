@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from connectrpc.errors import ConnectError
 
@@ -60,11 +61,18 @@ async def test_identity_control_and_health_services() -> None:
             "cache cold",
             ["cache"],
         )
+        async with httpx.AsyncClient(timeout=10) as plain:
+            assert (await plain.get(line.url + "/healthz")).text == "ok"
+            assert (await plain.get(line.url + "/readyz")).status_code == 200
         listed = await health.list(gh.HealthListRequest())
         assert set(listed.statuses) == {"", "kv", "kv.v1.KVService"}
         server.health.report(HealthState.UNHEALTHY, "db down")
         checked = await health.check(gh.HealthCheckRequest(service="kv.v1.KVService"))
         assert checked.status == gh.HealthCheckResponse.NOT_SERVING
+        async with httpx.AsyncClient(timeout=10) as plain:
+            not_ready = await plain.get(line.url + "/readyz")
+            assert (not_ready.status_code, not_ready.text) == (503, "not ready")
+            assert (await plain.get(line.url + "/healthz")).status_code == 200
 
 
 async def test_in_flight_call_finishes_during_graceful_stop() -> None:

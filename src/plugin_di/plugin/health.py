@@ -15,6 +15,7 @@ import asyncio
 import enum
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
@@ -209,3 +210,38 @@ class GrpcHealthService(GrpcHealth):
     ) -> AsyncIterator[grpc_health.HealthCheckResponse]:
         async for status in self._health.watch(request.service):
             yield grpc_health.HealthCheckResponse(status=int(status))  # type: ignore[arg-type]
+
+
+class HTTPProbes:
+    """Kubernetes-style plain HTTP probes (connect-plugin-go's ``/healthz`` and ``/readyz``).
+
+    ``/healthz`` answers 200 ``ok`` while the process serves (liveness);
+    ``/readyz`` answers 200 ``ready`` when the whole plugin is SERVING, else
+    503 ``not ready``.
+    """
+
+    def __init__(self, health: Health) -> None:
+        self._health = health
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope.get("path", "")
+        if path == "/healthz":
+            status, body = 200, b"ok"
+        elif path == "/readyz":
+            ready = self._health.status() == ServingStatus.SERVING
+            status, body = (200, b"ready") if ready else (503, b"not ready")
+        else:
+            status, body = 404, b"not found"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -52,7 +52,12 @@ from plugin_di.plugin.control import DEFAULT_GRACE_SECONDS, PluginControlServer
 from plugin_di.plugin.definition import PluginSet, PluginsLike, as_plugin_set, service_descriptor
 from plugin_di.plugin.handshake import HandshakeServer, VersionMismatchError, negotiate_version
 from plugin_di.plugin.handshake_line import HandshakeLine
-from plugin_di.plugin.health import ConnectPluginHealthService, GrpcHealthService, Health
+from plugin_di.plugin.health import (
+    ConnectPluginHealthService,
+    GrpcHealthService,
+    Health,
+    HTTPProbes,
+)
 from plugin_di.plugin.identity import IdentityStore, PluginIdentityServer
 from plugin_di.plugin.reflection import reflection_apps
 from plugin_di.rpc.asgi import ServiceMux
@@ -153,6 +158,9 @@ class PluginServer:
             descriptors += [service_descriptor(c) for c in _RUNTIME_CLIENTS]
             apps += reflection_apps(descriptors, **kwargs)
         self.app = ServiceMux(apps, max_message_bytes=max_message_bytes)
+        probes = HTTPProbes(self.health)
+        self.app.mount("/healthz", probes)
+        self.app.mount("/readyz", probes)
         self._impls = [s.impl for s in services]
 
     @property
