@@ -137,3 +137,22 @@ async def test_misuse() -> None:
         await client.close()
         with pytest.raises(PluginClientError, match="closed"):
             client.dispense(KVServiceClient)
+
+
+async def test_two_plugins_in_one_process() -> None:
+    from examples.logger.plugin import make_plugin as make_logger
+    from plugin_di.gen.capability.logger.v1 import logger_pb2
+    from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
+
+    plugins = [make_plugin(), make_logger()]
+    async with (
+        serving(plugins) as (_, line, _out),
+        PluginClient(line.url, plugins) as client,
+    ):
+        assert sorted(p.name for p in client.handshake.plugins) == ["kv", "logger"]
+        await _exercise(client)
+        await client.dispense("logger").log(logger_pb2.LogRequest(level="info", message="hi"))  # type: ignore[attr-defined]
+        assert isinstance(client.dispense(LoggerClient), LoggerClient)
+        # A client that asks for only one of them is fine too.
+        async with PluginClient(line.url, plugins[1]) as only_logger:
+            assert [p.name for p in only_logger.handshake.plugins] == ["logger"]
