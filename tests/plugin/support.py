@@ -13,6 +13,7 @@ from connectrpc.request import RequestContext
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVService, KVServiceASGIApplication, KVServiceClient
 from plugin_di.plugin.definition import Plugin, Service
+from plugin_di.rpc.errors import pack_detail
 
 
 class ProbeKV(KVService):
@@ -37,6 +38,9 @@ class ProbeKV(KVService):
             self.in_flight.set()
             await self.stopping.wait()
             return pb.GetResponse(value=b"finished", found=True)
+        if request.key == "detailed":
+            why = pb.WatchEvent(key="why", value=b"because")
+            raise ConnectError(Code.FAILED_PRECONDITION, "not now", details=[pack_detail(why)])
         if request.key == "denied":
             raise ConnectError(Code.PERMISSION_DENIED, "not yours")
         ctx.response_headers["x-served-by"] = "probe"

@@ -17,6 +17,7 @@ from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from examples.kv.plugin import make_plugin
 from examples.kv.store import WATCH_STARTED
 from plugin_di.plugin.inprocess import Mode, inprocess_client
+from plugin_di.rpc.errors import unpack_detail
 
 from .support import probe_plugin
 
@@ -195,3 +196,15 @@ async def test_oversized_request(mode: Mode) -> None:
 def test_unknown_mode() -> None:
     with pytest.raises(ValueError, match="unknown in-process mode"):
         inprocess_client(make_plugin(), KVServiceClient, mode="carrier-pigeon")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_error_details_survive(mode: Mode) -> None:
+    plugin, _ = probe_plugin()
+    client = inprocess_client(plugin, KVServiceClient, mode=mode)
+    with pytest.raises(ConnectError) as info:
+        await client.get(pb.GetRequest(key="detailed"))
+    assert (info.value.code, info.value.message) == (Code.FAILED_PRECONDITION, "not now")
+    detail = unpack_detail(info.value, pb.WatchEvent)
+    assert detail is not None
+    assert (detail.key, detail.value) == ("why", b"because")
