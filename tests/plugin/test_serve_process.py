@@ -255,3 +255,15 @@ async def test_cli_tls_and_unix_socket(tmp_path: Path) -> None:
             await kv.put(pb.PutRequest(key="u", value=b"uds"))
             assert (await kv.get(pb.GetRequest(key="u"))).value == b"uds"
     assert not sock.exists()  # removed on exit
+
+
+def test_bad_environment_values_refuse_to_start() -> None:
+    for name, value in (
+        ("PLUGIN_DI_SHUTDOWN_GRACE", "soon"),
+        ("PLUGIN_DI_MAX_MESSAGE_BYTES", "-1"),
+    ):
+        proc = spawn(SERVE_KV, {name: value})
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 1
+        assert out == ""
+        assert name in err

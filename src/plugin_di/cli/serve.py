@@ -19,9 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--grace-period",
         type=float,
-        default=30.0,
+        default=None,
         metavar="SECONDS",
-        help="how long in-flight calls may run after a stop request (default 30)",
+        help="how long in-flight calls may run after a stop request "
+        "(default: PLUGIN_DI_SHUTDOWN_GRACE, else 5)",
     )
 
 

@@ -13,6 +13,8 @@ from plugin_di.plugin import env
 
 MAX_MESSAGE_BYTES = "PLUGIN_DI_MAX_MESSAGE_BYTES"
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+SHUTDOWN_GRACE = "PLUGIN_DI_SHUTDOWN_GRACE"
+DEFAULT_SHUTDOWN_GRACE = 5.0
 
 
 class PluginConfigError(ValueError):
@@ -32,6 +34,23 @@ def max_message_bytes(environ: Mapping[str, str] = os.environ) -> int:
         raise PluginConfigError(
             f"{MAX_MESSAGE_BYTES}={raw!r} is not a positive number of bytes; "
             f"unset it for the default ({DEFAULT_MAX_MESSAGE_BYTES})"
+        )
+    return value
+
+
+def shutdown_grace(environ: Mapping[str, str] = os.environ) -> float:
+    """Seconds in-flight calls get after a stop request: ``PLUGIN_DI_SHUTDOWN_GRACE``, default 5."""
+    raw = environ.get(SHUTDOWN_GRACE, "").strip()
+    if not raw:
+        return DEFAULT_SHUTDOWN_GRACE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise PluginConfigError(
+            f"{SHUTDOWN_GRACE}={raw!r} is not a number of seconds >= 0; "
+            f"unset it for the default ({DEFAULT_SHUTDOWN_GRACE})"
         )
     return value
 

@@ -13,7 +13,8 @@ from plugin_di.plugin.health import Health
 ShutdownRequested = Callable[[float, str], None]
 """Called with the grace period in seconds and the reason; must not block."""
 
-DEFAULT_GRACE_SECONDS = 30.0
+DEFAULT_GRACE_SECONDS = 5.0
+"""As ``Settings.shutdown_grace``; ``PLUGIN_DI_SHUTDOWN_GRACE`` overrides it for `serve`."""
 
 
 class PluginControlServer(PluginControl):

@@ -25,7 +25,6 @@ from connectrpc.interceptor import Interceptor
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.plugin import config as plugin_config
 from plugin_di.plugin import env
-from plugin_di.plugin.control import DEFAULT_GRACE_SECONDS
 from plugin_di.plugin.definition import PluginsLike
 from plugin_di.plugin.handshake import VersionMismatchError, negotiate_version
 from plugin_di.plugin.handshake_line import HandshakeLine
@@ -75,7 +74,7 @@ async def serve_async(
     magic_cookie_value: str = env.DEFAULT_MAGIC_COOKIE_VALUE,
     app_protocol_versions: Sequence[int] | None = None,
     interceptors: Iterable[Interceptor] = (),
-    grace_period: float = DEFAULT_GRACE_SECONDS,
+    grace_period: float | None = None,
     server_metadata: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
     stdout: TextIO | None = None,
@@ -86,6 +85,8 @@ async def serve_async(
 ) -> int:
     """`serve` inside a running loop; returns the exit code."""
     environ = os.environ if environ is None else environ
+    if grace_period is None:
+        grace_period = plugin_config.shutdown_grace(environ)
     out = stdout if stdout is not None else sys.stdout
     cookie_error = plugin_config.check_cookie(magic_cookie_key, magic_cookie_value, environ)
     if cookie_error:
@@ -163,7 +164,7 @@ def serve(
     magic_cookie_value: str = env.DEFAULT_MAGIC_COOKIE_VALUE,
     app_protocol_versions: Sequence[int] | None = None,
     interceptors: Iterable[Interceptor] = (),
-    grace_period: float = DEFAULT_GRACE_SECONDS,
+    grace_period: float | None = None,
     server_metadata: Mapping[str, str] | None = None,
 ) -> int:
     """Serve ``plugins`` until stopped; return the process exit code (0 after a graceful stop).
