@@ -15,7 +15,7 @@ import asyncio
 import enum
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
@@ -200,7 +200,7 @@ class GrpcHealthService(GrpcHealth):
     ) -> grpc_health.HealthListResponse:
         response = grpc_health.HealthListResponse()
         for name, status in self._health.services().items():
-            response.statuses[name].status = int(status)
+            response.statuses[name].status = cast(Any, int(status))
         return response
 
     async def watch(
