@@ -17,7 +17,15 @@ _EXPORTS: dict[str, str] = {
     "App": "plugin_di.di.app",
     "Lifecycle": "plugin_di.di.lifecycle",
     "Hook": "plugin_di.di.lifecycle",
+    "LifecycleProvider": "plugin_di.di.lifecycle",
     "Shutdowner": "plugin_di.di.shutdown",
+    "ShutdownerProvider": "plugin_di.di.shutdown",
+    "EmitterProvider": "plugin_di.di.events",
+    # plugins as providers
+    "InMemoryPlugin": "plugin_di.di.providers",
+    "ProcessPlugin": "plugin_di.di.providers",
+    "RemotePlugin": "plugin_di.di.providers",
+    "Host": "plugin_di.host.server",
     "Settings": "plugin_di.settings",
     # plugins
     "Plugin": "plugin_di.plugin.definition",
@@ -26,6 +34,15 @@ _EXPORTS: dict[str, str] = {
     "Dependency": "plugin_di.plugin.definition",
     "serve": "plugin_di.plugin.server",
     "PluginClient": "plugin_di.plugin.client",
+    "inprocess_client": "plugin_di.plugin.inprocess",
+    "HealthState": "plugin_di.plugin.health",
+    # client and server interceptors
+    "InterceptorChain": "plugin_di.rpc.interceptors",
+    "RetryPolicy": "plugin_di.rpc.interceptors",
+    "BreakerConfig": "plugin_di.rpc.interceptors",
+    "RateLimitPolicy": "plugin_di.rpc.interceptors",
+    "Rate": "plugin_di.rpc.interceptors",
+    "RuntimeCredentials": "plugin_di.rpc.interceptors",
     # time
     "Clock": "plugin_di.clock",
     "SystemClock": "plugin_di.clock",
@@ -34,29 +51,57 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "App",
+    "BreakerConfig",
     "Clock",
     "Dependency",
+    "EmitterProvider",
     "FakeClock",
+    "HealthState",
     "Hook",
+    "Host",
+    "InMemoryPlugin",
+    "InterceptorChain",
     "Lifecycle",
+    "LifecycleProvider",
     "Plugin",
     "PluginClient",
     "PluginSet",
+    "ProcessPlugin",
+    "Rate",
+    "RateLimitPolicy",
+    "RemotePlugin",
+    "RetryPolicy",
+    "RuntimeCredentials",
     "Service",
     "Settings",
     "Shutdowner",
+    "ShutdownerProvider",
     "SystemClock",
+    "inprocess_client",
     "serve",
 ]
 
 if TYPE_CHECKING:
     from plugin_di.clock import Clock, FakeClock, SystemClock
     from plugin_di.di.app import App
-    from plugin_di.di.lifecycle import Hook, Lifecycle
-    from plugin_di.di.shutdown import Shutdowner
+    from plugin_di.di.events import EmitterProvider
+    from plugin_di.di.lifecycle import Hook, Lifecycle, LifecycleProvider
+    from plugin_di.di.providers import InMemoryPlugin, ProcessPlugin, RemotePlugin
+    from plugin_di.di.shutdown import Shutdowner, ShutdownerProvider
+    from plugin_di.host.server import Host
     from plugin_di.plugin.client import PluginClient
     from plugin_di.plugin.definition import Dependency, Plugin, PluginSet, Service
+    from plugin_di.plugin.health import HealthState
+    from plugin_di.plugin.inprocess import inprocess_client
     from plugin_di.plugin.server import serve
+    from plugin_di.rpc.interceptors import (
+        BreakerConfig,
+        InterceptorChain,
+        Rate,
+        RateLimitPolicy,
+        RetryPolicy,
+        RuntimeCredentials,
+    )
     from plugin_di.settings import Settings
 
 
