@@ -27,24 +27,28 @@ from bench.security import measure_security
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
+FAST = "process, fast channel (uvicorn UDS)"
+FAST_SYNC = "process, fast channel, sync client"
+H2C = "process, h2c (hypercorn)"
+GRPCIO = "grpcio server + stub"
+
 CaseFactory = Callable[[], contextlib.AbstractAsyncContextManager[channels.Call]]
 
 SEQUENTIAL: dict[str, CaseFactory] = {
     "direct Python call": channels.direct_python,
     "in-memory plugin, direct dispatch": lambda: channels.in_memory("direct"),
     "in-memory plugin, in-process ASGI": lambda: channels.in_memory("asgi"),
-    "process plugin, h2c (default)": lambda: channels.process_plugin("h2c"),
-    "process plugin, HTTP/1.1": lambda: channels.process_plugin("http1"),
-    "process plugin, lean HTTP/1.1": lambda: channels.process_plugin("h1fast"),
-    "process plugin, Unix socket": lambda: channels.process_plugin("uds"),
-    "process plugin, TLS": lambda: channels.process_plugin("tls"),
-    "grpcio server + stub": channels.grpcio_baseline,
+    FAST: lambda: channels.process_plugin("uds", "uvicorn"),
+    FAST_SYNC: channels.fast_channel_sync,
+    "process, fast TCP (uvicorn, lean h1)": lambda: channels.process_plugin("h1fast", "uvicorn"),
+    H2C: lambda: channels.process_plugin("h2c"),
+    "process, HTTP/1.1 (hypercorn)": lambda: channels.process_plugin("http1"),
+    "process, lean h1 TCP (hypercorn)": lambda: channels.process_plugin("h1fast"),
+    "process, Unix socket (hypercorn)": lambda: channels.process_plugin("uds"),
+    "process, TLS h2 (hypercorn)": lambda: channels.process_plugin("tls"),
+    GRPCIO: channels.grpcio_baseline,
 }
-CONCURRENT = (
-    "process plugin, h2c (default)",
-    "process plugin, Unix socket",
-    "grpcio server + stub",
-)
+CONCURRENT = (FAST, H2C, GRPCIO)
 
 
 async def _rounds(rounds: int, seconds: float) -> tuple[dict[str, Sample], dict[str, Sample]]:
@@ -74,16 +78,19 @@ async def _cold_starts(runs: int) -> tuple[float, float]:
 
 
 def _table(seq: dict[str, Sample], conc: dict[str, Sample]) -> str:
-    grpc = seq["grpcio server + stub"].rate
-    lines = [f"{'call path':<36}{'calls/s':>10}{'p50 µs':>9}{'p99 µs':>9}{'vs grpcio':>11}"]
+    grpc = seq[GRPCIO].rate
+    lines = [f"{'call path':<40}{'calls/s':>10}{'p50 µs':>9}{'p99 µs':>9}{'vs grpcio':>11}"]
     for name, s in seq.items():
         lines.append(
-            f"{name:<36}{s.rate:>10,.0f}{s.p50_us:>9.0f}{s.p99_us:>9.0f}{s.rate / grpc:>10.2f}x"
+            f"{name:<40}{s.rate:>10,.0f}{s.p50_us:>9.0f}{s.p99_us:>9.0f}{s.rate / grpc:>10.2f}x"
         )
     lines.append("")
-    lines.append(f"{'32 calls in flight':<36}{'calls/s':>10}{'p50 µs':>9}{'p99 µs':>9}")
+    grpc_c = conc[GRPCIO].rate
+    lines.append(f"{'32 calls in flight':<40}{'calls/s':>10}{'p50 µs':>9}{'p99 µs':>9}")
     for name, s in conc.items():
-        lines.append(f"{name:<36}{s.rate:>10,.0f}{s.p50_us:>9.0f}{s.p99_us:>9.0f}")
+        lines.append(
+            f"{name:<40}{s.rate:>10,.0f}{s.p50_us:>9.0f}{s.p99_us:>9.0f}{s.rate / grpc_c:>10.2f}x"
+        )
     return "\n".join(lines)
 
 
@@ -109,15 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"token validations:                {security.token_validations:12,.0f} /s")
     print(f"rate-limiter checks:              {security.limiter_checks:12,.0f} /s")
 
-    default = seq["process plugin, h2c (default)"]
+    fast = seq[FAST]
     results: dict[str, Any] = {
-        "process_unary_rps": default.rate,
-        "grpcio_unary_rps": seq["grpcio server + stub"].rate,
-        "process_concurrent_rps": conc["process plugin, h2c (default)"].rate,
-        "grpcio_concurrent_rps": conc["grpcio server + stub"].rate,
+        "process_unary_rps": fast.rate,
+        "process_sync_unary_rps": seq[FAST_SYNC].rate,
+        "process_h2c_unary_rps": seq[H2C].rate,
+        "grpcio_unary_rps": seq[GRPCIO].rate,
+        "process_concurrent_rps": conc[FAST].rate,
+        "process_h2c_concurrent_rps": conc[H2C].rate,
+        "grpcio_concurrent_rps": conc[GRPCIO].rate,
         "inmemory_direct_rps": seq["in-memory plugin, direct dispatch"].rate,
         "inmemory_asgi_rps": seq["in-memory plugin, in-process ASGI"].rate,
-        "process_p50_us": default.p50_us,
+        "process_p50_us": fast.p50_us,
         "cold_start_ms": cold_1,
         "cold_start_8_ms": cold_8,
         "lifecycle_1k_s": lifecycle_1k,

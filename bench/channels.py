@@ -18,13 +18,13 @@ from typing import Any
 
 from bench._measure import Call
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
-from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient, KVServiceClientSync
 from examples.kv.plugin import make_plugin
 from examples.kv.store import KVStore
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.plugin.inprocess import inprocess_client
 from plugin_di.rpc.tls import ClientTLS, generate_ephemeral_cert
-from plugin_di.rpc.transport import HTTPMode, connect_client, http_client
+from plugin_di.rpc.transport import HTTPMode, connect_client, http_client, sync_http_client
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-key-000001"
@@ -65,15 +65,18 @@ async def in_memory(mode: str) -> AsyncIterator[Call]:
 
 
 @contextlib.asynccontextmanager
-async def spawned(*serve_args: str) -> AsyncIterator[HandshakeLine]:
-    """``plugin-di serve examples.kv.plugin:plugin`` in a child process, until the block ends."""
+async def spawned(*serve_args: str, server: str = "auto") -> AsyncIterator[HandshakeLine]:
+    """``plugin-di serve examples.kv.plugin:plugin`` in a child process, until the block ends.
+
+    ``server`` is ``PLUGIN_DI_SERVER``: auto (uvicorn on a Unix socket), hypercorn or uvicorn.
+    """
     command = [sys.executable, "-m", "plugin_di", "serve", "examples.kv.plugin:plugin", *serve_args]
     process = await asyncio.create_subprocess_exec(
         *command,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PLUGIN_DI_SERVER": server},
     )
     try:
         assert process.stdout is not None
@@ -90,8 +93,11 @@ async def spawned(*serve_args: str) -> AsyncIterator[HandshakeLine]:
 
 
 @contextlib.asynccontextmanager
-async def process_plugin(channel: str) -> AsyncIterator[Call]:
-    """A KV plugin process called over ``channel``: h2c, http1, h1fast, uds or tls."""
+async def process_plugin(channel: str, server: str = "hypercorn") -> AsyncIterator[Call]:
+    """A KV plugin process called over ``channel``: h2c, http1, h1fast, uds or tls.
+
+    ``server``: hypercorn (every protocol) or uvicorn (the fast channel; HTTP/1.1 only).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         args: list[str] = []
         tls: ClientTLS | None = None
@@ -108,7 +114,7 @@ async def process_plugin(channel: str) -> AsyncIterator[Call]:
                 str(Path(tmp) / "key.pem"),
             ]
             tls = ClientTLS(ca_pem=pair.cert_pem)
-        async with spawned(*args) as line:
+        async with spawned(*args, server=server) as line:
             url = line.url if channel != "tls" else line.url.replace("http://", "https://")
             mode = {"http1": HTTPMode.HTTP1, "h1fast": HTTPMode.H1FAST}.get(channel, HTTPMode.H2)
             async with http_client(url, tls=tls, http_version=mode) as http:
@@ -117,6 +123,21 @@ async def process_plugin(channel: str) -> AsyncIterator[Call]:
 
                 async def call() -> object:
                     return await client.get(REQUEST)
+
+                yield call
+
+
+@contextlib.asynccontextmanager
+async def fast_channel_sync() -> AsyncIterator[Call]:
+    """The fast channel (uvicorn on a Unix socket) called with the generated sync client."""
+    with tempfile.TemporaryDirectory() as tmp:
+        async with spawned("--uds", str(Path(tmp) / "kv.sock"), server="uvicorn") as line:
+            with sync_http_client(line.url) as http:
+                client = connect_client(KVServiceClientSync, line.url, http)
+                client.put(pb.PutRequest(key=KEY, value=VALUE))
+
+                async def call() -> object:
+                    return client.get(REQUEST)
 
                 yield call
 

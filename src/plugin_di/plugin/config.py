@@ -15,6 +15,8 @@ MAX_MESSAGE_BYTES = "PLUGIN_DI_MAX_MESSAGE_BYTES"
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 SHUTDOWN_GRACE = "PLUGIN_DI_SHUTDOWN_GRACE"
 DEFAULT_SHUTDOWN_GRACE = 5.0
+SERVER = "PLUGIN_DI_SERVER"
+SERVER_CHOICES = ("auto", "hypercorn", "uvicorn")
 
 
 class PluginConfigError(ValueError):
@@ -53,6 +55,21 @@ def shutdown_grace(environ: Mapping[str, str] = os.environ) -> float:
             f"unset it for the default ({DEFAULT_SHUTDOWN_GRACE})"
         )
     return value
+
+
+def server_choice(environ: Mapping[str, str] = os.environ) -> str:
+    """Which HTTP server serves the plugin: ``PLUGIN_DI_SERVER``, default ``auto``.
+
+    ``auto``: uvicorn (the fast channel: Connect over HTTP/1.1) on a Unix socket without TLS,
+    hypercorn (HTTP/2, gRPC, TLS) everywhere else. ``hypercorn`` or ``uvicorn`` force one.
+    """
+    raw = environ.get(SERVER, "").strip().lower() or "auto"
+    if raw not in SERVER_CHOICES:
+        raise PluginConfigError(
+            f"{SERVER}={raw!r} is not one of {', '.join(SERVER_CHOICES)}; "
+            "unset it for the default (auto)"
+        )
+    return raw
 
 
 def parse_versions(text: str, *, name: str = env.PROTOCOL_VERSIONS) -> list[int]:

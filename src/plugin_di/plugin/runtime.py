@@ -54,7 +54,7 @@ from plugin_di.plugin.identity import IdentityStore, PluginIdentityServer
 from plugin_di.plugin.reflection import reflection_apps
 from plugin_di.rpc.asgi import ServiceMux
 from plugin_di.rpc.errors import SanitizeErrors
-from plugin_di.rpc.hypercorn import BoundSocket, hypercorn_config, serve_asgi
+from plugin_di.rpc.hypercorn import BoundSocket
 
 log = logging.getLogger("plugin_di.plugin.server")
 
@@ -201,11 +201,25 @@ class PluginServer:
         certfile: str | os.PathLike[str] | None = None,
         keyfile: str | os.PathLike[str] | None = None,
         ready: Callable[[], None] | None = None,
+        fast: bool = False,
     ) -> None:
-        """Serve on ``bound`` until `request_stop`; return once drained."""
-        config = hypercorn_config(
-            certfile=certfile, keyfile=keyfile, graceful_timeout=self.grace_period
-        )
+        """Serve on ``bound`` until `request_stop`; return once drained.
+
+        ``fast`` serves with uvicorn (`plugin_di.rpc.fastserve`: Connect and gRPC-Web over
+        HTTP/1.1, no TLS) instead of hypercorn (every protocol, HTTP/2, TLS).
+        """
+        if fast and certfile is not None:
+            raise plugin_config.PluginConfigError(
+                "the fast channel (uvicorn) has no TLS; serve TLS with hypercorn"
+            )
+        if fast:
+            config: Any = None
+        else:
+            from plugin_di.rpc.hypercorn import hypercorn_config
+
+            config = hypercorn_config(
+                certfile=certfile, keyfile=keyfile, graceful_timeout=self.grace_period
+            )
         requested = self._event()
         drain = asyncio.Event()
         app = InFlight(StreamHygiene(self.app))
@@ -221,13 +235,23 @@ class PluginServer:
                 log.warning("grace period over: cancelling %d call(s) in flight", app.count)
                 app.cancel_all()
                 await app.wait_idle()
-            # Only idle keep-alive connections are left: hypercorn may drop them now.
-            config.graceful_timeout = _IDLE_CLOSE_SECONDS
+            # Only idle keep-alive connections are left: the server may drop them now.
+            if config is not None:
+                config.graceful_timeout = _IDLE_CLOSE_SECONDS
             drain.set()
 
         watcher = asyncio.create_task(stop_when_requested())
         try:
-            await serve_asgi(app, bound, config=config, shutdown=drain, ready=ready)
+            if fast:
+                from plugin_di.rpc.fastserve import serve_fast
+
+                await serve_fast(
+                    app, bound, shutdown=drain, ready=ready, graceful_timeout=_IDLE_CLOSE_SECONDS
+                )
+            else:
+                from plugin_di.rpc.hypercorn import serve_asgi
+
+                await serve_asgi(app, bound, config=config, shutdown=drain, ready=ready)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -2,7 +2,9 @@
 
 `serve()` binds ``127.0.0.1:0`` (or the given address, or a Unix socket),
 serves the plugins with a `PluginServer` (`plugin_di.plugin.runtime`) on
-hypercorn, prints exactly one handshake line on stdout when ready, and stops
+hypercorn (TCP, TLS: every protocol) or, on a Unix socket, on uvicorn (the fast
+host channel: Connect over HTTP/1.1; see `plugin_di.plugin.config.server_choice`),
+prints exactly one handshake line on stdout when ready, and stops
 gracefully on SIGTERM, SIGINT, the Shutdown RPC or the death of the launching
 host, then exits 0. The protocol is described in ``docs/internals.md``.
 """
@@ -29,7 +31,7 @@ from plugin_di.plugin.definition import PluginsLike
 from plugin_di.plugin.handshake import VersionMismatchError, negotiate_version
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.plugin.runtime import PluginServer
-from plugin_di.rpc.hypercorn import bind_socket
+from plugin_di.rpc.hypercorn import BoundSocket, bind_socket
 
 __all__ = ["PluginServer", "serve", "serve_async"]
 
@@ -76,6 +78,7 @@ async def serve_async(
     interceptors: Iterable[Interceptor] = (),
     grace_period: float | None = None,
     server_metadata: Mapping[str, str] | None = None,
+    server_kind: str | None = None,
     environ: Mapping[str, str] | None = None,
     stdout: TextIO | None = None,
     handle_signals: bool = True,
@@ -83,8 +86,14 @@ async def serve_async(
     on_ready: Callable[[PluginServer, HandshakeLine], None] | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> int:
-    """`serve` inside a running loop; returns the exit code."""
+    """`serve` inside a running loop; returns the exit code.
+
+    ``server_kind`` is ``auto``, ``hypercorn`` or ``uvicorn`` (default: ``PLUGIN_DI_SERVER``,
+    else ``auto``; see `plugin_di.plugin.config.server_choice`).
+    """
     environ = os.environ if environ is None else environ
+    if server_kind is None:
+        server_kind = plugin_config.server_choice(environ)
     if grace_period is None:
         grace_period = plugin_config.shutdown_grace(environ)
     out = stdout if stdout is not None else sys.stdout
@@ -112,6 +121,11 @@ async def serve_async(
         print(f"incompatible plugin: {exc} (from {env.PROTOCOL_VERSIONS})", file=sys.stderr)
         return 1
     bound = bind_socket(_listen_address(bind, uds, environ))
+    try:
+        fast = use_fast_server(server_kind, bound, tls=tls_cert is not None)
+    except plugin_config.PluginConfigError:
+        bound.close()
+        raise
     line = HandshakeLine(
         env.CORE_PROTOCOL_VERSION,
         app_version,
@@ -133,12 +147,39 @@ async def serve_async(
     if watch_parent:
         _watch_parent(loop, server)
     try:
-        await server.run(bound, certfile=tls_cert, keyfile=tls_key, ready=ready)
+        await server.run(bound, certfile=tls_cert, keyfile=tls_key, ready=ready, fast=fast)
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
     await asyncio.sleep(_PYQWEST_SETTLE_SECONDS)
     return 0
+
+
+def _loop_factory(
+    uds: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where the fast channel is likely (it pays off there); asyncio's loop elsewhere."""
+    kind = environ.get(plugin_config.SERVER, "").strip().lower()
+    if kind == "uvicorn" or (kind in ("", "auto") and (uds or environ.get(env.UNIX_SOCKET_DIR))):
+        from plugin_di.rpc.fastserve import event_loop_factory
+
+        return event_loop_factory()
+    return None
+
+
+def use_fast_server(kind: str, bound: BoundSocket, *, tls: bool) -> bool:
+    """Whether uvicorn (the fast channel) serves ``bound``; see `config.server_choice`."""
+    if kind not in plugin_config.SERVER_CHOICES:
+        raise plugin_config.PluginConfigError(
+            f"server {kind!r} is not one of {', '.join(plugin_config.SERVER_CHOICES)}"
+        )
+    if kind == "uvicorn" and tls:
+        raise plugin_config.PluginConfigError(
+            "uvicorn (the fast channel) serves no TLS; use the hypercorn server for TLS"
+        )
+    if kind == "auto":
+        return bound.network == "unix" and not tls
+    return kind == "uvicorn"
 
 
 def _watch_parent(loop: asyncio.AbstractEventLoop, server: PluginServer) -> None:
@@ -166,6 +207,7 @@ def serve(
     interceptors: Iterable[Interceptor] = (),
     grace_period: float | None = None,
     server_metadata: Mapping[str, str] | None = None,
+    server_kind: str | None = None,
 ) -> int:
     """Serve ``plugins`` until stopped; return the process exit code (0 after a graceful stop).
 
@@ -180,22 +222,24 @@ def serve(
     real_stdout = sys.stdout
     sys.stdout = sys.stderr
     try:
-        return asyncio.run(
-            serve_async(
-                plugins,
-                bind=bind,
-                uds=uds,
-                tls_cert=tls_cert,
-                tls_key=tls_key,
-                magic_cookie_key=magic_cookie_key,
-                magic_cookie_value=magic_cookie_value,
-                app_protocol_versions=app_protocol_versions,
-                interceptors=interceptors,
-                grace_period=grace_period,
-                server_metadata=server_metadata,
-                stdout=real_stdout,
+        with asyncio.Runner(loop_factory=_loop_factory(uds, os.environ)) as runner:
+            return runner.run(
+                serve_async(
+                    plugins,
+                    bind=bind,
+                    uds=uds,
+                    tls_cert=tls_cert,
+                    tls_key=tls_key,
+                    magic_cookie_key=magic_cookie_key,
+                    magic_cookie_value=magic_cookie_value,
+                    app_protocol_versions=app_protocol_versions,
+                    interceptors=interceptors,
+                    grace_period=grace_period,
+                    server_metadata=server_metadata,
+                    server_kind=server_kind,
+                    stdout=real_stdout,
+                )
             )
-        )
     except (plugin_config.PluginConfigError, OSError, ValueError) as exc:
         print(f"plugin-di serve: {exc}", file=sys.stderr)
         return 1
