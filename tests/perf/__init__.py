@@ -1,0 +1,1 @@
+"""Functional tests of the fast paths (issue 7); timings are never asserted."""

@@ -1,0 +1,246 @@
+"""The fast host channel end to end: uvicorn on a Unix socket, the lean HTTP/1.1 transport.
+
+Each test serves a real plugin with `serve_async` (uvicorn, inside the test's loop) or as a
+real process, and calls it with the generated clients over ``http_client("unix://...")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.interceptor import UnaryInterceptor
+from connectrpc.request import RequestContext
+
+from examples.kv.gen.kv.v1 import kv_pb2 as pb
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient, KVServiceClientSync
+from examples.kv.plugin import make_plugin
+from examples.kv.store import WATCH_STARTED
+from plugin_di.plugin import config as plugin_config
+from plugin_di.plugin import env
+from plugin_di.rpc.transport import connect_client, http_client, sync_http_client
+from tests.plugin.inloop import serving
+from tests.plugin.procs import SERVE_KV, running
+from tests.plugin.support import probe_plugin
+
+
+def _raw_head(path: str) -> bytes:
+    """One raw HTTP/1.1 request on the socket; the response head as sent."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(path)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data and len(data) < 65536:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return data.split(b"\r\n\r\n")[0].lower()
+
+
+@pytest.fixture
+def sock_path(tmp_path: Path) -> str:
+    return str(tmp_path / "p.sock")
+
+
+async def test_unary_calls_and_the_server_is_uvicorn(sock_path: str) -> None:
+    async with serving(make_plugin(), uds=sock_path) as (_, line, _out):
+        assert line.network == "unix"
+        assert line.address == sock_path
+        assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o600
+        head = await asyncio.to_thread(_raw_head, sock_path)
+        assert head.startswith(b"http/1.1 200")
+        assert b"hypercorn" not in head  # hypercorn names itself in a server header
+        async with http_client(line.url) as http:
+            client = connect_client(KVServiceClient, line.url, http)
+            await client.put(pb.PutRequest(key="k", value=b"v"))
+            got = await client.get(pb.GetRequest(key="k"))
+            assert (got.value, got.found) == (b"v", True)
+    assert not await asyncio.to_thread(os.path.exists, sock_path)  # removed on stop
+
+
+async def test_errors_keep_their_codes_and_hide_exception_text(sock_path: str) -> None:
+    plugin, _impl = probe_plugin()
+    async with serving(plugin, uds=sock_path) as (_, line, _out), http_client(line.url) as http:
+        client = connect_client(KVServiceClient, line.url, http)
+        with pytest.raises(ConnectError) as denied:
+            await client.get(pb.GetRequest(key="denied"))
+        assert (denied.value.code, denied.value.message) == (
+            Code.PERMISSION_DENIED,
+            "not yours",
+        )
+        with pytest.raises(ConnectError) as boom:
+            await client.get(pb.GetRequest(key="boom"))
+        assert boom.value.code == Code.INTERNAL
+        assert "hunter2" not in boom.value.message
+        with pytest.raises(ConnectError) as unimplemented:
+            await client.list(pb.ListRequest())
+        assert unimplemented.value.code == Code.UNIMPLEMENTED
+        # the pooled connection is still good after errors
+        assert (await client.get(pb.GetRequest(key="x"))).value == b"original"
+
+
+async def test_deadline_exceeded_and_the_channel_survives(sock_path: str) -> None:
+    plugin, impl = probe_plugin()
+    async with serving(plugin, uds=sock_path) as (_, line, _out), http_client(line.url) as http:
+        slow = connect_client(KVServiceClient, line.url, http, timeout_ms=100)
+        with pytest.raises(ConnectError) as info:
+            await slow.get(pb.GetRequest(key="hang"))
+        assert info.value.code == Code.DEADLINE_EXCEEDED
+        assert impl.in_flight.is_set()
+        client = connect_client(KVServiceClient, line.url, http)
+        assert (await client.get(pb.GetRequest(key="x"))).found
+
+
+async def test_server_stream_and_errors_mid_stream(sock_path: str) -> None:
+    async with (
+        serving(make_plugin(), uds=sock_path) as (_, line, _out),
+        http_client(line.url) as http,
+    ):
+        client = connect_client(KVServiceClient, line.url, http)
+        watch = client.watch(pb.WatchRequest(prefix="w/"))
+        assert (await anext(watch)).key == WATCH_STARTED
+        for i in range(3):
+            await client.put(pb.PutRequest(key=f"w/{i}", value=b"%d" % i))
+        events = [await asyncio.wait_for(anext(watch), 10) for _ in range(3)]
+        assert [(e.key, e.value) for e in events] == [
+            ("w/0", b"0"),
+            ("w/1", b"1"),
+            ("w/2", b"2"),
+        ]
+        await watch.aclose()  # type: ignore[attr-defined]
+    plugin, _impl = probe_plugin()
+    async with serving(plugin, uds=sock_path) as (_, line, _out), http_client(line.url) as http:
+        client = connect_client(KVServiceClient, line.url, http)
+        stream = client.watch(pb.WatchRequest(prefix="fail"))
+        keys: list[str] = []
+
+        async def drain() -> None:
+            async for event in stream:
+                keys.append(event.key)
+
+        with pytest.raises(ConnectError) as info:
+            await drain()
+        assert keys == ["fail0", "fail1", "fail2"]
+        assert info.value.code == Code.INTERNAL
+        assert "secret" not in info.value.message
+
+
+class _Tag(UnaryInterceptor):
+    """Adds a response header on every unary call."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def intercept_unary(
+        self, call_next: Any, request: Any, ctx: RequestContext[Any, Any]
+    ) -> Any:
+        self.calls += 1
+        ctx.response_headers["x-tagged"] = "yes"
+        return await call_next(request, ctx)
+
+
+async def test_interceptors_and_message_limits_apply(sock_path: str) -> None:
+    tag = _Tag()
+    environ = {plugin_config.MAX_MESSAGE_BYTES: "1024"}
+    async with (
+        serving(make_plugin(), uds=sock_path, interceptors=[tag], environ=environ) as (
+            _,
+            line,
+            _out,
+        ),
+        http_client(line.url) as http,
+    ):
+        client = connect_client(KVServiceClient, line.url, http)
+        await client.put(pb.PutRequest(key="small", value=b"v"))
+        assert tag.calls == 1
+        for _ in range(3):
+            with pytest.raises(ConnectError) as info:
+                await client.put(pb.PutRequest(key="big", value=b"x" * 5000))
+            assert info.value.code == Code.RESOURCE_EXHAUSTED
+        assert (await client.get(pb.GetRequest(key="small"))).found
+
+
+async def test_a_call_in_flight_finishes_on_stop(sock_path: str) -> None:
+    plugin, impl = probe_plugin()
+    async with (
+        serving(plugin, uds=sock_path) as (server, line, _out),
+        http_client(line.url) as http,
+    ):
+        client = connect_client(KVServiceClient, line.url, http)
+        call = asyncio.create_task(client.get(pb.GetRequest(key="until-stop")))
+        await asyncio.wait_for(impl.in_flight.wait(), 10)
+        server.request_stop(5.0, "test")
+        assert (await asyncio.wait_for(call, 10)).value == b"finished"
+        await asyncio.wait_for(server.wait_stopped(), 10)
+
+
+async def test_sync_client_on_the_fast_channel(sock_path: str) -> None:
+    async with serving(make_plugin(), uds=sock_path) as (_, line, _out):
+
+        def calls() -> bytes:
+            with sync_http_client(line.url) as http:
+                client = connect_client(KVServiceClientSync, line.url, http)
+                client.put(pb.PutRequest(key="s", value=b"sync"))
+                return client.get(pb.GetRequest(key="s")).value
+
+        assert await asyncio.to_thread(calls) == b"sync"
+
+
+async def test_hypercorn_can_be_forced_on_a_unix_socket(sock_path: str) -> None:
+    environ = {plugin_config.SERVER: "hypercorn"}
+    async with serving(make_plugin(), uds=sock_path, environ=environ) as (_, line, _out):
+        head = await asyncio.to_thread(_raw_head, sock_path)
+        assert b"hypercorn" in head
+        async with http_client(line.url) as http:
+            client = connect_client(KVServiceClient, line.url, http)
+            assert not (await client.get(pb.GetRequest(key="none"))).found
+
+
+def test_server_choice_from_the_environment() -> None:
+    assert plugin_config.server_choice({}) == "auto"
+    assert plugin_config.server_choice({plugin_config.SERVER: " Uvicorn "}) == "uvicorn"
+    with pytest.raises(plugin_config.PluginConfigError, match="PLUGIN_DI_SERVER='nginx'"):
+        plugin_config.server_choice({plugin_config.SERVER: "nginx"})
+
+
+async def test_uvicorn_with_tls_is_refused(tmp_path: Path) -> None:
+    from plugin_di.plugin.server import serve_async
+
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    with pytest.raises(plugin_config.PluginConfigError, match="no TLS"):
+        await serve_async(
+            make_plugin(),
+            tls_cert=cert,
+            tls_key=key,
+            server_kind="uvicorn",
+            environ={},
+            handle_signals=False,
+            watch_parent=False,
+        )
+
+
+async def test_process_launched_like_the_host_does(tmp_path: Path) -> None:
+    socket_dir = tmp_path / "socks"
+    socket_dir.mkdir(mode=0o700)
+    with running(SERVE_KV, {env.UNIX_SOCKET_DIR: str(socket_dir)}) as plugin:
+        assert plugin.line.network == "unix"
+        assert Path(plugin.line.address).parent == socket_dir
+        assert stat.S_IMODE(os.stat(plugin.line.address).st_mode) == 0o600
+        head = await asyncio.to_thread(_raw_head, plugin.line.address)
+        assert b"hypercorn" not in head
+        async with http_client(plugin.url) as http:
+            client = connect_client(KVServiceClient, plugin.url, http)
+            await client.put(pb.PutRequest(key="p", value=b"1"))
+            assert (await client.get(pb.GetRequest(key="p"))).value == b"1"
+        plugin.stop()
+        assert plugin.proc.returncode == 0
+        assert not await asyncio.to_thread(os.path.exists, plugin.line.address)
