@@ -19,13 +19,13 @@ import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from hypercorn.asyncio.run import worker_serve
-from hypercorn.config import Config, Sockets
-from hypercorn.utils import wrap_app
+from typing import TYPE_CHECKING, Any
 
 from plugin_di.rpc.asgi import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    # hypercorn costs ~40 ms to import; a plugin on the fast channel (uvicorn) never needs it.
+    from hypercorn.config import Config
 
 __all__ = ["BoundSocket", "bind_socket", "hypercorn_config", "serve_asgi"]
 
@@ -130,6 +130,8 @@ def hypercorn_config(
         raise ValueError("TLS needs both a certificate file and a key file; pass both or neither")
     if client_ca is not None and certfile is None:
         raise ValueError("client certificate checks (client_ca) need TLS: pass certfile/keyfile")
+    from hypercorn.config import Config
+
     config = Config()
     config.accesslog = None
     config.loglevel = log_level
@@ -199,6 +201,10 @@ async def serve_asgi(
     ``graceful_timeout``, then runs lifespan shutdown. The socket is closed on return, and a
     Unix socket's file removed.
     """
+    from hypercorn.asyncio.run import worker_serve
+    from hypercorn.config import Sockets
+    from hypercorn.utils import wrap_app
+
     config = config if config is not None else hypercorn_config()
     served: Any = _ReadyOnStartup(app, ready) if ready is not None else app
     if config.ssl_enabled:
