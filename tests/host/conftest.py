@@ -22,7 +22,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def host(clock: FakeClock) -> AsyncIterator[Host]:
-    h = Host(clock=clock)
+    h = Host(clock=clock, sweep_interval=1e9)  # sweeping tested on its own
     await h.start("127.0.0.1:0")
     try:
         yield h

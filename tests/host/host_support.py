@@ -28,6 +28,18 @@ class RecordingLogger:
     lines: list[str] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     gate: asyncio.Event | None = None
+    _grew: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_lines(self, count: int, abort: asyncio.Event | None = None) -> None:
+        """Wait until ``count`` lines were logged (or ``abort`` is set)."""
+        while len(self.lines) < count and not (abort and abort.is_set()):
+            self._grew = asyncio.Event()
+            waits = [asyncio.create_task(self._grew.wait())]
+            if abort is not None:
+                waits.append(asyncio.create_task(abort.wait()))
+            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
 
     async def log(
         self,
@@ -38,6 +50,7 @@ class RecordingLogger:
         if self.gate is not None:
             await self.gate.wait()
         self.lines.append(f"[{request.level}] {request.message}")
+        self._grew.set()
         ctx.response_headers["x-served-by"] = "logger"
         return logger_pb2.LogResponse()
 
@@ -61,7 +74,7 @@ def cache_plugin(min_version: str = "") -> Plugin:
                 impl=kv.services[0].impl,
                 type="cache",
             )
-        ],  # fmt: skip
+        ],
         requires=[Dependency("logger", min_version)],
     )
 
@@ -91,3 +104,29 @@ async def h2_client() -> AsyncIterator[pyqwest.Client]:
     finally:
         await transport.aclose()
         await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def managed(
+    plugin: Plugin, http: pyqwest.Client
+) -> AsyncIterator[tuple[PluginServer, str, asyncio.Task[Any]]]:
+    """Serve ``plugin`` and follow the identity a host hands it (platform-managed plugin)."""
+    from plugin_di.plugin.health import HealthState
+    from plugin_di.plugin.host_client import follow_identity
+
+    async with served(plugin) as (server, url):
+
+        def mirror(state: int, reason: str, missing: Any) -> None:
+            server.health.report(HealthState(state), reason, missing)
+
+        task = asyncio.create_task(
+            follow_identity(server.identity, plugin, http_client=http, on_report=mirror)
+        )
+        try:
+            yield server, url, task
+        finally:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                await task.result().stop()
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task

@@ -8,8 +8,12 @@ from plugin_di.host.depgraph import DependencyGraph, DependencyGraphError, Node
 from plugin_di.host.store import Declaration, Requirement
 
 
-def node(rid: str, provides: tuple[str, ...] = (), requires: tuple[str, ...] = (),
-         optional: tuple[str, ...] = ()) -> Node:  # fmt: skip
+def node(
+    rid: str,
+    provides: tuple[str, ...] = (),
+    requires: tuple[str, ...] = (),
+    optional: tuple[str, ...] = (),
+) -> Node:
     reqs = tuple(Requirement(t) for t in requires) + tuple(
         Requirement(t, required_for_startup=False) for t in optional
     )
@@ -24,21 +28,29 @@ def graph(*nodes: Node) -> DependencyGraph:
 
 
 def test_simple_chain() -> None:
-    g = graph(node("app-ghi", requires=("cache",)), node("cache-def", ("cache",), ("logger",)),
-              node("logger-abc", ("logger",)))  # fmt: skip
+    g = graph(
+        node("app-ghi", requires=("cache",)),
+        node("cache-def", ("cache",), ("logger",)),
+        node("logger-abc", ("logger",)),
+    )
     assert g.startup_order() == ["logger-abc", "cache-def", "app-ghi"]
     assert g.shutdown_order() == ["app-ghi", "cache-def", "logger-abc"]
 
 
 def test_independent_plugins_lexicographic() -> None:
-    g = graph(node("metrics-b", ("metrics",)), node("logger-a", ("logger",)),
-              node("cache-c", ("cache",)))  # fmt: skip
+    g = graph(
+        node("metrics-b", ("metrics",)), node("logger-a", ("logger",)), node("cache-c", ("cache",))
+    )
     assert g.startup_order() == ["cache-c", "logger-a", "metrics-b"]
 
 
 def test_diamond() -> None:
-    g = graph(node("app", requires=("logger", "cache")), node("logger", ("logger",), ("metrics",)),
-              node("cache", ("cache",), ("metrics",)), node("metrics", ("metrics",)))  # fmt: skip
+    g = graph(
+        node("app", requires=("logger", "cache")),
+        node("logger", ("logger",), ("metrics",)),
+        node("cache", ("cache",), ("metrics",)),
+        node("metrics", ("metrics",)),
+    )
     assert g.startup_order() == ["metrics", "cache", "logger", "app"]
 
 
@@ -71,8 +83,11 @@ def test_readding_does_not_duplicate() -> None:
 
 
 def test_impact_transitive_without_alternatives() -> None:
-    g = graph(node("logger-a", ("logger",)), node("cache-c", ("cache",), ("logger",)),
-              node("app-z", requires=("cache",)))  # fmt: skip
+    g = graph(
+        node("logger-a", ("logger",)),
+        node("cache-c", ("cache",), ("logger",)),
+        node("app-z", requires=("cache",)),
+    )
     impact = g.impact("logger-a")
     assert impact.affected_services == ["logger"]
     assert impact.affected_plugins == ["app-z", "cache-c"]
@@ -80,8 +95,11 @@ def test_impact_transitive_without_alternatives() -> None:
 
 
 def test_impact_with_alternative_provider() -> None:
-    g = graph(node("logger-a", ("logger",)), node("logger-b", ("logger",)),
-              node("cache-c", ("cache",), ("logger",)))  # fmt: skip
+    g = graph(
+        node("logger-a", ("logger",)),
+        node("logger-b", ("logger",)),
+        node("cache-c", ("cache",), ("logger",)),
+    )
     impact = g.impact("logger-a")
     assert impact.affected_plugins == []
     assert impact.optional_impact == ["cache-c"]

@@ -134,8 +134,11 @@ def test_strategies() -> None:
     assert {registry.discover("logger")[0].runtime_id for _ in range(5)} == {"a-1"}
     registry.selector.set_strategy("logger", Strategy.ROUND_ROBIN)
     assert [registry.discover("logger")[0].runtime_id for _ in range(4)] == [
-        "a-1", "b-1", "c-1", "a-1"
-    ]  # fmt: skip
+        "a-1",
+        "b-1",
+        "c-1",
+        "a-1",
+    ]
     registry.selector.set_strategy("logger", Strategy.RANDOM)
     assert {registry.discover("logger")[0].runtime_id for _ in range(60)} == set(ids)
     registry.selector.set_strategy("logger", Strategy.WEIGHTED)

@@ -19,6 +19,7 @@ Blue-green replacement: ``switch(old, new)`` atomically points calls addressed t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -54,6 +55,22 @@ class Upstream:
 
     url: str = ""
     app: ASGIApp | None = None
+
+
+async def refuse(scope: Scope, receive: Receive, send: Send, code: Code, message: str) -> None:
+    """Answer with an error after reading the request body.
+
+    hypercorn's HTTP/2 protocol raises KeyError (and drops the whole connection,
+    with every other call on it) when DATA arrives for a stream it already
+    answered, so the body is consumed first (bounded in time).
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(2.0):
+            while True:
+                message_in = await receive()
+                if message_in["type"] != "http.request" or not message_in.get("more_body"):
+                    break
+    await send_error(scope, send, code, message)
 
 
 class _InFlight:
@@ -108,9 +125,12 @@ class ServiceRouter:
         self._upstreams[runtime_id] = upstream
 
     def remove(self, runtime_id: str) -> None:
-        """Forget a provider and any alias pointing to or from it."""
+        """Forget a provider and the aliases pointing to it.
+
+        An alias *from* it (set by ``switch``) stays: callers that discovered the
+        replaced provider keep reaching its successor.
+        """
         self._upstreams.pop(runtime_id, None)
-        self._aliases.pop(runtime_id, None)
         for old, new in list(self._aliases.items()):
             if new == runtime_id:
                 del self._aliases[old]
@@ -153,7 +173,7 @@ class ServiceRouter:
         try:
             provider, target, upstream = self._route(scope)
         except ConnectError as error:
-            await send_error(scope, send, error.code, error.message)
+            await refuse(scope, receive, send, error.code, error.message)
             return
         tracker = self._in_flight.setdefault(provider, _InFlight())
         tracker.enter()

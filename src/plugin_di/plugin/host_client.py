@@ -34,7 +34,7 @@ from plugin_di.gen.connectplugin.v1.lifecycle_connect import PluginLifecycleClie
 from plugin_di.gen.connectplugin.v1.registry_connect import ServiceRegistryClient
 from plugin_di.plugin import env
 from plugin_di.plugin.definition import Dependency, Plugin
-from plugin_di.plugin.identity import RuntimeIdentity
+from plugin_di.plugin.identity import IdentityStore, RuntimeIdentity
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +259,7 @@ class HostSession:
         self._tasks: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._stopping = False
 
     async def start(self) -> None:
         """Register every provided service, start watching, and report health."""
@@ -298,12 +299,17 @@ class HostSession:
                         await self._report()
                     first.set()
             except ConnectError as error:
+                # connectrpc turns the task's cancellation into ConnectError(CANCELED)
+                if self._stopping or error.code is Code.CANCELED:
+                    return
                 if error.code in (Code.UNAUTHENTICATED, Code.PERMISSION_DENIED):
                     log.error("watching %s: %s", dep.type, error.message)
                     first.set()
                     return
                 log.warning("watch on %s ended (%s); watching again", dep.type, error.message)
             first.set()
+            if self._stopping:
+                return
             await asyncio.sleep(0.2)
 
     async def _report(self) -> None:
@@ -335,6 +341,7 @@ class HostSession:
 
     async def stop(self) -> None:
         """Stop watching and unregister (errors ignored: the host may be gone)."""
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -352,11 +359,24 @@ async def managed_session(
     plugins: Plugin | Sequence[Plugin],
     *,
     http_client: pyqwest.Client | None = None,
+    on_report: Callable[[int, str, Sequence[str]], None] | None = None,
 ) -> HostSession:
     """Platform-managed: start a session with the identity the host handed over."""
     if not identity.host_url:
         raise HostClientError("the host handed over an identity without host_url")
     client = HostClient(identity.host_url, http_client=http_client, identity=identity)
-    session = HostSession(client, plugins)
+    session = HostSession(client, plugins, on_report=on_report)
     await session.start()
     return session
+
+
+async def follow_identity(
+    store: IdentityStore,
+    plugins: Plugin | Sequence[Plugin],
+    *,
+    http_client: pyqwest.Client | None = None,
+    on_report: Callable[[int, str, Sequence[str]], None] | None = None,
+) -> HostSession:
+    """Wait for the host to hand over an identity (SetRuntimeIdentity), then start a session."""
+    identity = await store.wait()
+    return await managed_session(identity, plugins, http_client=http_client, on_report=on_report)

@@ -1,0 +1,144 @@
+"""The router over Connect, gRPC and gRPC-Web (real hypercorn HTTP/2 on both legs)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from connectrpc.client import ResponseMetadata
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.protocol import ProtocolType
+from host_support import NO_GZIP, RecordingLogger, h2_client, logger_plugin, served
+
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.plugin import make_plugin as make_kv_plugin
+from plugin_di.gen.capability.logger.v1 import logger_pb2
+from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
+from plugin_di.host.server import Host
+from plugin_di.host.tracker import DEGRADED, UNHEALTHY
+from plugin_di.plugin.host_client import HostClient
+
+
+@pytest.mark.parametrize(
+    "protocol", [ProtocolType.CONNECT, ProtocolType.GRPC, ProtocolType.GRPC_WEB]
+)
+async def test_routed_unary_and_server_stream(host: Host, protocol: ProtocolType) -> None:
+    kv = make_kv_plugin()
+    async with served(kv) as (_, url), h2_client() as http:
+        provider = HostClient(host.url, http_client=http)
+        await provider.handshake("kv", plugins=[kv])
+        await provider.register("kv", "1.0.0", "/kv.v1.KVService/", {"base_url": url})
+        caller = HostClient(host.url, http_client=http)
+        await caller.handshake("app")
+        found = await caller.discover("kv")
+        assert found.endpoint.endpoint_url.startswith("/services/kv/kv-")
+        client = KVServiceClient(
+            host.url + found.endpoint.endpoint_url,
+            http_client=http,
+            protocol=protocol,
+            interceptors=[caller.auth],
+            **NO_GZIP,
+        )
+        stream = client.watch(kv_pb2.WatchRequest(prefix="k"), timeout_ms=5000)
+        first = await anext(stream)
+        assert first.key == "_watch_started"
+        await client.put(kv_pb2.PutRequest(key="k1", value=b"v1"), timeout_ms=2000)
+        event = await anext(stream)
+        assert (event.key, event.value) == ("k1", b"v1")
+        got = await client.get(kv_pb2.GetRequest(key="k1"))
+        assert got.found
+        assert got.value == b"v1"
+        with pytest.raises(ConnectError) as info:
+            await client.put(kv_pb2.PutRequest(key="", value=b"x"))
+        assert info.value.code is Code.INVALID_ARGUMENT  # the provider's error, carried back
+        await stream.aclose()
+
+
+async def _raw(
+    http: Any, url: str, headers: dict[str, str], body: bytes = b"{}"
+) -> tuple[int, Any]:
+    response = await http.post(url, {"content-type": "application/json", **headers}, body)
+    return response.status, json.loads(response.content or b"{}")
+
+
+async def test_router_errors_and_header_stripping(host: Host) -> None:
+    logger = RecordingLogger()
+    async with served(logger_plugin(logger)) as (_, url), h2_client() as http:
+        provider = HostClient(host.url, http_client=http)
+        await provider.handshake("logger", plugins=[logger_plugin()])
+        await provider.register(
+            "logger", "1.0.0", "/capability.logger.v1.Logger/", {"base_url": url}
+        )
+        assert provider.identity is not None
+        pid = provider.identity.runtime_id
+        caller = await HostClient(host.url, http_client=http).handshake("app")
+        auth = {
+            "authorization": f"Bearer {caller.runtime_token}",
+            "x-plugin-runtime-id": caller.runtime_id,
+        }
+        route = f"{host.url}/services/logger/{pid}/capability.logger.v1.Logger/Log"
+        body = json.dumps({"level": "info", "message": "hello"}).encode()
+
+        status, _ = await _raw(http, route, {**auth, "x-custom": "kept"}, body)
+        assert status == 200
+        assert logger.lines == ["[info] hello"]
+        seen = logger.headers[-1]
+        assert seen["x-custom"] == "kept"
+        assert "authorization" not in seen
+        assert "x-plugin-runtime-id" not in seen
+        bare = f"{host.url}/services/logger/{pid}/Log"  # connect-plugin-go style method path
+        assert (await _raw(http, bare, auth, body))[0] == 200
+
+        assert (await _raw(http, route, {"authorization": auth["authorization"]}))[0] == 401
+        bad = {**auth, "authorization": "Bearer " + "A" * 43 + "="}
+        status, payload = await _raw(http, route, bad)
+        assert (status, payload["code"]) == (401, "unauthenticated")
+        ghost = f"{host.url}/services/logger/ghost-00000000/capability.logger.v1.Logger/Log"
+        assert (await _raw(http, ghost, auth))[0] == 404
+        wrong_type = f"{host.url}/services/kv/{pid}/capability.logger.v1.Logger/Log"
+        assert (await _raw(http, wrong_type, auth))[0] == 404
+        assert (await _raw(http, f"{host.url}/services/logger/{pid}", auth))[0] == 404
+
+        host.tracker.report(pid, DEGRADED, "slow")
+        assert (await _raw(http, route, auth, body))[0] == 200
+        host.tracker.report(pid, UNHEALTHY, "broken")
+        status, payload = await _raw(http, route, auth, body)
+        assert (status, payload["code"]) == (503, "unavailable")
+
+        # the same refusal in the gRPC protocol: trailers-only with grpc-status 14
+        client = LoggerClient(
+            route.rsplit("/capability", 1)[0],
+            http_client=http,
+            protocol=ProtocolType.GRPC,
+            interceptors=[provider.auth],
+            **NO_GZIP,
+        )
+        with pytest.raises(ConnectError) as info:
+            await client.log(logger_pb2.LogRequest(message="x"))
+        assert info.value.code is Code.UNAVAILABLE
+
+
+async def test_deadline_travels_with_the_call(host: Host) -> None:
+    logger = RecordingLogger(gate=asyncio.Event())
+    async with served(logger_plugin(logger)) as (_, url), h2_client() as http:
+        provider = HostClient(host.url, http_client=http)
+        await provider.handshake("logger", plugins=[logger_plugin()])
+        await provider.register(
+            "logger", "1.0.0", "/capability.logger.v1.Logger/", {"base_url": url}
+        )
+        found = await provider.discover("logger")
+        client = provider.routed_client(LoggerClient, found.endpoint)
+        with ResponseMetadata() as meta:
+            logger.gate.set()
+            await client.log(logger_pb2.LogRequest(message="m"), timeout_ms=1500)
+        assert meta.headers.get("x-served-by") == "logger"
+        assert logger.headers[-1]["connect-timeout-ms"] == "1500"
+        logger.gate.clear()
+        with pytest.raises(ConnectError) as info:
+            await client.log(logger_pb2.LogRequest(message="late"), timeout_ms=200)
+        assert info.value.code is Code.DEADLINE_EXCEEDED
+        logger.gate.set()
