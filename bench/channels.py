@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +65,13 @@ async def in_memory(mode: str) -> AsyncIterator[Call]:
 
 
 @contextlib.asynccontextmanager
-async def spawned(*serve_args: str, server: str = "auto") -> AsyncIterator[HandshakeLine]:
+async def spawned(
+    *serve_args: str, server: str = "auto", on_pid: Callable[[int], object] | None = None
+) -> AsyncIterator[HandshakeLine]:
     """``plugin-di serve examples.kv.plugin:plugin`` in a child process, until the block ends.
 
     ``server`` is ``PLUGIN_DI_SERVER``: auto (uvicorn on a Unix socket), hypercorn or uvicorn.
+    ``on_pid`` is told the child's pid.
     """
     command = [sys.executable, "-m", "plugin_di", "serve", "examples.kv.plugin:plugin", *serve_args]
     process = await asyncio.create_subprocess_exec(
@@ -78,6 +81,8 @@ async def spawned(*serve_args: str, server: str = "auto") -> AsyncIterator[Hands
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), "PLUGIN_DI_SERVER": server},
     )
+    if on_pid is not None:
+        on_pid(process.pid)
     try:
         assert process.stdout is not None
         line = await asyncio.wait_for(process.stdout.readline(), timeout=30)

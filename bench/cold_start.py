@@ -1,9 +1,14 @@
-"""Cold start: process spawn to handshake line to first successful call."""
+"""Cold start: process spawn (or zygote fork) to handshake line to first call; idle memory."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from dependency_injector import containers
 
@@ -12,26 +17,41 @@ from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from examples.kv.plugin import make_plugin
 from plugin_di.di.app import App
 from plugin_di.di.providers import ProcessPlugin
+from plugin_di.launch.zygote import Zygote
+from plugin_di.plugin import env as plugin_env
+from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.rpc.transport import connect_client, http_client
 
 
-async def one_plugin() -> float:
-    """Milliseconds from spawning ``plugin-di serve`` to its first answered ``Get``."""
-    start = time.perf_counter()
-    async with spawned() as line, http_client(line.url) as http:
-        client = connect_client(KVServiceClient, line.url, http)
-        await client.get(REQUEST)
-        return (time.perf_counter() - start) * 1000
+async def one_plugin(channel: str = "fast") -> float:
+    """Milliseconds from spawning ``plugin-di serve`` to its first answered ``Get``.
+
+    ``fast``: a Unix socket served by uvicorn, as a host launches local plugins with
+    ``unix_socket=True``; ``h2c``: hypercorn on 127.0.0.1, the default.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        args = ("--uds", str(Path(tmp) / "kv.sock")) if channel == "fast" else ()
+        start = time.perf_counter()
+        async with spawned(*args) as line, http_client(line.url) as http:
+            client = connect_client(KVServiceClient, line.url, http)
+            await client.get(REQUEST)
+            return (time.perf_counter() - start) * 1000
 
 
-async def eight_plugins() -> float:
+async def eight_plugins(unix_socket: bool = True) -> float:
     """Milliseconds for the lifecycle engine to start eight KV process plugins and call each."""
     container = containers.DynamicContainer()
     for i in range(8):
         setattr(
             container,
             f"kv{i}",
-            ProcessPlugin(make_plugin(), module="examples.kv", cwd=str(ROOT), verify=False),
+            ProcessPlugin(
+                make_plugin(),
+                module="examples.kv",
+                cwd=str(ROOT),
+                verify=False,
+                unix_socket=unix_socket,
+            ),
         )
     app = App(container, name="cold_start_8")
     start = time.perf_counter()
@@ -42,3 +62,63 @@ async def eight_plugins() -> float:
         return (time.perf_counter() - start) * 1000
     finally:
         await app.stop()
+
+
+def _rss_mib(pid: int) -> float:
+    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if row.startswith("VmRSS:"):
+            return int(row.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+async def idle_plugin_rss_mib() -> float:
+    """Resident memory (MiB) of a KV plugin process on the fast channel after a few calls."""
+    pids: list[int] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = str(Path(tmp) / "kv.sock")
+        async with (
+            spawned("--uds", sock, on_pid=pids.append) as line,
+            http_client(line.url) as http,
+        ):
+            client = connect_client(KVServiceClient, line.url, http)
+            for _ in range(100):
+                await client.get(REQUEST)
+            await asyncio.sleep(0.2)
+            return _rss_mib(pids[0])
+
+
+async def _forked_call(zygote: Zygote, socket_dir: str) -> float:
+    """Fork a KV plugin, call it once, stop it; milliseconds from the fork request to the answer."""
+    start = time.perf_counter()
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), plugin_env.UNIX_SOCKET_DIR: socket_dir}
+    command = [sys.executable, "-m", "plugin_di", "serve", "examples.kv.plugin:plugin"]
+    child = await zygote.spawn(command, env=environ, cwd=str(ROOT))
+    try:
+        line = HandshakeLine.parse((await asyncio.wait_for(child.stdout.readline(), 30)).decode())
+        async with http_client(line.url) as http:
+            await connect_client(KVServiceClient, line.url, http).get(REQUEST)
+        return (time.perf_counter() - start) * 1000
+    finally:
+        child.terminate()
+        await asyncio.wait_for(child.wait(), 10)
+
+
+async def zygote_starts(runs: int) -> dict[str, float]:
+    """Plugins forked from a warm zygote: its own start, then one, then eight at once (ms)."""
+    start = time.perf_counter()
+    zygote = await Zygote.start(env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=str(ROOT))
+    ready = (time.perf_counter() - start) * 1000
+    one: list[float] = []
+    eight: list[float] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for _ in range(runs):
+                one.append(await _forked_call(zygote, tmp))
+            for _ in range(max(1, runs // 2)):
+                # all eight are asked for at once; the slowest answer is the figure
+                eight.append(
+                    max(await asyncio.gather(*(_forked_call(zygote, tmp) for _ in range(8))))
+                )
+    finally:
+        await zygote.aclose()
+    return {"ready": ready, "one": statistics.median(one), "eight": statistics.median(eight)}
