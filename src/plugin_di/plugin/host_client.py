@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pyqwest
 from connectrpc.client import ConnectClient
@@ -380,3 +382,103 @@ async def follow_identity(
     """Wait for the host to hand over an identity (SetRuntimeIdentity), then start a session."""
     identity = await store.wait()
     return await managed_session(identity, plugins, http_client=http_client, on_report=on_report)
+
+
+async def self_register(
+    host_url: str,
+    plugins: Plugin | Sequence[Plugin],
+    *,
+    base_url: str,
+    http_client: pyqwest.Client | None = None,
+    on_report: Callable[[int, str, Sequence[str]], None] | None = None,
+) -> HostSession:
+    """Self-registering: handshake with the host at ``host_url``, then start a session."""
+    listed = [plugins] if isinstance(plugins, Plugin) else list(plugins)
+    client = HostClient(host_url, http_client=http_client)
+    await client.handshake(
+        "-".join(p.name for p in listed),
+        plugins=listed,
+        base_url=base_url,
+        self_version=listed[0].version,
+    )
+    session = HostSession(client, listed, base_url=base_url, on_report=on_report)
+    await session.start()
+    return session
+
+
+class _Served(Protocol):
+    identity: IdentityStore
+    health: Any
+
+
+_sessions: set[asyncio.Task[HostSession]] = set()
+
+
+def join_host(
+    plugins: Plugin | Sequence[Plugin],
+    *,
+    environ: Mapping[str, str] | None = None,
+    on_session: Callable[[HostSession], None] | None = None,
+) -> Callable[[Any, Any], None]:
+    """An ``on_ready`` hook for ``serve``: join the host platform once serving.
+
+    With ``PLUGIN_DI_HOST_URL`` set the plugin self-registers there; otherwise it
+    waits for a host to hand it an identity (platform-managed). Either way its
+    services are registered, its dependencies watched, and its health (also the
+    plugin's own health services) follows what it reports.
+    """
+    source = os.environ if environ is None else environ
+
+    def on_ready(server: _Served, line: Any) -> None:
+        from plugin_di.plugin.health import HealthState
+
+        def mirror(state: int, reason: str, missing: Sequence[str]) -> None:
+            server.health.report(HealthState(state), reason, missing)
+
+        host_url = source.get(env.HOST_URL, "")
+        if host_url:
+            coro = self_register(host_url, plugins, base_url=line.url, on_report=mirror)
+        else:
+            coro = follow_identity(server.identity, plugins, on_report=mirror)
+        task = asyncio.get_running_loop().create_task(coro)
+        _sessions.add(task)
+
+        def done(finished: asyncio.Task[HostSession]) -> None:
+            _sessions.discard(finished)
+            if finished.cancelled():
+                return
+            error = finished.exception()
+            if error is not None:
+                log.error("joining the host failed: %s", error)
+            elif on_session is not None:
+                on_session(finished.result())
+
+        task.add_done_callback(done)
+
+    return on_ready
+
+
+def serve_on_host(
+    plugins: Plugin | Sequence[Plugin],
+    *,
+    on_session: Callable[[HostSession], None] | None = None,
+    **serve_kwargs: Any,
+) -> int:
+    """Like ``plugin_di.plugin.server.serve``, and join the host platform once serving.
+
+    Self-registers with ``PLUGIN_DI_HOST_URL`` when it is set, else waits to be
+    managed by the host that launched it. Returns the process exit code.
+    """
+    from plugin_di.plugin.server import serve_async
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        )
+    real_stdout = sys.stdout
+    sys.stdout = sys.stderr  # stdout carries only the handshake line
+    try:
+        hook = join_host(plugins, on_session=on_session)
+        return asyncio.run(serve_async(plugins, stdout=real_stdout, on_ready=hook, **serve_kwargs))
+    finally:
+        sys.stdout = real_stdout

@@ -1,0 +1,1 @@
+"""The cache example plugin: a KV cache that logs through the logger it finds on the host."""

@@ -1,0 +1,98 @@
+"""Multi-process, self-registering (9.24 #15): a standalone host, cache and logger processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from host_support import h2_client
+
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from plugin_di.gen.connectplugin.v1 import registry_pb2
+from plugin_di.plugin.env import HOST_URL
+from plugin_di.plugin.handshake_line import HandshakeLine
+from plugin_di.plugin.host_client import HostClient
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Proc:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.popen = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.popen.stdout is not None
+        self.first_line = self.popen.stdout.readline()
+
+    @property
+    def url(self) -> str:
+        return HandshakeLine.parse(self.first_line).url
+
+    def stop(self) -> tuple[int, str]:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            _, err = self.popen.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            _, err = self.popen.communicate(timeout=5)
+        return self.popen.returncode, err
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    started: list[Proc] = []
+    yield started
+    for proc in reversed(started):
+        proc.stop()
+
+
+async def _next_state(stream: object) -> int:
+    async with asyncio.timeout(10):
+        event: registry_pb2.WatchServiceEvent = await anext(stream)  # type: ignore[call-overload]
+    return event.state
+
+
+async def test_cache_first_degraded_then_healthy_when_logger_arrives(procs: list[Proc]) -> None:
+    host = Proc(["-m", "plugin_di", "host"])
+    procs.append(host)
+    assert re.fullmatch(r"1\|1\|tcp\|127\.0\.0\.1:\d+\|connect\|\n", host.first_line)
+    env = {HOST_URL: host.url}
+    async with h2_client() as http:
+        observer = HostClient(host.url, http_client=http)
+        await observer.handshake("observer")
+        watch = observer.watch("cache")
+        assert await _next_state(watch) == registry_pb2.SERVICE_STATE_UNAVAILABLE
+
+        procs.append(Proc(["-m", "examples.cache"], env))
+        # registered, then reported DEGRADED (no logger yet)
+        states = [await _next_state(watch), await _next_state(watch)]
+        assert states[-1] == registry_pb2.SERVICE_STATE_DEGRADED
+
+        logger = Proc(["tests/host/proc_logger.py"], env)
+        procs.append(logger)
+        assert await _next_state(watch) == registry_pb2.SERVICE_STATE_AVAILABLE
+
+        found = await observer.discover("cache")
+        cache = observer.routed_client(KVServiceClient, found.endpoint)
+        await cache.put(kv_pb2.PutRequest(key="k1", value=b"v"), timeout_ms=5000)
+        got = await cache.get(kv_pb2.GetRequest(key="k1"), timeout_ms=5000)
+        assert got.value == b"v"
+        await watch.aclose()  # type: ignore[attr-defined]
+    code, err = logger.stop()
+    assert code == 0
+    assert "[info] cache write key=k1" in err
+    assert code == 0
