@@ -96,7 +96,17 @@ CALLS: dict[str, Call] = {
 
 
 @pytest.mark.parametrize("rpc", sorted(CALLS))
-async def test_every_host_rpc_requires_credentials(host: Host, clock: FakeClock, rpc: str) -> None:
+async def test_every_host_rpc_requires_credentials(rpc: str) -> None:
+    clock = FakeClock()
+    host = Host(clock=clock, rate_limit=None, sweep_interval=1e9)  # limits are tested apart
+    await host.start()
+    try:
+        await _check_credentials(host, clock, rpc)
+    finally:
+        await host.stop()
+
+
+async def _check_credentials(host: Host, clock: FakeClock, rpc: str) -> None:
     async with h2_client() as http:
         good = HostClient(host.url, http_client=http)
         identity = await good.handshake("logger", plugins=[logger_plugin()])
@@ -118,3 +128,14 @@ async def test_every_host_rpc_requires_credentials(host: Host, clock: FakeClock,
         with pytest.raises(ConnectError) as info:
             await CALLS[rpc](good)
         assert info.value.code is Code.UNAUTHENTICATED
+
+
+async def test_host_rpcs_are_rate_limited_per_caller(host: Host) -> None:
+    async with h2_client() as http:
+        client = HandshakeServiceClient(host.url, http_client=http, **NO_GZIP)
+        for _ in range(20):  # Handshake: 10/s, burst 20, per IP; the FakeClock never refills
+            await client.handshake(_request())
+        with pytest.raises(ConnectError) as info:
+            await client.handshake(_request())
+        assert info.value.code is Code.RESOURCE_EXHAUSTED
+        assert "HandshakeService/Handshake" in info.value.message

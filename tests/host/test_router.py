@@ -142,3 +142,27 @@ async def test_deadline_travels_with_the_call(host: Host) -> None:
             await client.log(logger_pb2.LogRequest(message="late"), timeout_ms=200)
         assert info.value.code is Code.DEADLINE_EXCEEDED
         logger.gate.set()
+
+
+async def test_routed_calls_are_rate_limited_per_caller() -> None:
+    from plugin_di.clock import FakeClock
+    from plugin_di.rpc.interceptors.ratelimit import Rate
+
+    host = Host(clock=FakeClock(), rate_limit=Rate(0, 2), sweep_interval=1e9)
+    await host.start()
+    try:
+        async with served(logger_plugin()) as (_, url), h2_client() as http:
+            provider = HostClient(host.url, http_client=http)
+            await provider.handshake("logger", plugins=[logger_plugin()])
+            await provider.register(
+                "logger", "1.0.0", "/capability.logger.v1.Logger/", {"base_url": url}
+            )
+            found = await provider.discover("logger")
+            client = provider.routed_client(LoggerClient, found.endpoint)
+            for _ in range(2):
+                await client.log(logger_pb2.LogRequest(level="info", message="ok"))
+            with pytest.raises(ConnectError) as info:
+                await client.log(logger_pb2.LogRequest(level="info", message="too many"))
+            assert info.value.code is Code.RESOURCE_EXHAUSTED
+    finally:
+        await host.stop()

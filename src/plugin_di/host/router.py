@@ -31,6 +31,7 @@ from connectrpc.errors import ConnectError
 from plugin_di.host.auth import TokenValidator, check_credentials
 from plugin_di.host.registry import ServiceRegistry
 from plugin_di.rpc.asgi import GRPC_STATUS, ASGIApp, Receive, Scope, Send, send_error
+from plugin_di.rpc.interceptors.ratelimit import Rate, TokenBucketLimiter
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,13 @@ class ServiceRouter:
         registry: ServiceRegistry,
         tokens: TokenValidator,
         client: pyqwest.Client | None = None,
+        *,
+        limiter: TokenBucketLimiter | None = None,
+        rate: Rate | None = None,
     ) -> None:
         self._registry = registry
+        self._limiter = limiter
+        self._rate = rate
         self._tokens = tokens
         self._client = client
         self._transport: pyqwest.HTTPTransport | None = None
@@ -203,7 +209,14 @@ class ServiceRouter:
             raw = headers.get(name.encode())
             return None if raw is None else bytes(raw).decode("latin-1")
 
-        check_credentials(get, self._tokens)
+        caller = check_credentials(get, self._tokens)
+        limiter, rate = self._limiter, self._rate
+        if limiter is not None and rate is not None and not limiter.allow(f"id:{caller}|r", rate):
+            raise ConnectError(
+                Code.RESOURCE_EXHAUSTED,
+                f"rate limit exceeded for routed calls: {rate.rps:g}/s, burst {rate.burst}; "
+                "slow down",
+            )
         provider = self.resolve(addressed)
         registration = self._registry.registration_of(provider, service_type)
         if registration is None:

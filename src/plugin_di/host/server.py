@@ -50,10 +50,18 @@ from plugin_di.plugin.reflection import reflection_apps
 from plugin_di.rpc.asgi import ASGIApp, ServiceMux
 from plugin_di.rpc.errors import SanitizeErrors
 from plugin_di.rpc.hypercorn import BoundSocket, bind_socket, hypercorn_config, serve_asgi
+from plugin_di.rpc.interceptors.ratelimit import (
+    Rate,
+    RateLimitInterceptor,
+    TokenBucketLimiter,
+    default_rate_limit_key,
+    host_rate_limits,
+)
 
 log = logging.getLogger(__name__)
 
 IN_MEMORY_URL = "http://in-memory.host"
+DEFAULT_RATE_LIMIT = Rate(1000.0, 2000)
 DEFAULT_SWEEP_INTERVAL = 60.0
 
 _HOST_CLIENTS = (
@@ -79,7 +87,11 @@ class Host:
         app_versions: tuple[int, ...] = (1,),
         max_message_bytes: int = 4 * 1024 * 1024,
         sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
+        rate_limit: Rate | None = DEFAULT_RATE_LIMIT,
     ) -> None:
+        """``rate_limit`` is the default per-caller rate (Settings RATE_LIMIT_RPS/BURST);
+        host RPCs use connect-plugin-go's per-method rates on top; None turns limiting off.
+        """
         self.clock = clock
         self.tokens = TokenStore(runtime_token_ttl, clock)
         self.tracker = HealthTracker()
@@ -88,12 +100,21 @@ class Host:
         )
         self.graph = DependencyGraph()
         self.broker = CapabilityBroker(IN_MEMORY_URL, ttl=capability_grant_ttl, clock=clock)
-        self.router = ServiceRouter(self.registry, self.tokens)
+        self.limiter = TokenBucketLimiter(clock) if rate_limit is not None else None
+        self.router = ServiceRouter(
+            self.registry, self.tokens, limiter=self.limiter, rate=rate_limit
+        )
         self.health = Health()
         self.platform = Platform(self)
         self.sweep_interval = sweep_interval
         self.url = IN_MEMORY_URL
-        kwargs: dict[str, Any] = {"interceptors": [SanitizeErrors(log)]}
+        interceptors: list[Any] = [SanitizeErrors(log)]
+        if rate_limit is not None and self.limiter is not None:
+            limits = RateLimitInterceptor(
+                host_rate_limits(rate_limit), self.limiter, key=self._rate_key
+            )
+            interceptors.insert(0, limits)
+        kwargs: dict[str, Any] = {"interceptors": interceptors}
         handshake = HandshakeService(
             self.tokens,
             on_identity=self.add_identity,
@@ -115,6 +136,18 @@ class Host:
         self._serving: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+
+    def _rate_key(self, ctx: Any) -> str:
+        """The caller's runtime id when its credentials are valid, else its IP address."""
+        runtime_id = ctx.request_headers.get("x-plugin-runtime-id")
+        authorization = ctx.request_headers.get("authorization") or ""
+        if (
+            runtime_id
+            and authorization[:7].lower() == "bearer "
+            and self.tokens.validate(runtime_id, authorization[7:].strip())
+        ):
+            return "id:" + str(runtime_id)
+        return default_rate_limit_key(ctx)
 
     # -- identities ----------------------------------------------------------------------
     def add_identity(self, record: PluginRecord) -> None:
