@@ -17,15 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-import sys
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, cast
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
-from dependency_injector import containers, providers
+from dependency_injector import providers
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.di import _build
+from plugin_di.di._container import (
+    bind_markers,
+    container_name,
+    default_settings,
+    instantiate,
+    resolve_roots,
+)
 from plugin_di.di._walk import Walk, WalkResult
 from plugin_di.di.errors import (
     HookFailure,
@@ -33,7 +38,6 @@ from plugin_di.di.errors import (
     MissingDependencyError,
     StartError,
     StopError,
-    UnknownProviderError,
 )
 from plugin_di.di.events import (
     Emitter,
@@ -41,13 +45,12 @@ from plugin_di.di.events import (
     LoggingSink,
     RolledBack,
     RollingBack,
-    ShutdownRequested,
     Sink,
     Started,
     Stopped,
     Stopping,
 )
-from plugin_di.di.graph import ProviderGraph, collect, walk_names
+from plugin_di.di.graph import ProviderGraph, collect
 from plugin_di.di.lifecycle import Hook, Lifecycle
 from plugin_di.di.shutdown import Shutdowner
 from plugin_di.settings import Settings
@@ -87,16 +90,19 @@ class App:
         self.settings = settings if settings is not None else default_settings()
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.cancel_grace = cancel_grace
-        self.container, declared = _instantiate(container)
-        self.name = name or _container_name(self.container, declared)
+        self.container, declared = instantiate(container)
+        self.name = name or container_name(self.container, declared)
         if sinks is None:
             sinks = [LoggingSink(self.settings.log_format, self.settings.log_level)]
         self.events = Emitter(sinks)
         self.lifecycle = Lifecycle()
         self.shutdowner = Shutdowner()
         self._graph = collect(self.container, self.name)
-        self._bind_markers()
-        self._roots = self._resolve_roots(list(invoke), declared)
+        bind_markers(
+            self._graph,
+            [(Lifecycle, self.lifecycle), (Shutdowner, self.shutdowner), (Emitter, self.events)],
+        )
+        self._roots = resolve_roots(self._graph, list(invoke), declared)
         self._nodes = self._graph.reachable(self._roots)
         self._order: list[int] | None = None
         self._stages: list[int] = []
@@ -400,88 +406,17 @@ class App:
         return asyncio.run(self.run_async())
 
     async def run_async(self) -> int:
-        """`run` for a caller that owns the event loop. Errors are reported on stderr."""
-        loop = asyncio.get_running_loop()
-        signalled: asyncio.Future[str] = loop.create_future()
-        installed = _install_signals(loop, signalled)
-        try:
-            start = asyncio.ensure_future(self.start())
-            first: set[asyncio.Future[Any]] = {start, signalled}
-            await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
-            if signalled.done() and not start.done():
-                self.emit(ShutdownRequested(1, signalled.result()))  # start fails: exit 1
-                self._interrupt(signalled.result())
-            try:
-                await start
-            except LifecycleError as exc:
-                print(_report(exc), file=sys.stderr)
-                return 1
-            if signalled.done():
-                code, reason = 0, signalled.result()
-            else:
-                requested = asyncio.ensure_future(self.shutdowner.wait())
-                either: set[asyncio.Future[Any]] = {requested, signalled}
-                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-                if requested.done():
-                    code, reason = requested.result(), self.shutdowner.reason
-                else:
-                    requested.cancel()
-                    code, reason = 0, signalled.result()
-                self.emit(ShutdownRequested(code, reason))
-            try:
-                await self.stop(reason)
-            except StopError as exc:
-                print(_report(exc), file=sys.stderr)
-                return code or 1
-            return code
-        finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+        """`run` for a caller that owns the event loop. Errors are reported on stderr.
+
+        A signal during start aborts it (rolled back, exit code 1); after start, a signal
+        (exit code 0) or `Shutdowner.shutdown` (its code) stops the app.
+        """
+        from plugin_di.di._run import run_app
+
+        return await run_app(self)
 
     def __repr__(self) -> str:
         return f"<App {self.name} providers={len(self._nodes)} state={self._state}>"
-
-    # -- construction helpers ----------------------------------------------------------
-
-    def _bind_markers(self) -> None:
-        """Bind Dependency markers of Lifecycle, Shutdowner and Emitter to this app's."""
-        values: list[tuple[type, object]] = [
-            (Lifecycle, self.lifecycle),
-            (Shutdowner, self.shutdowner),
-            (Emitter, self.events),
-        ]
-        for provider in self._graph.providers:
-            if not isinstance(provider, providers.Dependency) or provider.is_defined:
-                continue
-            wanted = provider.instance_of
-            for kind, value in values:
-                if isinstance(wanted, type) and issubclass(kind, wanted) and wanted is not object:
-                    provider.override(providers.Object(value))
-                    break
-
-    def _resolve_roots(self, invoke: list[object], declared: type | None) -> list[int]:
-        graph = self._graph
-        roots: list[int] = []
-        class_names: dict[int, str] | None = None
-        for item in invoke:
-            if isinstance(item, str):
-                key = item if item.startswith(self.name + ".") else f"{self.name}.{item}"
-                found = graph.index.get(key)
-            else:
-                found = graph.find(item)
-                if found is None and declared is not None:
-                    if class_names is None:
-                        class_names = {id(p): n for n, p, _, _ in walk_names(declared, self.name)}
-                    name = class_names.get(id(item))
-                    found = graph.index.get(name) if name else None
-            if found is None:
-                raise UnknownProviderError(
-                    f"invoke: {item!r} is not a provider of {self.name}; "
-                    f"pass one of its providers or a dotted name such as "
-                    f"{next(iter(graph.index), self.name + '.x')!r}"
-                )
-            roots.append(found)
-        return roots
 
 
 def app_from(target: object, **options: Any) -> App:
@@ -492,30 +427,6 @@ def app_from(target: object, **options: Any) -> App:
     if isinstance(target, App):
         return target
     return App(target, **options)
-
-
-def default_settings() -> Settings:
-    """``Settings()`` read from the environment (typed for mypy without the pydantic plugin)."""
-    return cast(Callable[[], Settings], Settings)()
-
-
-def _instantiate(container: Any) -> tuple[Any, type | None]:
-    if isinstance(container, type) and issubclass(container, containers.DeclarativeContainer):
-        return container(), container
-    if containers.is_container(container) and not isinstance(container, type):
-        parent = getattr(container, "declarative_parent", None)
-        return container, parent if isinstance(parent, type) else None
-    raise TypeError(
-        "App needs a dependency-injector container: a DeclarativeContainer class or a "
-        f"container instance, not {type(container).__name__} ({container!r:.60})"
-    )
-
-
-def _container_name(container: Any, declared: type | None) -> str:
-    if declared is not None:
-        return declared.__name__
-    parent = getattr(container, "declarative_parent", None)
-    return parent.__name__ if isinstance(parent, type) else type(container).__name__
 
 
 def _start_failure(result: WalkResult, budget: float) -> str:
@@ -535,28 +446,3 @@ def _stop_error(result: WalkResult) -> StopError | None:
     if not result.failures and not result.still_running:
         return None
     return StopError(result.failures, result.still_running)
-
-
-def _install_signals(
-    loop: asyncio.AbstractEventLoop, signalled: asyncio.Future[str]
-) -> list[signal.Signals]:
-    installed: list[signal.Signals] = []
-
-    def deliver(sig: signal.Signals) -> None:
-        if not signalled.done():
-            signalled.set_result(sig.name)
-        for s in installed:  # a second signal gets the default behaviour
-            loop.remove_signal_handler(s)
-        installed.clear()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, deliver, sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            continue  # not the main thread, or no signal support on this platform
-        installed.append(sig)
-    return installed
-
-
-def _report(error: BaseException) -> str:
-    return f"plugin-di: {error}"

@@ -1,0 +1,84 @@
+"""From what the user passes to ``App`` to a container instance, its name and its roots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from dependency_injector import containers, providers
+
+from plugin_di.di.errors import UnknownProviderError
+from plugin_di.di.graph import ProviderGraph, walk_names
+from plugin_di.settings import Settings
+
+
+def default_settings() -> Settings:
+    """``Settings()`` read from the environment (typed for mypy without the pydantic plugin)."""
+    return cast(Callable[[], Settings], Settings)()
+
+
+def instantiate(container: Any) -> tuple[Any, type | None]:
+    """A container instance, and the declarative class it comes from (None if dynamic).
+
+    A ``DeclarativeContainer`` class is instantiated, so each App has its own singletons.
+    """
+    if isinstance(container, type) and issubclass(container, containers.DeclarativeContainer):
+        return container(), container
+    if containers.is_container(container) and not isinstance(container, type):
+        parent = getattr(container, "declarative_parent", None)
+        return container, parent if isinstance(parent, type) else None
+    raise TypeError(
+        "App needs a dependency-injector container: a DeclarativeContainer class or a "
+        f"container instance, not {type(container).__name__} ({container!r:.60})"
+    )
+
+
+def container_name(container: Any, declared: type | None) -> str:
+    if declared is not None:
+        return declared.__name__
+    return type(container).__name__
+
+
+def bind_markers(graph: ProviderGraph, values: Sequence[tuple[type, object]]) -> None:
+    """Bind every unbound ``providers.Dependency(instance_of=K)`` to the value given for K.
+
+    This is how `LifecycleProvider`, `ShutdownerProvider` and `EmitterProvider` (and plain
+    Dependency markers of those types) receive the app's objects.
+    """
+    for provider in graph.providers:
+        if not isinstance(provider, providers.Dependency) or provider.is_defined:
+            continue
+        wanted = provider.instance_of
+        if not isinstance(wanted, type) or wanted is object:
+            continue
+        for kind, value in values:
+            if issubclass(kind, wanted):
+                provider.override(providers.Object(value))
+                break
+
+
+def resolve_roots(
+    graph: ProviderGraph, invoke: Sequence[object], declared: type | None
+) -> list[int]:
+    """Node indices of the invoke roots: providers (of the instance or of its class) or names."""
+    roots: list[int] = []
+    class_names: dict[int, str] | None = None
+    prefix = graph.root + "."
+    for item in invoke:
+        if isinstance(item, str):
+            found = graph.index.get(item if item.startswith(prefix) else prefix + item)
+        else:
+            found = graph.find(item)
+            if found is None and declared is not None:  # a provider of the class, not the copy
+                if class_names is None:
+                    class_names = {id(p): n for n, p, _, _ in walk_names(declared, graph.root)}
+                name = class_names.get(id(item))
+                found = graph.index.get(name) if name else None
+        if found is None:
+            example = next(iter(graph.index), prefix + "x")
+            raise UnknownProviderError(
+                f"invoke: {item!r} is not a provider of {graph.root}; "
+                f"pass one of its providers or a dotted name such as {example!r}"
+            )
+        roots.append(found)
+    return roots

@@ -1,0 +1,75 @@
+"""``App.run``: start, wait for a signal or a shutdown request, stop, return the exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from typing import TYPE_CHECKING, Any
+
+from plugin_di.di.errors import LifecycleError, StopError
+from plugin_di.di.events import ShutdownRequested
+
+if TYPE_CHECKING:
+    from plugin_di.di.app import App
+
+
+async def run_app(app: App) -> int:
+    loop = asyncio.get_running_loop()
+    signalled: asyncio.Future[str] = loop.create_future()
+    installed = _install_signals(loop, signalled)
+    try:
+        start = asyncio.ensure_future(app.start())
+        first: set[asyncio.Future[Any]] = {start, signalled}
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        if signalled.done() and not start.done():
+            app.emit(ShutdownRequested(1, signalled.result()))  # start fails: exit 1
+            app._interrupt(signalled.result())
+        try:
+            await start
+        except LifecycleError as exc:
+            print(f"plugin-di: {exc}", file=sys.stderr)
+            return 1
+        if signalled.done():
+            code, reason = 0, signalled.result()
+        else:
+            requested = asyncio.ensure_future(app.shutdowner.wait())
+            either: set[asyncio.Future[Any]] = {requested, signalled}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if requested.done():
+                code, reason = requested.result(), app.shutdowner.reason
+            else:
+                requested.cancel()
+                code, reason = 0, signalled.result()
+            app.emit(ShutdownRequested(code, reason))
+        try:
+            await app.stop(reason)
+        except StopError as exc:
+            print(f"plugin-di: {exc}", file=sys.stderr)
+            return code or 1
+        return code
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _install_signals(
+    loop: asyncio.AbstractEventLoop, signalled: asyncio.Future[str]
+) -> list[signal.Signals]:
+    """SIGINT and SIGTERM resolve ``signalled`` once; a second signal gets the default action."""
+    installed: list[signal.Signals] = []
+
+    def deliver(sig: signal.Signals) -> None:
+        if not signalled.done():
+            signalled.set_result(sig.name)
+        for s in installed:
+            loop.remove_signal_handler(s)
+        installed.clear()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, deliver, sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # not the main thread, or no signal support on this platform
+        installed.append(sig)
+    return installed
