@@ -140,6 +140,31 @@ async def test_switching_placement_changes_nothing_for_dependents(
         assert started["kv"].url == f"in-memory:{mode}"
 
 
+@pytest.mark.parametrize("placement", ["in-memory", "process"])
+async def test_watch_streams_end_when_the_app_stops(placement: str) -> None:
+    app = App(
+        container(
+            lambda events: placed(named("kv"), placement, module="examples.kv", cwd=str(ROOT))
+        ),
+        sinks=[],
+    )
+    await app.start()
+    seen: list[str] = []
+
+    async def watch() -> None:
+        async for event in app.container.inventory().kv.watch(kv_pb2.WatchRequest()):
+            seen.append(event.key)
+
+    watching = asyncio.create_task(watch())
+    try:
+        await until(lambda: len(seen) > 0)
+    finally:
+        await app.stop()
+    # the implementation's on_shutdown ends the stream, in memory as in a process
+    await asyncio.wait_for(watching, 10)
+    assert seen == ["_watch_started"]
+
+
 async def test_mixed_placements_start_before_dependents_and_stop_after(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

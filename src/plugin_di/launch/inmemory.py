@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from connectrpc.interceptor import Interceptor
 
-from plugin_di.launch.events import EmitFn, HealthState, PluginHealth, PluginStarted, discard
-from plugin_di.launch.events import PluginStopped as _Stopped
+from plugin_di.launch.events import (
+    EmitFn,
+    HealthState,
+    PluginHealth,
+    PluginStarted,
+    PluginStopped,
+    discard,
+)
 from plugin_di.launch.handle import ClientT, PluginHandle
 from plugin_di.plugin.definition import Plugin
 from plugin_di.plugin.inprocess import Mode, inprocess_client
+
+logger = logging.getLogger(__name__)
 
 
 class InMemoryHandle(PluginHandle):
@@ -57,9 +67,21 @@ class InMemoryHandle(PluginHandle):
         self.emit(PluginStarted(self.name, url=self.url, placement=self.placement))
 
     async def stop(self) -> None:
-        if self._running:
-            self._running = False
-            self.emit(_Stopped(self.name))
+        """As a served plugin does on stop: each implementation's ``on_shutdown()``, if any."""
+        if not self._running:
+            return
+        self._running = False
+        for service in self.plugin.services:
+            hook = getattr(service.impl, "on_shutdown", None)
+            if hook is None:
+                continue
+            try:
+                result = hook()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("on_shutdown of plugin %r failed; stopping anyway", self.name)
+        self.emit(PluginStopped(self.name))
 
     async def health(self) -> PluginHealth:
         if self._running:
