@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyqwest
@@ -88,11 +89,15 @@ class Host:
         max_message_bytes: int = 4 * 1024 * 1024,
         sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
         rate_limit: Rate | None = DEFAULT_RATE_LIMIT,
+        allowed_services: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        """``rate_limit`` is the default per-caller rate (Settings RATE_LIMIT_RPS/BURST);
-        host RPCs use connect-plugin-go's per-method rates on top; None turns limiting off.
+        """``allowed_services`` maps a self id to the service types its plugins may register
+        (it overrides what they declare; an empty list denies all). ``rate_limit`` is the
+        default per-caller rate (Settings RATE_LIMIT_RPS/BURST); host RPCs use
+        connect-plugin-go's per-method rates on top; None turns limiting off.
         """
         self.clock = clock
+        self.allowed_services = {k: list(v) for k, v in (allowed_services or {}).items()}
         self.tokens = TokenStore(runtime_token_ttl, clock)
         self.tracker = HealthTracker()
         self.registry = ServiceRegistry(
@@ -153,6 +158,9 @@ class Host:
     def add_identity(self, record: PluginRecord) -> None:
         """Record a live plugin (after a handshake or a managed launch)."""
         self.registry.store.put_plugin(record)
+        allowed = self.allowed_services.get(record.self_id)
+        if allowed is not None:
+            self.registry.set_allowed_services(record.runtime_id, allowed)
         self.graph.add(Node(record.runtime_id, record.self_id, record.provides, record.requires))
 
     def forget(self, runtime_id: str) -> None:

@@ -1,0 +1,85 @@
+"""The Host as a server: grpc health, reflection, in-memory reach, TLS, configured allow-lists."""
+
+from __future__ import annotations
+
+import pytest
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.protocol import ProtocolType
+from host_support import NO_GZIP, h2_client, logger_plugin
+
+from plugin_di.clock import FakeClock
+from plugin_di.gen.grpc.health.v1 import health_pb2
+from plugin_di.gen.grpc.health.v1.health_connect import HealthClient
+from plugin_di.host.server import Host
+from plugin_di.plugin.host_client import HostClient
+from plugin_di.rpc.tls import generate_ephemeral_cert
+
+
+async def test_grpc_health_and_reflection(host: Host) -> None:
+    async with h2_client() as http:
+        health = HealthClient(host.url, http_client=http, protocol=ProtocolType.GRPC, **NO_GZIP)
+        response = await health.check(health_pb2.HealthCheckRequest())
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+        body = b'{"listServices":""}'
+        reflected = await http.post(
+            host.url + "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            {"content-type": "application/connect+json"},
+            b"\x00" + len(body).to_bytes(4, "big") + body,
+        )
+        assert reflected.status == 200
+        for name in (
+            "connectplugin.v1.ServiceRegistry",
+            "connectplugin.v1.HandshakeService",
+            "connectplugin.v1.CapabilityBroker",
+            "connectplugin.v1.PluginLifecycle",
+        ):
+            assert name.encode() in reflected.content
+
+
+async def test_in_memory_plugin_reaches_host_without_a_socket() -> None:
+    host = Host(clock=FakeClock())  # never started: no socket at all
+    client = HostClient(host.url, http_client=host.in_memory_client())
+    identity = await client.handshake("logger", plugins=[logger_plugin()])
+    await client.register("logger", "1.0.0", "/capability.logger.v1.Logger/")
+    found = await client.discover("logger")
+    assert found.endpoint.provider_id == identity.runtime_id
+    assert host.url == "http://in-memory.host"
+
+
+async def test_host_over_tls(tmp_path: object) -> None:
+    import pathlib
+
+    import pyqwest
+
+    pair = generate_ephemeral_cert("host")
+    base = pathlib.Path(str(tmp_path))
+    (base / "c.pem").write_bytes(pair.cert_pem)
+    (base / "k.pem").write_bytes(pair.key_pem)
+    host = Host(clock=FakeClock())
+    url = await host.start(certfile=base / "c.pem", keyfile=base / "k.pem")
+    assert url.startswith("https://127.0.0.1:")
+    transport = pyqwest.HTTPTransport(tls_ca_cert=pair.cert_pem)
+    try:
+        client = HostClient(url, http_client=pyqwest.Client(transport))
+        identity = await client.handshake("tls-plugin")
+        assert host.tokens.validate(identity.runtime_id, identity.runtime_token)
+    finally:
+        await transport.aclose()
+        await host.stop()
+
+
+async def test_configured_allow_list_overrides_declarations() -> None:
+    host = Host(clock=FakeClock(), allowed_services={"logger": ["logger"], "mute": []})
+    http = host.in_memory_client()
+    logger = HostClient(host.url, http_client=http)
+    await logger.handshake("logger", plugins=[logger_plugin()])
+    await logger.register("logger", "1.0.0", "/l/")
+    with pytest.raises(ConnectError) as info:
+        await logger.register("metrics", "1.0.0", "/m/")
+    assert info.value.code is Code.PERMISSION_DENIED
+    mute = HostClient(host.url, http_client=http)
+    await mute.handshake("mute", plugins=[logger_plugin()])
+    with pytest.raises(ConnectError) as info:
+        await mute.register("logger", "1.0.0", "/l/")
+    assert info.value.code is Code.PERMISSION_DENIED
