@@ -20,19 +20,25 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PLUGIN_DI_", extra="ignore")
 
     # lifecycle engine
-    start_timeout: float = Field(15.0, gt=0, description="global budget for all start hooks")
-    stop_timeout: float = Field(15.0, gt=0, description="global budget for all stop hooks")
-    hook_timeout: float = Field(15.0, gt=0, description="budget for one start or stop hook")
+    start_timeout: float = Field(
+        default=15.0, gt=0, description="global budget for all start hooks"
+    )
+    stop_timeout: float = Field(default=15.0, gt=0, description="global budget for all stop hooks")
+    hook_timeout: float = Field(default=15.0, gt=0, description="budget for one start or stop hook")
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 
     # plugins
-    max_message_bytes: int = Field(4 * MiB, gt=0, description="largest request body accepted")
-    plugin_start_timeout: float = Field(15.0, gt=0, description="wait for the handshake line")
-    shutdown_grace: float = Field(5.0, ge=0, description="grace period given to Shutdown")
+    max_message_bytes: int = Field(
+        default=4 * MiB, gt=0, description="largest request body accepted"
+    )
+    plugin_start_timeout: float = Field(
+        default=15.0, gt=0, description="wait for the handshake line"
+    )
+    shutdown_grace: float = Field(default=5.0, ge=0, description="grace period given to Shutdown")
 
     # host platform
-    runtime_token_ttl: float = Field(24 * 3600.0, gt=0)
-    capability_grant_ttl: float = Field(3600.0, gt=0)
-    rate_limit_rps: float = Field(1000.0, gt=0)
-    rate_limit_burst: int = Field(2000, gt=0)
+    runtime_token_ttl: float = Field(default=24 * 3600.0, gt=0)
+    capability_grant_ttl: float = Field(default=3600.0, gt=0)
+    rate_limit_rps: float = Field(default=1000.0, gt=0)
+    rate_limit_burst: int = Field(default=2000, gt=0)
