@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 from dependency_injector import containers, providers
 
 from plugin_di.di.errors import UnknownProviderError
 from plugin_di.di.graph import ProviderGraph, walk_names
-from plugin_di.settings import Settings
-
-
-def default_settings() -> Settings:
-    """``Settings()`` read from the environment (typed for mypy without the pydantic plugin)."""
-    return cast(Callable[[], Settings], Settings)()
 
 
 def instantiate(container: Any) -> tuple[Any, type | None]:

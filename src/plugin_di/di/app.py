@@ -27,7 +27,6 @@ from plugin_di.di import _build
 from plugin_di.di._container import (
     bind_markers,
     container_name,
-    default_settings,
     instantiate,
     resolve_roots,
 )
@@ -87,7 +86,7 @@ class App:
         name: str | None = None,
         cancel_grace: float = 1.0,
     ) -> None:
-        self.settings = settings if settings is not None else default_settings()
+        self.settings = settings if settings is not None else Settings()
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.cancel_grace = cancel_grace
         self.container, declared = instantiate(container)
