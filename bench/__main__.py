@@ -112,6 +112,7 @@ def _table(seq: dict[str, Sample], conc: dict[str, Sample]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="every case briefly")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"results file ({RESULTS})")
     args = parser.parse_args(argv)
     rounds, seconds, cold_runs = (1, 0.2, 1) if args.quick else (5, 2.0, 10)
 
@@ -170,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         "sequential": {n: vars(s) for n, s in seq.items()},
         "concurrent": {n: vars(s) for n, s in conc.items()},
     }
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
     return 0
 
 

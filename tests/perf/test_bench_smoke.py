@@ -1,0 +1,50 @@
+"""``python -m bench --quick`` runs every case end to end (timings are never asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.plugin.procs import ROOT, plugin_env
+
+REQUIRED = (
+    "process_unary_rps",
+    "grpcio_unary_rps",
+    "process_concurrent_rps",
+    "grpcio_concurrent_rps",
+    "inmemory_direct_rps",
+    "inmemory_asgi_rps",
+    "process_p50_us",
+    "cold_start_ms",
+    "cold_start_8_ms",
+    "cold_start_zygote_ms",
+    "lifecycle_1k_s",
+    "lifecycle_10k_s",
+    "token_validations_per_s",
+    "ratelimit_checks_per_s",
+    "plugin_idle_rss_mib",
+)
+
+
+@pytest.mark.timeout(180)
+def test_quick_bench_runs_every_case(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=plugin_env(),
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    for key in REQUIRED:
+        assert isinstance(results[key], (int, float)), key
+        assert results[key] > 0, key
+    assert results["quick"] is True
+    assert "grpcio server + stub" in run.stdout
