@@ -80,10 +80,12 @@ def cache_plugin(min_version: str = "") -> Plugin:
 
 
 @contextlib.asynccontextmanager
-async def served(plugin: Plugin, grace: float = 1.0) -> AsyncIterator[tuple[PluginServer, str]]:
-    """Serve ``plugin`` with hypercorn on 127.0.0.1:0 in this loop; yield (server, url)."""
+async def served(
+    plugin: Plugin, grace: float = 1.0, address: str = "127.0.0.1:0"
+) -> AsyncIterator[tuple[PluginServer, str]]:
+    """Serve ``plugin`` with hypercorn on ``address`` in this loop; yield (server, url)."""
     server = PluginServer(plugin, grace_period=grace)
-    bound = bind_socket("127.0.0.1:0")
+    bound = bind_socket(address)
     ready = asyncio.Event()
     task = asyncio.create_task(server.run(bound, ready=ready.set))
     async with asyncio.timeout(5):
@@ -108,13 +110,13 @@ async def h2_client() -> AsyncIterator[pyqwest.Client]:
 
 @contextlib.asynccontextmanager
 async def managed(
-    plugin: Plugin, http: pyqwest.Client
+    plugin: Plugin, http: pyqwest.Client, address: str = "127.0.0.1:0"
 ) -> AsyncIterator[tuple[PluginServer, str, asyncio.Task[Any]]]:
     """Serve ``plugin`` and follow the identity a host hands it (platform-managed plugin)."""
     from plugin_di.plugin.health import HealthState
     from plugin_di.plugin.host_client import follow_identity
 
-    async with served(plugin) as (server, url):
+    async with served(plugin, address=address) as (server, url):
 
         def mirror(state: int, reason: str, missing: Any) -> None:
             server.health.report(HealthState(state), reason, missing)

@@ -157,3 +157,19 @@ async def test_add_times_out_when_plugin_never_reports(host: Host) -> None:
         await host.platform.add_plugin(server.app, health_timeout=0.2)
     assert host.platform.managed() == []
     assert len(host.tokens) == 0
+
+
+async def test_managed_plugin_on_a_unix_socket_is_routed(host: Host, tmp_path: object) -> None:
+    recorder = RecordingLogger()
+    sock = f"unix:{tmp_path}/logger.sock"
+    async with h2_client() as http, managed(logger_plugin(recorder), http, sock) as (_, url, _t):
+        assert url.startswith("unix://")
+        logger_id = await host.platform.add_plugin(url)
+        caller = HostClient(host.url, http_client=http)
+        await caller.handshake("app")
+        endpoint = (await caller.discover("logger")).endpoint
+        assert endpoint.provider_id == logger_id
+        client = caller.routed_client(LoggerClient, endpoint)
+        await client.log(logger_pb2.LogRequest(level="info", message="over uds"))
+        assert recorder.lines == ["[info] over uds"]
+        await host.platform.remove_plugin(logger_id)

@@ -35,6 +35,7 @@ from plugin_di.host.store import Declaration, PluginRecord, Requirement
 from plugin_di.host.tokens import generate_token
 from plugin_di.host.tracker import DEGRADED, HEALTHY
 from plugin_di.rpc.asgi import ASGIApp
+from plugin_di.rpc.transport import http_client
 
 if TYPE_CHECKING:
     from plugin_di.host.server import Host
@@ -68,25 +69,27 @@ class _Link:
         with contextlib.suppress(Exception):
             await self.identity.close()
             await self.control.close()
-        if hasattr(self.transport, "aclose"):
-            await self.transport.aclose()
+        close = getattr(self.transport, "aclose", None) or getattr(self.transport, "close", None)
+        if close is not None:
+            await close()
 
 
 def _link(endpoint: str | ASGIApp) -> _Link:
+    client: pyqwest.Client
+    closer: Any
     if isinstance(endpoint, str):
-        transport: Any = pyqwest.HTTPTransport(http_version=pyqwest.HTTPVersion.HTTP2)
+        plugin_client = http_client(endpoint)
+        client, closer, base = plugin_client, plugin_client, plugin_client.address
         upstream = Upstream(url=endpoint.rstrip("/"))
-        base = upstream.url
     else:
         transport = ASGITransport(endpoint)
+        client, closer, base = pyqwest.Client(transport), transport, "http://in-memory.plugin"
         upstream = Upstream(app=endpoint)
-        base = "http://in-memory.plugin"
-    client = pyqwest.Client(transport)
     return _Link(
         upstream,
         PluginIdentityClient(base, http_client=client, **_NO_COMPRESSION),
         PluginControlClient(base, http_client=client, **_NO_COMPRESSION),
-        transport,
+        closer,
     )
 
 

@@ -32,6 +32,8 @@ from plugin_di.host.auth import TokenValidator, check_credentials
 from plugin_di.host.registry import ServiceRegistry
 from plugin_di.rpc.asgi import GRPC_STATUS, ASGIApp, Receive, Scope, Send, send_error
 from plugin_di.rpc.interceptors.ratelimit import Rate, TokenBucketLimiter
+from plugin_di.rpc.tls import ClientTLS
+from plugin_di.rpc.transport import PluginHTTPClient, http_client
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +54,16 @@ _STRIP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "upgrade"}
 
 @dataclass(frozen=True)
 class Upstream:
-    """Where a provider is reached: a base URL, or an in-process ASGI app."""
+    """Where a provider is reached: a base URL, or an in-process ASGI app.
+
+    ``http://`` goes over HTTP/2 prior knowledge (all three protocols); ``https://``
+    (trusting ``tls``), ``unix:///path`` and ``http+h1fast://`` use the transport
+    ``plugin_di.rpc.transport.http_client`` picks (HTTP/1.1 ones cannot carry gRPC).
+    """
 
     url: str = ""
     app: ASGIApp | None = None
+    tls: ClientTLS | None = None
 
 
 async def refuse(scope: Scope, receive: Receive, send: Send, code: Code, message: str) -> None:
@@ -124,6 +132,7 @@ class ServiceRouter:
         self._upstreams: dict[str, Upstream] = {}
         self._aliases: dict[str, str] = {}
         self._in_flight: dict[str, _InFlight] = {}
+        self._other_clients: dict[str, PluginHTTPClient] = {}
 
     # -- endpoints -----------------------------------------------------------------------
     def set_upstream(self, runtime_id: str, upstream: Upstream) -> None:
@@ -162,15 +171,25 @@ class ServiceRouter:
             await tracker.idle.wait()
 
     async def aclose(self) -> None:
+        for client in self._other_clients.values():
+            await client.aclose()
+        self._other_clients.clear()
         if self._transport is not None:
             await self._transport.aclose()
             self._transport = None
             self._client = None
 
-    def _http(self) -> pyqwest.Client:
-        if self._client is None:
-            self._transport, self._client = new_http_client()
-        return self._client
+    def _http(self, upstream: Upstream, target: str) -> tuple[pyqwest.Client, str]:
+        """The client for an upstream and the full URL of ``target`` on it."""
+        if upstream.url.startswith("http://"):
+            if self._client is None:
+                self._transport, self._client = new_http_client()
+            return self._client, upstream.url + target
+        client = self._other_clients.get(upstream.url)
+        if client is None:
+            client = http_client(upstream.url, tls=upstream.tls)
+            self._other_clients[upstream.url] = client
+        return client, client.address + target
 
     # -- ASGI ----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -190,7 +209,8 @@ class ServiceRouter:
                 child.update(path=target, raw_path=target.encode(), root_path="", headers=headers)
                 await upstream.app(child, receive, send)
             else:
-                await self._proxy(scope, receive, send, upstream.url + target, headers, provider)
+                client, url = self._http(upstream, target)
+                await self._proxy(scope, receive, send, client, url, headers, provider)
         finally:
             tracker.leave()
 
@@ -251,6 +271,7 @@ class ServiceRouter:
         scope: Scope,
         receive: Receive,
         send: Send,
+        client: pyqwest.Client,
         url: str,
         headers: list[tuple[bytes, bytes]],
         provider: str,
@@ -272,7 +293,7 @@ class ServiceRouter:
         has_body = scope["method"] not in ("GET", "HEAD")
         started = False
         try:
-            async with self._http().stream(
+            async with client.stream(
                 scope["method"], url, request_headers, body() if has_body else None
             ) as response:
                 content_type = response.headers.get("content-type", "")

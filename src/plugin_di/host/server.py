@@ -225,8 +225,13 @@ class Host:
             self._sweeper = None
         if self._serving is not None:
             self._stop.set()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._serving
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                # e.g. hypercorn closing a TLS connection whose peer already left
+                log.warning("host server ended with an error while stopping", exc_info=True)
             self._serving = None
         await self.platform.aclose()
         await self.router.aclose()
