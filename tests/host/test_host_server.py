@@ -83,3 +83,13 @@ async def test_configured_allow_list_overrides_declarations() -> None:
     with pytest.raises(ConnectError) as info:
         await mute.register("logger", "1.0.0", "/l/")
     assert info.value.code is Code.PERMISSION_DENIED
+
+
+def test_host_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLUGIN_DI_RUNTIME_TOKEN_TTL", "120")
+    monkeypatch.setenv("PLUGIN_DI_CAPABILITY_GRANT_TTL", "30")
+    host = Host.from_settings()
+    assert host.tokens.ttl == 120
+    assert host.broker.ttl == 30
+    default = Host.from_settings(settings=None, open_registration=True)
+    assert default.registry.open_registration

@@ -13,9 +13,7 @@ import logging
 import signal
 import ssl
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
 from plugin_di.plugin.env import CORE_PROTOCOL_VERSION
 from plugin_di.plugin.handshake_line import HandshakeLine
@@ -43,15 +41,8 @@ def _cert_der(path: str) -> bytes:
 
 async def _serve(args: argparse.Namespace) -> int:
     from plugin_di.host.server import Host
-    from plugin_di.settings import Settings
 
-    settings = cast(Callable[[], Settings], Settings)()  # typed without the pydantic plugin
-    host = Host(
-        runtime_token_ttl=settings.runtime_token_ttl,
-        capability_grant_ttl=settings.capability_grant_ttl,
-        max_message_bytes=settings.max_message_bytes,
-        open_registration=args.open_registration,
-    )
+    host = Host.from_settings(open_registration=args.open_registration)
     try:
         await host.start(args.bind, certfile=args.tls_cert, keyfile=args.tls_key)
     except OSError as exc:

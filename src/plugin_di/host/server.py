@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import pyqwest
 from pyqwest.testing import ASGITransport
@@ -58,6 +58,7 @@ from plugin_di.rpc.interceptors.ratelimit import (
     default_rate_limit_key,
     host_rate_limits,
 )
+from plugin_di.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,21 @@ class Host:
         self._serving: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> Host:
+        """A host configured from ``Settings`` (RUNTIME_TOKEN_TTL, CAPABILITY_GRANT_TTL,
+        MAX_MESSAGE_BYTES, RATE_LIMIT_RPS/BURST); ``kwargs`` override."""
+        if settings is None:
+            settings = cast(Callable[[], Settings], Settings)()
+        options: dict[str, Any] = {
+            "runtime_token_ttl": settings.runtime_token_ttl,
+            "capability_grant_ttl": settings.capability_grant_ttl,
+            "max_message_bytes": settings.max_message_bytes,
+            "rate_limit": Rate(settings.rate_limit_rps, settings.rate_limit_burst),
+        }
+        options.update(kwargs)
+        return cls(**options)
 
     def _rate_key(self, ctx: Any) -> str:
         """The caller's runtime id when its credentials are valid, else its IP address."""
