@@ -30,6 +30,7 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 FAST = "process, fast channel (uvicorn UDS)"
 FAST_SYNC = "process, fast channel, sync client"
 H2C = "process, h2c (hypercorn)"
+ROUTED = "routed via host process, to fast channel"
 GRPCIO = "grpcio server + stub"
 
 CaseFactory = Callable[[], contextlib.AbstractAsyncContextManager[channels.Call]]
@@ -41,6 +42,7 @@ SEQUENTIAL: dict[str, CaseFactory] = {
     FAST: lambda: channels.process_plugin("uds", "uvicorn"),
     FAST_SYNC: channels.fast_channel_sync,
     "process, fast TCP (uvicorn, lean h1)": lambda: channels.process_plugin("h1fast", "uvicorn"),
+    ROUTED: channels.routed,
     H2C: lambda: channels.process_plugin("h2c"),
     "process, HTTP/1.1 (hypercorn)": lambda: channels.process_plugin("http1"),
     "process, lean h1 TCP (hypercorn)": lambda: channels.process_plugin("h1fast"),
@@ -151,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "inmemory_direct_rps": seq["in-memory plugin, direct dispatch"].rate,
         "inmemory_asgi_rps": seq["in-memory plugin, in-process ASGI"].rate,
         "process_p50_us": fast.p50_us,
+        "routed_p50_us": seq[ROUTED].p50_us,
         "cold_start_ms": cold["fast"],
         "cold_start_h2c_ms": cold["h2c"],
         "cold_start_8_ms": cold["eight"],

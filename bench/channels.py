@@ -189,3 +189,58 @@ async def grpcio_baseline() -> AsyncIterator[Call]:
                 process.kill()
                 await process.wait()
             sys.path.remove(stubs_dir)
+
+
+@contextlib.asynccontextmanager
+async def routed() -> AsyncIterator[Call]:
+    """A call routed through a Host process to a KV plugin on the fast channel.
+
+    The caller reaches the host over h2c (pyqwest), as a plugin calls its host; the host's
+    router forwards to the provider's registered ``unix://`` address.
+    """
+    from plugin_di.plugin.host_client import HostClient
+
+    host = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.host_server",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert host.stdout is not None
+        host_url = (await asyncio.wait_for(host.stdout.readline(), 30)).decode().strip()
+        with tempfile.TemporaryDirectory() as tmp:
+            async with (
+                spawned("--uds", str(Path(tmp) / "kv.sock")) as line,
+                http_client(host_url) as http,
+            ):
+                provider = HostClient(host_url, http_client=http)
+                await provider.handshake("kv", plugins=[make_plugin()])
+                await provider.register("kv", "1.0.0", "/kv.v1.KVService/", {"base_url": line.url})
+                caller = HostClient(host_url, http_client=http)
+                await caller.handshake("app")
+                found = await caller.discover("kv")
+                url = host_url + found.endpoint.endpoint_url
+                client = KVServiceClient(
+                    url,
+                    http_client=http,
+                    interceptors=[caller.auth],
+                    send_compression=None,
+                    accept_compression=[],
+                )
+                await client.put(pb.PutRequest(key=KEY, value=VALUE))
+
+                async def call() -> object:
+                    return await client.get(REQUEST)
+
+                yield call
+    finally:
+        if host.stdin is not None:
+            host.stdin.close()
+        try:
+            await asyncio.wait_for(host.wait(), 10)
+        except TimeoutError:
+            host.kill()
+            await host.wait()

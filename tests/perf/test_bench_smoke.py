@@ -19,6 +19,7 @@ REQUIRED = (
     "inmemory_direct_rps",
     "inmemory_asgi_rps",
     "process_p50_us",
+    "routed_p50_us",
     "cold_start_ms",
     "cold_start_8_ms",
     "cold_start_zygote_ms",
