@@ -91,8 +91,9 @@ async def test_cache_first_degraded_then_healthy_when_logger_arrives(procs: list
         await cache.put(kv_pb2.PutRequest(key="k1", value=b"v"), timeout_ms=5000)
         got = await cache.get(kv_pb2.GetRequest(key="k1"), timeout_ms=5000)
         assert got.value == b"v"
+        code, err = logger.stop()  # the logger leaves: the cache is told and degrades
+        assert await _next_state(watch) == registry_pb2.SERVICE_STATE_DEGRADED
         await watch.aclose()  # type: ignore[attr-defined]
-    code, err = logger.stop()
     assert code == 0
     assert "[info] cache write key=k1" in err
     assert code == 0

@@ -477,8 +477,24 @@ def serve_on_host(
         )
     real_stdout = sys.stdout
     sys.stdout = sys.stderr  # stdout carries only the handshake line
+    sessions: list[HostSession] = []
+
+    def joined(session: HostSession) -> None:
+        sessions.append(session)
+        if on_session is not None:
+            on_session(session)
+
+    async def main() -> int:
+        hook = join_host(plugins, on_session=joined)
+        code = await serve_async(plugins, stdout=real_stdout, on_ready=hook, **serve_kwargs)
+        for session in sessions:  # leave the host: dependents see the services go
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await session.stop()
+            await session.client.close()
+        return code
+
     try:
-        hook = join_host(plugins, on_session=on_session)
-        return asyncio.run(serve_async(plugins, stdout=real_stdout, on_ready=hook, **serve_kwargs))
+        return asyncio.run(main())
     finally:
         sys.stdout = real_stdout
