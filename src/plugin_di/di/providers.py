@@ -155,6 +155,8 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
     ``shutdown_grace``). ``restart``: ``never``, ``on-failure`` or ``always``;
     ``checksum``: the expected SHA-256 of the module file or executable;
     ``verify``: check the plugin's HandshakeService after each launch.
+    ``unix_socket`` (default): the plugin serves on a private Unix socket with the fast
+    channel (uvicorn, HTTP/1.1); ``False``: hypercorn on 127.0.0.1 (HTTP/2, gRPC too).
     ``host_url`` (a string or a provider of one, e.g. ``host.provided.url``) is
     passed to the child as ``PLUGIN_DI_HOST_URL``; depending on a provider also
     orders the start: the plugin starts after it.
@@ -176,7 +178,7 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
         start_timeout: float | None = None,
         shutdown_grace: float | None = None,
         kill_timeout: float = 2.0,
-        unix_socket: bool = False,
+        unix_socket: bool = True,
         host_url: str | providers.Provider[str] | None = None,
         protocol_versions: Sequence[int] | None = None,
         clock: Clock = SYSTEM_CLOCK,

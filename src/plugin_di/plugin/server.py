@@ -43,7 +43,11 @@ _PYQWEST_SETTLE_SECONDS = 0.05
 
 
 def _listen_address(
-    bind: str | None, uds: str | os.PathLike[str] | None, environ: Mapping[str, str]
+    bind: str | None,
+    uds: str | os.PathLike[str] | None,
+    environ: Mapping[str, str],
+    *,
+    tls: bool = False,
 ) -> str:
     if bind and uds:
         raise plugin_config.PluginConfigError("give either bind or uds, not both")
@@ -52,7 +56,8 @@ def _listen_address(
     if bind:
         return bind
     socket_dir = environ.get(env.UNIX_SOCKET_DIR, "")
-    if socket_dir:
+    # The host's socket directory is a preference: its https client needs TCP for TLS.
+    if socket_dir and not tls:
         name = f"plugin-{os.getpid()}-{secrets.token_hex(4)}.sock"
         return "unix:" + str(Path(socket_dir) / name)
     return "127.0.0.1:0"
@@ -120,7 +125,7 @@ async def serve_async(
     except VersionMismatchError as exc:
         print(f"incompatible plugin: {exc} (from {env.PROTOCOL_VERSIONS})", file=sys.stderr)
         return 1
-    bound = bind_socket(_listen_address(bind, uds, environ))
+    bound = bind_socket(_listen_address(bind, uds, environ, tls=tls_cert is not None))
     try:
         fast = use_fast_server(server_kind, bound, tls=tls_cert is not None)
     except plugin_config.PluginConfigError:
