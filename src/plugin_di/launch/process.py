@@ -19,11 +19,15 @@ import signal
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.launch.logs import forward_line, plugin_logger
 from plugin_di.plugin import env as plugin_env
 from plugin_di.plugin.handshake_line import HandshakeLine, HandshakeLineError
+
+if TYPE_CHECKING:
+    from plugin_di.rpc.tls import CertKeyPair, ClientTLS
 
 _READ_LIMIT = 1024 * 1024
 _DRAIN_SECONDS = 0.5
@@ -46,6 +50,7 @@ class LaunchConfig:
     protocol_versions: Sequence[int] = (1,)
     host_url: str | None = None
     unix_socket: bool = False
+    auto_mtls: bool = False
     start_timeout: float = 15.0
     shutdown_grace: float = 5.0
     kill_timeout: float = 2.0
@@ -114,6 +119,12 @@ class PluginProcess:
         self._readers: list[asyncio.Task[None]] = []
         self._handshake: HandshakeLine | None = None
         self._stopped = False
+        # auto_mtls: this launch's host certificate (sent as PLUGIN_CLIENT_CERT); see client_tls
+        self.host_cert: CertKeyPair | None = None
+        if config.auto_mtls:
+            from plugin_di.rpc.tls import generate_ephemeral_cert  # cryptography: only here
+
+            self.host_cert = generate_ephemeral_cert(f"plugin-di-host-{config.name}")
 
     @property
     def name(self) -> str:
@@ -133,6 +144,18 @@ class PluginProcess:
     @property
     def url(self) -> str:
         return self.handshake.url
+
+    def client_tls(self) -> ClientTLS | None:
+        """TLS for clients of this process: its handshake certificate pinned and, with
+        ``auto_mtls``, the host certificate presented; None for a plaintext plugin."""
+        cert_der = self.handshake.cert_der
+        if not cert_der:
+            return None
+        from plugin_di.rpc.tls import ClientTLS, der_to_pem, pinned_client_tls
+
+        if self.host_cert is not None:
+            return pinned_client_tls(self.host_cert, der_to_pem(cert_der))
+        return ClientTLS(ca_pem=der_to_pem(cert_der))
 
     @property
     def returncode(self) -> int | None:
@@ -156,6 +179,8 @@ class PluginProcess:
             child[plugin_env.HOST_URL] = cfg.host_url
         if self._socket_dir:
             child[plugin_env.UNIX_SOCKET_DIR] = self._socket_dir
+        if self.host_cert is not None:
+            child[plugin_env.CLIENT_CERT] = self.host_cert.cert_pem.decode("ascii")
         child.setdefault("PYTHONUNBUFFERED", "1")
         return child
 
