@@ -16,6 +16,21 @@ types stay the same when the plugin moves::
 A plugin serving several services is started once; each ``client(...)`` of it
 shares the one handle. ``events`` (an `EmitterProvider`) sends plugin events to
 the app's sinks; without it they go to the ``plugin_di`` logger.
+
+Interceptors: every client a plugin provider builds gets one configured
+`InterceptorChain` (``chain=``: a chain or a provider of one; default
+``InterceptorChain()``: retry and circuit breaker on, no credentials). Declare one
+container-wide with `InterceptorChainProvider` and pass it to each plugin; each plugin
+still gets its own breakers. Client order, outermost first: the provider's
+``interceptors``, then the chain's (its extras, credentials, breaker, retry), then, for
+process plugins, the launch secret. In-memory plugins also run the chain's server
+interceptors. Breaker changes are `BreakerStateChanged` events; health is DEGRADED
+while a breaker is open::
+
+    class AppContainer(containers.DeclarativeContainer):
+        events = EmitterProvider()
+        chain = InterceptorChainProvider(InterceptorChain(retry=RetryPolicy(max_attempts=5)))
+        kv = ProcessPlugin(kv_plugin, module="examples.kv", events=events, chain=chain)
 """
 
 from __future__ import annotations
@@ -46,6 +61,7 @@ from plugin_di.launch.supervisor import (
 )
 from plugin_di.plugin.definition import Plugin
 from plugin_di.plugin.inprocess import Mode
+from plugin_di.rpc.interceptors import InterceptorChain
 from plugin_di.settings import Settings
 
 if TYPE_CHECKING:  # rpc.tls loads cryptography; only https remotes need it
@@ -54,6 +70,19 @@ if TYPE_CHECKING:  # rpc.tls loads cryptography; only https remotes need it
 HandleT = TypeVar("HandleT", bound=PluginHandle)
 Placement = Literal["in-memory", "process", "remote"]
 EventsArg = providers.Provider[Emitter] | Emitter | None
+ChainArg = providers.Provider[InterceptorChain] | InterceptorChain | None
+
+
+class InterceptorChainProvider(providers.Dependency[InterceptorChain]):
+    """A container-wide `InterceptorChain` for the plugin providers (``chain=``).
+
+    ``InterceptorChainProvider()`` yields ``InterceptorChain()`` unless overridden
+    (``container.chain.override(InterceptorChain(...))``); pass a chain to set the default.
+    """
+
+    def __init__(self, default: InterceptorChain | None = None) -> None:
+        chain = default if default is not None else InterceptorChain()
+        super().__init__(instance_of=InterceptorChain, default=_kept(chain))
 
 
 class _Shared:
@@ -64,6 +93,22 @@ class _Shared:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _Shared:
         return self
+
+
+def _value(shared: _Shared) -> Any:
+    return shared.values["value"]
+
+
+def _kept(value: Any) -> providers.Provider[Any]:
+    """A provider of ``value`` itself: containers deep-copy plain arguments, but a chain's
+    limiter, clock and interceptors must stay the objects the user made."""
+    return providers.Callable(_value, _Shared(value=value))
+
+
+def _chain_arg(chain: ChainArg) -> ChainArg:
+    if chain is None or isinstance(chain, providers.Provider):
+        return chain
+    return _kept(chain)
 
 
 def _client_of(handle: PluginHandle, client_cls: type[ClientT]) -> ClientT:
@@ -88,12 +133,18 @@ def _wire(handle: HandleT, events: Emitter | None) -> HandleT:
     return handle
 
 
-def _in_memory(spec: _Shared, events: Emitter | None = None) -> InMemoryHandle:
-    return _wire(InMemoryHandle(**spec.values), events)
+def _in_memory(
+    spec: _Shared, events: Emitter | None = None, chain: InterceptorChain | None = None
+) -> InMemoryHandle:
+    return _wire(InMemoryHandle(**spec.values, chain=chain), events)
 
 
 class InMemoryPlugin(PluginProvider[InMemoryHandle]):
-    """The plugin's implementation in this process: ``direct`` dispatch or in-process ``asgi``."""
+    """The plugin's implementation in this process: ``direct`` dispatch or in-process ``asgi``.
+
+    ``chain``'s client interceptors wrap the clients and its server interceptors (then
+    ``server_interceptors``) run on the server side.
+    """
 
     def __init__(
         self,
@@ -102,6 +153,7 @@ class InMemoryPlugin(PluginProvider[InMemoryHandle]):
         mode: Mode = "direct",
         interceptors: Iterable[Interceptor] = (),
         server_interceptors: Iterable[Interceptor] = (),
+        chain: ChainArg = None,
         events: EventsArg = None,
     ) -> None:
         if plugin is None:  # dependency-injector copies providers by calling cls()
@@ -113,7 +165,7 @@ class InMemoryPlugin(PluginProvider[InMemoryHandle]):
             interceptors=tuple(interceptors),
             server_interceptors=tuple(server_interceptors),
         )
-        super().__init__(_in_memory, spec, events=events)
+        super().__init__(_in_memory, spec, events=events, chain=_chain_arg(chain))
 
 
 def process_command(module: str | None, command: Sequence[str] | None) -> list[str]:
@@ -130,6 +182,7 @@ def _process(
     settings: Settings | None = None,
     events: Emitter | None = None,
     host_url: str | None = None,
+    chain: InterceptorChain | None = None,
 ) -> ProcessHandle:
     plugin: Plugin = spec.values["plugin"]
     supervise: Mapping[str, Any] = spec.values["supervise"]
@@ -143,7 +196,7 @@ def _process(
         if options.get("shutdown_grace") is None:
             options["shutdown_grace"] = settings.shutdown_grace
     config = LaunchConfig(name=plugin.name, **options)
-    return _wire(ProcessHandle(plugin, config, **supervise), events)
+    return _wire(ProcessHandle(plugin, config, **supervise, chain=chain), events)
 
 
 class ProcessPlugin(PluginProvider[ProcessHandle]):
@@ -159,7 +212,13 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
     channel (uvicorn, HTTP/1.1); ``False``: hypercorn on 127.0.0.1 (HTTP/2, gRPC too).
     ``host_url`` (a string or a provider of one, e.g. ``host.provided.url``) is
     passed to the child as ``PLUGIN_DI_HOST_URL``; depending on a provider also
-    orders the start: the plugin starts after it.
+    orders the start: the plugin starts after it. ``chain``: the clients' interceptors.
+
+    ``auto_mtls`` (off by default: a launched plugin already accepts only calls carrying
+    its launch secret, on a 0600 Unix socket or loopback, and TLS costs each start a key
+    pair and the fast channel): the launcher makes an ephemeral host certificate, the
+    plugin its own; each side trusts only the other's, so no other client can call the
+    plugin. The plugin then serves TCP with TLS (hypercorn) even with ``unix_socket``.
     """
 
     def __init__(
@@ -179,10 +238,12 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
         shutdown_grace: float | None = None,
         kill_timeout: float = 2.0,
         unix_socket: bool = True,
+        auto_mtls: bool = False,
         host_url: str | providers.Provider[str] | None = None,
         protocol_versions: Sequence[int] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         interceptors: Iterable[Interceptor] = (),
+        chain: ChainArg = None,
         settings: Settings | providers.Provider[Settings] | None = None,
         events: EventsArg = None,
     ) -> None:
@@ -197,6 +258,7 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
             "shutdown_grace": shutdown_grace,
             "kill_timeout": kill_timeout,
             "unix_socket": unix_socket,
+            "auto_mtls": auto_mtls,
             "protocol_versions": tuple(protocol_versions or plugin.app_protocol_versions),
         }
         supervise = {
@@ -209,17 +271,28 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
             "interceptors": tuple(interceptors),
         }
         spec = _Shared(plugin=plugin, launch=launch, supervise=supervise)
-        super().__init__(_process, spec, settings=settings, events=events, host_url=host_url)
+        super().__init__(
+            _process,
+            spec,
+            settings=settings,
+            events=events,
+            host_url=host_url,
+            chain=_chain_arg(chain),
+        )
 
 
-def _remote(spec: _Shared, events: Emitter | None = None) -> RemoteHandle:
-    return _wire(RemoteHandle(**spec.values), events)
+def _remote(
+    spec: _Shared, events: Emitter | None = None, chain: InterceptorChain | None = None
+) -> RemoteHandle:
+    return _wire(RemoteHandle(**spec.values, chain=chain), events)
 
 
 class RemotePlugin(PluginProvider[RemoteHandle]):
     """A plugin already running at ``url``; ``check`` asks its health when the app starts.
 
     ``tls`` (`plugin_di.rpc.tls.ClientTLS`) for ``https://`` URLs: CA and client certificate.
+    ``chain``: the clients' interceptors; its breaker is keyed by ``url``, and credentials
+    are refused over plaintext to a non-loopback ``url`` (see `InterceptorChain`).
     """
 
     def __init__(
@@ -230,6 +303,7 @@ class RemotePlugin(PluginProvider[RemoteHandle]):
         check: bool = True,
         tls: ClientTLS | None = None,
         interceptors: Iterable[Interceptor] = (),
+        chain: ChainArg = None,
         events: EventsArg = None,
     ) -> None:
         if plugin is None:
@@ -240,7 +314,7 @@ class RemotePlugin(PluginProvider[RemoteHandle]):
         spec = _Shared(
             plugin=plugin, url=url, check=check, tls=tls, interceptors=tuple(interceptors)
         )
-        super().__init__(_remote, spec, events=events)
+        super().__init__(_remote, spec, events=events, chain=_chain_arg(chain))
 
 
 def placed(plugin: Plugin, placement: Placement | str, **options: Any) -> PluginProvider[Any]:
@@ -251,7 +325,7 @@ def placed(plugin: Plugin, placement: Placement | str, **options: Any) -> Plugin
 
     Options that do not apply to the chosen placement are ignored.
     """
-    common = {k: options[k] for k in ("interceptors", "events") if k in options}
+    common = {k: options[k] for k in ("interceptors", "events", "chain") if k in options}
     if placement == "in-memory":
         extra = {k: options[k] for k in ("mode", "server_interceptors") if k in options}
         return InMemoryPlugin(plugin, **common, **extra)

@@ -72,12 +72,32 @@ class PluginStopped(Event, launch.PluginStopped):
         return f"plugin {self.plugin} stopped{code}"
 
 
+@dataclass(frozen=True)
+class BreakerStateChanged(Event, launch.PluginBreakerChanged):
+    """A circuit breaker of the plugin's clients changed state; WARNING when it opens."""
+
+    level: ClassVar[int] = logging.INFO
+
+    def log_level(self) -> int:
+        return logging.WARNING if self.new != "Closed" else logging.INFO
+
+    def message(self) -> str:
+        if self.new == "Open":
+            then = "calls fail fast with UNAVAILABLE; health is DEGRADED"
+        elif self.new == "HalfOpen":
+            then = "probing"
+        else:
+            then = "calls pass again"
+        return f"plugin {self.plugin}: circuit for {self.endpoint} {self.old} -> {self.new}; {then}"
+
+
 _ENGINE_TYPES: dict[type[launch.PluginEvent], type[Event]] = {
     launch.PluginStarted: PluginStarted,
     launch.PluginCrashed: PluginCrashed,
     launch.PluginRestarted: PluginRestarted,
     launch.PluginGaveUp: PluginGaveUp,
     launch.PluginStopped: PluginStopped,
+    launch.PluginBreakerChanged: BreakerStateChanged,
 }
 
 

@@ -48,23 +48,30 @@ def target_for(url: str, cert_der: bytes = b"", *, tls: ClientTLS | None = None)
 
     The transport is `plugin_di.rpc.transport.http_client`'s choice for the scheme.
     ``cert_der``, the certificate from a handshake line, is pinned: it is the only
-    certificate trusted for this endpoint; otherwise ``tls`` (CA, client certificate)
-    applies to ``https://`` URLs.
+    certificate trusted for this endpoint (``tls``'s client certificate, if any, is still
+    presented: automatic mTLS); otherwise ``tls`` (CA, client certificate) applies to
+    ``https://`` URLs.
     """
     if cert_der:
         from plugin_di.rpc.tls import ClientTLS, der_to_pem  # cryptography: only when needed
 
-        tls = ClientTLS(ca_pem=der_to_pem(cert_der))
+        own = tls if tls is not None else ClientTLS()
+        tls = ClientTLS(ca_pem=der_to_pem(cert_der), cert_pem=own.cert_pem, key_pem=own.key_pem)
     client = http_client(url, tls=tls)
     return Target(client.address, client, client.aclose)
 
 
 class EndpointClient(pyqwest.Client):
-    """A ``pyqwest.Client`` that forwards to the currently bound `Target`."""
+    """A ``pyqwest.Client`` that forwards to the currently bound `Target`.
 
-    def __init__(self, name: str) -> None:
+    ``auth``: interceptors every client built here gets innermost (after the caller's), such
+    as the launcher's per-launch secret, so they also reach PluginControl calls.
+    """
+
+    def __init__(self, name: str, *, auth: Iterable[Interceptor] = ()) -> None:
         super().__init__()
         self.name = name
+        self.auth = tuple(auth)
         self.base = f"http://{name}.plugin-di.invalid"
         self._target: Target | None = None
         self._reason = "not started"
@@ -98,7 +105,7 @@ class EndpointClient(pyqwest.Client):
             existing = client_cls(
                 self.base,
                 http_client=self,
-                interceptors=interceptors,
+                interceptors=[*interceptors, *self.auth],
                 send_compression=None,
                 accept_compression=[],
                 timeout_ms=timeout_ms,

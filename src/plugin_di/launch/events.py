@@ -14,6 +14,7 @@ from plugin_di.plugin.health import HealthState
 __all__ = [
     "EmitFn",
     "HealthState",
+    "PluginBreakerChanged",
     "PluginCrashed",
     "PluginEvent",
     "PluginGaveUp",
@@ -92,3 +93,13 @@ EmitFn = Callable[[PluginEvent], None]
 
 def discard(event: PluginEvent) -> None:
     """An ``emit`` that drops events."""
+
+
+@dataclass(frozen=True)
+class PluginBreakerChanged(PluginEvent):
+    """A circuit breaker of the plugin's clients changed state (``Closed``, ``Open``,
+    ``HalfOpen``); while one is open, calls fail fast and health is DEGRADED."""
+
+    endpoint: str
+    old: str
+    new: str

@@ -4,19 +4,41 @@ A handle is built before the app starts and hands out client objects at once;
 ``start()`` makes them work (for a process plugin: launches it and binds the
 endpoint) and ``stop()`` ends it. Dependents only ever see the generated client
 class, so moving a plugin between placements changes nothing for them.
+
+Every client a handle builds gets the handle's `InterceptorChain` (outermost first:
+the handle's ``interceptors``, then the chain's client list: its extras, credentials,
+circuit breaker, retry; see `plugin_di.rpc.interceptors.chain`). The handle keeps its
+own copy of the chain (`own_chain`), so a chain shared by several plugins as a
+container-wide default still gives each plugin its own breakers; their state changes
+become `PluginBreakerChanged` events, and health is DEGRADED while one is open.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from connectrpc.client import ConnectClient
 from connectrpc.interceptor import Interceptor
 
-from plugin_di.launch.events import EmitFn, PluginEvent, PluginHealth, discard
+from plugin_di.launch.events import (
+    EmitFn,
+    HealthState,
+    PluginBreakerChanged,
+    PluginEvent,
+    PluginHealth,
+    discard,
+)
 from plugin_di.plugin.definition import Plugin
+from plugin_di.rpc.interceptors import (
+    CircuitBreaker,
+    CircuitState,
+    InterceptorChain,
+    check_interceptors,
+)
+from plugin_di.rpc.interceptors.chain import BreakerStateChange
 
 ClientT = TypeVar("ClientT", bound=ConnectClient)
 
@@ -31,11 +53,48 @@ class PluginHandle(ABC):
         plugin: Plugin,
         *,
         interceptors: Iterable[Interceptor] = (),
+        chain: InterceptorChain | None = None,
         emit: EmitFn = discard,
     ) -> None:
         self.plugin = plugin
-        self.interceptors = tuple(interceptors)
+        self.interceptors = tuple(check_interceptors(interceptors))
         self._emit = emit
+        self.chain = own_chain(chain, self._breaker_changed)
+
+    def _breaker_changed(self, endpoint: str, old: CircuitState, new: CircuitState) -> None:
+        self.emit(PluginBreakerChanged(self.name, endpoint, str(old), str(new)))
+
+    @property
+    def breaker_key(self) -> str:
+        """The endpoint name of this plugin's clients in its chain (its breaker's key)."""
+        return f"{self.placement}://{self.name}"
+
+    def client_interceptors(self) -> list[Any]:
+        """The client interceptors every client of this plugin gets, outermost first."""
+        return [*self.interceptors, *self.chain.client_interceptors(self.breaker_key)]
+
+    def open_breakers(self) -> list[str]:
+        """The endpoints whose circuit is open (or half open) now."""
+        return [
+            name
+            for name, breaker in self.chain.breakers.items()
+            if breaker.state is not CircuitState.CLOSED
+        ]
+
+    def reset_breakers(self) -> None:
+        """Close this plugin's breakers: a new endpoint was bound (the plugin restarted), so
+        the failures of the old one say nothing about it."""
+        for breaker in self.chain.breakers.values():
+            _reset(breaker)
+
+    def with_breakers(self, health: PluginHealth) -> PluginHealth:
+        """``health``, DEGRADED while a breaker is not closed (an UNHEALTHY stays UNHEALTHY)."""
+        tripped = self.open_breakers()
+        if not tripped or health.state is HealthState.UNHEALTHY:
+            return health
+        why = f"circuit open for {', '.join(tripped)}"
+        reason = f"{why}; {health.reason}" if health.reason else why
+        return PluginHealth(HealthState.DEGRADED, reason)
 
     @property
     def name(self) -> str:
@@ -73,3 +132,38 @@ class PluginHandle(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.placement}>"
+
+
+def own_chain(
+    chain: InterceptorChain | None,
+    on_change: BreakerStateChange,
+) -> InterceptorChain:
+    """A plugin's own copy of ``chain`` (default: ``InterceptorChain()``): same settings and
+    rate limiter, its own breakers, whose changes go to ``on_change`` (and to the callback the
+    chain already had)."""
+    template = chain if chain is not None else InterceptorChain()
+    if template.sync:
+        raise TypeError(
+            "plugin handles build async clients: give them an InterceptorChain with sync=False"
+        )
+    previous = template.on_breaker_state_change
+
+    def notify(endpoint: str, old: CircuitState, new: CircuitState) -> None:
+        on_change(endpoint, old, new)
+        if previous is not None:
+            previous(endpoint, old, new)
+
+    return dataclasses.replace(template, on_breaker_state_change=notify)
+
+
+def _reset(breaker: CircuitBreaker) -> None:
+    reset = getattr(breaker, "reset", None)
+    if callable(reset):
+        reset()
+        return
+    # CircuitBreaker has no public reset yet: do what its own transitions do.
+    changes: list[tuple[CircuitState, CircuitState]] = []
+    with breaker._lock:
+        if breaker._state is not CircuitState.CLOSED:
+            breaker._set(CircuitState.CLOSED, changes)
+    breaker._notify(changes)

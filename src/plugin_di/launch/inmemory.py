@@ -20,12 +20,17 @@ from plugin_di.launch.events import (
 from plugin_di.launch.handle import ClientT, PluginHandle
 from plugin_di.plugin.definition import Plugin
 from plugin_di.plugin.inprocess import Mode, inprocess_client
+from plugin_di.rpc.interceptors import InterceptorChain, check_interceptors
 
 logger = logging.getLogger(__name__)
 
 
 class InMemoryHandle(PluginHandle):
-    """Clients dispatch to the implementation directly (``direct``) or through ASGI (``asgi``)."""
+    """Clients dispatch to the implementation directly (``direct``) or through ASGI (``asgi``).
+
+    The server side runs the chain's server interceptors (header limits, auth, rate limit,
+    its extras), then ``server_interceptors``, as a served plugin would.
+    """
 
     placement = "in-memory"
 
@@ -36,11 +41,12 @@ class InMemoryHandle(PluginHandle):
         mode: Mode = "direct",
         interceptors: Iterable[Interceptor] = (),
         server_interceptors: Iterable[Interceptor] = (),
+        chain: InterceptorChain | None = None,
         emit: EmitFn = discard,
     ) -> None:
-        super().__init__(plugin, interceptors=interceptors, emit=emit)
+        super().__init__(plugin, interceptors=interceptors, chain=chain, emit=emit)
         self.mode: Mode = mode
-        self.server_interceptors = tuple(server_interceptors)
+        self.server_interceptors = tuple(check_interceptors(server_interceptors))
         self._clients: dict[type[Any], Any] = {}
         self._running = False
 
@@ -55,8 +61,8 @@ class InMemoryHandle(PluginHandle):
                 self.plugin,
                 client_cls,
                 mode=self.mode,
-                interceptors=self.interceptors,
-                server_interceptors=self.server_interceptors,
+                interceptors=self.client_interceptors(),
+                server_interceptors=[*self.chain.server_interceptors(), *self.server_interceptors],
             )
             self._clients[client_cls] = existing
         result: ClientT = existing
@@ -85,5 +91,5 @@ class InMemoryHandle(PluginHandle):
 
     async def health(self) -> PluginHealth:
         if self._running:
-            return PluginHealth(HealthState.HEALTHY, f"in-memory ({self.mode})")
+            return self.with_breakers(PluginHealth(HealthState.HEALTHY, f"in-memory ({self.mode})"))
         return PluginHealth(HealthState.UNHEALTHY, "not started")

@@ -30,6 +30,7 @@ from plugin_di.launch.supervisor import (
 )
 from plugin_di.plugin.client import PluginClient, PluginClientError
 from plugin_di.plugin.definition import Plugin
+from plugin_di.rpc.interceptors import BearerClient, InterceptorChain
 
 
 class ProcessHandle(PluginHandle):
@@ -38,6 +39,13 @@ class ProcessHandle(PluginHandle):
     With ``verify`` (the default), each launch ends with a HandshakeService call that
     checks the magic cookie, the app protocol version and that the process serves
     this plugin; a refusal fails the start like a missing handshake line.
+
+    Every client (the dependents' and the launcher's PluginControl calls) sends the
+    launch's secret as ``Authorization: Bearer``, innermost, so it wins over a chain's own
+    credentials: a plugin started by a launcher accepts only its launcher's calls (see
+    `plugin_di.plugin.security`). With ``config.auto_mtls`` the plugin must return its
+    certificate in the handshake line; clients pin it and present the launch's host
+    certificate.
     """
 
     placement = "process"
@@ -54,14 +62,16 @@ class ProcessHandle(PluginHandle):
         verify: bool = True,
         clock: Clock = SYSTEM_CLOCK,
         interceptors: Iterable[Interceptor] = (),
+        chain: InterceptorChain | None = None,
         emit: EmitFn = discard,
-        target_factory: Callable[[str, bytes], Target] = target_for,
+        target_factory: Callable[..., Target] = target_for,
     ) -> None:
-        super().__init__(plugin, interceptors=interceptors, emit=emit)
+        super().__init__(plugin, interceptors=interceptors, chain=chain, emit=emit)
         self.config = config
         self.checksum = checksum
         self.verify = verify
-        self.endpoint = EndpointClient(plugin.name)
+        self._secret: str | None = None
+        self.endpoint = EndpointClient(plugin.name, auth=[BearerClient(lambda: self._secret)])
         self._clock = clock
         self._target_factory = target_factory
         self.supervisor = Supervisor(
@@ -88,13 +98,24 @@ class ProcessHandle(PluginHandle):
         return process.pid if process is not None else None
 
     def _client(self, client_cls: type[ClientT]) -> ClientT:
-        return self.endpoint.client(client_cls, interceptors=self.interceptors)
+        return self.endpoint.client(client_cls, interceptors=self.client_interceptors())
 
     async def _launch(self) -> PluginProcess:
         if self.checksum:
             verify_checksum(self.name, command_file(self.config.command), self.checksum)
         process = PluginProcess(self.config, clock=self._clock)
         await process.start()
+        if self.config.auto_mtls and not process.handshake.cert_der:
+            await process.stop()
+            raise PluginStartError(
+                self.name,
+                "auto_mtls is on but the handshake line carries no certificate",
+                command=self.config.command,
+                exit_code=process.returncode,
+                stderr_tail=process.stderr_tail,
+                hint="serve the plugin with plugin_di.serve (it answers PLUGIN_CLIENT_CERT), "
+                "or launch it with auto_mtls=False",
+            )
         if self.verify:
             try:
                 await self._handshake(process)
@@ -105,11 +126,7 @@ class ProcessHandle(PluginHandle):
 
     async def _handshake(self, process: PluginProcess) -> None:
         """HandshakeService: same cookie, a common app version, and this plugin served."""
-        tls = None
-        if process.handshake.cert_der:
-            from plugin_di.rpc.tls import ClientTLS, der_to_pem
-
-            tls = ClientTLS(ca_pem=der_to_pem(process.handshake.cert_der))
+        tls = process.client_tls()
         client = PluginClient(
             process.url,
             [self.plugin],
@@ -135,8 +152,12 @@ class ProcessHandle(PluginHandle):
             await client.close()
 
     async def _on_up(self, process: PluginProcess) -> None:
-        target = self._target_factory(process.url, process.handshake.cert_der)
+        target = self._target_factory(
+            process.url, process.handshake.cert_der, tls=process.client_tls()
+        )
+        self._secret = process.secret
         await close_target(self.endpoint.bind(target))
+        self.reset_breakers()
 
     async def _on_down(self, what: str) -> None:
         policy = self.supervisor.policy.value
@@ -160,5 +181,5 @@ class ProcessHandle(PluginHandle):
             health = await remote_health(self.endpoint)
             where = f"pid {self.pid} at {self.url}"
             reason = f"{health.reason}; {where}" if health.reason else where
-            return PluginHealth(health.state, reason)
+            return self.with_breakers(PluginHealth(health.state, reason))
         return self.supervisor.health

@@ -19,6 +19,7 @@ from plugin_di.launch.events import (
 )
 from plugin_di.launch.handle import ClientT, PluginHandle
 from plugin_di.plugin.definition import Plugin
+from plugin_di.rpc.interceptors import InterceptorChain
 
 if TYPE_CHECKING:
     from plugin_di.rpc.tls import ClientTLS
@@ -45,10 +46,11 @@ class RemoteHandle(PluginHandle):
         check: bool = True,
         tls: ClientTLS | None = None,
         interceptors: Iterable[Interceptor] = (),
+        chain: InterceptorChain | None = None,
         emit: EmitFn = discard,
         target_factory: Callable[..., Target] = target_for,
     ) -> None:
-        super().__init__(plugin, interceptors=interceptors, emit=emit)
+        super().__init__(plugin, interceptors=interceptors, chain=chain, emit=emit)
         self._url = url
         self.check = check
         self.endpoint = EndpointClient(plugin.name)
@@ -59,8 +61,12 @@ class RemoteHandle(PluginHandle):
     def url(self) -> str:
         return self._url
 
+    @property
+    def breaker_key(self) -> str:
+        return self._url
+
     def _client(self, client_cls: type[ClientT]) -> ClientT:
-        return self.endpoint.client(client_cls, interceptors=self.interceptors)
+        return self.endpoint.client(client_cls, interceptors=self.client_interceptors())
 
     async def start(self) -> None:
         self.endpoint.bind(self._target_factory(self._url, tls=self.tls))
@@ -83,4 +89,4 @@ class RemoteHandle(PluginHandle):
     async def health(self) -> PluginHealth:
         if self.endpoint.target is None:
             return PluginHealth(HealthState.UNHEALTHY, "not started")
-        return await remote_health(self.endpoint)
+        return self.with_breakers(await remote_health(self.endpoint))
