@@ -1,13 +1,15 @@
-"""The plugin side of the host platform: identity, registration, discovery, health.
-
-``HostClient`` speaks to a host: a handshake with ``self_id`` (self-registering)
-or an identity the host handed over (platform-managed), then every call carries
-``Authorization: Bearer <token>`` and ``X-Plugin-Runtime-ID``.
+"""The plugin side of the host platform: registration, discovery, health, joining.
 
 ``HostSession`` does what every plugin on a host needs: register the services it
 provides, watch the services it requires, and report HEALTHY or DEGRADED with
 the missing dependencies, again on every change, so a plugin that started
 before its dependency recovers by itself when a provider appears.
+
+``join_host`` / ``serve_on_host`` join a serving plugin to the host: it
+self-registers when ``PLUGIN_DI_HOST_URL`` is set, else it waits for the host
+that launched it to hand it an identity (platform-managed). The RPC client
+itself (`HostClient`) is in `plugin_di.plugin.host_rpc`; its names are
+re-exported here.
 
 Plugin layer: imports only rpc and generated code (no host, networkx or pydantic).
 """
@@ -19,218 +21,60 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import pyqwest
-from connectrpc.client import ConnectClient
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
-from connectrpc.request import RequestContext
 
-from plugin_di.gen.connectplugin.v1 import broker_pb2, handshake_pb2, lifecycle_pb2, registry_pb2
-from plugin_di.gen.connectplugin.v1.broker_connect import CapabilityBrokerClient
-from plugin_di.gen.connectplugin.v1.handshake_connect import HandshakeServiceClient
-from plugin_di.gen.connectplugin.v1.lifecycle_connect import PluginLifecycleClient
-from plugin_di.gen.connectplugin.v1.registry_connect import ServiceRegistryClient
+from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.plugin import env
-from plugin_di.plugin.definition import Dependency, Plugin
+from plugin_di.plugin.definition import Dependency, PluginsLike, as_plugin_set
+from plugin_di.plugin.host_rpc import (
+    BASE_URL_KEY,
+    DEGRADED,
+    HEALTHY,
+    PROVIDES_KEY,
+    REQUIRES_KEY,
+    UNHEALTHY,
+    BearerAuth,
+    ClientT,
+    HostClient,
+    HostClientError,
+    declaration_metadata,
+)
 from plugin_di.plugin.identity import IdentityStore, RuntimeIdentity
+
+__all__ = [
+    "BASE_URL_KEY",
+    "DEGRADED",
+    "HEALTHY",
+    "PROVIDES_KEY",
+    "REQUIRES_KEY",
+    "UNHEALTHY",
+    "BearerAuth",
+    "ClientT",
+    "HostClient",
+    "HostClientError",
+    "HostMembership",
+    "HostSession",
+    "declaration_metadata",
+    "follow_identity",
+    "join_host",
+    "managed_session",
+    "self_register",
+    "serve_on_host",
+]
 
 log = logging.getLogger(__name__)
 
-ClientT = TypeVar("ClientT", bound=ConnectClient)
+LEAVE_TIMEOUT = 2.0
+"""Seconds a plugin leaving the host waits for each session to unregister."""
 
-PROVIDES_KEY = "plugin-di.provides"
-REQUIRES_KEY = "plugin-di.requires"
-BASE_URL_KEY = "plugin-di.base-url"
-
-HEALTHY = lifecycle_pb2.HEALTH_STATE_HEALTHY
-DEGRADED = lifecycle_pb2.HEALTH_STATE_DEGRADED
-UNHEALTHY = lifecycle_pb2.HEALTH_STATE_UNHEALTHY
-
-_NO_COMPRESSION: dict[str, Any] = {"send_compression": None, "accept_compression": []}
-
-
-class HostClientError(Exception):
-    """The plugin has no identity yet, or the host refused it."""
-
-
-class BearerAuth:
-    """Client interceptor adding a runtime identity's headers to every call."""
-
-    def __init__(self, identity: Callable[[], RuntimeIdentity | None]) -> None:
-        self._identity = identity
-
-    def _stamp(self, ctx: RequestContext[Any, Any]) -> None:
-        identity = self._identity()
-        if identity is None:
-            raise HostClientError("no runtime identity yet: handshake with the host first")
-        if identity.runtime_token:
-            ctx.request_headers["authorization"] = f"Bearer {identity.runtime_token}"
-        if identity.runtime_id:
-            ctx.request_headers["x-plugin-runtime-id"] = identity.runtime_id
-
-    async def intercept_unary(
-        self, call_next: Callable[[Any, Any], Awaitable[Any]], request: Any, ctx: Any
-    ) -> Any:
-        self._stamp(ctx)
-        return await call_next(request, ctx)
-
-    async def intercept_server_stream(
-        self, call_next: Callable[[Any, Any], AsyncIterator[Any]], request: Any, ctx: Any
-    ) -> AsyncIterator[Any]:
-        self._stamp(ctx)
-        async for message in call_next(request, ctx):
-            yield message
-
-
-def declaration_metadata(plugins: Sequence[Plugin], base_url: str = "") -> dict[str, str]:
-    """The handshake ``client_metadata`` declaring what ``plugins`` provide and require."""
-    provides = [f"{s.service_type}@{s.version}" for p in plugins for s in p.services]
-    requires = [
-        ("" if d.required_for_startup else "?")
-        + d.type
-        + (f"@{d.min_version}" if d.min_version else "")
-        for p in plugins
-        for d in p.requires
-    ]
-    metadata = {PROVIDES_KEY: ",".join(provides), REQUIRES_KEY: ",".join(requires)}
-    if base_url:
-        metadata[BASE_URL_KEY] = base_url
-    return metadata
-
-
-class HostClient:
-    """Calls from a plugin to the host platform."""
-
-    def __init__(
-        self,
-        host_url: str,
-        *,
-        http_client: pyqwest.Client | None = None,
-        identity: RuntimeIdentity | None = None,
-        magic_cookie_key: str = env.DEFAULT_MAGIC_COOKIE_KEY,
-        magic_cookie_value: str = env.DEFAULT_MAGIC_COOKIE_VALUE,
-    ) -> None:
-        self.host_url = host_url.rstrip("/")
-        self.identity = identity
-        self._cookie = (magic_cookie_key, magic_cookie_value)
-        self._transport: pyqwest.HTTPTransport | None = None
-        if http_client is None:
-            self._transport = pyqwest.HTTPTransport(http_version=pyqwest.HTTPVersion.HTTP2)
-            http_client = pyqwest.Client(self._transport)
-        self.http_client = http_client
-        self.auth = BearerAuth(lambda: self.identity)
-        common: dict[str, Any] = {"http_client": http_client, **_NO_COMPRESSION}
-        self._handshake = HandshakeServiceClient(self.host_url, **common)
-        authed: dict[str, Any] = {**common, "interceptors": [self.auth]}
-        self.registry = ServiceRegistryClient(self.host_url, **authed)
-        self.lifecycle = PluginLifecycleClient(self.host_url, **authed)
-        self.broker = CapabilityBrokerClient(self.host_url, **authed)
-
-    async def handshake(
-        self,
-        self_id: str,
-        *,
-        plugins: Sequence[Plugin] = (),
-        base_url: str = "",
-        self_version: str = "",
-        app_versions: Sequence[int] = (1,),
-    ) -> RuntimeIdentity:
-        """Self-register: get a runtime identity, declaring what ``plugins`` provide."""
-        response = await self._handshake.handshake(
-            handshake_pb2.HandshakeRequest(
-                core_protocol_version=env.CORE_PROTOCOL_VERSION,
-                app_protocol_version=max(app_versions),
-                app_protocol_versions=list(app_versions),
-                magic_cookie_key=self._cookie[0],
-                magic_cookie_value=self._cookie[1],
-                self_id=self_id,
-                self_version=self_version,
-                client_metadata=declaration_metadata(plugins, base_url),
-            )
-        )
-        if not response.runtime_id or not response.runtime_token:
-            raise HostClientError(f"host at {self.host_url} issued no runtime identity")
-        self.identity = RuntimeIdentity(response.runtime_id, response.runtime_token, self.host_url)
-        return self.identity
-
-    async def register(
-        self,
-        service_type: str,
-        version: str,
-        endpoint_path: str,
-        metadata: dict[str, str] | None = None,
-    ) -> str:
-        """Register a provided service; its registration id."""
-        response = await self.registry.register_service(
-            registry_pb2.RegisterServiceRequest(
-                service_type=service_type,
-                version=version,
-                endpoint_path=endpoint_path,
-                metadata=metadata or {},
-            )
-        )
-        return response.registration_id
-
-    async def unregister(self, registration_id: str) -> None:
-        await self.registry.unregister_service(
-            registry_pb2.UnregisterServiceRequest(registration_id=registration_id)
-        )
-
-    async def discover(
-        self, service_type: str, min_version: str = ""
-    ) -> registry_pb2.DiscoverServiceResponse:
-        """One provider of ``service_type`` (NOT_FOUND ConnectError when there is none)."""
-        return await self.registry.discover_service(
-            registry_pb2.DiscoverServiceRequest(service_type=service_type, min_version=min_version)
-        )
-
-    def watch(self, service_type: str) -> AsyncIterator[registry_pb2.WatchServiceEvent]:
-        """The current state of a type, then every change."""
-        return self.registry.watch_service(
-            registry_pb2.WatchServiceRequest(service_type=service_type)
-        )
-
-    async def report_health(
-        self, state: int, reason: str = "", unavailable: Sequence[str] = ()
-    ) -> None:
-        await self.lifecycle.report_health(
-            lifecycle_pb2.ReportHealthRequest(
-                state=state,  # type: ignore[arg-type]
-                reason=reason,
-                unavailable_dependencies=list(unavailable),
-            )
-        )
-
-    async def request_capability(
-        self, capability_type: str, min_version: str = "", reason: str = ""
-    ) -> broker_pb2.CapabilityGrant:
-        response = await self.broker.request_capability(
-            broker_pb2.RequestCapabilityRequest(
-                capability_type=capability_type, min_version=min_version, reason=reason
-            )
-        )
-        return response.grant
-
-    def routed_client(
-        self, client_class: type[ClientT], endpoint: registry_pb2.ServiceEndpoint
-    ) -> ClientT:
-        """A typed client calling a discovered provider through the host's router."""
-        return client_class(
-            self.host_url + endpoint.endpoint_url,
-            http_client=self.http_client,
-            interceptors=[self.auth],
-            **_NO_COMPRESSION,
-        )
-
-    async def close(self) -> None:
-        if self._transport is not None:
-            await self._transport.aclose()
-            self._transport = None
-            await asyncio.sleep(0.05)  # pyqwest's tokio threads settle before the loop ends
+OnReport = Callable[[int, str, Sequence[str]], None]
+OnSession = Callable[["HostSession"], None]
 
 
 @dataclass
@@ -240,23 +84,29 @@ class _DependencyState:
 
 
 class HostSession:
-    """Registers a plugin's services, watches its dependencies, and keeps its health reported."""
+    """Registers a plugin's services, watches its dependencies, and keeps its health reported.
+
+    The reported reason names the provider used for each dependency
+    (``ready: logger from logger-1a2b``), so the host and the plugin's own
+    health service show what was discovered.
+    """
 
     def __init__(
         self,
         client: HostClient,
-        plugins: Plugin | Sequence[Plugin],
+        plugins: PluginsLike,
         *,
         base_url: str = "",
-        on_report: Callable[[int, str, Sequence[str]], None] | None = None,
+        on_report: OnReport | None = None,
     ) -> None:
         self.client = client
-        self.plugins = [plugins] if isinstance(plugins, Plugin) else list(plugins)
+        self.plugins = list(as_plugin_set(plugins).values())
         self.base_url = base_url
         self._on_report = on_report
         self.registrations: list[str] = []
         self.dependencies = {d.type: _DependencyState(d) for p in self.plugins for d in p.requires}
         self.state: int = 0
+        self.reason = ""
         self.unavailable: tuple[str, ...] = ()
         self._tasks: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
@@ -321,11 +171,19 @@ class HostSession:
                 t for t in missing if self.dependencies[t].dependency.required_for_startup
             ]
             state = DEGRADED if required_missing else HEALTHY
-            reason = f"waiting for {', '.join(required_missing)}" if required_missing else "ready"
-            if (state, missing) == (self.state, self.unavailable):
+            used = [
+                f"{t} from {s.endpoint.provider_id}"
+                for t, s in sorted(self.dependencies.items())
+                if s.endpoint is not None
+            ]
+            if required_missing:
+                reason = f"waiting for {', '.join(required_missing)}"
+            else:
+                reason = "ready" + (f": {', '.join(used)}" if used else "")
+            if (state, reason, missing) == (self.state, self.reason, self.unavailable):
                 return
             await self.client.report_health(state, reason, missing)
-            self.state, self.unavailable = state, missing
+            self.state, self.reason, self.unavailable = state, reason, missing
             if self._on_report is not None:
                 self._on_report(state, reason, missing)
             self._changed.set()
@@ -335,6 +193,11 @@ class HostSession:
         """The provider currently used for a dependency, or None."""
         state = self.dependencies.get(service_type)
         return state.endpoint if state else None
+
+    def routed_client(self, client_class: type[ClientT], service_type: str) -> ClientT | None:
+        """A typed client for the current provider of a dependency, through the router."""
+        endpoint = self.endpoint(service_type)
+        return None if endpoint is None else self.client.routed_client(client_class, endpoint)
 
     async def wait_state(self, state: int) -> None:
         """Wait until this session has reported ``state`` (bound it with asyncio.timeout)."""
@@ -356,54 +219,71 @@ class HostSession:
         self.registrations.clear()
 
 
+async def _started(session: HostSession, on_session: OnSession | None) -> HostSession:
+    if on_session is not None:
+        on_session(session)  # before start: the plugin sees each endpoint as soon as it is known
+    await session.start()
+    return session
+
+
 async def managed_session(
     identity: RuntimeIdentity,
-    plugins: Plugin | Sequence[Plugin],
+    plugins: PluginsLike,
     *,
     http_client: pyqwest.Client | None = None,
-    on_report: Callable[[int, str, Sequence[str]], None] | None = None,
+    on_report: OnReport | None = None,
+    on_session: OnSession | None = None,
 ) -> HostSession:
-    """Platform-managed: start a session with the identity the host handed over."""
+    """Platform-managed: start a session with the identity the host handed over.
+
+    ``on_session`` receives the session before it starts (registering, watching).
+    """
     if not identity.host_url:
         raise HostClientError("the host handed over an identity without host_url")
     client = HostClient(identity.host_url, http_client=http_client, identity=identity)
     session = HostSession(client, plugins, on_report=on_report)
-    await session.start()
-    return session
+    return await _started(session, on_session)
 
 
 async def follow_identity(
     store: IdentityStore,
-    plugins: Plugin | Sequence[Plugin],
+    plugins: PluginsLike,
     *,
     http_client: pyqwest.Client | None = None,
-    on_report: Callable[[int, str, Sequence[str]], None] | None = None,
+    on_report: OnReport | None = None,
+    on_session: OnSession | None = None,
 ) -> HostSession:
     """Wait for the host to hand over an identity (SetRuntimeIdentity), then start a session."""
     identity = await store.wait()
-    return await managed_session(identity, plugins, http_client=http_client, on_report=on_report)
+    return await managed_session(
+        identity, plugins, http_client=http_client, on_report=on_report, on_session=on_session
+    )
 
 
 async def self_register(
     host_url: str,
-    plugins: Plugin | Sequence[Plugin],
+    plugins: PluginsLike,
     *,
     base_url: str,
     http_client: pyqwest.Client | None = None,
-    on_report: Callable[[int, str, Sequence[str]], None] | None = None,
+    on_report: OnReport | None = None,
+    on_session: OnSession | None = None,
 ) -> HostSession:
     """Self-registering: handshake with the host at ``host_url``, then start a session."""
-    listed = [plugins] if isinstance(plugins, Plugin) else list(plugins)
+    listed = list(as_plugin_set(plugins).values())
     client = HostClient(host_url, http_client=http_client)
-    await client.handshake(
-        "-".join(p.name for p in listed),
-        plugins=listed,
-        base_url=base_url,
-        self_version=listed[0].version,
-    )
+    try:
+        await client.handshake(
+            "-".join(p.name for p in listed),
+            plugins=listed,
+            base_url=base_url,
+            self_version=listed[0].version,
+        )
+    except BaseException:
+        await client.close()
+        raise
     session = HostSession(client, listed, base_url=base_url, on_report=on_report)
-    await session.start()
-    return session
+    return await _started(session, on_session)
 
 
 class _Served(Protocol):
@@ -411,63 +291,102 @@ class _Served(Protocol):
     health: Any
 
 
-_sessions: set[asyncio.Task[HostSession]] = set()
-
-
-def join_host(
-    plugins: Plugin | Sequence[Plugin],
-    *,
-    environ: Mapping[str, str] | None = None,
-    on_session: Callable[[HostSession], None] | None = None,
-) -> Callable[[Any, Any], None]:
-    """An ``on_ready`` hook for ``serve``: join the host platform once serving.
+class HostMembership:
+    """An ``on_ready`` hook for ``serve_async`` that joins the host; ``leave()`` after serving.
 
     With ``PLUGIN_DI_HOST_URL`` set the plugin self-registers there; otherwise it
     waits for a host to hand it an identity (platform-managed). Either way its
     services are registered, its dependencies watched, and its health (also the
-    plugin's own health services) follows what it reports.
+    plugin's own health services) follows what it reports. A failure to join is
+    logged; the plugin keeps serving.
     """
-    source = os.environ if environ is None else environ
 
-    def on_ready(server: _Served, line: Any) -> None:
+    def __init__(
+        self,
+        plugins: PluginsLike,
+        *,
+        environ: Mapping[str, str] | None = None,
+        on_session: OnSession | None = None,
+    ) -> None:
+        self.plugins = as_plugin_set(plugins)
+        self.host_url = (os.environ if environ is None else environ).get(env.HOST_URL, "")
+        self.sessions: list[HostSession] = []
+        self._on_session = on_session
+        self._task: asyncio.Task[HostSession] | None = None
+
+    def __call__(self, server: _Served, line: Any) -> None:
         from plugin_di.plugin.health import HealthState
 
         def mirror(state: int, reason: str, missing: Sequence[str]) -> None:
             server.health.report(HealthState(state), reason, missing)
 
-        host_url = source.get(env.HOST_URL, "")
-        if host_url:
-            coro = self_register(host_url, plugins, base_url=line.url, on_report=mirror)
+        if self.host_url:
+            coro = self_register(
+                self.host_url,
+                self.plugins,
+                base_url=line.url,
+                on_report=mirror,
+                on_session=self._joined,
+            )
         else:
-            coro = follow_identity(server.identity, plugins, on_report=mirror)
-        task = asyncio.get_running_loop().create_task(coro)
-        _sessions.add(task)
+            coro = follow_identity(
+                server.identity, self.plugins, on_report=mirror, on_session=self._joined
+            )
+        self._task = asyncio.get_running_loop().create_task(coro)
+        self._task.add_done_callback(self._done)
 
-        def done(finished: asyncio.Task[HostSession]) -> None:
-            _sessions.discard(finished)
-            if finished.cancelled():
-                return
-            error = finished.exception()
-            if error is not None:
-                log.error("joining the host failed: %s", error)
-            elif on_session is not None:
-                on_session(finished.result())
+    def _joined(self, session: HostSession) -> None:
+        self.sessions.append(session)
+        if self._on_session is not None:
+            self._on_session(session)
 
-        task.add_done_callback(done)
+    def _done(self, task: asyncio.Task[HostSession]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            where = self.host_url or "the launching host"
+            log.error("joining the host at %s failed: %s", where, error)
 
-    return on_ready
+    async def leave(self) -> None:
+        """Stop joining, unregister every service (dependents are told), close the client."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        for session in self.sessions:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(LEAVE_TIMEOUT):
+                    await session.stop()
+            await session.client.close()
+        self.sessions.clear()
+
+
+def join_host(
+    plugins: PluginsLike,
+    *,
+    environ: Mapping[str, str] | None = None,
+    on_session: OnSession | None = None,
+) -> HostMembership:
+    """A `HostMembership`: pass it as ``on_ready`` to ``serve_async``, ``leave()`` after.
+
+    ``on_session`` receives the plugin's `HostSession` as soon as it exists (before
+    its services are registered), so the plugin can use each dependency once found.
+    """
+    return HostMembership(plugins, environ=environ, on_session=on_session)
 
 
 def serve_on_host(
-    plugins: Plugin | Sequence[Plugin],
+    plugins: PluginsLike,
     *,
-    on_session: Callable[[HostSession], None] | None = None,
+    on_session: OnSession | None = None,
     **serve_kwargs: Any,
 ) -> int:
     """Like ``plugin_di.plugin.server.serve``, and join the host platform once serving.
 
     Self-registers with ``PLUGIN_DI_HOST_URL`` when it is set, else waits to be
-    managed by the host that launched it. Returns the process exit code.
+    managed by the host that launched it; after a graceful stop it leaves the
+    host (its dependents see the services go). Returns the process exit code.
     """
     from plugin_di.plugin.server import serve_async
 
@@ -477,22 +396,15 @@ def serve_on_host(
         )
     real_stdout = sys.stdout
     sys.stdout = sys.stderr  # stdout carries only the handshake line
-    sessions: list[HostSession] = []
-
-    def joined(session: HostSession) -> None:
-        sessions.append(session)
-        if on_session is not None:
-            on_session(session)
 
     async def main() -> int:
-        hook = join_host(plugins, on_session=joined)
-        code = await serve_async(plugins, stdout=real_stdout, on_ready=hook, **serve_kwargs)
-        for session in sessions:  # leave the host: dependents see the services go
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2.0):
-                    await session.stop()
-            await session.client.close()
-        return code
+        membership = join_host(plugins, on_session=on_session)
+        try:
+            return await serve_async(
+                plugins, stdout=real_stdout, on_ready=membership, **serve_kwargs
+            )
+        finally:
+            await membership.leave()
 
     try:
         return asyncio.run(main())

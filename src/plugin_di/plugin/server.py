@@ -94,7 +94,8 @@ async def serve_async(
     """`serve` inside a running loop; returns the exit code.
 
     ``server_kind`` is ``auto``, ``hypercorn`` or ``uvicorn`` (default: ``PLUGIN_DI_SERVER``,
-    else ``auto``; see `plugin_di.plugin.config.server_choice`).
+    else ``auto``; see `plugin_di.plugin.config.server_choice`). With ``PLUGIN_DI_HOST_URL``
+    set and no ``on_ready``, the plugin joins that host (`plugin_di.plugin.host_client`).
     """
     environ = os.environ if environ is None else environ
     if server_kind is None:
@@ -139,6 +140,12 @@ async def serve_async(
         cert_der=_cert_der(tls_cert) if tls_cert else b"",
     )
 
+    membership = None
+    if on_ready is None and environ.get(env.HOST_URL):  # a host platform: join it once serving
+        from plugin_di.plugin.host_client import join_host
+
+        on_ready = membership = join_host(plugins, environ=environ)
+
     def ready() -> None:
         out.write(line.format() + "\n")
         out.flush()
@@ -156,6 +163,8 @@ async def serve_async(
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
+    if membership is not None:
+        await membership.leave()  # unregister: dependents see the services go
     await asyncio.sleep(_PYQWEST_SETTLE_SECONDS)
     return 0
 

@@ -1,0 +1,225 @@
+"""The plugin's RPC client to the host platform: handshake, registry, health, broker.
+
+``HostClient`` speaks to a host: a handshake with ``self_id`` (self-registering)
+or an identity the host handed over (platform-managed), then every call carries
+``Authorization: Bearer <token>`` and ``X-Plugin-Runtime-ID`` (`BearerAuth`).
+What a plugin does with it (register, watch, report health) is in
+`plugin_di.plugin.host_client`.
+
+Plugin layer: imports only rpc and generated code (no host, networkx or pydantic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import pyqwest
+from connectrpc.client import ConnectClient
+from connectrpc.request import RequestContext
+
+from plugin_di.gen.connectplugin.v1 import broker_pb2, handshake_pb2, lifecycle_pb2, registry_pb2
+from plugin_di.gen.connectplugin.v1.broker_connect import CapabilityBrokerClient
+from plugin_di.gen.connectplugin.v1.handshake_connect import HandshakeServiceClient
+from plugin_di.gen.connectplugin.v1.lifecycle_connect import PluginLifecycleClient
+from plugin_di.gen.connectplugin.v1.registry_connect import ServiceRegistryClient
+from plugin_di.plugin import env
+from plugin_di.plugin.definition import Plugin
+from plugin_di.plugin.identity import RuntimeIdentity
+
+ClientT = TypeVar("ClientT", bound=ConnectClient)
+
+PROVIDES_KEY = "plugin-di.provides"
+REQUIRES_KEY = "plugin-di.requires"
+BASE_URL_KEY = "plugin-di.base-url"
+
+HEALTHY = lifecycle_pb2.HEALTH_STATE_HEALTHY
+DEGRADED = lifecycle_pb2.HEALTH_STATE_DEGRADED
+UNHEALTHY = lifecycle_pb2.HEALTH_STATE_UNHEALTHY
+
+_NO_COMPRESSION: dict[str, Any] = {"send_compression": None, "accept_compression": []}
+
+
+class HostClientError(Exception):
+    """The plugin has no identity yet, or the host refused it."""
+
+
+class BearerAuth:
+    """Client interceptor adding a runtime identity's headers to every call."""
+
+    def __init__(self, identity: Callable[[], RuntimeIdentity | None]) -> None:
+        self._identity = identity
+
+    def _stamp(self, ctx: RequestContext[Any, Any]) -> None:
+        identity = self._identity()
+        if identity is None:
+            raise HostClientError("no runtime identity yet: handshake with the host first")
+        if identity.runtime_token:
+            ctx.request_headers["authorization"] = f"Bearer {identity.runtime_token}"
+        if identity.runtime_id:
+            ctx.request_headers["x-plugin-runtime-id"] = identity.runtime_id
+
+    async def intercept_unary(
+        self, call_next: Callable[[Any, Any], Awaitable[Any]], request: Any, ctx: Any
+    ) -> Any:
+        self._stamp(ctx)
+        return await call_next(request, ctx)
+
+    async def intercept_server_stream(
+        self, call_next: Callable[[Any, Any], AsyncIterator[Any]], request: Any, ctx: Any
+    ) -> AsyncIterator[Any]:
+        self._stamp(ctx)
+        async for message in call_next(request, ctx):
+            yield message
+
+
+def declaration_metadata(plugins: Sequence[Plugin], base_url: str = "") -> dict[str, str]:
+    """The handshake ``client_metadata`` declaring what ``plugins`` provide and require."""
+    provides = [f"{s.service_type}@{s.version}" for p in plugins for s in p.services]
+    requires = [
+        ("" if d.required_for_startup else "?")
+        + d.type
+        + (f"@{d.min_version}" if d.min_version else "")
+        for p in plugins
+        for d in p.requires
+    ]
+    metadata = {PROVIDES_KEY: ",".join(provides), REQUIRES_KEY: ",".join(requires)}
+    if base_url:
+        metadata[BASE_URL_KEY] = base_url
+    return metadata
+
+
+class HostClient:
+    """Calls from a plugin to the host platform."""
+
+    def __init__(
+        self,
+        host_url: str,
+        *,
+        http_client: pyqwest.Client | None = None,
+        identity: RuntimeIdentity | None = None,
+        magic_cookie_key: str = env.DEFAULT_MAGIC_COOKIE_KEY,
+        magic_cookie_value: str = env.DEFAULT_MAGIC_COOKIE_VALUE,
+    ) -> None:
+        self.host_url = host_url.rstrip("/")
+        self.identity = identity
+        self._cookie = (magic_cookie_key, magic_cookie_value)
+        self._transport: pyqwest.HTTPTransport | None = None
+        if http_client is None:
+            self._transport = pyqwest.HTTPTransport(http_version=pyqwest.HTTPVersion.HTTP2)
+            http_client = pyqwest.Client(self._transport)
+        self.http_client = http_client
+        self.auth = BearerAuth(lambda: self.identity)
+        common: dict[str, Any] = {"http_client": http_client, **_NO_COMPRESSION}
+        self._handshake = HandshakeServiceClient(self.host_url, **common)
+        authed: dict[str, Any] = {**common, "interceptors": [self.auth]}
+        self.registry = ServiceRegistryClient(self.host_url, **authed)
+        self.lifecycle = PluginLifecycleClient(self.host_url, **authed)
+        self.broker = CapabilityBrokerClient(self.host_url, **authed)
+
+    async def handshake(
+        self,
+        self_id: str,
+        *,
+        plugins: Sequence[Plugin] = (),
+        base_url: str = "",
+        self_version: str = "",
+        app_versions: Sequence[int] = (1,),
+    ) -> RuntimeIdentity:
+        """Self-register: get a runtime identity, declaring what ``plugins`` provide."""
+        response = await self._handshake.handshake(
+            handshake_pb2.HandshakeRequest(
+                core_protocol_version=env.CORE_PROTOCOL_VERSION,
+                app_protocol_version=max(app_versions),
+                app_protocol_versions=list(app_versions),
+                magic_cookie_key=self._cookie[0],
+                magic_cookie_value=self._cookie[1],
+                self_id=self_id,
+                self_version=self_version,
+                client_metadata=declaration_metadata(plugins, base_url),
+            )
+        )
+        if not response.runtime_id or not response.runtime_token:
+            raise HostClientError(f"host at {self.host_url} issued no runtime identity")
+        self.identity = RuntimeIdentity(response.runtime_id, response.runtime_token, self.host_url)
+        return self.identity
+
+    async def register(
+        self,
+        service_type: str,
+        version: str,
+        endpoint_path: str,
+        metadata: dict[str, str] | None = None,
+    ) -> str:
+        """Register a provided service; its registration id."""
+        response = await self.registry.register_service(
+            registry_pb2.RegisterServiceRequest(
+                service_type=service_type,
+                version=version,
+                endpoint_path=endpoint_path,
+                metadata=metadata or {},
+            )
+        )
+        return response.registration_id
+
+    async def unregister(self, registration_id: str) -> None:
+        """Withdraw a registration made with `register`."""
+        await self.registry.unregister_service(
+            registry_pb2.UnregisterServiceRequest(registration_id=registration_id)
+        )
+
+    async def discover(
+        self, service_type: str, min_version: str = ""
+    ) -> registry_pb2.DiscoverServiceResponse:
+        """One provider of ``service_type`` (NOT_FOUND ConnectError when there is none)."""
+        return await self.registry.discover_service(
+            registry_pb2.DiscoverServiceRequest(service_type=service_type, min_version=min_version)
+        )
+
+    def watch(self, service_type: str) -> AsyncIterator[registry_pb2.WatchServiceEvent]:
+        """The current state of a type, then every change."""
+        return self.registry.watch_service(
+            registry_pb2.WatchServiceRequest(service_type=service_type)
+        )
+
+    async def report_health(
+        self, state: int, reason: str = "", unavailable: Sequence[str] = ()
+    ) -> None:
+        """Tell the host this plugin's health and which dependencies it lacks."""
+        await self.lifecycle.report_health(
+            lifecycle_pb2.ReportHealthRequest(
+                state=state,  # type: ignore[arg-type]
+                reason=reason,
+                unavailable_dependencies=list(unavailable),
+            )
+        )
+
+    async def request_capability(
+        self, capability_type: str, min_version: str = "", reason: str = ""
+    ) -> broker_pb2.CapabilityGrant:
+        """A grant (endpoint URL, bearer token, expiry) for a host capability."""
+        response = await self.broker.request_capability(
+            broker_pb2.RequestCapabilityRequest(
+                capability_type=capability_type, min_version=min_version, reason=reason
+            )
+        )
+        return response.grant
+
+    def routed_client(
+        self, client_class: type[ClientT], endpoint: registry_pb2.ServiceEndpoint
+    ) -> ClientT:
+        """A typed client calling a discovered provider through the host's router."""
+        return client_class(
+            self.host_url + endpoint.endpoint_url,
+            http_client=self.http_client,
+            interceptors=[self.auth],
+            **_NO_COMPRESSION,
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP transport this client created (not one it was given)."""
+        if self._transport is not None:
+            await self._transport.aclose()
+            self._transport = None
+            await asyncio.sleep(0.05)  # pyqwest's tokio threads settle before the loop ends
