@@ -244,3 +244,17 @@ async def test_process_launched_like_the_host_does(tmp_path: Path) -> None:
         plugin.stop()
         assert plugin.proc.returncode == 0
         assert not await asyncio.to_thread(os.path.exists, plugin.line.address)
+
+
+async def test_an_abandoned_stream_does_not_hold_up_the_stop(sock_path: str) -> None:
+    # With a 30 s grace period, a send stuck on the closed connection would outlast the
+    # 10 s `serving` allows for the stop.
+    async with serving(make_plugin(), uds=sock_path, grace_period=30.0) as (server, line, _out):
+        async with http_client(line.url) as http:
+            client = connect_client(KVServiceClient, line.url, http)
+            watch = client.watch(pb.WatchRequest())
+            assert (await anext(watch)).key == WATCH_STARTED
+            await watch.aclose()  # type: ignore[attr-defined]
+            await client.put(pb.PutRequest(key="after", value=b"1"))  # written to no one
+            assert (await client.get(pb.GetRequest(key="after"))).found
+        server.request_stop(None, "test")
