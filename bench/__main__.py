@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import channels, cold_start
+from bench import channels, cold_start, memory
 from bench import lifecycle as lifecycle_bench
 from bench._measure import Sample, concurrent, median_sample, sequential
 from bench.security import measure_security
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     seq, conc = asyncio.run(_rounds(rounds, seconds))
     cold = asyncio.run(_cold_starts(cold_runs))
+    host_kib = asyncio.run(memory.host_kib_per_plugin(20 if args.quick else 300))
     repeat = 1 if args.quick else 5
     lifecycle_1k = lifecycle_bench.measure(1_000, repeat=repeat)["total"]
     lifecycle_10k = lifecycle_bench.measure(10_000, repeat=repeat)["total"]
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cold start, one forked by zygote: {cold['zygote_one']:8.0f} ms (fork to first call)")
     print(f"cold start, eight forked at once: {cold['zygote_eight']:8.0f} ms")
     print(f"idle plugin process RSS:          {cold['rss']:8.1f} MiB")
+    print(f"host memory per registered plugin:{host_kib:8.1f} KiB")
     print(f"lifecycle, 1,000 providers:       {lifecycle_1k:8.3f} s")
     print(f"lifecycle, 10,000 providers:      {lifecycle_10k:8.3f} s")
     print(f"token validations:                {security.token_validations:12,.0f} /s")
@@ -158,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "cold_start_h2c_ms": cold["h2c"],
         "cold_start_8_ms": cold["eight"],
         "plugin_idle_rss_mib": cold["rss"],
+        "host_kib_per_plugin": host_kib,
         "zygote_ready_ms": cold["zygote_ready"],
         "cold_start_zygote_ms": cold["zygote_one"],
         "cold_start_8_zygote_ms": cold["zygote_eight"],

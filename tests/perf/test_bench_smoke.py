@@ -28,6 +28,7 @@ REQUIRED = (
     "token_validations_per_s",
     "ratelimit_checks_per_s",
     "plugin_idle_rss_mib",
+    "host_kib_per_plugin",
 )
 
 
