@@ -142,6 +142,7 @@ class Zygote:
                 "plugin_di.launch.zygote",
                 *preload,
                 stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,  # the host's stdout is not the zygote's to use
                 env={**base_env, _CTRL_FD_ENV: str(zygote_end.fileno())},
                 cwd=cwd,
                 pass_fds=(zygote_end.fileno(),),
