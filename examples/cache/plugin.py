@@ -36,7 +36,8 @@ class CacheStore(KVStore):
         """Use ``session`` (the plugin's host session) to reach the logger."""
         self.session = session
 
-    def _logger_client(self) -> LoggerClient | None:
+    def _logger_client(self) -> tuple[str, LoggerClient] | None:
+        """The routed URL of the logger in use and a client for it, or None."""
         if self.session is None:
             return None
         endpoint = self.session.endpoint("logger")
@@ -45,15 +46,21 @@ class CacheStore(KVStore):
         if self._logger is None or self._logger[0] != endpoint.endpoint_url:
             client = self.session.client.routed_client(LoggerClient, endpoint)
             self._logger = (endpoint.endpoint_url, client)
-        return self._logger[1]
+        return self._logger
 
     async def report(self, message: str, **fields: str) -> bool:
-        """Log through the routed logger; False when there is none or it failed."""
-        logger = self._logger_client()
-        if logger is None:
+        """Log through the routed logger; False when there is none or it failed.
+
+        The record carries ``via``: the routed URL the registry gave for the logger.
+        """
+        found = self._logger_client()
+        if found is None:
             return False
+        via, logger = found
         try:
-            await logger.log(LogRequest(level="info", message=message, fields=fields))
+            await logger.log(
+                LogRequest(level="info", message=message, fields={**fields, "via": via})
+            )
         except ConnectError as exc:
             log.warning("logger unreachable through the host: %s", exc.code.name)
             return False

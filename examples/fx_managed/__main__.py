@@ -12,6 +12,7 @@ from connectrpc.errors import ConnectError
 
 from examples.fx_managed.app import app
 from examples.fx_managed.logger import RecordingLogger
+from examples.fx_managed.platform import WAIT_SECONDS, HostPlatform
 from examples.kv.gen.kv.v1 import kv_pb2
 from plugin_di.di.events import Event, HookExecuted
 from plugin_di.di.providers import plugin_handles, plugins_health
@@ -34,6 +35,35 @@ def short(provider: str) -> str:
     return provider.split(".", 1)[-1]
 
 
+async def show_platform(platform: HostPlatform, joining: list[str]) -> None:
+    """What the host knows: who joined, what they registered, the health they reported."""
+    print(f"\n== host platform at {platform.url}")
+    async with asyncio.timeout(WAIT_SECONDS):
+        for name in joining:  # process plugins join on their own, after their handshake line
+            await platform.wait_healthy(name)
+    host = platform.host
+    managed = set(host.platform.managed())
+    print("  registry (who joined, what they registered):")
+    for record in host.registry.store.plugins():
+        how = "managed, in memory" if record.runtime_id in managed else "self-registered"
+        for reg in host.registry.store.registrations_of(record.runtime_id):
+            url = host.registry.endpoint(reg).endpoint_url
+            service = f"{reg.service_type} {reg.version}"
+            print(f"    {record.runtime_id:<18} {how:<19} {service:<14} {url}")
+    print("  health reports the host received, in order:")
+    for event in platform.health_events:
+        print(f"    {event.runtime_id:<18} {event.state:<9} {event.reason}")
+    print("  discovery:")
+    for record in host.registry.store.plugins():
+        for req in record.requires:
+            report = host.tracker.get(record.runtime_id)
+            watchers = host.registry.watcher_count(req.type)
+            print(
+                f"    {record.runtime_id} requires {req.type}: {watchers} registry watcher(s) "
+                f"on {req.type}; it reports {report.reason if report else 'nothing yet'}"
+            )
+
+
 async def main() -> int:
     hooks: list[HookExecuted] = []
 
@@ -50,6 +80,12 @@ async def main() -> int:
     print("\n== started, in this order")
     for e in (h for h in hooks if h.phase == "start"):
         print(f"  {short(e.provider):<14} {e.hook:<28} {e.duration * 1000:8.1f} ms")
+
+    platform = app.container.platform()
+    processes = [
+        n for n, h in plugin_handles(app.container).items() if isinstance(h, ProcessHandle)
+    ]
+    await show_platform(platform, processes)
 
     inventory = app.container.inventory()
     print("\n== calls")
@@ -80,8 +116,11 @@ async def main() -> int:
     assert isinstance(logger_impl, RecordingLogger)
     print("  logger received:")
     for rec in logger_impl.records:
-        fields = " ".join(f"{k}={v}" for k, v in sorted(rec.fields.items()) if k != "pid")
+        fields = " ".join(f"{k}={v}" for k, v in sorted(rec.fields.items()))
         print(f"    {rec.message:<18} {fields}")
+    logger_url = platform.routed_url(platform.logger_id, "logger")
+    routed = [r for r in logger_impl.records if r.fields.get("via") == logger_url]
+    print(f"  routed {len(routed)} calls from the cache process through the host to {logger_url}")
 
     print("\n== health")
     for name, health in (await plugins_health(app.container)).items():

@@ -1,11 +1,18 @@
 """The fx_managed application: ``examples.fx_managed.app:app``.
 
-* ``logger``: in memory (direct dispatch), also served on loopback by
-  ``logger_bridge`` for child processes;
-* ``kv``: a child process (``python -m examples.kv``); set
+* ``logger``: in memory (direct dispatch);
+* ``platform``: the host platform (`examples.fx_managed.platform.HostPlatform`):
+  a `Host` on loopback, with the in-memory logger added to it as the provider
+  of ``logger`` (no socket between them);
+* ``kv``: a child process (``python -m examples.kv``) that joins the host; set
   ``FX_KV_PLACEMENT=in-memory`` to run it in memory instead; nothing else changes;
-* ``cache``: a child process that logs through the logger, so it starts after it;
+* ``cache``: a child process (``python -m examples.cache``) that self-registers
+  with the host, finds the logger through the registry and calls it through the
+  host's router;
 * ``inventory``: the application service, which sees only typed clients.
+
+Every process plugin gets ``host_url=platform.provided.url``, so the engine
+starts the platform before them and stops it after them.
 
 ``plugin-di graph|check|run examples.fx_managed.app:app`` work on it;
 ``python -m examples.fx_managed`` runs it with a few scripted calls.
@@ -20,9 +27,9 @@ from pathlib import Path
 
 from dependency_injector import containers, providers
 
-from examples.fx_managed.bridge import PluginBridge
-from examples.fx_managed.cache import plugin as cache_plugin
+from examples.cache.plugin import plugin as cache_plugin
 from examples.fx_managed.logger import make_plugin as make_logger
+from examples.fx_managed.platform import HostPlatform
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from examples.kv.plugin import make_plugin as make_kv
@@ -83,19 +90,20 @@ class FxManaged(containers.DeclarativeContainer):
 
     events = EmitterProvider()
     logger = InMemoryPlugin(make_logger(), events=events)
-    logger_bridge = providers.Singleton(PluginBridge, logger)
+    platform = providers.Singleton(HostPlatform, logger)
     kv = placed(
         make_kv(),
         os.environ.get("FX_KV_PLACEMENT", "process"),
         module="examples.kv",
         cwd=ROOT,
+        host_url=platform.provided.url,
         events=events,
     )
     cache = ProcessPlugin(
         cache_plugin,
-        module="examples.fx_managed.cache",
+        module="examples.cache",
         cwd=ROOT,
-        host_url=logger_bridge.provided.url,
+        host_url=platform.provided.url,
         events=events,
     )
     inventory = providers.Singleton(

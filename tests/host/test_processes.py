@@ -16,6 +16,8 @@ from host_support import h2_client
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
+from plugin_di.gen.capability.logger.v1.logger_pb2 import LogRequest
 from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.plugin.env import HOST_URL
 from plugin_di.plugin.handshake_line import HandshakeLine
@@ -97,3 +99,37 @@ async def test_cache_first_degraded_then_healthy_when_logger_arrives(procs: list
     assert code == 0
     assert "[info] cache write key=k1" in err
     assert code == 0
+
+
+async def _until_state(stream: object, state: int) -> None:
+    for _ in range(5):  # a registration and the first health report may both be published
+        if await _next_state(stream) == state:
+            return
+    raise AssertionError(f"no watch event with state {state} in 5 events")
+
+
+async def test_plugin_di_serve_joins_the_host_and_leaves_on_sigterm(procs: list[Proc]) -> None:
+    host = Proc(["-m", "plugin_di", "host"])
+    procs.append(host)
+    async with h2_client() as http:
+        observer = HostClient(host.url, http_client=http)
+        await observer.handshake("observer")
+        watch = observer.watch("logger")
+        assert await _next_state(watch) == registry_pb2.SERVICE_STATE_UNAVAILABLE
+
+        # plain serve(), no host code in the plugin: PLUGIN_DI_HOST_URL makes it join
+        logger = Proc(["-m", "plugin_di", "serve", "examples.logger.plugin:plugin"],
+                      {HOST_URL: host.url})  # fmt: skip
+        procs.append(logger)
+        await _until_state(watch, registry_pb2.SERVICE_STATE_AVAILABLE)
+        found = await observer.discover("logger")
+        assert found.endpoint.provider_id.startswith("logger-")
+        routed = observer.routed_client(LoggerClient, found.endpoint)
+        await routed.log(LogRequest(level="info", message="through the router"), timeout_ms=5000)
+
+        code, err = logger.stop()  # a graceful stop leaves the host: watchers see it go
+        await _until_state(watch, registry_pb2.SERVICE_STATE_UNAVAILABLE)
+        await watch.aclose()  # type: ignore[attr-defined]
+    assert code == 0, err
+    assert f"joined the host at {host.url} as {found.endpoint.provider_id}" in err
+    assert "[info] through the router" in err

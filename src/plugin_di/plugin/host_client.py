@@ -347,6 +347,10 @@ class HostMembership:
         if error is not None:
             where = self.host_url or "the launching host"
             log.error("joining the host at %s failed: %s", where, error)
+            return
+        client = task.result().client
+        runtime_id = client.identity.runtime_id if client.identity else ""
+        log.info("joined the host at %s as %s", client.host_url, runtime_id)
 
     async def leave(self) -> None:
         """Stop joining, unregister every service (dependents are told), close the client."""
