@@ -188,6 +188,8 @@ def _process(
     supervise: Mapping[str, Any] = spec.values["supervise"]
     options = dict(spec.values["launch"])
     options["host_url"] = host_url
+    if options["require_auth"] is None:  # a host's router calls the plugin with its own tokens
+        options["require_auth"] = not host_url
     if options.get("start_timeout") is None or options.get("shutdown_grace") is None:
         # (**{}): without pydantic's mypy plugin, mypy thinks every field is required
         settings = settings if settings is not None else Settings(**{})
@@ -219,6 +221,9 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
     pair and the fast channel): the launcher makes an ephemeral host certificate, the
     plugin its own; each side trusts only the other's, so no other client can call the
     plugin. The plugin then serves TCP with TLS (hypercorn) even with ``unix_socket``.
+    ``require_auth``: the plugin accepts only calls carrying this launch's secret
+    (`plugin_di.plugin.security`); default on, except with ``host_url`` (a host's router
+    calls the plugin too).
     """
 
     def __init__(
@@ -239,6 +244,7 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
         kill_timeout: float = 2.0,
         unix_socket: bool = True,
         auto_mtls: bool = False,
+        require_auth: bool | None = None,
         host_url: str | providers.Provider[str] | None = None,
         protocol_versions: Sequence[int] | None = None,
         clock: Clock = SYSTEM_CLOCK,
@@ -259,6 +265,7 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
             "kill_timeout": kill_timeout,
             "unix_socket": unix_socket,
             "auto_mtls": auto_mtls,
+            "require_auth": require_auth,
             "protocol_versions": tuple(protocol_versions or plugin.app_protocol_versions),
         }
         supervise = {

@@ -25,6 +25,7 @@ from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.launch.logs import forward_line, plugin_logger
 from plugin_di.plugin import env as plugin_env
 from plugin_di.plugin.handshake_line import HandshakeLine, HandshakeLineError
+from plugin_di.plugin.security import REQUIRE_AUTH
 
 if TYPE_CHECKING:
     from plugin_di.rpc.tls import CertKeyPair, ClientTLS
@@ -51,6 +52,7 @@ class LaunchConfig:
     host_url: str | None = None
     unix_socket: bool = False
     auto_mtls: bool = False
+    require_auth: bool = False
     start_timeout: float = 15.0
     shutdown_grace: float = 5.0
     kill_timeout: float = 2.0
@@ -174,6 +176,8 @@ class PluginProcess:
         child[cfg.magic_cookie_key] = cfg.magic_cookie_value
         child[plugin_env.PROTOCOL_VERSIONS] = ",".join(str(v) for v in cfg.protocol_versions)
         child[plugin_env.LAUNCH_SECRET] = self.secret
+        if cfg.require_auth:  # callers must send the secret (plugin_di.plugin.security)
+            child[REQUIRE_AUTH] = "1"
         child[plugin_env.PLUGIN_NAME] = cfg.name
         if cfg.host_url:
             child[plugin_env.HOST_URL] = cfg.host_url

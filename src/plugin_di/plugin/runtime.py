@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -202,8 +203,11 @@ class PluginServer:
         keyfile: str | os.PathLike[str] | None = None,
         ready: Callable[[], None] | None = None,
         fast: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """Serve on ``bound`` until `request_stop`; return once drained.
+
+        ``ssl_context`` (automatic mTLS, `plugin_di.plugin.automtls`) replaces the files.
 
         ``fast`` serves with uvicorn (`plugin_di.rpc.fastserve`: Connect and gRPC-Web over
         HTTP/1.1, no TLS) instead of hypercorn (every protocol, HTTP/2, TLS).
@@ -220,6 +224,10 @@ class PluginServer:
             config = hypercorn_config(
                 certfile=certfile, keyfile=keyfile, graceful_timeout=self.grace_period
             )
+            if ssl_context is not None:
+                from plugin_di.rpc.tls import hypercorn_tls_config
+
+                hypercorn_tls_config(config, ssl_context)
         requested = self._event()
         drain = asyncio.Event()
         # StreamHygiene works around hypercorn (HTTP/2 sends after a reset, gRPC trailers);

@@ -31,6 +31,7 @@ from plugin_di.plugin.definition import PluginsLike
 from plugin_di.plugin.handshake import VersionMismatchError, negotiate_version
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.plugin.runtime import PluginServer
+from plugin_di.plugin.security import ServerSecurity
 from plugin_di.rpc.hypercorn import BoundSocket, bind_socket
 
 __all__ = ["PluginServer", "serve", "serve_async"]
@@ -102,6 +103,9 @@ async def serve_async(
         server_kind = plugin_config.server_choice(environ)
     if grace_period is None:
         grace_period = plugin_config.shutdown_grace(environ)
+    # launcher auth, rate limit and automatic mTLS, as the launcher asked (plugin.security)
+    security = ServerSecurity.from_environ(environ, clock=clock, own_tls=tls_cert is not None)
+    tls = tls_cert is not None or security.tls
     out = stdout if stdout is not None else sys.stdout
     cookie_error = plugin_config.check_cookie(magic_cookie_key, magic_cookie_value, environ)
     if cookie_error:
@@ -112,7 +116,7 @@ async def serve_async(
         magic_cookie_key=magic_cookie_key,
         magic_cookie_value=magic_cookie_value,
         app_protocol_versions=app_protocol_versions,
-        interceptors=interceptors,
+        interceptors=[*security.interceptors, *interceptors],
         max_message_bytes=plugin_config.max_message_bytes(environ),
         server_metadata=server_metadata,
         grace_period=grace_period,
@@ -126,9 +130,9 @@ async def serve_async(
     except VersionMismatchError as exc:
         print(f"incompatible plugin: {exc} (from {env.PROTOCOL_VERSIONS})", file=sys.stderr)
         return 1
-    bound = bind_socket(_listen_address(bind, uds, environ, tls=tls_cert is not None))
+    bound = bind_socket(_listen_address(bind, uds, environ, tls=tls))
     try:
-        fast = use_fast_server(server_kind, bound, tls=tls_cert is not None)
+        fast = use_fast_server(server_kind, bound, tls=tls)
     except plugin_config.PluginConfigError:
         bound.close()
         raise
@@ -137,7 +141,7 @@ async def serve_async(
         app_version,
         bound.network,
         bound.address,
-        cert_der=_cert_der(tls_cert) if tls_cert else b"",
+        cert_der=_cert_der(tls_cert) if tls_cert else security.cert_der,
     )
 
     membership = None
@@ -159,7 +163,14 @@ async def serve_async(
     if watch_parent:
         _watch_parent(loop, server)
     try:
-        await server.run(bound, certfile=tls_cert, keyfile=tls_key, ready=ready, fast=fast)
+        await server.run(
+            bound,
+            certfile=tls_cert,
+            keyfile=tls_key,
+            ready=ready,
+            fast=fast,
+            ssl_context=security.ssl_context,
+        )
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
