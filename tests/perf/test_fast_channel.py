@@ -258,3 +258,20 @@ async def test_an_abandoned_stream_does_not_hold_up_the_stop(sock_path: str) -> 
             await client.put(pb.PutRequest(key="after", value=b"1"))  # written to no one
             assert (await client.get(pb.GetRequest(key="after"))).found
         server.request_stop(None, "test")
+
+
+async def test_failed_lifespan_startup_is_reported_and_never_ready(sock_path: str) -> None:
+    from plugin_di.rpc.fastserve import StartupFailed, serve_fast
+    from plugin_di.rpc.hypercorn import bind_socket
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no database"})
+
+    ready: list[bool] = []
+    bound = bind_socket("unix:" + sock_path)
+    with pytest.raises(StartupFailed):
+        await serve_fast(app, bound, shutdown=asyncio.Event(), ready=lambda: ready.append(True))
+    assert ready == []
+    assert not await asyncio.to_thread(os.path.exists, sock_path)
