@@ -275,3 +275,14 @@ async def test_failed_lifespan_startup_is_reported_and_never_ready(sock_path: st
         await serve_fast(app, bound, shutdown=asyncio.Event(), ready=lambda: ready.append(True))
     assert ready == []
     assert not await asyncio.to_thread(os.path.exists, sock_path)
+
+
+async def test_pooled_connection_survives_a_server_restart(sock_path: str) -> None:
+    url = "unix://" + sock_path
+    async with http_client(url) as http:
+        client = connect_client(KVServiceClient, url, http)
+        for value in (b"first", b"second"):
+            async with serving(make_plugin(), uds=sock_path):
+                await client.put(pb.PutRequest(key="r", value=value))
+                # the second round runs on a connection the first server closed: retried once
+                assert (await client.get(pb.GetRequest(key="r"))).value == value
