@@ -6,13 +6,14 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from host_support import h2_client
+from host_support import NO_GZIP, h2_client
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
@@ -133,3 +134,19 @@ async def test_plugin_di_serve_joins_the_host_and_leaves_on_sigterm(procs: list[
     assert code == 0, err
     assert f"joined the host at {host.url} as {found.endpoint.provider_id}" in err
     assert "[info] through the router" in err
+
+
+async def test_serve_keeps_serving_when_the_host_cannot_be_joined(procs: list[Proc]) -> None:
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        logger = Proc(["-m", "plugin_di", "serve", "examples.logger.plugin:plugin"],
+                      {HOST_URL: nowhere})  # fmt: skip
+        procs.append(logger)
+        async with h2_client() as http:
+            direct = LoggerClient(logger.url, http_client=http, **NO_GZIP)
+            await direct.log(LogRequest(level="info", message="still serving"), timeout_ms=5000)
+        code, err = logger.stop()
+    assert code == 0, err
+    assert f"joining the host at {nowhere} failed" in err
+    assert "[info] still serving" in err

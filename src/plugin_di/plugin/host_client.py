@@ -346,7 +346,13 @@ class HostMembership:
         error = task.exception()
         if error is not None:
             where = self.host_url or "the launching host"
-            log.error("joining the host at %s failed: %s", where, error)
+            log.error(
+                "joining the host at %s failed: %s; serving on without the host platform "
+                "(check %s and that the host is running)",
+                where,
+                error,
+                env.HOST_URL,
+            )
             return
         client = task.result().client
         runtime_id = client.identity.runtime_id if client.identity else ""
