@@ -182,4 +182,4 @@ class ProcessHandle(PluginHandle):
             where = f"pid {self.pid} at {self.url}"
             reason = f"{health.reason}; {where}" if health.reason else where
             return self.with_breakers(PluginHealth(health.state, reason))
-        return self.supervisor.health
+        return self.with_breakers(self.supervisor.health)
