@@ -142,3 +142,11 @@ async def test_refusals() -> None:
             await z.spawn(["/bin/true"], env={})
         zygote_process = z._process
     assert zygote_process.returncode == 0  # it exits when the host closes the socket
+
+
+async def test_a_dead_zygote_is_reported() -> None:
+    async with zygote() as z:
+        z._process.kill()
+        await asyncio.wait_for(z._process.wait(), 10)
+        with pytest.raises(ZygoteError, match="zygote"):
+            await asyncio.wait_for(z.spawn([sys.executable, "-m", "json.tool"], env={}), 10)
