@@ -72,6 +72,7 @@ async def serve_fast(
         timeout_graceful_shutdown=cast(Any, graceful_timeout),
         date_header=False,
         server_header=False,
+        proxy_headers=False,  # no proxy in front: saves a middleware layer on every call
     )
     server = uvicorn.Server(config)
     sockets = [bound.sock]
