@@ -1,5 +1,6 @@
 """A KV plugin whose ``Get`` of a ``flaky-*`` key fails UNAVAILABLE twice, then answers the
-number of attempts it saw (``plugin-di serve tests.wiring.flaky_kv:plugin``)."""
+number of attempts it saw, and whose ``Get("whoami")`` answers the TLS peer certificate's name
+(``plugin-di serve tests.wiring.flaky_kv:plugin``)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ class FlakyKV(KVStore):
     async def get(
         self, request: kv_pb2.GetRequest, ctx: RequestContext[Any, Any]
     ) -> kv_pb2.GetResponse:
+        if request.key == "whoami":  # the TLS peer's name, under automatic mTLS
+            from plugin_di.rpc.tls import peer_certificate
+
+            peer = peer_certificate()
+            return kv_pb2.GetResponse(value=(peer.name if peer else "").encode(), found=True)
         if not request.key.startswith("flaky-"):
             return await super().get(request, ctx)
         self.attempts[request.key] += 1

@@ -87,3 +87,19 @@ async def test_only_the_launcher_can_call_an_auto_mtls_plugin() -> None:
         assert (await kv.get(kv_pb2.GetRequest(key="a"))).value == b"1"
     finally:
         await app.stop()
+
+
+async def test_handlers_see_the_launcher_as_the_tls_peer() -> None:
+    serve = [sys.executable, "-m", "plugin_di", "serve", "tests.wiring.flaky_kv:plugin"]
+
+    class Container(containers.DeclarativeContainer):
+        kv = ProcessPlugin(make_plugin(), command=serve, cwd=str(ROOT), auto_mtls=True)
+
+    app = App(Container)
+    await app.start()
+    try:
+        kv = app.container.kv.client(KVServiceClient)()
+        answer = await kv.get(kv_pb2.GetRequest(key="whoami"))
+        assert answer.value == b"plugin-di-host-kv"
+    finally:
+        await app.stop()

@@ -261,7 +261,12 @@ class PluginServer:
             else:
                 from plugin_di.rpc.hypercorn import serve_asgi
 
-                await serve_asgi(app, bound, config=config, shutdown=drain, ready=ready)
+                served: Any = app
+                if ssl_context is not None:  # handlers see the peer: rpc.tls.peer_certificate()
+                    from plugin_di.rpc.tls import PeerCertMiddleware
+
+                    served = PeerCertMiddleware(app)
+                await serve_asgi(served, bound, config=config, shutdown=drain, ready=ready)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
