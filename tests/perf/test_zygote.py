@@ -150,3 +150,30 @@ async def test_a_dead_zygote_is_reported() -> None:
         await asyncio.wait_for(z._process.wait(), 10)
         with pytest.raises(ZygoteError, match="zygote"):
             await asyncio.wait_for(z.spawn([sys.executable, "-m", "json.tool"], env={}), 10)
+
+
+async def test_the_launcher_forks_from_a_zygote(tmp_path: Path) -> None:
+    from plugin_di.launch.process import LaunchConfig, PluginProcess
+
+    async with zygote(DEFAULT_PRELOAD) as z:
+        config = LaunchConfig(
+            name="kv",
+            command=[sys.executable, "-m", "examples.kv"],
+            env={"PYTHONPATH": str(ROOT)},
+            cwd=str(ROOT),
+            unix_socket=True,
+            zygote=z,
+        )
+        process = PluginProcess(config)
+        line = await process.start()
+        try:
+            assert line.network == "unix"
+            assert process.pid is not None
+            assert _ppid(process.pid) == z.pid  # forked, not spawned
+            async with http_client(line.url) as http:
+                client = connect_client(KVServiceClient, line.url, http)
+                await client.put(pb.PutRequest(key="l", value=b"launched"))
+                assert (await client.get(pb.GetRequest(key="l"))).value == b"launched"
+        finally:
+            code = await process.stop()
+        assert code == 0

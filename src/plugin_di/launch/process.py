@@ -28,6 +28,7 @@ from plugin_di.plugin.handshake_line import HandshakeLine, HandshakeLineError
 from plugin_di.plugin.security import REQUIRE_AUTH
 
 if TYPE_CHECKING:
+    from plugin_di.launch.zygote import Zygote, ZygoteChild
     from plugin_di.rpc.tls import CertKeyPair, ClientTLS
 
 _READ_LIMIT = 1024 * 1024
@@ -57,6 +58,8 @@ class LaunchConfig:
     shutdown_grace: float = 5.0
     kill_timeout: float = 2.0
     stderr_tail_lines: int = 20
+    zygote: Zygote | None = None
+    """Fork ``python -m MODULE`` commands from this warm zygote instead of spawning them."""
 
 
 def describe_exit(code: int | None) -> str:
@@ -114,7 +117,7 @@ class PluginProcess:
         self.secret = secrets.token_urlsafe(32)
         self._clock = clock
         self._logger = plugin_logger(config.name)
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: asyncio.subprocess.Process | ZygoteChild | None = None
         self._pipe_w: int | None = None
         self._socket_dir: str | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=config.stderr_tail_lines)
@@ -200,19 +203,30 @@ class PluginProcess:
         if cfg.unix_socket:
             self._socket_dir = tempfile.mkdtemp(prefix=f"plugin-di-{cfg.name}-")
         pipe_r, self._pipe_w = os.pipe()
+        from plugin_di.launch.zygote import ZygoteError
+
         try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *cfg.command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env={**self.child_env(), plugin_env.PARENT_PIPE_FD: str(pipe_r)},
-                cwd=cfg.cwd,
-                pass_fds=(pipe_r,),
-                process_group=0,
-                limit=_READ_LIMIT,
-            )
-        except OSError as exc:
+            if cfg.zygote is not None:
+                self._proc = await cfg.zygote.spawn(
+                    cfg.command,
+                    env={**self.child_env(), plugin_env.PARENT_PIPE_FD: str(pipe_r)},
+                    cwd=cfg.cwd,
+                    pass_fds=(pipe_r,),
+                    limit=_READ_LIMIT,
+                )
+            else:
+                self._proc = await asyncio.create_subprocess_exec(
+                    *cfg.command,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env={**self.child_env(), plugin_env.PARENT_PIPE_FD: str(pipe_r)},
+                    cwd=cfg.cwd,
+                    pass_fds=(pipe_r,),
+                    process_group=0,
+                    limit=_READ_LIMIT,
+                )
+        except (OSError, ZygoteError) as exc:
             self._cleanup_files()
             raise PluginStartError(
                 cfg.name,
