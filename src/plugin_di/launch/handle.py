@@ -33,8 +33,10 @@ from plugin_di.launch.events import (
 )
 from plugin_di.plugin.definition import Plugin
 from plugin_di.rpc.interceptors import (
+    BearerClient,
     CircuitBreaker,
     CircuitState,
+    ClientAuth,
     InterceptorChain,
     check_interceptors,
 )
@@ -72,6 +74,21 @@ class PluginHandle(ABC):
     def client_interceptors(self) -> list[Any]:
         """The client interceptors every client of this plugin gets, outermost first."""
         return [*self.interceptors, *self.chain.client_interceptors(self.breaker_key)]
+
+    def credential_interceptors(self) -> list[Any]:
+        """Just the chain's credentials (``ClientAuth`` / ``BearerClient``), for the handle's
+        own calls such as PluginControl health checks."""
+        chain = self.chain
+        found: list[Any] = []
+        if chain.credentials is not None:
+            found.append(ClientAuth(chain.credentials))
+        if chain.bearer_token is not None:
+            found.append(
+                BearerClient(
+                    chain.bearer_token, header=chain.bearer_header, prefix=chain.bearer_prefix
+                )
+            )
+        return found
 
     def open_breakers(self) -> list[str]:
         """The endpoints whose circuit is open (or half open) now."""

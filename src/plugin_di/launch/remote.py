@@ -53,7 +53,9 @@ class RemoteHandle(PluginHandle):
         super().__init__(plugin, interceptors=interceptors, chain=chain, emit=emit)
         self._url = url
         self.check = check
-        self.endpoint = EndpointClient(plugin.name)
+        self.client_interceptors()  # refuses credentials in plaintext to a remote address now
+        # the handle's own calls (health) carry the chain's credentials too
+        self.endpoint = EndpointClient(plugin.name, auth=self.credential_interceptors())
         self._target_factory = target_factory
         self.tls = tls
 
