@@ -7,17 +7,15 @@ reaches the host with no socket. Process plugins get ``url`` as
 ``PLUGIN_DI_HOST_URL`` and join the host themselves (self-registering).
 
 The container builds every provider before it starts any, so the child
-processes' ``host_url`` is read before the host listens. The loopback port is
-therefore reserved when the platform is built (a socket bound to port 0 with
-SO_REUSEADDR, not listening, so nothing else can take the port); the host
-listens on it at start, and the reservation is released.
+processes' ``host_url`` is read before the host serves: the host takes its
+loopback socket when it is built (``Host(bind=...)``), and connections wait in
+the socket's backlog until it starts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,22 +38,12 @@ class HealthEvent:
     reason: str
 
 
-def _reserve_loopback_port() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 class HostPlatform:
     """The app's host platform; ``url`` is known when built, served from ``start()`` on."""
 
     def __init__(self, logger: InMemoryHandle, host: Host | None = None) -> None:
-        self.host = host if host is not None else Host.from_settings()
-        self._reserved: socket.socket | None = _reserve_loopback_port()
-        port = self._reserved.getsockname()[1]
-        self.address = f"127.0.0.1:{port}"
-        self.url = f"http://{self.address}"
+        self.host = host if host is not None else Host.from_settings(bind="127.0.0.1:0")
+        self.url = self.host.url
         self.logger = logger
         self._logger_server = PluginServer(logger.plugin, reflection=False, grace_period=1.0)
         self._logger_session: asyncio.Task[HostSession] | None = None
@@ -74,10 +62,7 @@ class HostPlatform:
 
     async def start(self) -> None:
         """Serve the host on the reserved port, then add the in-memory logger to it."""
-        try:
-            await self.host.start(self.address)
-        finally:
-            self._release()
+        await self.host.start()
         server = self._logger_server
 
         def mirror(state: int, reason: str, missing: Sequence[str]) -> None:
@@ -113,12 +98,6 @@ class HostPlatform:
             with contextlib.suppress(BaseException):
                 await task
         await self.host.stop()
-        self._release()
-
-    def _release(self) -> None:
-        if self._reserved is not None:
-            self._reserved.close()
-            self._reserved = None
 
     def runtime_ids(self, self_id: str) -> list[str]:
         """Runtime ids of the live plugins that joined as ``self_id``."""

@@ -63,6 +63,7 @@ from plugin_di.settings import Settings
 log = logging.getLogger(__name__)
 
 IN_MEMORY_URL = "http://in-memory.host"
+_Path = str | os.PathLike[str]
 DEFAULT_RATE_LIMIT = Rate(1000.0, 2000)
 DEFAULT_SWEEP_INTERVAL = 60.0
 
@@ -91,8 +92,15 @@ class Host:
         sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
         rate_limit: Rate | None = DEFAULT_RATE_LIMIT,
         allowed_services: Mapping[str, Sequence[str]] | None = None,
+        bind: str | None = None,
+        certfile: str | os.PathLike[str] | None = None,
+        keyfile: str | os.PathLike[str] | None = None,
     ) -> None:
-        """``allowed_services`` maps a self id to the service types its plugins may register
+        """``bind`` (e.g. ``127.0.0.1:0``) takes the socket at once, so ``url`` is known
+        before the host starts: plugins built before it (``host_url=host.provided.url``)
+        get the real address. Without it, ``start()`` binds.
+
+        ``allowed_services`` maps a self id to the service types its plugins may register
         (it overrides what they declare; an empty list denies all). ``rate_limit`` is the
         default per-caller rate (Settings RATE_LIMIT_RPS/BURST); host RPCs use
         connect-plugin-go's per-method rates on top; None turns limiting off.
@@ -139,9 +147,12 @@ class Host:
         self.app.mount(SERVICES_PREFIX, self.router)
         self.app.mount(CAPABILITIES_PREFIX, self.broker)
         self._bound: BoundSocket | None = None
+        self._tls: tuple[_Path | None, _Path | None] = (None, None)
         self._serving: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        if bind is not None:
+            self.listen(bind, certfile=certfile, keyfile=keyfile)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> Host:
@@ -201,20 +212,39 @@ class Host:
         """A pyqwest client reaching this host with no socket (base URL ``self.url``)."""
         return pyqwest.Client(ASGITransport(self.app))
 
-    async def start(
+    def listen(
         self,
         bind: str = "127.0.0.1:0",
         *,
         certfile: str | os.PathLike[str] | None = None,
         keyfile: str | os.PathLike[str] | None = None,
     ) -> str:
-        """Listen on ``bind`` and serve until ``stop()``; the host's base URL."""
-        if self._serving is not None:
-            raise RuntimeError(f"host already serving at {self.url}")
+        """Take the socket now (connections wait until ``start()``); the host's base URL."""
+        if self._bound is not None:
+            raise RuntimeError(f"host already bound to {self.url}")
         self._bound = bind_socket(bind)
+        self._tls = (certfile, keyfile)
         scheme = "https" if certfile else "http"
         self.url = f"{scheme}://{self._bound.address}"
         self.broker.base_url = self.url
+        return self.url
+
+    async def start(
+        self,
+        bind: str | None = None,
+        *,
+        certfile: str | os.PathLike[str] | None = None,
+        keyfile: str | os.PathLike[str] | None = None,
+    ) -> str:
+        """Serve until ``stop()`` on the socket ``listen()`` took, or on ``bind``; the URL."""
+        if self._serving is not None:
+            raise RuntimeError(f"host already serving at {self.url}")
+        if self._bound is None:
+            self.listen(bind or "127.0.0.1:0", certfile=certfile, keyfile=keyfile)
+        elif bind is not None or certfile is not None:
+            raise RuntimeError(f"host already bound to {self.url}: give bind and TLS once")
+        assert self._bound is not None
+        certfile, keyfile = self._tls
         ready = asyncio.Event()
         self._stop = asyncio.Event()
         config = hypercorn_config(certfile=certfile, keyfile=keyfile, graceful_timeout=2.0)
@@ -226,7 +256,7 @@ class Host:
         if self._serving in done:
             waiter.cancel()
             self._serving.result()
-            raise RuntimeError(f"host stopped while starting on {bind}")
+            raise RuntimeError(f"host stopped while starting on {self.url}")
         self._sweeper = asyncio.create_task(self._sweep_forever())
         log.info("host serving at %s", self.url)
         return self.url
@@ -249,6 +279,9 @@ class Host:
                 # e.g. hypercorn closing a TLS connection whose peer already left
                 log.warning("host server ended with an error while stopping", exc_info=True)
             self._serving = None
+        if self._bound is not None:
+            self._bound.close()  # a listen() that never served still holds its socket
+            self._bound = None
         await self.platform.aclose()
         await self.router.aclose()
 
