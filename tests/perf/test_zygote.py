@@ -177,3 +177,27 @@ async def test_the_launcher_forks_from_a_zygote(tmp_path: Path) -> None:
         finally:
             code = await process.stop()
         assert code == 0
+
+
+async def test_process_plugin_forks_from_a_zygote() -> None:
+    from dependency_injector import containers
+
+    from examples.kv.plugin import make_plugin
+    from plugin_di.di.app import App
+    from plugin_di.di.providers import ProcessPlugin
+
+    async with zygote(DEFAULT_PRELOAD) as z:
+        container = containers.DynamicContainer()
+        container.kv = ProcessPlugin(
+            make_plugin(), module="examples.kv", cwd=str(ROOT), env=child_env(), zygote=z
+        )
+        app = App(container, name="zygote_test")
+        await app.start()
+        try:
+            client = container.kv.client(KVServiceClient)()
+            await client.put(pb.PutRequest(key="d", value=b"di"))
+            assert (await client.get(pb.GetRequest(key="d"))).value == b"di"
+            handle = container.kv()
+            assert _ppid(handle.pid) == z.pid
+        finally:
+            await app.stop()
