@@ -23,6 +23,7 @@ REQUIRED = (
     "cold_start_ms",
     "cold_start_8_ms",
     "cold_start_zygote_ms",
+    "cold_start_8_engine_zygote_ms",
     "lifecycle_1k_s",
     "lifecycle_10k_s",
     "token_validations_per_s",
