@@ -34,7 +34,6 @@ from plugin_di.launch.events import (
 from plugin_di.plugin.definition import Plugin
 from plugin_di.rpc.interceptors import (
     BearerClient,
-    CircuitBreaker,
     CircuitState,
     ClientAuth,
     InterceptorChain,
@@ -102,7 +101,7 @@ class PluginHandle(ABC):
         """Close this plugin's breakers: a new endpoint was bound (the plugin restarted), so
         the failures of the old one say nothing about it."""
         for breaker in self.chain.breakers.values():
-            _reset(breaker)
+            breaker.reset()
 
     def with_breakers(self, health: PluginHealth) -> PluginHealth:
         """``health``, DEGRADED while a breaker is not closed (an UNHEALTHY stays UNHEALTHY)."""
@@ -171,16 +170,3 @@ def own_chain(
             previous(endpoint, old, new)
 
     return dataclasses.replace(template, on_breaker_state_change=notify)
-
-
-def _reset(breaker: CircuitBreaker) -> None:
-    reset = getattr(breaker, "reset", None)
-    if callable(reset):
-        reset()
-        return
-    # CircuitBreaker has no public reset yet: do what its own transitions do.
-    changes: list[tuple[CircuitState, CircuitState]] = []
-    with breaker._lock:
-        if breaker._state is not CircuitState.CLOSED:
-            breaker._set(CircuitState.CLOSED, changes)
-    breaker._notify(changes)

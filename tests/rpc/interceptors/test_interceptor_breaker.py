@@ -101,6 +101,17 @@ def test_full_state_walk_and_callbacks() -> None:
     assert changes == [(C, OPEN), (OPEN, H), (H, OPEN), (OPEN, H), (H, C)]
 
 
+def test_reset_closes_an_open_breaker_and_tells_the_callback() -> None:
+    breaker, changes = make(FakeClock(), failure_threshold=1)
+    fail(breaker)
+    assert breaker.state is OPEN
+    breaker.reset()
+    assert breaker.state is C
+    succeed(breaker)  # admitted at once: no open timeout to wait out
+    breaker.reset()  # already closed: nothing to tell
+    assert changes == [(C, OPEN), (OPEN, C)]
+
+
 def test_success_and_non_failure_errors_reset_the_count() -> None:
     breaker, _ = make(FakeClock(), failure_threshold=3)
     fail(breaker)

@@ -129,6 +129,14 @@ class CircuitBreaker:
         """The current state (OPEN moves to HALF_OPEN only when a call arrives)."""
         return self._state
 
+    def reset(self) -> None:
+        """Close the breaker now (e.g. after the endpoint was replaced by a fresh one)."""
+        changes: list[tuple[CircuitState, CircuitState]] = []
+        with self._lock:
+            if self._state is not CircuitState.CLOSED:
+                self._set(CircuitState.CLOSED, changes)
+        self._notify(changes)
+
     def _set(self, new: CircuitState, changes: list[tuple[CircuitState, CircuitState]]) -> None:
         changes.append((self._state, new))
         self._state = new
