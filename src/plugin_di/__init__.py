@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "InMemoryPlugin": "plugin_di.di.providers",
     "ProcessPlugin": "plugin_di.di.providers",
     "RemotePlugin": "plugin_di.di.providers",
+    "InterceptorChainProvider": "plugin_di.di.providers",
     "Host": "plugin_di.host.server",
     "Settings": "plugin_di.settings",
     # plugins
@@ -61,6 +62,7 @@ __all__ = [
     "Host",
     "InMemoryPlugin",
     "InterceptorChain",
+    "InterceptorChainProvider",
     "Lifecycle",
     "LifecycleProvider",
     "Plugin",
@@ -86,7 +88,12 @@ if TYPE_CHECKING:
     from plugin_di.di.app import App
     from plugin_di.di.events import EmitterProvider
     from plugin_di.di.lifecycle import Hook, Lifecycle, LifecycleProvider
-    from plugin_di.di.providers import InMemoryPlugin, ProcessPlugin, RemotePlugin
+    from plugin_di.di.providers import (
+        InMemoryPlugin,
+        InterceptorChainProvider,
+        ProcessPlugin,
+        RemotePlugin,
+    )
     from plugin_di.di.shutdown import Shutdowner, ShutdownerProvider
     from plugin_di.host.server import Host
     from plugin_di.plugin.client import PluginClient
