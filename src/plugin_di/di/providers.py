@@ -213,8 +213,9 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
     ``verify``: check the plugin's HandshakeService after each launch.
     ``unix_socket`` (default): the plugin serves on a private Unix socket with the fast
     channel (uvicorn, HTTP/1.1); ``False``: hypercorn on 127.0.0.1 (HTTP/2, gRPC too).
-    ``host_url`` (a string or a provider of one, e.g. ``host.provided.url``) is
-    passed to the child as ``PLUGIN_DI_HOST_URL``; depending on a provider also
+    ``host_url`` (a string or a provider of one, e.g. ``host.provided.url`` with
+    ``host = providers.Singleton(Host, bind="127.0.0.1:0")``, which knows its URL before it
+    starts) is passed to the child as ``PLUGIN_DI_HOST_URL``; depending on a provider also
     orders the start: the plugin starts after it. ``chain``: the clients' interceptors.
 
     ``auto_mtls`` (off by default: a launched plugin already accepts only calls carrying
