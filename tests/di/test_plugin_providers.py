@@ -368,7 +368,7 @@ async def test_plugin_that_never_handshakes_fails_start_and_rolls_back() -> None
 
 async def test_process_serving_another_plugin_is_refused() -> None:
     app = App(
-        container(lambda events: ProcessPlugin(named("kv"), module="examples.fx_managed.cache")),
+        container(lambda events: ProcessPlugin(named("kv"), module="examples.cache")),
         sinks=[],
     )
     with pytest.raises(StartError) as info:
@@ -376,7 +376,7 @@ async def test_process_serving_another_plugin_is_refused() -> None:
     report = str(info.value)
     assert "plugin 'kv' failed to start: handshake refused" in report
     assert "'kv' not served here (served: cache)" in report
-    assert processes_with("examples.fx_managed.cache") == []
+    assert processes_with("examples.cache") == []
 
 
 async def test_crash_loop_limit_marks_unhealthy_and_emits_the_event() -> None:

@@ -16,7 +16,7 @@ sys.path.insert(0, ROOT)
 
 from dependency_injector import containers  # noqa: E402
 
-from examples.fx_managed.cache import plugin as cache_plugin  # noqa: E402
+from examples.cache.plugin import plugin as cache_plugin  # noqa: E402
 from examples.kv.plugin import make_plugin  # noqa: E402
 from plugin_di.di.app import App  # noqa: E402
 from plugin_di.di.providers import ProcessPlugin, plugin_handles  # noqa: E402
@@ -25,7 +25,7 @@ from plugin_di.launch.process_handle import ProcessHandle  # noqa: E402
 
 class Host(containers.DeclarativeContainer):
     kv = ProcessPlugin(make_plugin(), module="examples.kv", cwd=ROOT)
-    cache = ProcessPlugin(cache_plugin, module="examples.fx_managed.cache", cwd=ROOT)
+    cache = ProcessPlugin(cache_plugin, module="examples.cache", cwd=ROOT)
 
 
 async def main() -> None:
