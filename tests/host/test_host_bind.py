@@ -8,6 +8,7 @@ from dependency_injector import containers, providers
 
 from plugin_di.di.app import App
 from plugin_di.host.server import Host
+from plugin_di.plugin.host_rpc import HostClient, HostClientError
 
 
 class _HostUser:
@@ -65,3 +66,12 @@ async def test_bind_given_twice_is_refused() -> None:
             await host.start("127.0.0.1:0")
     finally:
         await host.stop()
+
+
+async def test_host_calls_before_the_handshake_say_what_to_do(host: Host) -> None:
+    client = HostClient(host.url)
+    try:
+        with pytest.raises(HostClientError, match="handshake with the host first"):
+            await client.discover("logger")
+    finally:
+        await client.close()

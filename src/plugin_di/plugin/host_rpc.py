@@ -12,7 +12,7 @@ Plugin layer: imports only rpc and generated code (no host, networkx or pydantic
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 import pyqwest
@@ -27,6 +27,7 @@ from plugin_di.gen.connectplugin.v1.registry_connect import ServiceRegistryClien
 from plugin_di.plugin import env
 from plugin_di.plugin.definition import Plugin
 from plugin_di.plugin.identity import RuntimeIdentity
+from plugin_di.rpc.before_call import BeforeCall
 
 ClientT = TypeVar("ClientT", bound=ConnectClient)
 
@@ -45,13 +46,13 @@ class HostClientError(Exception):
     """The plugin has no identity yet, or the host refused it."""
 
 
-class BearerAuth:
+class BearerAuth(BeforeCall):
     """Client interceptor adding a runtime identity's headers to every call."""
 
     def __init__(self, identity: Callable[[], RuntimeIdentity | None]) -> None:
         self._identity = identity
 
-    def _stamp(self, ctx: RequestContext[Any, Any]) -> None:
+    def before(self, ctx: RequestContext[Any, Any]) -> None:
         identity = self._identity()
         if identity is None:
             raise HostClientError("no runtime identity yet: handshake with the host first")
@@ -59,19 +60,6 @@ class BearerAuth:
             ctx.request_headers["authorization"] = f"Bearer {identity.runtime_token}"
         if identity.runtime_id:
             ctx.request_headers["x-plugin-runtime-id"] = identity.runtime_id
-
-    async def intercept_unary(
-        self, call_next: Callable[[Any, Any], Awaitable[Any]], request: Any, ctx: Any
-    ) -> Any:
-        self._stamp(ctx)
-        return await call_next(request, ctx)
-
-    async def intercept_server_stream(
-        self, call_next: Callable[[Any, Any], AsyncIterator[Any]], request: Any, ctx: Any
-    ) -> AsyncIterator[Any]:
-        self._stamp(ctx)
-        async for message in call_next(request, ctx):
-            yield message
 
 
 def declaration_metadata(plugins: Sequence[Plugin], base_url: str = "") -> dict[str, str]:

@@ -36,6 +36,7 @@ from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.plugin import env
 from plugin_di.plugin.automtls import AutoMTLS
 from plugin_di.plugin.config import PluginConfigError
+from plugin_di.rpc.before_call import BeforeCall
 
 if TYPE_CHECKING:
     from plugin_di.rpc.interceptors import Rate, RateLimitPolicy
@@ -69,7 +70,7 @@ PUBLIC_SERVICES = (
 """Services anyone may call: discovering and probing a plugin needs no secret."""
 
 
-class LaunchSecretAuth:
+class LaunchSecretAuth(BeforeCall):
     """Server metadata interceptor: ``Authorization: Bearer <secret>`` (constant-time compare)
     on every procedure outside ``public``; else UNAUTHENTICATED with a fixed message."""
 
@@ -79,7 +80,7 @@ class LaunchSecretAuth:
         self._expected = ("Bearer " + secret).encode()
         self._public = frozenset(public)
 
-    def check(self, ctx: RequestContext[Any, Any]) -> None:
+    def before(self, ctx: RequestContext[Any, Any]) -> None:
         """Pass a public procedure or a caller with the secret; raise UNAUTHENTICATED."""
         if ctx.method.service_name in self._public:
             return
@@ -91,22 +92,6 @@ class LaunchSecretAuth:
             )
         if not hmac.compare_digest(sent.encode(), self._expected):
             raise ConnectError(Code.UNAUTHENTICATED, "invalid launch credentials")
-
-    async def on_start(self, ctx: RequestContext[Any, Any]) -> None:
-        self.check(ctx)
-
-    async def on_end(
-        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        return None
-
-    def on_start_sync(self, ctx: RequestContext[Any, Any]) -> None:
-        self.check(ctx)
-
-    def on_end_sync(
-        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        return None
 
 
 def _number(environ: Mapping[str, str], name: str, default: float, *, whole: bool) -> float:

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from connectrpc.request import Headers, RequestContext
+from connectrpc.request import RequestContext
+
+from plugin_di.rpc.before_call import BeforeCall
 
 __all__ = [
     "API_KEY_HEADER",
@@ -65,36 +67,21 @@ class RuntimeCredentials:
         self._credentials = None
 
 
-class ClientAuth:
+class ClientAuth(BeforeCall):
     """Client metadata interceptor adding the runtime id and bearer token of ``source``."""
 
     def __init__(self, source: CredentialsSource) -> None:
         self._source = source
 
-    def _stamp(self, headers: Headers) -> None:
+    def before(self, ctx: RequestContext[Any, Any]) -> None:
+        headers = ctx.request_headers
         creds = self._source.current()
         if creds is not None:
             headers[AUTHORIZATION_HEADER] = BEARER_PREFIX + creds.token
             headers[RUNTIME_ID_HEADER] = creds.runtime_id
 
-    async def on_start(self, ctx: RequestContext[Any, Any]) -> None:
-        self._stamp(ctx.request_headers)
 
-    async def on_end(
-        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        return None
-
-    def on_start_sync(self, ctx: RequestContext[Any, Any]) -> None:
-        self._stamp(ctx.request_headers)
-
-    def on_end_sync(
-        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        return None
-
-
-class BearerClient:
+class BearerClient(BeforeCall):
     """Client metadata interceptor sending ``<header>: <prefix><token>``.
 
     ``token`` is a string or a callable read at every call (a capability grant that is
@@ -112,26 +99,11 @@ class BearerClient:
         self._header = header
         self._prefix = prefix
 
-    def _stamp(self, headers: Headers) -> None:
+    def before(self, ctx: RequestContext[Any, Any]) -> None:
+        headers = ctx.request_headers
         token = self._token() if callable(self._token) else self._token
         if token:
             headers[self._header] = self._prefix + token
-
-    async def on_start(self, ctx: RequestContext[Any, Any]) -> None:
-        self._stamp(ctx.request_headers)
-
-    async def on_end(
-        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        return None
-
-    def on_start_sync(self, ctx: RequestContext[Any, Any]) -> None:
-        self._stamp(ctx.request_headers)
-
-    def on_end_sync(
-        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        return None
 
 
 def api_key_client(key: str | Callable[[], str | None]) -> BearerClient:

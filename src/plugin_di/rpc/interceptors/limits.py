@@ -6,12 +6,13 @@ from typing import Any
 
 from connectrpc.request import RequestContext
 
+from plugin_di.rpc.before_call import BeforeCall
 from plugin_di.rpc.validation import MAX_HEADER_LIST_BYTES, MAX_HEADER_VALUE_BYTES, validate_headers
 
 __all__ = ["HeaderLimits"]
 
 
-class HeaderLimits:
+class HeaderLimits(BeforeCall):
     """INVALID_ARGUMENT ``headers: <rule>`` when the request headers break the size rules.
 
     Runs before the body is read when it leads the server's interceptor list.
@@ -26,25 +27,9 @@ class HeaderLimits:
         self.max_total_bytes = max_total_bytes
         self.max_value_bytes = max_value_bytes
 
-    def check(self, ctx: RequestContext[Any, Any]) -> None:
+    def before(self, ctx: RequestContext[Any, Any]) -> None:
         validate_headers(
             ctx.request_headers.allitems(),
             max_total_bytes=self.max_total_bytes,
             max_value_bytes=self.max_value_bytes,
         )
-
-    async def on_start(self, ctx: RequestContext[Any, Any]) -> None:
-        self.check(ctx)
-
-    async def on_end(
-        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        return None
-
-    def on_start_sync(self, ctx: RequestContext[Any, Any]) -> None:
-        self.check(ctx)
-
-    def on_end_sync(
-        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        return None

@@ -29,6 +29,7 @@ from connectrpc.request import RequestContext
 from protobuf.wkt import Any as AnyMessage
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.rpc.before_call import BeforeCall
 from plugin_di.rpc.interceptors.auth import current_identity
 
 __all__ = [
@@ -271,7 +272,7 @@ def retry_after_of(error: ConnectError) -> float | None:
     return None
 
 
-class RateLimitInterceptor:
+class RateLimitInterceptor(BeforeCall):
     """Server metadata interceptor enforcing ``policy`` with ``limiter`` (sync twins included)."""
 
     def __init__(
@@ -286,7 +287,7 @@ class RateLimitInterceptor:
         self.limiter = limiter if limiter is not None else TokenBucketLimiter(clock)
         self._key = key
 
-    def check(self, ctx: RequestContext[Any, Any]) -> None:
+    def before(self, ctx: RequestContext[Any, Any]) -> None:
         """Take a token for this call, or raise RESOURCE_EXHAUSTED with a retry-after hint."""
         rule = self.policy.rule_for(ctx.method.service_name, ctx.method.name)
         if rule is None:
@@ -307,19 +308,3 @@ class RateLimitInterceptor:
             f"retry after {wait:.3f}s",
             [retry_after_detail(wait)],
         )
-
-    async def on_start(self, ctx: RequestContext[Any, Any]) -> None:
-        self.check(ctx)
-
-    async def on_end(
-        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        return None
-
-    def on_start_sync(self, ctx: RequestContext[Any, Any]) -> None:
-        self.check(ctx)
-
-    def on_end_sync(
-        self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
-    ) -> None:
-        return None
