@@ -11,9 +11,9 @@ import sys
 from connectrpc.errors import ConnectError
 
 from examples.fx_managed.app import app
-from examples.fx_managed.logger import RecordingLogger
 from examples.fx_managed.platform import WAIT_SECONDS, HostPlatform
 from examples.kv.gen.kv.v1 import kv_pb2
+from examples.logger.plugin import StderrLogger
 from plugin_di.di.events import Event, HookExecuted
 from plugin_di.di.providers import plugin_handles, plugins_health
 from plugin_di.launch.process_handle import ProcessHandle
@@ -113,13 +113,13 @@ async def main() -> int:
     print(f"  watch  {kind} {change.key} = {change.value.decode()}")
 
     logger_impl = app.container.logger().plugin.services[0].impl
-    assert isinstance(logger_impl, RecordingLogger)
+    assert isinstance(logger_impl, StderrLogger)
     print("  logger received:")
-    for rec in logger_impl.records:
+    for rec in logger_impl.received:
         fields = " ".join(f"{k}={v}" for k, v in sorted(rec.fields.items()))
         print(f"    {rec.message:<18} {fields}")
     logger_url = platform.routed_url(platform.logger_id, "logger")
-    routed = [r for r in logger_impl.records if r.fields.get("via") == logger_url]
+    routed = [r for r in logger_impl.received if r.fields.get("via") == logger_url]
     print(f"  routed {len(routed)} calls from the cache process through the host to {logger_url}")
 
     print("\n== health")

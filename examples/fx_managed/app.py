@@ -28,11 +28,11 @@ from pathlib import Path
 from dependency_injector import containers, providers
 
 from examples.cache.plugin import plugin as cache_plugin
-from examples.fx_managed.logger import make_plugin as make_logger
 from examples.fx_managed.platform import HostPlatform
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from examples.kv.plugin import make_plugin as make_kv
+from examples.logger.plugin import make_plugin as make_logger
 from plugin_di.di.app import App
 from plugin_di.di.events import EmitterProvider
 from plugin_di.di.providers import InMemoryPlugin, ProcessPlugin, placed

@@ -40,10 +40,15 @@ def format_entry(request: pb.LogRequest) -> str:
 
 
 class StderrLogger(Logger):
-    """Writes each entry to the plugin's log; keeps the last ``keep`` lines for inspection."""
+    """Writes each entry to the plugin's log; keeps the last ``keep`` entries for inspection."""
 
     def __init__(self, keep: int = 100) -> None:
-        self.recent: deque[str] = deque(maxlen=keep)
+        self.received: deque[pb.LogRequest] = deque(maxlen=keep)
+
+    @property
+    def recent(self) -> list[str]:
+        """The kept entries as the lines written to the log."""
+        return [format_entry(request) for request in self.received]
 
     async def log(
         self, request: pb.LogRequest, ctx: RequestContext[pb.LogRequest, pb.LogResponse]
@@ -54,9 +59,10 @@ class StderrLogger(Logger):
                 Code.INVALID_ARGUMENT,
                 f"unknown log level {request.level!r}: use one of {', '.join(LEVELS)}",
             )
-        line = format_entry(request)
-        self.recent.append(line)
-        log.log(level, "%s", line)
+        kept = pb.LogRequest()
+        kept.CopyFrom(request)
+        self.received.append(kept)
+        log.log(level, "%s", format_entry(request))
         return pb.LogResponse()
 
 
