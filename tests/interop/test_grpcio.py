@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-import re
-import subprocess
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import grpc
@@ -17,57 +14,27 @@ from google.protobuf import descriptor_pb2
 from protobuf import Oneof
 
 from examples.kv.gen.kv.v1 import kv_pb2
+from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.gen.grpc.health.v1 import health_pb2
+from tools.protogen import generate_grpc_stubs
 
-from .conftest import ROOT, PluginProcess
-
-# The generated stubs import the messages by proto path; point them at the modules
-# already loaded, so each descriptor is registered once.
-_IMPORTS = {
-    "from kv.v1 import kv_pb2": "from examples.kv.gen.kv.v1 import kv_pb2",
-    "from grpc.health.v1 import health_pb2": "from plugin_di.gen.grpc.health.v1 import health_pb2",
-}
-
-
-def _load(path: Path, name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import PluginProcess, running
 
 
 @pytest.fixture(scope="module")
 def stubs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModuleType]:
+    """grpcio stubs generated from the project's protos, importing its committed messages."""
     out = tmp_path_factory.mktemp("grpc_stubs")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
-            f"-I{ROOT / 'examples/kv/proto'}",
-            f"-I{ROOT / 'proto'}",
-            f"--grpc_python_out={out}",
-            "kv/v1/kv.proto",
-            "grpc/health/v1/health.proto",
-        ],
-        check=True,
-        timeout=60,
-    )
-    loaded = {}
-    for key, rel in (
-        ("kv", "kv/v1/kv_pb2_grpc.py"),
-        ("health", "grpc/health/v1/health_pb2_grpc.py"),
-    ):
-        path = out / rel
-        text = path.read_text()
-        for old, new in _IMPORTS.items():
-            text = text.replace(old, new)
-        assert not re.search(r"^from (kv|grpc\.health)\.", text, re.M), "unrewritten import"
-        path.write_text(text)
-        loaded[key] = _load(path, f"interop_{key}_pb2_grpc")
-    return loaded
+    package = generate_grpc_stubs(out)
+    sys.path.insert(0, str(out))
+    try:
+        return {
+            "kv": importlib.import_module(f"{package}.kv.v1.kv_pb2_grpc"),
+            "health": importlib.import_module(f"{package}.grpc.health.v1.health_pb2_grpc"),
+            "registry": importlib.import_module(f"{package}.connectplugin.v1.registry_pb2_grpc"),
+        }
+    finally:
+        sys.path.remove(str(out))
 
 
 @pytest.fixture
@@ -158,3 +125,19 @@ def test_server_reflection(channel: grpc.Channel, package: str, messages: Module
     parsed = [descriptor_pb2.FileDescriptorProto.FromString(bytes(f)) for f in files]
     kv_file = next(f for f in parsed if f.name == "kv/v1/kv.proto")
     assert [m.name for m in kv_file.service[0].method] == ["Get", "Put", "Delete", "Watch", "List"]
+
+
+def test_host_errors_reach_grpcio_with_their_codes(stubs: dict[str, ModuleType]) -> None:
+    """The host's errors are real gRPC statuses too (trailers, not a bare end of stream)."""
+    with (
+        running(["-m", "plugin_di.cli", "host"]) as host,
+        grpc.insecure_channel(host.line.address) as ch,
+    ):
+        registry = stubs["registry"].ServiceRegistryStub(ch)
+        with pytest.raises(grpc.RpcError) as refused:
+            registry.DiscoverService(registry_pb2.DiscoverServiceRequest(service_type="logger"))
+        assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        unknown = ch.unary_unary("/connectplugin.v1.ServiceRegistry/NoSuchMethod")
+        with pytest.raises(grpc.RpcError) as missing:
+            unknown(b"")
+        assert missing.value.code() is grpc.StatusCode.UNIMPLEMENTED

@@ -41,7 +41,6 @@ from plugin_di.gen.grpc.health.v1.health_connect import HealthASGIApplication, H
 from plugin_di.plugin import config as plugin_config
 from plugin_di.plugin import env
 from plugin_di.plugin._inflight import InFlight
-from plugin_di.plugin._stream_hygiene import StreamHygiene
 from plugin_di.plugin.control import DEFAULT_GRACE_SECONDS, PluginControlServer
 from plugin_di.plugin.definition import PluginSet, PluginsLike, as_plugin_set, service_descriptor
 from plugin_di.plugin.handshake import HandshakeServer
@@ -230,9 +229,7 @@ class PluginServer:
                 hypercorn_tls_config(config, ssl_context)
         requested = self._event()
         drain = asyncio.Event()
-        # StreamHygiene works around hypercorn (HTTP/2 sends after a reset, gRPC trailers);
-        # uvicorn needs neither, and the fast channel saves the extra layer on every call.
-        app = InFlight(self.app if fast else StreamHygiene(self.app))
+        app = InFlight(self.app)
         clock = self._clock
 
         async def stop_when_requested() -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plugin_di.rpc.asgi import ASGIApp, Message, Receive, Scope, Send
+from plugin_di.rpc.hygiene import StreamHygiene
 
 if TYPE_CHECKING:
     # hypercorn costs ~40 ms to import; a plugin on the fast channel (uvicorn) never needs it.
@@ -206,7 +207,8 @@ async def serve_asgi(
     from hypercorn.utils import wrap_app
 
     config = config if config is not None else hypercorn_config()
-    served: Any = _ReadyOnStartup(app, ready) if ready is not None else app
+    hygienic = StreamHygiene(app)
+    served: Any = _ReadyOnStartup(hygienic, ready) if ready is not None else hygienic
     if config.ssl_enabled:
         sockets = Sockets(secure_sockets=[bound.sock], insecure_sockets=[], quic_sockets=[])
     else:

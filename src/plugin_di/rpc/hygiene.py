@@ -1,5 +1,8 @@
 """Response fixes between connectrpc/`ServiceMux` and hypercorn 0.18 (workarounds).
 
+`serve_asgi` applies them to every app it serves (plugins and the host alike); the
+fast channel (uvicorn) needs neither.
+
 1. Send nothing more on a stream once its client is gone. After a client
    cancels an HTTP/2 stream (say, it stops reading a server stream),
    connectrpc still writes the end of the stream, and hypercorn's send for it
@@ -22,6 +25,8 @@ from __future__ import annotations
 from typing import Any
 
 from plugin_di.rpc.asgi import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["StreamHygiene"]
 
 _STATUS_HEADERS = (b"grpc-status", b"grpc-message", b"grpc-status-details-bin")
 
