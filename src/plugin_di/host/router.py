@@ -28,9 +28,15 @@ import pyqwest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from plugin_di.host.auth import TokenValidator, check_credentials
+from plugin_di.host.auth import (
+    AUTHORIZATION_HEADER,
+    RUNTIME_ID_HEADER,
+    TokenValidator,
+    check_credentials,
+)
 from plugin_di.host.registry import ServiceRegistry
 from plugin_di.rpc.asgi import GRPC_STATUS, ASGIApp, Receive, Scope, Send, send_error
+from plugin_di.rpc.h1 import H1Transport
 from plugin_di.rpc.interceptors.ratelimit import Rate, TokenBucketLimiter
 from plugin_di.rpc.tls import ClientTLS
 from plugin_di.rpc.transport import PluginHTTPClient, http_client
@@ -38,18 +44,23 @@ from plugin_di.rpc.transport import PluginHTTPClient, http_client
 log = logging.getLogger(__name__)
 
 SERVICES_PREFIX = "/services/"
-_STRIP_REQUEST = {
-    b"authorization",
-    b"x-plugin-runtime-id",
-    b"host",
-    b"connection",
-    b"keep-alive",
-    b"proxy-connection",
-    b"transfer-encoding",
-    b"upgrade",
-    b"content-length",
-}
-_STRIP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "upgrade"}
+_STRIP_REQUEST = frozenset(
+    {
+        b"authorization",
+        b"x-plugin-runtime-id",
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+    }
+)
+# Lower-case names; the header names of a pyqwest response are lower-case too.
+_STRIP_RESPONSE = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade"})
+_RUNTIME_ID = RUNTIME_ID_HEADER.encode()
+_AUTHORIZATION = AUTHORIZATION_HEADER.encode()
 
 
 @dataclass(frozen=True)
@@ -195,26 +206,41 @@ class ServiceRouter:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        # One pass over the headers: the credentials are read, and stripped from what is sent on.
+        runtime_id: str | None = None
+        authorization: str | None = None
+        headers: list[tuple[bytes, bytes]] = []
+        for key, value in scope["headers"]:
+            name = key.lower()
+            if name in _STRIP_REQUEST:
+                if name == _RUNTIME_ID:
+                    runtime_id = bytes(value).decode("latin-1")
+                elif name == _AUTHORIZATION:
+                    authorization = bytes(value).decode("latin-1")
+                continue
+            headers.append((name, value))
         try:
-            provider, target, upstream = self._route(scope)
+            provider, target, upstream = self._route(scope, runtime_id, authorization)
         except ConnectError as error:
             await refuse(scope, receive, send, error.code, error.message)
             return
-        tracker = self._in_flight.setdefault(provider, _InFlight())
+        tracker = self._in_flight.get(provider)
+        if tracker is None:
+            tracker = self._in_flight[provider] = _InFlight()
         tracker.enter()
         try:
-            headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _STRIP_REQUEST]
             if upstream.app is not None:
                 child = dict(scope)
                 child.update(path=target, raw_path=target.encode(), root_path="", headers=headers)
                 await upstream.app(child, receive, send)
             else:
-                client, url = self._http(upstream, target)
-                await self._proxy(scope, receive, send, client, url, headers, provider)
+                await self._proxy(scope, receive, send, upstream, target, headers, provider)
         finally:
             tracker.leave()
 
-    def _route(self, scope: Scope) -> tuple[str, str, Upstream]:
+    def _route(
+        self, scope: Scope, runtime_id: str | None, authorization: str | None
+    ) -> tuple[str, str, Upstream]:
         rest = scope["path"].removeprefix(SERVICES_PREFIX)
         parts = rest.split("/", 2)
         if len(parts) < 3 or not all(parts):
@@ -223,11 +249,9 @@ class ServiceRouter:
                 "invalid service path: expected /services/{type}/{provider_id}/{method}",
             )
         service_type, addressed, method = parts
-        headers = {k.lower(): v for k, v in scope["headers"]}
 
         def get(name: str) -> str | None:
-            raw = headers.get(name.encode())
-            return None if raw is None else bytes(raw).decode("latin-1")
+            return runtime_id if name == RUNTIME_ID_HEADER else authorization
 
         caller = check_credentials(get, self._tokens)
         limiter, rate = self._limiter, self._rate
@@ -237,7 +261,7 @@ class ServiceRouter:
                 f"rate limit exceeded for routed calls: {rate.rps:g}/s, burst {rate.burst}; "
                 "slow down",
             )
-        provider = self.resolve(addressed)
+        provider = self._aliases.get(addressed, addressed)
         registration = self._registry.registration_of(provider, service_type)
         if registration is None:
             raise ConnectError(
@@ -271,69 +295,38 @@ class ServiceRouter:
         scope: Scope,
         receive: Receive,
         send: Send,
-        client: pyqwest.Client,
-        url: str,
+        upstream: Upstream,
+        target: str,
         headers: list[tuple[bytes, bytes]],
         provider: str,
     ) -> None:
-        async def body() -> AsyncIterator[bytes]:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunk = message.get("body", b"")
-                if chunk:
-                    yield chunk
-                if not message.get("more_body", False):
-                    return
-
-        request_headers = pyqwest.Headers()
-        for key, value in headers:
-            request_headers.add(key.decode("latin-1"), value.decode("latin-1"))
-        has_body = scope["method"] not in ("GET", "HEAD")
+        lean = self._lean(upstream)
+        request_headers = pyqwest.Headers(
+            [
+                (k.decode("latin-1"), v.decode("latin-1"))
+                for k, v in headers
+                # The lean transport undoes content-encoding itself; asking for none keeps the
+                # forwarded body and its headers in agreement (and gzip only costs on a socket).
+                if not (lean is not None and k == b"accept-encoding")
+            ]
+        )
+        content: bytes | AsyncIterator[bytes] | None = None
+        if scope["method"] not in ("GET", "HEAD"):
+            content = await _request_body(receive)
         started = False
         try:
-            async with client.stream(
-                scope["method"], url, request_headers, body() if has_body else None
-            ) as response:
-                content_type = response.headers.get("content-type", "")
-                grpc = content_type.startswith("application/grpc") and not content_type.startswith(
-                    "application/grpc-web"
+            if lean is not None:
+                transport, base = lean
+                response = await transport.execute(
+                    pyqwest.Request(scope["method"], base + target, request_headers, content)
                 )
-                trailers_only = "grpc-status" in response.headers
-                can_trail = "http.response.trailers" in scope.get("extensions", {})
-                use_trailers = grpc and not trailers_only and can_trail
-                out_headers = [
-                    (k.encode("latin-1"), v.encode("latin-1"))
-                    for k, v in response.headers.items()
-                    if k.lower() not in _STRIP_RESPONSE
-                ]
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": response.status,
-                        "headers": out_headers,
-                        "trailers": use_trailers,
-                    }
-                )
-                started = True
-                async for chunk in response.content:
-                    await send(
-                        {"type": "http.response.body", "body": bytes(chunk), "more_body": True}
-                    )
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-                if use_trailers:
-                    trailers = [
-                        (k.encode("latin-1"), v.encode("latin-1"))
-                        for k, v in response.trailers.items()
-                    ]
-                    await send(
-                        {
-                            "type": "http.response.trailers",
-                            "headers": trailers,
-                            "more_trailers": False,
-                        }
-                    )
+                started = await self._relay(scope, send, response)
+            else:
+                client, url = self._http(upstream, target)
+                async with client.stream(
+                    scope["method"], url, request_headers, content
+                ) as response:
+                    started = await self._relay(scope, send, response)
         except (
             OSError,
             TimeoutError,
@@ -355,3 +348,78 @@ class ServiceRouter:
                         "more_trailers": False,
                     }
                 )
+
+    def _lean(self, upstream: Upstream) -> tuple[H1Transport, str] | None:
+        """The lean HTTP/1.1 transport and base URL for a ``unix://``/``http+h1fast://``
+        upstream (called without pyqwest's client glue), else None."""
+        if upstream.url.startswith("http://"):
+            return None
+        client = self._other_clients.get(upstream.url)
+        if client is None:
+            client = http_client(upstream.url, tls=upstream.tls)
+            self._other_clients[upstream.url] = client
+        transport = client.transport
+        if isinstance(transport, H1Transport):
+            return transport, client.address
+        return None
+
+    async def _relay(self, scope: Scope, send: Send, response: pyqwest.Response) -> bool:
+        """Send the provider's response on to the caller, streaming; True once started."""
+        response_headers = response.headers
+        content_type = response_headers.get("content-type", "")
+        grpc = content_type.startswith("application/grpc") and not content_type.startswith(
+            "application/grpc-web"
+        )
+        trailers_only = "grpc-status" in response_headers
+        can_trail = "http.response.trailers" in scope.get("extensions", {})
+        use_trailers = grpc and not trailers_only and can_trail
+        out_headers = [
+            (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in response_headers.items()
+            if k not in _STRIP_RESPONSE
+        ]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": out_headers,
+                "trailers": use_trailers,
+            }
+        )
+        async for chunk in response.content:
+            await send({"type": "http.response.body", "body": bytes(chunk), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if use_trailers:
+            trailers = [
+                (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.trailers.items()
+            ]
+            await send(
+                {"type": "http.response.trailers", "headers": trailers, "more_trailers": False}
+            )
+        return True
+
+
+async def _request_body(receive: Receive) -> bytes | AsyncIterator[bytes]:
+    """The request body: the bytes when it came in one message (a unary call), else a stream
+    that starts with the first chunk and passes the rest on as it arrives."""
+    first = await receive()
+    if first["type"] == "http.disconnect":
+        return b""
+    chunk: bytes = first.get("body", b"")
+    if not first.get("more_body", False):
+        return chunk
+
+    async def rest() -> AsyncIterator[bytes]:
+        if chunk:
+            yield chunk
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            data = message.get("body", b"")
+            if data:
+                yield data
+            if not message.get("more_body", False):
+                return
+
+    return rest()

@@ -4,6 +4,12 @@ One ASGI app serves HandshakeService, ServiceRegistry, PluginLifecycle,
 CapabilityBroker, grpc.health.v1, gRPC reflection, the router at
 ``/services/`` and capability endpoints at ``/capabilities/``. In-memory
 plugins reach it with no socket through ``in_memory_client()``.
+
+hypercorn serves every protocol (HTTP/2, gRPC with trailers, TLS) at ``url``. With
+``fast_uds=True`` (or ``fast_bind=``) the same app is also served by uvicorn (httptools,
+HTTP/1.1: Connect and gRPC-Web) at ``fast_url``: a 0600 Unix socket in a private 0700
+directory, or loopback TCP. Plugins on this machine given ``fast_url`` as their host URL
+call the host, and through its router each other, several times faster.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -48,8 +56,9 @@ from plugin_di.host.tracker import HealthTracker, LifecycleService
 from plugin_di.plugin.definition import Plugin, service_descriptor
 from plugin_di.plugin.health import GrpcHealthService, Health
 from plugin_di.plugin.reflection import reflection_apps
-from plugin_di.rpc.asgi import ASGIApp, ServiceMux
+from plugin_di.rpc.asgi import ASGIApp, Receive, Scope, Send, ServiceMux
 from plugin_di.rpc.errors import SanitizeErrors
+from plugin_di.rpc.fastserve import serve_fast
 from plugin_di.rpc.hypercorn import BoundSocket, bind_socket, hypercorn_config, serve_asgi
 from plugin_di.rpc.interceptors.ratelimit import (
     Rate,
@@ -95,6 +104,8 @@ class Host:
         bind: str | None = None,
         certfile: str | os.PathLike[str] | None = None,
         keyfile: str | os.PathLike[str] | None = None,
+        fast_uds: bool = False,
+        fast_bind: str | None = None,
     ) -> None:
         """``bind`` (e.g. ``127.0.0.1:0``) takes the socket at once, so ``url`` is known
         before the host starts: plugins built before it (``host_url=host.provided.url``)
@@ -104,6 +115,13 @@ class Host:
         (it overrides what they declare; an empty list denies all). ``rate_limit`` is the
         default per-caller rate (Settings RATE_LIMIT_RPS/BURST); host RPCs use
         connect-plugin-go's per-method rates on top; None turns limiting off.
+
+        ``fast_uds=True`` also serves the host on a Unix socket (0600, in a private 0700
+        directory) with uvicorn; ``fast_bind`` (``unix:/path`` or ``127.0.0.1:0``) picks the
+        address instead. Either is bound at once, so ``fast_url`` (``unix:///...`` or
+        ``http+h1fast://127.0.0.1:PORT``) is known before the host starts: give it to local
+        process plugins as their host URL (``host_url=host.provided.fast_url``). It carries
+        Connect and gRPC-Web over HTTP/1.1 only; gRPC stays on ``url``.
         """
         self.clock = clock
         self.allowed_services = {k: list(v) for k, v in (allowed_services or {}).items()}
@@ -151,6 +169,13 @@ class Host:
         self._serving: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._fast_bound: BoundSocket | None = None
+        self._fast_dir: str | None = None
+        self._fast_serving: asyncio.Task[None] | None = None
+        self.fast_url: str | None = None
+        """The fast local channel's URL, or None when the host has none."""
+        if fast_uds or fast_bind is not None:
+            self.listen_fast(fast_bind)
         if bind is not None:
             self.listen(bind, certfile=certfile, keyfile=keyfile)
 
@@ -229,6 +254,30 @@ class Host:
         self.broker.base_url = self.url
         return self.url
 
+    def listen_fast(self, bind: str | None = None) -> str:
+        """Take the fast channel's socket now (default: a Unix socket in a new private
+        directory); its URL, also in ``fast_url``. ``start()`` serves it with uvicorn."""
+        if self._fast_bound is not None:
+            raise RuntimeError(f"host fast channel already bound to {self.fast_url}")
+        if bind is None:
+            self._fast_dir = tempfile.mkdtemp(prefix="plugin-di-host-")  # mode 0700
+            bind = "unix:" + os.path.join(self._fast_dir, "host.sock")
+        elif not bind.startswith("unix:") and bind.rpartition(":")[0].strip("[]") not in (
+            "127.0.0.1",
+            "::1",
+            "localhost",
+        ):
+            raise ValueError(
+                f"the host's fast channel has no TLS, so it binds only a Unix socket or "
+                f"loopback; {bind!r} is neither: use unix:/path or 127.0.0.1:0"
+            )
+        self._fast_bound = bind_socket(bind)
+        if self._fast_bound.network == "unix":
+            self.fast_url = self._fast_bound.url
+        else:
+            self.fast_url = "http+h1fast://" + self._fast_bound.address
+        return self.fast_url
+
     async def start(
         self,
         bind: str | None = None,
@@ -257,9 +306,37 @@ class Host:
             waiter.cancel()
             self._serving.result()
             raise RuntimeError(f"host stopped while starting on {self.url}")
+        if self._fast_bound is not None:
+            try:
+                await self._start_fast(self._fast_bound)
+            except BaseException:
+                await self.stop()
+                raise
         self._sweeper = asyncio.create_task(self._sweep_forever())
-        log.info("host serving at %s", self.url)
+        log.info(
+            "host serving at %s", self.url + (f" and {self.fast_url}" if self.fast_url else "")
+        )
         return self.url
+
+    async def _start_fast(self, bound: BoundSocket) -> None:
+        ready = asyncio.Event()
+        self._fast_serving = asyncio.create_task(
+            serve_fast(
+                _NoLifespan(self.app),
+                bound,
+                shutdown=self._stop,
+                ready=ready.set,
+                graceful_timeout=2.0,
+            )
+        )
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait(
+            {waiter, self._fast_serving}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if self._fast_serving in done:
+            waiter.cancel()
+            self._fast_serving.result()
+            raise RuntimeError(f"host fast channel stopped while starting on {self.fast_url}")
 
     async def stop(self) -> None:
         """Stop serving; in-flight calls get the graceful timeout."""
@@ -279,6 +356,21 @@ class Host:
                 # e.g. hypercorn closing a TLS connection whose peer already left
                 log.warning("host server ended with an error while stopping", exc_info=True)
             self._serving = None
+        if self._fast_serving is not None:
+            self._stop.set()
+            try:
+                await self._fast_serving
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.warning("host fast channel ended with an error while stopping", exc_info=True)
+            self._fast_serving = None
+        if self._fast_bound is not None:
+            self._fast_bound.close()
+            self._fast_bound = None
+        if self._fast_dir is not None:
+            shutil.rmtree(self._fast_dir, ignore_errors=True)
+            self._fast_dir = None
         if self._bound is not None:
             self._bound.close()  # a listen() that never served still holds its socket
             self._bound = None
@@ -304,3 +396,22 @@ class Host:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+class _NoLifespan:
+    """The host app for its second server: lifespan already runs under hypercorn."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self._app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,252 @@
+"""The host's fast local channel (uvicorn, Unix socket) and routing to providers on theirs.
+
+Both legs are the lean HTTP/1.1 transport: caller -> host fast channel -> router -> provider
+served by uvicorn on its own Unix socket. Real servers, real generated clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from connectrpc.client import ResponseMetadata
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.protocol import ProtocolType
+from host_support import RecordingLogger, logger_plugin
+
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.plugin import make_plugin as make_kv_plugin
+from plugin_di.clock import FakeClock
+from plugin_di.gen.capability.logger.v1 import logger_pb2
+from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
+from plugin_di.host.server import Host
+from plugin_di.host.tracker import DEGRADED, UNHEALTHY
+from plugin_di.plugin.definition import Plugin
+from plugin_di.plugin.host_client import HostClient
+from plugin_di.plugin.runtime import PluginServer
+from plugin_di.rpc.hypercorn import bind_socket
+from plugin_di.rpc.transport import unix_socket_path
+
+
+@pytest.fixture
+async def fast_host(clock: FakeClock) -> AsyncIterator[Host]:
+    host = Host(clock=clock, sweep_interval=1e9, fast_uds=True)
+    await host.start("127.0.0.1:0")
+    try:
+        yield host
+    finally:
+        await host.stop()
+
+
+@contextlib.asynccontextmanager
+async def served_fast(plugin: Plugin) -> AsyncIterator[str]:
+    """Serve ``plugin`` with uvicorn on a Unix socket in this loop; yield its unix:// URL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = PluginServer(plugin, grace_period=1.0)
+        bound = bind_socket("unix:" + str(Path(tmp) / "p.sock"))
+        ready = asyncio.Event()
+        task = asyncio.create_task(server.run(bound, ready=ready.set, fast=True))
+        async with asyncio.timeout(5):
+            await ready.wait()
+        try:
+            yield bound.url
+        finally:
+            server.request_stop(0.5, "test over")
+            async with asyncio.timeout(10):
+                await task
+
+
+async def _join(host_url: str, plugin: Plugin, kind: str, url: str) -> HostClient:
+    path = "/" + plugin.services[0].path.strip("/") + "/"
+    provider = HostClient(host_url)
+    await provider.handshake(kind, plugins=[plugin])
+    await provider.register(kind, "1.0.0", path, {"base_url": url})
+    return provider
+
+
+async def test_fast_channel_socket_is_private_and_removed(clock: FakeClock) -> None:
+    host = Host(clock=clock, sweep_interval=1e9, fast_uds=True)
+    assert host.fast_url is not None
+    assert host.fast_url.startswith("unix:///")
+    path = Path(unix_socket_path(host.fast_url))
+    assert _modes(path) == (0o600, 0o700)
+    await host.start()
+    await host.stop()
+    assert _modes(path) == (None, None)
+
+
+def _modes(path: Path) -> tuple[int | None, int | None]:
+    """Permission bits of the socket file and its directory (None: gone)."""
+    found = []
+    for item in (path, path.parent):
+        found.append(stat.S_IMODE(item.stat().st_mode) if item.exists() else None)
+    return found[0], found[1]
+
+
+async def test_fast_bind_refuses_a_non_loopback_address() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        Host(fast_bind="0.0.0.0:0")
+
+
+async def test_routed_unary_stream_and_provider_errors_over_fast_channels(
+    fast_host: Host,
+) -> None:
+    assert fast_host.fast_url is not None
+    kv = make_kv_plugin()
+    async with served_fast(kv) as url:
+        provider = await _join(fast_host.fast_url, kv, "kv", url)
+        caller = HostClient(fast_host.fast_url)
+        try:
+            await caller.handshake("app")
+            found = await caller.discover("kv")
+            assert found.endpoint.endpoint_url.startswith("/services/kv/kv-")
+            client = caller.routed_client(KVServiceClient, found.endpoint)
+            stream = client.watch(kv_pb2.WatchRequest(prefix="k"), timeout_ms=5000)
+            first = await anext(stream)
+            assert first.key == "_watch_started"
+            await client.put(kv_pb2.PutRequest(key="k1", value=b"v1"), timeout_ms=2000)
+            event = await anext(stream)
+            assert (event.key, event.value) == ("k1", b"v1")
+            await stream.aclose()
+            got = await client.get(kv_pb2.GetRequest(key="k1"))
+            assert (got.found, got.value) == (True, b"v1")
+            with pytest.raises(ConnectError) as info:
+                await client.put(kv_pb2.PutRequest(key="", value=b"x"))
+            assert info.value.code is Code.INVALID_ARGUMENT  # the provider's own error
+
+            # A caller asking for gzip (the generated default) and speaking gRPC-Web: the
+            # lean upstream must not hand back a decoded body under a gzip header.
+            base = caller.address + found.endpoint.endpoint_url
+            for protocol in (ProtocolType.CONNECT, ProtocolType.GRPC_WEB):
+                gz = KVServiceClient(
+                    base,
+                    http_client=caller.http_client,
+                    interceptors=[caller.auth],
+                    protocol=protocol,
+                )
+                got = await gz.get(kv_pb2.GetRequest(key="k1"))
+                assert got.value == b"v1"
+        finally:
+            await caller.close()
+            await provider.close()
+
+
+async def test_router_refusals_and_stripped_credentials_over_fast_channel(
+    fast_host: Host,
+) -> None:
+    assert fast_host.fast_url is not None
+    logger = RecordingLogger()
+    async with served_fast(logger_plugin(logger)) as url:
+        provider = await _join(fast_host.fast_url, logger_plugin(), "logger", url)
+        assert provider.identity is not None
+        pid = provider.identity.runtime_id
+        caller = HostClient(fast_host.fast_url)
+        try:
+            await caller.handshake("app")
+            found = await caller.discover("logger")
+            client = caller.routed_client(LoggerClient, found.endpoint)
+            await client.log(logger_pb2.LogRequest(level="info", message="hello"))
+            assert logger.lines == ["[info] hello"]
+            seen = logger.headers[-1]
+            assert "authorization" not in seen
+            assert "x-plugin-runtime-id" not in seen
+
+            anonymous = LoggerClient(
+                caller.address + found.endpoint.endpoint_url,
+                http_client=caller.http_client,
+                send_compression=None,
+                accept_compression=[],
+            )
+            with pytest.raises(ConnectError) as info:
+                await anonymous.log(logger_pb2.LogRequest(message="x"))
+            assert info.value.code is Code.UNAUTHENTICATED
+
+            ghost = LoggerClient(
+                caller.address + "/services/logger/ghost-00000000",
+                http_client=caller.http_client,
+                interceptors=[caller.auth],
+                send_compression=None,
+                accept_compression=[],
+            )
+            with pytest.raises(ConnectError) as info:
+                await ghost.log(logger_pb2.LogRequest(message="x"))
+            assert info.value.code is Code.NOT_FOUND
+
+            fast_host.tracker.report(pid, DEGRADED, "slow")
+            await client.log(logger_pb2.LogRequest(level="info", message="degraded"))
+            assert logger.lines[-1] == "[info] degraded"
+            fast_host.tracker.report(pid, UNHEALTHY, "broken")
+            with pytest.raises(ConnectError) as info:
+                await client.log(logger_pb2.LogRequest(message="x"))
+            assert info.value.code is Code.UNAVAILABLE
+            assert len(logger.lines) == 2  # the unhealthy provider was never called
+        finally:
+            await caller.close()
+            await provider.close()
+
+
+async def test_deadline_travels_over_fast_channels(fast_host: Host) -> None:
+    assert fast_host.fast_url is not None
+    logger = RecordingLogger(gate=asyncio.Event())
+    async with served_fast(logger_plugin(logger)) as url:
+        provider = await _join(fast_host.fast_url, logger_plugin(), "logger", url)
+        try:
+            found = await provider.discover("logger")
+            client = provider.routed_client(LoggerClient, found.endpoint)
+            with ResponseMetadata() as meta:
+                logger.gate.set()
+                await client.log(logger_pb2.LogRequest(message="m"), timeout_ms=1500)
+            assert meta.headers.get("x-served-by") == "logger"
+            assert logger.headers[-1]["connect-timeout-ms"] == "1500"
+            logger.gate.clear()
+            with pytest.raises(ConnectError) as info:
+                await client.log(logger_pb2.LogRequest(message="late"), timeout_ms=200)
+            assert info.value.code is Code.DEADLINE_EXCEEDED
+            logger.gate.set()
+            # the pool recovers after the abandoned call
+            await client.log(logger_pb2.LogRequest(message="after"), timeout_ms=2000)
+        finally:
+            await provider.close()
+
+
+async def test_unreachable_fast_provider_is_unavailable(fast_host: Host) -> None:
+    assert fast_host.fast_url is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        gone = "unix://" + os.path.join(tmp, "gone.sock")
+        provider = await _join(fast_host.fast_url, logger_plugin(), "logger", gone)
+        try:
+            found = await provider.discover("logger")
+            client = provider.routed_client(LoggerClient, found.endpoint)
+            with pytest.raises(ConnectError) as info:
+                await client.log(logger_pb2.LogRequest(message="x"))
+            assert info.value.code is Code.UNAVAILABLE
+        finally:
+            await provider.close()
+
+
+async def test_fast_loopback_tcp_channel(clock: FakeClock) -> None:
+    host = Host(clock=clock, sweep_interval=1e9, fast_bind="127.0.0.1:0")
+    assert host.fast_url is not None
+    assert host.fast_url.startswith("http+h1fast://127.0.0.1:")
+    await host.start()
+    try:
+        kv = make_kv_plugin()
+        async with served_fast(kv) as url:
+            provider = await _join(host.fast_url, kv, "kv", url)
+            try:
+                found = await provider.discover("kv")
+                client = provider.routed_client(KVServiceClient, found.endpoint)
+                await client.put(kv_pb2.PutRequest(key="a", value=b"1"))
+                assert (await client.get(kv_pb2.GetRequest(key="a"))).value == b"1"
+            finally:
+                await provider.close()
+    finally:
+        await host.stop()
