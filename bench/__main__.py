@@ -30,7 +30,8 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 FAST = "process, fast channel (uvicorn UDS)"
 FAST_SYNC = "process, fast channel, sync client"
 H2C = "process, h2c (hypercorn)"
-ROUTED = "routed via host process, to fast channel"
+ROUTED = "routed via host fast channel (UDS)"
+ROUTED_H2C = "routed via host h2c (hypercorn)"
 GRPCIO = "grpcio server + stub"
 
 CaseFactory = Callable[[], contextlib.AbstractAsyncContextManager[channels.Call]]
@@ -43,6 +44,7 @@ SEQUENTIAL: dict[str, CaseFactory] = {
     FAST_SYNC: channels.fast_channel_sync,
     "process, fast TCP (uvicorn, lean h1)": lambda: channels.process_plugin("h1fast", "uvicorn"),
     ROUTED: channels.routed,
+    ROUTED_H2C: lambda: channels.routed("h2c"),
     H2C: lambda: channels.process_plugin("h2c"),
     "process, HTTP/1.1 (hypercorn)": lambda: channels.process_plugin("http1"),
     "process, lean h1 TCP (hypercorn)": lambda: channels.process_plugin("h1fast"),

@@ -191,19 +191,47 @@ async def grpcio_baseline() -> AsyncIterator[Call]:
             sys.path.remove(stubs_dir)
 
 
+# The host process for the routed cases: a Host with rate limiting off (one caller making as
+# many calls as it can) and, with "fast", its fast local channel; prints the URL callers use.
+_HOST_SCRIPT = """
+import asyncio, sys
+from plugin_di.host.server import Host
+
+async def main(fast):
+    host = Host(rate_limit=None, fast_uds=fast)
+    url = await host.start("127.0.0.1:0")
+    print(host.fast_url if fast else url, flush=True)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    finally:
+        await host.stop()
+
+if sys.argv[2] == "uvloop":
+    import uvloop
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main(sys.argv[1] == "fast"))
+else:
+    asyncio.run(main(sys.argv[1] == "fast"))
+"""
+
+
 @contextlib.asynccontextmanager
-async def routed() -> AsyncIterator[Call]:
+async def routed(channel: str = "fast", loop: str = "uvloop") -> AsyncIterator[Call]:
     """A call routed through a Host process to a KV plugin on the fast channel.
 
-    The caller reaches the host over h2c (pyqwest), as a plugin calls its host; the host's
-    router forwards to the provider's registered ``unix://`` address.
+    ``channel="fast"``: the caller reaches the host on its fast local channel (uvicorn on a
+    Unix socket, the lean HTTP/1.1 client), as a local plugin given ``host.fast_url`` does.
+    ``"h2c"``: over HTTP/2 cleartext to hypercorn (pyqwest). Either way the host's router
+    forwards to the provider's registered ``unix://`` address with the lean transport.
     """
     from plugin_di.plugin.host_client import HostClient
 
     host = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "bench.host_server",
+        "-c",
+        _HOST_SCRIPT,
+        channel,
+        loop,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         cwd=ROOT,
@@ -222,14 +250,7 @@ async def routed() -> AsyncIterator[Call]:
                 caller = HostClient(host_url, http_client=http)
                 await caller.handshake("app")
                 found = await caller.discover("kv")
-                url = host_url + found.endpoint.endpoint_url
-                client = KVServiceClient(
-                    url,
-                    http_client=http,
-                    interceptors=[caller.auth],
-                    send_compression=None,
-                    accept_compression=[],
-                )
+                client = caller.routed_client(KVServiceClient, found.endpoint)
                 await client.put(pb.PutRequest(key=KEY, value=VALUE))
 
                 async def call() -> object:

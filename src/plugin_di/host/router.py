@@ -313,20 +313,21 @@ class ServiceRouter:
         content: bytes | AsyncIterator[bytes] | None = None
         if scope["method"] not in ("GET", "HEAD"):
             content = await _request_body(receive)
-        started = False
+        relay = _Relay(scope, send)
         try:
             if lean is not None:
                 transport, base = lean
                 response = await transport.execute(
                     pyqwest.Request(scope["method"], base + target, request_headers, content)
                 )
-                started = await self._relay(scope, send, response)
+                async with response:
+                    await relay(response)
             else:
                 client, url = self._http(upstream, target)
                 async with client.stream(
                     scope["method"], url, request_headers, content
                 ) as response:
-                    started = await self._relay(scope, send, response)
+                    await relay(response)
         except (
             OSError,
             TimeoutError,
@@ -335,7 +336,7 @@ class ServiceRouter:
             pyqwest.RemoteProtocolError,
         ) as error:
             log.warning("routing to provider %s failed: %s", provider, error)
-            if not started:
+            if not relay.started:
                 await send_error(
                     scope, send, Code.UNAVAILABLE, f"provider {provider!r} is unreachable"
                 )
@@ -348,6 +349,11 @@ class ServiceRouter:
                         "more_trailers": False,
                     }
                 )
+        except Exception:
+            # No exception text on the wire: the caller gets INTERNAL, the log the details.
+            log.exception("routing to provider %s failed unexpectedly", provider)
+            if not relay.started:
+                await send_error(scope, send, Code.INTERNAL, "internal error in the host router")
 
     def _lean(self, upstream: Upstream) -> tuple[H1Transport, str] | None:
         """The lean HTTP/1.1 transport and base URL for a ``unix://``/``http+h1fast://``
@@ -363,15 +369,26 @@ class ServiceRouter:
             return transport, client.address
         return None
 
-    async def _relay(self, scope: Scope, send: Send, response: pyqwest.Response) -> bool:
-        """Send the provider's response on to the caller, streaming; True once started."""
+
+class _Relay:
+    """Sends a provider's response on to the caller, streaming; ``started`` once it began."""
+
+    __slots__ = ("_scope", "_send", "started")
+
+    def __init__(self, scope: Scope, send: Send) -> None:
+        self._scope = scope
+        self._send = send
+        self.started = False
+
+    async def __call__(self, response: pyqwest.Response) -> None:
+        send = self._send
         response_headers = response.headers
         content_type = response_headers.get("content-type", "")
         grpc = content_type.startswith("application/grpc") and not content_type.startswith(
             "application/grpc-web"
         )
         trailers_only = "grpc-status" in response_headers
-        can_trail = "http.response.trailers" in scope.get("extensions", {})
+        can_trail = "http.response.trailers" in self._scope.get("extensions", {})
         use_trailers = grpc and not trailers_only and can_trail
         out_headers = [
             (k.encode("latin-1"), v.encode("latin-1"))
@@ -386,6 +403,8 @@ class ServiceRouter:
                 "trailers": use_trailers,
             }
         )
+        self.started = True
+        # The body is passed on chunk by chunk as it arrives (server streams), then trailers.
         async for chunk in response.content:
             await send({"type": "http.response.body", "body": bytes(chunk), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -396,7 +415,6 @@ class ServiceRouter:
             await send(
                 {"type": "http.response.trailers", "headers": trailers, "more_trailers": False}
             )
-        return True
 
 
 async def _request_body(receive: Receive) -> bytes | AsyncIterator[bytes]:

@@ -322,7 +322,7 @@ class Host:
         ready = asyncio.Event()
         self._fast_serving = asyncio.create_task(
             serve_fast(
-                _NoLifespan(self.app),
+                _FastEntry(self.app, self.router),
                 bound,
                 shutdown=self._stop,
                 ready=ready.set,
@@ -398,20 +398,29 @@ class Host:
         await self.stop()
 
 
-class _NoLifespan:
-    """The host app for its second server: lifespan already runs under hypercorn."""
+class _FastEntry:
+    """The host app as its second server sees it.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Routed calls go straight to the router (it answers every error itself and drains what
+    it refuses), skipping the mux's per-request wrapping; lifespan already runs under
+    hypercorn, so it is acknowledged here without running twice.
+    """
+
+    def __init__(self, app: ASGIApp, router: ServiceRouter) -> None:
         self._app = app
+        self._router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
+        kind = scope["type"]
+        if kind == "http" and scope["path"].startswith(SERVICES_PREFIX):
+            await self._router(scope, receive, send)
+        elif kind != "lifespan":
             await self._app(scope, receive, send)
-            return
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        else:
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
