@@ -262,13 +262,25 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 
+MakeClient = Callable[[H1Transport], Client]
+
+
+@pytest.fixture(params=["pyqwest", "fast"])
+def make_client(request: pytest.FixtureRequest) -> MakeClient:
+    """pyqwest's Client (``H1Transport.execute``) or PluginHTTPClient (``fetch``, buffered)."""
+    if request.param == "pyqwest":
+        return Client
+    return lambda transport: PluginHTTPClient(transport, "http://localhost")
+
 
 async def _post(http: Client, body: Any = b"x") -> bytes:
     response = await http.post("http://localhost/echo", content=body)
     return response.content
 
 
-async def test_stale_pooled_connection_is_retried_once(sock_path: str) -> None:
+async def test_stale_pooled_connection_is_retried_once(
+    sock_path: str, make_client: MakeClient
+) -> None:
     async def answer_once_then_drop(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
     ) -> None:
@@ -280,7 +292,7 @@ async def test_stale_pooled_connection_is_retried_once(sock_path: str) -> None:
 
     async with raw_server(sock_path, answer_once_then_drop) as connections:
         transport = H1Transport(unix_path=sock_path)
-        http = Client(transport)
+        http = make_client(transport)
         assert await _post(http) == b"ok"
         assert transport.idle_connections == 1
         assert await _post(http) == b"ok"  # stale pooled connection, retried on a new one
@@ -289,7 +301,9 @@ async def test_stale_pooled_connection_is_retried_once(sock_path: str) -> None:
         await transport.aclose()
 
 
-async def test_streamed_request_body_is_not_replayed(sock_path: str) -> None:
+async def test_streamed_request_body_is_not_replayed(
+    sock_path: str, make_client: MakeClient
+) -> None:
     async def answer_once_then_drop(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
     ) -> None:
@@ -303,14 +317,16 @@ async def test_streamed_request_body_is_not_replayed(sock_path: str) -> None:
 
     async with raw_server(sock_path, answer_once_then_drop):
         transport = H1Transport(unix_path=sock_path)
-        http = Client(transport)
+        http = make_client(transport)
         assert await _post(http) == b"ok"
         with pytest.raises(ConnectionError):
             await _post(http, body())
         await transport.aclose()
 
 
-async def test_chunked_request_and_chunked_response_with_trailers(sock_path: str) -> None:
+async def test_chunked_request_and_chunked_response_with_trailers(
+    sock_path: str, make_client: MakeClient
+) -> None:
     seen: list[bytes] = []
 
     async def echo_chunked(
@@ -333,7 +349,7 @@ async def test_chunked_request_and_chunked_response_with_trailers(sock_path: str
 
     async with raw_server(sock_path, echo_chunked) as connections:
         transport = H1Transport(unix_path=sock_path)
-        http = Client(transport)
+        http = make_client(transport)
         assert await _post(http, body()) == b"hello world"
         assert b"transfer-encoding: chunked" in seen[0].lower()
         assert await _post(http) == b"ok"
@@ -352,11 +368,15 @@ async def test_socket_read_timeout(sock_path: str) -> None:
         transport = H1Transport(unix_path=sock_path, read_timeout=0.05)
         with pytest.raises(TimeoutError):
             await transport.execute(Request("POST", "http://localhost/x", Headers(), b"x"))
+        with pytest.raises(TimeoutError):
+            await transport.fetch("POST", "http://localhost/x", None, b"x")
         assert transport.idle_connections == 0
         await transport.aclose()
 
 
-async def test_connection_close_and_idle_expiry_on_the_clock(sock_path: str) -> None:
+async def test_connection_close_and_idle_expiry_on_the_clock(
+    sock_path: str, make_client: MakeClient
+) -> None:
     async def serve_all(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         while True:
             try:
@@ -373,7 +393,7 @@ async def test_connection_close_and_idle_expiry_on_the_clock(sock_path: str) -> 
     clock = FakeClock()
     async with raw_server(sock_path, serve_all) as connections:
         transport = H1Transport(unix_path=sock_path, idle_timeout=30, clock=clock)
-        http = Client(transport)
+        http = make_client(transport)
         assert (await http.post("http://localhost/close", content=b"")).content == b"ok"
         assert transport.idle_connections == 0  # "connection: close" is honoured
         assert await _post(http) == b"ok"
@@ -388,7 +408,7 @@ async def test_connection_close_and_idle_expiry_on_the_clock(sock_path: str) -> 
             await _post(http)
 
 
-async def test_gzip_response_body_is_decoded(sock_path: str) -> None:
+async def test_gzip_response_body_is_decoded(sock_path: str, make_client: MakeClient) -> None:
     payload = gzip.compress(b"compressed hello")
 
     async def gzip_reply(
@@ -403,7 +423,7 @@ async def test_gzip_response_body_is_decoded(sock_path: str) -> None:
 
     async with raw_server(sock_path, gzip_reply):
         transport = H1Transport(unix_path=sock_path)
-        assert await _post(Client(transport)) == b"compressed hello"
+        assert await _post(make_client(transport)) == b"compressed hello"
         await transport.aclose()
 
 
@@ -411,6 +431,60 @@ async def test_nothing_listening_is_a_clear_connection_error(sock_path: str) -> 
     transport = H1Transport(unix_path=sock_path)
     with pytest.raises(ConnectionError, match="is the plugin running"):
         await transport.execute(Request("POST", "http://localhost/x", Headers(), b""))
+    with pytest.raises(ConnectionError, match="is the plugin running"):
+        await transport.fetch("GET", "http://localhost/x")
+
+
+async def test_fetch_interim_answers_empty_answers_and_answers_ended_by_close(
+    sock_path: str,
+) -> None:
+    heads: list[bytes] = []
+
+    async def odd_answers(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+    ) -> None:
+        while True:
+            try:
+                head, _ = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            heads.append(head)
+            if b"/continue" in head:  # an interim answer, then the real one, in pieces
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-le")
+                await writer.drain()
+                writer.write(b"ngth: 5\r\n\r\nhel")
+                await writer.drain()
+                writer.write(b"lo")
+            elif b"/empty" in head:
+                writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            else:  # no framing: the body ends when the connection does
+                writer.write(b"HTTP/1.1 200 OK\r\nx-kind: close\r\n\r\nuntil close")
+                await writer.drain()
+                return
+            await writer.drain()
+
+    async with raw_server(sock_path, odd_answers) as connections:
+        transport = H1Transport(unix_path=sock_path)
+        http = PluginHTTPClient(transport, "http://localhost")
+        continued = await http.post("http://localhost/continue", {"x-a": "1"}, b"body")
+        assert (continued.status, continued.content) == (200, b"hello")
+        empty = await http.get("http://localhost/empty")
+        assert (empty.status, empty.content) == (204, b"")
+        assert transport.idle_connections == 1
+        closed = await http.execute("PUT", "http://localhost/close", [("x-b", "2")], b"")
+        assert (closed.status, closed.content) == (200, b"until close")
+        assert closed.headers["x-kind"] == "close"
+        assert transport.idle_connections == 0  # ended by close: not pooled
+        assert len(connections) == 1
+        assert heads[0].startswith(b"POST /continue HTTP/1.1\r\n")
+        assert b"x-a: 1\r\n" in heads[0]
+        assert b"host: localhost\r\n" in heads[0]
+        assert b"content-length: 4\r\n" in heads[0]
+        assert heads[1].startswith(b"GET /empty")
+        assert b"content-length" not in heads[1]
+        assert heads[2].startswith(b"PUT /close")
+        assert b"content-length: 0\r\n" in heads[2]
+        await transport.aclose()
 
 
 async def test_large_bodies_and_oversized_bodies_over_unix_socket(sock_path: str) -> None:

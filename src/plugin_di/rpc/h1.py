@@ -3,15 +3,19 @@
 pyqwest (Rust reqwest) cannot dial a Unix socket, and its per-call cost dominates loopback
 calls. ``H1Transport`` implements pyqwest's public ``Transport`` protocol, so the generated
 Connect clients, their interceptors and protocol code run unchanged on top of it. It keeps a
-pool of keep-alive connections over asyncio streams and speaks just enough HTTP/1.1 for
-Connect and gRPC-Web: content-length and chunked bodies both ways, streamed response bodies
-(server streams), trailers ignored. HTTP/1.1 cannot carry the gRPC protocol or full-duplex
-bidi streams; use the HTTP/2 transport for those.
+pool of keep-alive connections (each an asyncio ``Protocol`` with its own buffer) and speaks
+just enough HTTP/1.1 for Connect and gRPC-Web: content-length and chunked bodies both ways,
+streamed response bodies (server streams), trailers ignored. HTTP/1.1 cannot carry the gRPC
+protocol or full-duplex bidi streams; use the HTTP/2 transport for those.
+
+``fetch`` is the buffered fast path (``PluginHTTPClient`` routes unary calls to it): the
+whole response is parsed as it arrives, in the connection's ``data_received``, and the caller
+wakes once, with the complete answer.
 
 Failure handling: a pooled connection the server closed while idle is retried once on a new
 connection (only when no response byte arrived and the body can be sent again); a call that
 is cancelled (a deadline, a caller giving up) or a response abandoned half-read drops its
-connection instead of returning it to the pool; ``read_timeout`` bounds every socket read.
+connection instead of returning it to the pool; ``read_timeout`` bounds every wait for bytes.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from pyqwest import Headers, HTTPVersion, ReadError, Request, Response
+from pyqwest import FullResponse, Headers, HTTPVersion, ReadError, Request, Response
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.rpc._http1 import decode_body, decode_stream, split_url
@@ -38,6 +42,9 @@ _MAX_HEAD_BYTES = 64 * 1024
 _INLINE_BODY_BYTES = 64 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
 _RETRYABLE = (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError, EOFError)
+_NO_TRAILERS = Headers()
+
+RequestBody = bytes | bytearray | memoryview | None
 
 
 class _StaleConnection(Exception):
@@ -50,21 +57,304 @@ class _Head:
     headers: Headers
     keep_alive: bool
     body: bytes | None = None  # None: the body streams (chunked or until close)
+    chunked: bool = False
+    length: int | None = None
 
 
-@dataclass(slots=True)
-class _Conn:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    idle_since: float = 0.0
-    reused: bool = False
+def _parse_head(raw: bytes | bytearray, method: str) -> _Head | None:
+    """Parse a response head (status line and headers, ending ``\\r\\n\\r\\n``).
 
-    def close(self) -> None:
-        self.writer.close()
+    Returns None for an interim 1xx answer, which the real head follows.
+    """
+    text = raw.decode("latin-1")
+    status_line, _, rest = text.partition("\r\n")
+    version, _, status_rest = status_line.partition(" ")
+    if not version.startswith("HTTP/1."):
+        raise ReadError(f"not an HTTP/1.x response: {status_line[:80]!r}")
+    status = int(status_rest[:3])
+    if 100 <= status < 200 and status != 101:
+        return None
+    pairs: list[tuple[str, str]] = []
+    length: int | None = None
+    chunked = False
+    keep_alive = version != "HTTP/1.0"
+    for line in rest.split("\r\n"):
+        if line:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            value = value.strip()
+            pairs.append((name, value))
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding":
+                chunked = "chunked" in value.lower()
+            elif name == "connection" and "close" in value.lower():
+                keep_alive = False
+    head = _Head(status, Headers(pairs), keep_alive)
+    if method == "HEAD" or status in _NO_BODY_STATUS or status < 200:
+        head.body = b""
+    elif chunked:
+        head.chunked = True
+    else:
+        head.length = length
+    return head
 
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection: a byte buffer, its waiters, and flow control."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float | None) -> None:
+        self._loop = loop
+        self._read_timeout = read_timeout
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self.eof = False
+        self._lost: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._paused = False
+        self._closed = loop.create_future()
+        self._timeout: asyncio.Timeout | None = None
+        # The fast path: a whole buffered answer, parsed in data_received.
+        self._full: asyncio.Future[_Head] | None = None
+        self._full_method = "POST"
+        self._full_head: _Head | None = None
+        self._full_start = 0
+        self.idle_since = 0.0
+        self.reused = False
+
+    # --- asyncio.Protocol ---------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        if self._full is not None:
+            if self._timeout is not None and self._read_timeout is not None:
+                self._timeout.reschedule(self._loop.time() + self._read_timeout)
+            self._advance_full()
+        elif self._waiter is not None:
+            self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False  # nothing more can arrive: let the transport close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self._lost = exc
+        if self._full is not None:
+            self._advance_full()
+        self._wake()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_exception(ConnectionResetError("connection lost while writing"))
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    # --- state ----------------------------------------------------------------------------
     @property
     def usable(self) -> bool:
-        return not (self.reader.at_eof() or self.writer.is_closing())
+        transport = self.transport
+        return not self.eof and transport is not None and not transport.is_closing()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def wait_closed(self) -> None:
+        await self._closed
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # --- writing --------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise ConnectionResetError("the connection is closed")
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        transport = self.transport
+        if self._lost is not None or transport is None or transport.is_closing():
+            raise ConnectionResetError("connection lost while writing")
+        if not self._paused:
+            return
+        self._drain = self._loop.create_future()
+        async with asyncio.timeout(self._read_timeout):
+            await self._drain
+
+    @property
+    def buffered(self) -> bool:
+        """Bytes arrived that no answer accounted for: the connection cannot be reused."""
+        return bool(self._buf)
+
+    # --- reading (the streaming path) -----------------------------------------------------
+
+    async def _more(self) -> None:
+        """Wait for bytes or the end of the connection."""
+        if self.eof:
+            raise asyncio.IncompleteReadError(bytes(self._buf), None)
+        self._waiter = self._loop.create_future()
+        try:
+            if self._read_timeout is None:
+                await self._waiter
+            else:
+                async with asyncio.timeout(self._read_timeout):
+                    await self._waiter
+        finally:
+            self._waiter = None
+
+    async def readuntil(self, separator: bytes) -> bytes:
+        start = 0
+        while True:
+            index = self._buf.find(separator, start)
+            if index >= 0:
+                end = index + len(separator)
+                data = bytes(self._buf[:end])
+                del self._buf[:end]
+                return data
+            if len(self._buf) > _MAX_HEAD_BYTES:
+                raise ReadError("response header section is too large")
+            start = max(0, len(self._buf) - len(separator) + 1)
+            await self._more()
+
+    async def readexactly(self, size: int) -> bytes:
+        while len(self._buf) < size:
+            await self._more()
+        data = bytes(self._buf[:size])
+        del self._buf[:size]
+        return data
+
+    async def read_some(self) -> bytes:
+        if not self._buf:
+            if self.eof:
+                return b""
+            with contextlib.suppress(asyncio.IncompleteReadError):
+                await self._more()
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
+    # --- the buffered fast path -----------------------------------------------------------
+    async def fetch(self, data: bytes, method: str) -> _Head:
+        """Write a whole request and wait for the whole answer (``head.body`` set)."""
+        self._full = self._loop.create_future()
+        self._full_method = method
+        self._full_head = None
+        try:
+            self.write(data)
+            if self._buf or self.eof:
+                self._advance_full()
+            if self._read_timeout is None:
+                return await self._full
+            async with asyncio.timeout(self._read_timeout) as timeout:
+                self._timeout = timeout
+                return await self._full
+        finally:
+            self._full = None
+            self._timeout = None
+
+    def _advance_full(self) -> None:
+        future = self._full
+        assert future is not None
+        if future.done():
+            return
+        try:
+            head = self._complete_answer()
+        except BaseException as exc:  # a malformed answer fails the call, not the loop
+            future.set_exception(exc)
+            return
+        if head is not None:
+            future.set_result(head)
+        elif self.eof:
+            got = bool(self._buf) or self._full_head is not None
+            lost = self._lost or ConnectionResetError("the server closed the connection")
+            if got:
+                future.set_exception(
+                    ReadError(f"connection lost while reading the response: {lost!r}")
+                )
+            else:
+                future.set_exception(
+                    lost if isinstance(lost, _RETRYABLE) else ConnectionResetError(str(lost))
+                )
+
+    def _complete_answer(self) -> _Head | None:
+        buf = self._buf
+        head = self._full_head
+        while head is None:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > _MAX_HEAD_BYTES:
+                    raise ReadError("response header section is too large")
+                return None
+            parsed = _parse_head(buf[: end + 4], self._full_method)
+            del buf[: end + 4]
+            if parsed is not None:
+                head = self._full_head = parsed
+        if head.body is not None:
+            return head
+        if head.chunked:
+            body = _complete_chunked(buf)
+            if body is None:
+                return None
+            head.body = body
+            return head
+        if head.length is not None:
+            if len(buf) < head.length:
+                return None
+            head.body = bytes(buf[: head.length])
+            del buf[: head.length]
+            return head
+        if not self.eof:  # no framing: the body runs until the server closes
+            return None
+        head.body = bytes(buf)
+        head.keep_alive = False
+        buf.clear()
+        return head
+
+
+def _complete_chunked(buf: bytearray) -> bytes | None:
+    """The whole chunked body at the start of ``buf`` (consumed), or None while incomplete."""
+    parts: list[bytes] = []
+    pos = 0
+    while True:
+        line_end = buf.find(b"\r\n", pos)
+        if line_end < 0:
+            return None
+        size = int(bytes(buf[pos:line_end]).split(b";", 1)[0].strip(), 16)
+        pos = line_end + 2
+        if size == 0:
+            # Trailer section (ignored) ends with an empty line.
+            while True:
+                line_end = buf.find(b"\r\n", pos)
+                if line_end < 0:
+                    return None
+                empty = line_end == pos
+                pos = line_end + 2
+                if empty:
+                    del buf[:pos]
+                    return b"".join(parts)
+        if len(buf) < pos + size + 2:
+            return None
+        parts.append(bytes(buf[pos : pos + size]))
+        pos += size + 2
+
+
+HeadersArg = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 
 class H1Transport:
@@ -73,7 +363,8 @@ class H1Transport:
     Give ``unix_path`` to dial a Unix socket (the URL's host is then only the Host header);
     without it the URL's ``host:port`` is dialled over TCP. ``idle_timeout`` drops pooled
     connections idle for longer (measured on ``clock``; keep it below the server's keep-alive
-    timeout). ``read_timeout`` bounds each socket read, ``connect_timeout`` each dial.
+    timeout). ``read_timeout`` bounds each wait for response bytes, ``connect_timeout`` each
+    dial.
     """
 
     def __init__(
@@ -93,6 +384,7 @@ class H1Transport:
         self._read_timeout = read_timeout
         self._clock = clock
         self._idle: dict[tuple[str, int], list[_Conn]] = {}
+        self._authority: dict[tuple[str, int], str] = {}
         self._closed = False
 
     @property
@@ -120,7 +412,55 @@ class H1Transport:
             conn.close()
         for conn in conns:
             with contextlib.suppress(Exception):
-                await conn.writer.wait_closed()
+                await conn.wait_closed()
+
+    async def fetch(
+        self, method: str, url: str, headers: HeadersArg = None, content: RequestBody = None
+    ) -> FullResponse:
+        """Send a request with an in-memory body and return the whole, decoded response.
+
+        The buffered fast path behind ``PluginHTTPClient.post``/``get``/``execute``; same
+        pooling, retry and cancellation rules as ``execute``.
+        """
+        if self._closed:
+            raise ConnectionError("the HTTP/1.1 transport is closed; create a new client")
+        body = b"" if content is None else bytes(content)
+        if len(body) > _INLINE_BODY_BYTES:
+            response = await self.execute(Request(method, url, _headers(headers), body))
+            return await _read_full(response)
+        host, port, target = split_url(url)
+        data = self._head_bytes(method, host, port, target, headers, body).encode("latin-1")
+        if body:
+            data += body
+        conn = await self._checkout(host, port)
+        try:
+            head = await self._fetch_on(conn, data, method)
+        except _StaleConnection:
+            # As in execute: nothing was processed, so one retry on a fresh connection.
+            conn = await self._dial(host, port)
+            try:
+                head = await self._fetch_on(conn, data, method)
+            except _StaleConnection as exc:
+                raise ConnectionResetError(
+                    "the server closed the connection before answering"
+                ) from exc
+        self._release(conn, (host, port), head.keep_alive)
+        assert head.body is not None
+        return FullResponse(
+            head.status, head.headers, decode_body(head.headers, head.body), _NO_TRAILERS
+        )
+
+    async def _fetch_on(self, conn: _Conn, data: bytes, method: str) -> _Head:
+        try:
+            return await conn.fetch(data, method)
+        except _RETRYABLE as exc:
+            conn.close()
+            if conn.reused:
+                raise _StaleConnection from exc
+            raise ReadError(f"connection lost before the response: {exc!r}") from exc
+        except BaseException:
+            conn.close()  # cancelled, timed out or failed: never pooled again
+            raise
 
     async def execute(self, request: Request) -> Response:
         """Send ``request`` and return its response; the body may still be streaming."""
@@ -177,9 +517,8 @@ class H1Transport:
         if head.body is not None:
             self._release(conn, key, head.keep_alive)
             return _response(head.status, headers, decode_body(headers, head.body))
-        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         body_stream = self._stream_body(
-            conn, key, chunked=chunked, keep_alive=head.keep_alive and chunked
+            conn, key, chunked=head.chunked, keep_alive=head.keep_alive and head.chunked
         )
         encoding = headers.get("content-encoding", "identity")
         if encoding in ("identity", ""):
@@ -220,6 +559,37 @@ class H1Transport:
                     task.cancel()
             await asyncio.gather(writing, reading, return_exceptions=True)
 
+    def _head_bytes(
+        self,
+        method: str,
+        host: str,
+        port: int,
+        target: str,
+        headers: HeadersArg,
+        body: bytes | None,
+    ) -> str:
+        """The request head, with ``content-length`` when ``body`` is given."""
+        items: Iterable[tuple[str, str]]
+        if headers is None:
+            items, has_host = (), False
+        elif isinstance(headers, Headers | Mapping):
+            items, has_host = headers.items(), "host" in headers
+        else:
+            items = list(headers)
+            has_host = any(name.lower() == "host" for name, _ in items)
+        text = f"{method} {target} HTTP/1.1\r\n" + "".join(
+            [f"{name}: {value}\r\n" for name, value in items]
+        )
+        if not has_host:
+            authority = self._authority.get((host, port))
+            if authority is None:
+                where = host if self._unix_path is not None else f"{host}:{port}"
+                authority = self._authority[(host, port)] = f"host: {where}\r\n"
+            text += authority
+        if body is not None and (body or method not in ("GET", "HEAD")):
+            text += f"content-length: {len(body)}\r\n"
+        return text + "\r\n"
+
     async def _send_request(
         self,
         conn: _Conn,
@@ -229,102 +599,39 @@ class H1Transport:
         request: Request,
         content: bytes | bytearray | AsyncIterator[bytes] | None,
     ) -> None:
-        lines = [f"{request.method} {target} HTTP/1.1\r\n"]
-        headers = request.headers
-        if "host" not in headers:
-            authority = host if self._unix_path is not None else f"{host}:{port}"
-            lines.append(f"host: {authority}\r\n")
-        for name, value in headers.items():
-            lines.append(f"{name}: {value}\r\n")
-        writer = conn.writer
         if content is None or isinstance(content, bytes | bytearray):
             body = bytes(content or b"")
-            if body or request.method not in ("GET", "HEAD"):
-                lines.append(f"content-length: {len(body)}\r\n")
-            lines.append("\r\n")
-            head = "".join(lines).encode("latin-1")
+            head = self._head_bytes(request.method, host, port, target, request.headers, body)
             if len(body) <= _INLINE_BODY_BYTES:
-                writer.write(head + body)
-                await self._drain(writer)
+                conn.write(head.encode("latin-1") + body)
+                await conn.drain()
                 return
-            writer.write(head)
-            await self._drain(writer)
-            await _send_beside_transport(writer, body)
+            conn.write(head.encode("latin-1"))
+            await conn.drain()
+            await _send_beside_transport(conn, body)
             return
-        lines.append("transfer-encoding: chunked\r\n\r\n")
-        writer.write("".join(lines).encode("latin-1"))
+        head = self._head_bytes(request.method, host, port, target, request.headers, None)
+        conn.write(head[:-2].encode("latin-1") + b"transfer-encoding: chunked\r\n\r\n")
         async for chunk in content:
             if chunk:
-                writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-                await self._drain(writer)
-        writer.write(b"0\r\n\r\n")
-        await self._drain(writer)
-
-    async def _drain(self, writer: asyncio.StreamWriter) -> None:
-        if self._read_timeout is None:
-            await writer.drain()
-        else:
-            async with asyncio.timeout(self._read_timeout):
-                await writer.drain()
+                conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                await conn.drain()
+        conn.write(b"0\r\n\r\n")
+        await conn.drain()
 
     async def _read_head(self, conn: _Conn, method: str) -> _Head:
-        """Read the status line and headers, and a content-length body right away.
-
-        Reading the body without yielding to the loop matters: a server that answered early
-        and closed makes the next socket read fail, and asyncio's StreamReader then raises
-        that error even for data it already holds.
-        """
+        """Read the status line and headers, and a content-length body right away."""
         while True:
-            raw = await self._read_until(conn, b"\r\n\r\n")
-            text = raw.decode("latin-1")
-            status_line, _, rest = text.partition("\r\n")
-            version, _, status_rest = status_line.partition(" ")
-            if not version.startswith("HTTP/1."):
-                raise ReadError(f"not an HTTP/1.x response: {status_line[:80]!r}")
-            status = int(status_rest[:3])
-            if status == 100:  # interim "continue": the real head follows
+            head = _parse_head(await conn.readuntil(b"\r\n\r\n"), method)
+            if head is None:  # interim 1xx: the real head follows
                 continue
-            pairs: list[tuple[str, str]] = []
-            for line in rest.split("\r\n"):
-                if line:
-                    name, _, value = line.partition(":")
-                    pairs.append((name.strip().lower(), value.strip()))
-            headers = Headers(pairs)
-            connection = headers.get("connection", "").lower()
-            keep_alive = "close" not in connection and version != "HTTP/1.0"
-            head = _Head(status, headers, keep_alive)
-            if method == "HEAD" or status in _NO_BODY_STATUS or status < 200:
-                head.body = b""
-                return head
-            length = headers.get("content-length")
-            if length is not None and "chunked" not in headers.get("transfer-encoding", ""):
+            if head.body is None and not head.chunked and head.length is not None:
                 try:
-                    head.body = await self._read_exact(conn, int(length))
+                    head.body = await conn.readexactly(head.length)
                 except (asyncio.IncompleteReadError, ConnectionError) as exc:
                     # Not retryable: the server has answered.
                     raise ReadError(f"connection lost while reading the response: {exc!r}") from exc
             return head
-
-    async def _read_until(self, conn: _Conn, separator: bytes) -> bytes:
-        try:
-            if self._read_timeout is None:
-                return await conn.reader.readuntil(separator)
-            async with asyncio.timeout(self._read_timeout):
-                return await conn.reader.readuntil(separator)
-        except asyncio.LimitOverrunError as exc:
-            raise ReadError("response header section is too large") from exc
-
-    async def _read_exact(self, conn: _Conn, size: int) -> bytes:
-        if self._read_timeout is None:
-            return await conn.reader.readexactly(size)
-        async with asyncio.timeout(self._read_timeout):
-            return await conn.reader.readexactly(size)
-
-    async def _read_some(self, conn: _Conn) -> bytes:
-        if self._read_timeout is None:
-            return await conn.reader.read(65536)
-        async with asyncio.timeout(self._read_timeout):
-            return await conn.reader.read(65536)
 
     async def _stream_body(
         self, conn: _Conn, key: tuple[str, int], *, chunked: bool, keep_alive: bool
@@ -333,18 +640,18 @@ class H1Transport:
         try:
             if chunked:
                 while True:
-                    size_line = await self._read_until(conn, b"\r\n")
+                    size_line = await conn.readuntil(b"\r\n")
                     size = int(size_line.split(b";", 1)[0].strip(), 16)
                     if size == 0:
                         # Trailer section (ignored) ends with an empty line.
-                        while (await self._read_until(conn, b"\r\n")) != b"\r\n":
+                        while (await conn.readuntil(b"\r\n")) != b"\r\n":
                             pass
                         break
-                    data = await self._read_exact(conn, size + 2)
+                    data = await conn.readexactly(size + 2)
                     yield data[:-2]
             else:
                 # No framing: the body runs until the server closes the connection.
-                while chunk := await self._read_some(conn):
+                while chunk := await conn.read_some():
                     yield chunk
             done = True
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
@@ -359,22 +666,27 @@ class H1Transport:
 
     async def _checkout(self, host: str, port: int) -> _Conn:
         pool = self._idle.get((host, port))
-        now = self._clock.now()
-        while pool:
-            conn = pool.pop()
-            if conn.usable and now - conn.idle_since < self._idle_timeout:
-                conn.reused = True
-                return conn
-            conn.close()
+        if pool:
+            now = self._clock.now()
+            while pool:
+                conn = pool.pop()
+                if conn.usable and now - conn.idle_since < self._idle_timeout:
+                    conn.reused = True
+                    return conn
+                conn.close()
         return await self._dial(host, port)
 
     async def _dial(self, host: str, port: int) -> _Conn:
+        loop = asyncio.get_running_loop()
+        read_timeout = self._read_timeout
         try:
             if self._unix_path is not None:
-                opening = asyncio.open_unix_connection(self._unix_path, limit=_MAX_HEAD_BYTES)
+                opening: Any = loop.create_unix_connection(
+                    lambda: _Conn(loop, read_timeout), self._unix_path
+                )
             else:
-                opening = asyncio.open_connection(host, port, limit=_MAX_HEAD_BYTES)
-            reader, writer = await asyncio.wait_for(opening, self._connect_timeout)
+                opening = loop.create_connection(lambda: _Conn(loop, read_timeout), host, port)
+            _, conn = await asyncio.wait_for(opening, self._connect_timeout)
         except TimeoutError as exc:
             raise ConnectionError(f"connecting to {self._where(host, port)} timed out") from exc
         except OSError as exc:
@@ -382,16 +694,19 @@ class H1Transport:
                 f"cannot connect to {self._where(host, port)}: {exc.strerror or exc}; "
                 "is the plugin running?"
             ) from exc
-        return _Conn(reader, writer)
+        assert isinstance(conn, _Conn)
+        return conn
 
     def _where(self, host: str, port: int) -> str:
         return f"unix:{self._unix_path}" if self._unix_path is not None else f"{host}:{port}"
 
     def _release(self, conn: _Conn, key: tuple[str, int], keep_alive: bool) -> None:
-        if not keep_alive or self._closed or not conn.usable:
+        if not keep_alive or self._closed or not conn.usable or conn.buffered:
             conn.close()
             return
-        pool = self._idle.setdefault(key, [])
+        pool = self._idle.get(key)
+        if pool is None:
+            pool = self._idle[key] = []
         if len(pool) >= self._max_idle:
             conn.close()
             return
@@ -400,7 +715,22 @@ class H1Transport:
         pool.append(conn)
 
 
-async def _send_beside_transport(writer: asyncio.StreamWriter, body: bytes) -> None:
+def _headers(headers: HeadersArg) -> Headers:
+    if headers is None:
+        return Headers()
+    if isinstance(headers, Headers):
+        return headers
+    return Headers(headers.items() if isinstance(headers, Mapping) else list(headers))
+
+
+async def _read_full(response: Response) -> FullResponse:
+    buf = bytearray()
+    async for chunk in response.content:
+        buf += chunk
+    return FullResponse(response.status, response.headers, bytes(buf), _NO_TRAILERS)
+
+
+async def _send_beside_transport(conn: _Conn, body: bytes) -> None:
     """Write a large body through a duplicate of the socket's descriptor.
 
     A server that refuses a body (too large) answers and closes without reading it. Writing
@@ -408,10 +738,10 @@ async def _send_beside_transport(writer: asyncio.StreamWriter, body: bytes) -> N
     answer still unread in it; a failed write on a duplicate descriptor leaves the original
     open, so the answer can be read.
     """
-    sock = writer.get_extra_info("socket")
+    sock = conn.transport.get_extra_info("socket") if conn.transport is not None else None
     if sock is None:  # not a plain socket transport: fall back to the transport
-        writer.write(body)
-        await writer.drain()
+        conn.write(body)
+        await conn.drain()
         return
     duplicate = socket.socket(fileno=os.dup(sock.fileno()))
     try:
