@@ -15,7 +15,7 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
 from connectrpc.request import RequestContext
-from pyqwest import Client, Headers, Request
+from pyqwest import Client, Headers, ReadError, Request
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples package
 
@@ -503,3 +503,28 @@ async def test_large_bodies_and_oversized_bodies_over_unix_socket(sock_path: str
                 await c.put(pb.PutRequest(key="huge", value=b"x" * (3 * 1024 * 1024)))
             assert err.value.code == Code.RESOURCE_EXHAUSTED
         assert (await client.list(pb.ListRequest())).keys == ["big"]
+
+
+def test_parsed_heads_are_cached_and_the_cache_stays_bounded() -> None:
+    from plugin_di.rpc import h1
+
+    h1._HEAD_CACHE.clear()
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-A:  b \r\n\r\n"
+    first = h1._parse_head(raw, "POST")
+    again = h1._parse_head(bytearray(raw), "POST")
+    assert first is not None
+    assert again is not None
+    assert (again.status, again.length, again.keep_alive) == (200, 3, True)
+    assert list(again.headers.items()) == [("content-length", "3"), ("x-a", "b")]
+    assert again.headers is not first.headers  # each answer gets its own Headers
+    assert h1._parse_head(raw, "HEAD").body == b""  # type: ignore[union-attr]
+    assert len(h1._HEAD_CACHE) == 1
+    for i in range(h1._HEAD_CACHE_SIZE + 10):
+        h1._parse_head(b"HTTP/1.0 200 OK\r\nx-n: %d\r\n\r\n" % i, "GET")
+    assert len(h1._HEAD_CACHE) <= h1._HEAD_CACHE_SIZE
+    closing = h1._parse_head(b"HTTP/1.0 200 OK\r\n\r\n", "GET")
+    assert closing is not None
+    assert closing.keep_alive is False
+    assert h1._parse_head(b"HTTP/1.1 100 Continue\r\n\r\n", "POST") is None
+    with pytest.raises(ReadError, match="not an HTTP/1"):
+        h1._parse_head(b"SSH-2.0 hello\r\n\r\n", "GET")

@@ -61,19 +61,43 @@ class _Head:
     length: int | None = None
 
 
+# Parsed response heads by their bytes: a plugin answers with a handful of distinct heads,
+# so most calls skip parsing. Cleared when full.
+_HEAD_CACHE: dict[bytes, tuple[int, list[tuple[str, str]], bool, int | None, bool]] = {}
+_HEAD_CACHE_SIZE = 256
+
+
 def _parse_head(raw: bytes | bytearray, method: str) -> _Head | None:
     """Parse a response head (status line and headers, ending ``\\r\\n\\r\\n``).
 
     Returns None for an interim 1xx answer, which the real head follows.
     """
-    text = raw.decode("latin-1")
+    key = bytes(raw)
+    parsed = _HEAD_CACHE.get(key)
+    if parsed is None:
+        parsed = _parse_head_text(key.decode("latin-1"))
+        if len(_HEAD_CACHE) >= _HEAD_CACHE_SIZE:
+            _HEAD_CACHE.clear()
+        _HEAD_CACHE[key] = parsed
+    status, pairs, keep_alive, length, chunked = parsed
+    if 100 <= status < 200 and status != 101:
+        return None
+    head = _Head(status, Headers(pairs), keep_alive)
+    if method == "HEAD" or status in _NO_BODY_STATUS or status < 200:
+        head.body = b""
+    elif chunked:
+        head.chunked = True
+    else:
+        head.length = length
+    return head
+
+
+def _parse_head_text(text: str) -> tuple[int, list[tuple[str, str]], bool, int | None, bool]:
     status_line, _, rest = text.partition("\r\n")
     version, _, status_rest = status_line.partition(" ")
     if not version.startswith("HTTP/1."):
         raise ReadError(f"not an HTTP/1.x response: {status_line[:80]!r}")
     status = int(status_rest[:3])
-    if 100 <= status < 200 and status != 101:
-        return None
     pairs: list[tuple[str, str]] = []
     length: int | None = None
     chunked = False
@@ -90,14 +114,7 @@ def _parse_head(raw: bytes | bytearray, method: str) -> _Head | None:
                 chunked = "chunked" in value.lower()
             elif name == "connection" and "close" in value.lower():
                 keep_alive = False
-    head = _Head(status, Headers(pairs), keep_alive)
-    if method == "HEAD" or status in _NO_BODY_STATUS or status < 200:
-        head.body = b""
-    elif chunked:
-        head.chunked = True
-    else:
-        head.length = length
-    return head
+    return status, pairs, keep_alive, length, chunked
 
 
 class _Conn(asyncio.Protocol):
@@ -432,7 +449,7 @@ class H1Transport:
         data = self._head_bytes(method, host, port, target, headers, body).encode("latin-1")
         if body:
             data += body
-        conn = await self._checkout(host, port)
+        conn = self._pooled(host, port) or await self._dial(host, port)
         try:
             head = await self._fetch_on(conn, data, method)
         except _StaleConnection:
@@ -665,6 +682,9 @@ class H1Transport:
                 conn.close()
 
     async def _checkout(self, host: str, port: int) -> _Conn:
+        return self._pooled(host, port) or await self._dial(host, port)
+
+    def _pooled(self, host: str, port: int) -> _Conn | None:
         pool = self._idle.get((host, port))
         if pool:
             now = self._clock.now()
@@ -674,7 +694,7 @@ class H1Transport:
                     conn.reused = True
                     return conn
                 conn.close()
-        return await self._dial(host, port)
+        return None
 
     async def _dial(self, host: str, port: int) -> _Conn:
         loop = asyncio.get_running_loop()

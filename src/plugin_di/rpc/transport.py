@@ -16,7 +16,7 @@ URL                            transport
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
@@ -92,28 +92,29 @@ class PluginHTTPClient(Client):
         # round trip through Rust and no re-reading of the body, per call.
         self._fetch = transport.fetch if isinstance(transport, H1Transport) else None
 
-    async def get(
+    # Plain functions returning the coroutine: one frame less per call than ``async def``.
+    def get(
         self, url: str, headers: _HeadersArg = None, *, params: _Params | None = None
-    ) -> FullResponse:
+    ) -> Coroutine[Any, Any, FullResponse]:
         """``Client.get``; on the lean transport, its buffered fast path."""
         if self._fetch is not None and params is None:
-            return await self._fetch("GET", url, headers, None)
-        return await super().get(url, headers, params=params)
+            return self._fetch("GET", url, headers, None)
+        return super().get(url, headers, params=params)
 
-    async def post(
+    def post(
         self,
         url: str,
         headers: _HeadersArg = None,
         content: Any = None,
         *,
         params: _Params | None = None,
-    ) -> FullResponse:
+    ) -> Coroutine[Any, Any, FullResponse]:
         """``Client.post``; on the lean transport, its buffered fast path for byte bodies."""
         if self._fetch is not None and params is None and isinstance(content, _BYTES_OR_NONE):
-            return await self._fetch("POST", url, headers, content)
-        return await super().post(url, headers, content, params=params)
+            return self._fetch("POST", url, headers, content)
+        return super().post(url, headers, content, params=params)
 
-    async def execute(
+    def execute(
         self,
         method: str,
         url: str,
@@ -121,11 +122,11 @@ class PluginHTTPClient(Client):
         content: Any = None,
         *,
         params: _Params | None = None,
-    ) -> FullResponse:
+    ) -> Coroutine[Any, Any, FullResponse]:
         """``Client.execute``; on the lean transport, its buffered fast path for byte bodies."""
         if self._fetch is not None and params is None and isinstance(content, _BYTES_OR_NONE):
-            return await self._fetch(method, url, headers, content)
-        return await super().execute(method, url, headers, content, params=params)
+            return self._fetch(method, url, headers, content)
+        return super().execute(method, url, headers, content, params=params)
 
     async def __aenter__(self) -> Self:
         enter = getattr(self.transport, "__aenter__", None)
