@@ -216,7 +216,7 @@ else:
 
 
 @contextlib.asynccontextmanager
-async def routed(channel: str = "fast", loop: str = "uvloop") -> AsyncIterator[Call]:
+async def routed(channel: str = "fast", loop: str = "asyncio") -> AsyncIterator[Call]:
     """A call routed through a Host process to a KV plugin on the fast channel.
 
     ``channel="fast"``: the caller reaches the host on its fast local channel (uvicorn on a

@@ -27,6 +27,7 @@ from examples.kv.plugin import make_plugin as make_kv_plugin
 from plugin_di.clock import FakeClock
 from plugin_di.gen.capability.logger.v1 import logger_pb2
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
+from plugin_di.host.router import Upstream
 from plugin_di.host.server import Host
 from plugin_di.host.tracker import DEGRADED, UNHEALTHY
 from plugin_di.plugin.definition import Plugin
@@ -232,6 +233,43 @@ async def test_unreachable_fast_provider_is_unavailable(fast_host: Host) -> None
             await provider.close()
 
 
+async def test_streamed_request_body_passes_through_and_bad_upstream_is_internal(
+    fast_host: Host,
+) -> None:
+    assert fast_host.fast_url is not None
+    logger = RecordingLogger()
+    async with served_fast(logger_plugin(logger)) as url:
+        provider = await _join(fast_host.fast_url, logger_plugin(), "logger", url)
+        assert provider.identity is not None
+        pid = provider.identity.runtime_id
+        try:
+            found = await provider.discover("logger")
+            route = provider.address + found.endpoint.endpoint_url + "/Log"
+            headers = {
+                "content-type": "application/json",
+                "authorization": f"Bearer {provider.identity.runtime_token}",
+                "x-plugin-runtime-id": pid,
+            }
+
+            async def chunks() -> AsyncIterator[bytes]:
+                yield b'{"level": "info", '
+                yield b'"message": "in two chunks"}'
+
+            # a body of unknown length goes out chunked; the router streams it on
+            response = await provider.http_client.execute("POST", route, headers, chunks())
+            assert response.status == 200
+            assert logger.lines == ["[info] in two chunks"]
+
+            fast_host.router.set_upstream(pid, Upstream(url="ftp://nowhere"))
+            client = provider.routed_client(LoggerClient, found.endpoint)
+            with pytest.raises(ConnectError) as info:
+                await client.log(logger_pb2.LogRequest(message="x"))
+            assert info.value.code is Code.INTERNAL
+            assert "ftp" not in info.value.message  # no exception text on the wire
+        finally:
+            await provider.close()
+
+
 async def test_fast_loopback_tcp_channel(clock: FakeClock) -> None:
     host = Host(clock=clock, sweep_interval=1e9, fast_bind="127.0.0.1:0")
     assert host.fast_url is not None
@@ -250,3 +288,22 @@ async def test_fast_loopback_tcp_channel(clock: FakeClock) -> None:
                 await provider.close()
     finally:
         await host.stop()
+
+
+async def test_request_body_is_passed_on_as_it_arrives() -> None:
+    from plugin_di.host.router import _request_body
+
+    inbox: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    await inbox.put({"type": "http.request", "body": b"one", "more_body": False})
+    assert await _request_body(inbox.get) == b"one"  # a unary body: sent whole
+
+    await inbox.put({"type": "http.request", "body": b"first", "more_body": True})
+    body = await _request_body(inbox.get)
+    assert not isinstance(body, bytes)
+    assert await anext(body) == b"first"  # before the rest has even arrived
+    assert inbox.empty()
+    await inbox.put({"type": "http.request", "body": b"second", "more_body": True})
+    assert await anext(body) == b"second"
+    await inbox.put({"type": "http.request", "body": b"", "more_body": False})
+    with pytest.raises(StopAsyncIteration):
+        await anext(body)

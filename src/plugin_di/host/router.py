@@ -300,21 +300,21 @@ class ServiceRouter:
         headers: list[tuple[bytes, bytes]],
         provider: str,
     ) -> None:
-        lean = self._lean(upstream)
-        request_headers = pyqwest.Headers(
-            [
-                (k.decode("latin-1"), v.decode("latin-1"))
-                for k, v in headers
-                # The lean transport undoes content-encoding itself; asking for none keeps the
-                # forwarded body and its headers in agreement (and gzip only costs on a socket).
-                if not (lean is not None and k == b"accept-encoding")
-            ]
-        )
-        content: bytes | AsyncIterator[bytes] | None = None
-        if scope["method"] not in ("GET", "HEAD"):
-            content = await _request_body(receive)
         relay = _Relay(scope, send)
         try:
+            lean = self._lean(upstream)
+            request_headers = pyqwest.Headers(
+                [
+                    (k.decode("latin-1"), v.decode("latin-1"))
+                    for k, v in headers
+                    # The lean transport undoes content-encoding itself; asking for none keeps
+                    # the forwarded body and its headers in agreement.
+                    if not (lean is not None and k == b"accept-encoding")
+                ]
+            )
+            content: bytes | AsyncIterator[bytes] | None = None
+            if scope["method"] not in ("GET", "HEAD"):
+                content = await _request_body(receive)
             if lean is not None:
                 transport, base = lean
                 response = await transport.execute(
