@@ -466,12 +466,18 @@ async def test_fetch_interim_answers_empty_answers_and_answers_ended_by_close(
     async with raw_server(sock_path, odd_answers) as connections:
         transport = H1Transport(unix_path=sock_path)
         http = PluginHTTPClient(transport, "http://localhost")
-        continued = await http.post("http://localhost/continue", {"x-a": "1"}, b"body")
+        continued = await http.post(
+            "http://localhost/continue",
+            {"x-a": "1", "content-encoding": "identity", "accept-encoding": "identity"},
+            b"body",
+        )
         assert (continued.status, continued.content) == (200, b"hello")
         empty = await http.get("http://localhost/empty")
         assert (empty.status, empty.content) == (204, b"")
         assert transport.idle_connections == 1
-        closed = await http.execute("PUT", "http://localhost/close", [("x-b", "2")], b"")
+        closed = await http.execute(
+            "PUT", "http://localhost/close", [("x-b", "2"), ("accept-encoding", "gzip")], b""
+        )
         assert (closed.status, closed.content) == (200, b"until close")
         assert closed.headers["x-kind"] == "close"
         assert transport.idle_connections == 0  # ended by close: not pooled
@@ -480,10 +486,12 @@ async def test_fetch_interim_answers_empty_answers_and_answers_ended_by_close(
         assert b"x-a: 1\r\n" in heads[0]
         assert b"host: localhost\r\n" in heads[0]
         assert b"content-length: 4\r\n" in heads[0]
+        assert b"identity" not in heads[0]  # the default codings are not spelled out
         assert heads[1].startswith(b"GET /empty")
         assert b"content-length" not in heads[1]
         assert heads[2].startswith(b"PUT /close")
         assert b"content-length: 0\r\n" in heads[2]
+        assert b"accept-encoding: gzip\r\n" in heads[2]
         await transport.aclose()
 
 

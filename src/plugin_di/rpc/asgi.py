@@ -344,18 +344,24 @@ class _Exchange:
             self.body_done = True
         return message
 
-    async def send(self, message: Message) -> None:
-        if not self.body_done:
-            kind = message["type"]
-            if kind == "http.response.start":
-                self._trailers = bool(message.get("trailers", False))
-            elif (
-                kind == "http.response.body"
-                and not self._trailers
-                and not message.get("more_body", False)
-            ) or (kind == "http.response.trailers" and not message.get("more_trailers", False)):
-                await self._drain()
+    def send(self, message: Message) -> Awaitable[None]:
+        # A plain function handing back the server's own awaitable once the body was read
+        # (the usual case): no extra coroutine per response message.
         self.started = True
+        if self.body_done:
+            return self._send(message)
+        return self._send_unread(message)
+
+    async def _send_unread(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self._trailers = bool(message.get("trailers", False))
+        elif (
+            kind == "http.response.body"
+            and not self._trailers
+            and not message.get("more_body", False)
+        ) or (kind == "http.response.trailers" and not message.get("more_trailers", False)):
+            await self._drain()
         await self._send(message)
 
     async def _drain(self) -> None:

@@ -43,6 +43,7 @@ _INLINE_BODY_BYTES = 64 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
 _RETRYABLE = (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError, EOFError)
 _NO_TRAILERS = Headers()
+_IDENTITY_DEFAULTS = frozenset({"content-encoding", "accept-encoding"})
 
 RequestBody = bytes | bytearray | memoryview | None
 
@@ -594,8 +595,14 @@ class H1Transport:
         else:
             items = list(headers)
             has_host = any(name.lower() == "host" for name, _ in items)
+        # "identity" content codings are the default and say nothing: not sending them
+        # spares the server two headers per call (connectrpc always sets both).
         text = f"{method} {target} HTTP/1.1\r\n" + "".join(
-            [f"{name}: {value}\r\n" for name, value in items]
+            [
+                f"{name}: {value}\r\n"
+                for name, value in items
+                if value != "identity" or name not in _IDENTITY_DEFAULTS
+            ]
         )
         if not has_host:
             authority = self._authority.get((host, port))
