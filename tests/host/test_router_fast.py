@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import os
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,10 +29,13 @@ from examples.kv.plugin import make_plugin as make_kv_plugin
 from plugin_di.clock import FakeClock
 from plugin_di.gen.capability.logger.v1 import logger_pb2
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
+from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.host.router import Upstream
 from plugin_di.host.server import Host
 from plugin_di.host.tracker import DEGRADED, UNHEALTHY
 from plugin_di.plugin.definition import Plugin
+from plugin_di.plugin.env import HOST_URL
+from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.plugin.host_client import HostClient
 from plugin_di.plugin.runtime import PluginServer
 from plugin_di.rpc.hypercorn import bind_socket
@@ -307,3 +312,53 @@ async def test_request_body_is_passed_on_as_it_arrives() -> None:
     await inbox.put({"type": "http.request", "body": b"", "more_body": False})
     with pytest.raises(StopAsyncIteration):
         await anext(body)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="rpc/h1.py connection_made asserts an asyncio.Transport; uvloop's (the plugin's "
+    "loop on the fast server) is not one, so the plugin's HostClient cannot reach unix://",
+)
+async def test_process_plugin_joins_through_the_fast_url_and_is_routed(fast_host: Host) -> None:
+    """A real plugin process given ``fast_url`` as PLUGIN_DI_HOST_URL self-registers there."""
+    assert fast_host.fast_url is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "plugin_di", "serve", "examples.kv.plugin:plugin"]
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            "--uds",
+            os.path.join(tmp, "kv.sock"),
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), HOST_URL: fast_host.fast_url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        caller = HostClient(fast_host.fast_url)
+        try:
+            assert process.stdout is not None
+            async with asyncio.timeout(30):
+                line = HandshakeLine.parse((await process.stdout.readline()).decode())
+            assert line.url.startswith("unix:///")
+            await caller.handshake("app")
+            watch = caller.watch("kv")
+            async with asyncio.timeout(8):
+                while (await anext(watch)).state != registry_pb2.SERVICE_STATE_AVAILABLE:
+                    pass
+            await watch.aclose()
+            found = await caller.discover("kv")
+            client = caller.routed_client(KVServiceClient, found.endpoint)
+            await client.put(kv_pb2.PutRequest(key="p", value=b"from a process"))
+            got = await client.get(kv_pb2.GetRequest(key="p"))
+            assert got.value == b"from a process"
+        finally:
+            await caller.close()
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 10)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
