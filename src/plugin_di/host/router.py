@@ -303,30 +303,32 @@ class ServiceRouter:
         relay = _Relay(scope, send)
         try:
             lean = self._lean(upstream)
-            request_headers = pyqwest.Headers(
-                [
-                    (k.decode("latin-1"), v.decode("latin-1"))
-                    for k, v in headers
-                    # The lean transport undoes content-encoding itself; asking for none keeps
-                    # the forwarded body and its headers in agreement.
-                    if not (lean is not None and k == b"accept-encoding")
-                ]
-            )
+            pairs = [
+                (k.decode("latin-1"), v.decode("latin-1"))
+                for k, v in headers
+                # The lean transport undoes content-encoding itself; asking for none keeps
+                # the forwarded body and its headers in agreement.
+                if not (lean is not None and k == b"accept-encoding")
+            ]
             content: bytes | AsyncIterator[bytes] | None = None
-            if scope["method"] not in ("GET", "HEAD"):
+            method = scope["method"]
+            if method not in ("GET", "HEAD"):
                 content = await _request_body(receive)
             if lean is not None:
                 transport, base = lean
+                if isinstance(content, bytes | None) and _unary(headers):
+                    # A Connect unary answer is one message: the buffered fast path.
+                    await relay(await transport.fetch(method, base + target, pairs, content))
+                    return
                 response = await transport.execute(
-                    pyqwest.Request(scope["method"], base + target, request_headers, content)
+                    pyqwest.Request(method, base + target, pyqwest.Headers(pairs), content)
                 )
                 async with response:
                     await relay(response)
             else:
+                request_headers = pyqwest.Headers(pairs)
                 client, url = self._http(upstream, target)
-                async with client.stream(
-                    scope["method"], url, request_headers, content
-                ) as response:
+                async with client.stream(method, url, request_headers, content) as response:
                     await relay(response)
         except (
             OSError,
@@ -380,7 +382,7 @@ class _Relay:
         self._send = send
         self.started = False
 
-    async def __call__(self, response: pyqwest.Response) -> None:
+    async def __call__(self, response: pyqwest.Response | pyqwest.FullResponse) -> None:
         send = self._send
         response_headers = response.headers
         content_type = response_headers.get("content-type", "")
@@ -404,8 +406,12 @@ class _Relay:
             }
         )
         self.started = True
+        content = response.content
+        if isinstance(content, bytes):
+            await send({"type": "http.response.body", "body": content, "more_body": False})
+            return
         # The body is passed on chunk by chunk as it arrives (server streams), then trailers.
-        async for chunk in response.content:
+        async for chunk in content:
             await send({"type": "http.response.body", "body": bytes(chunk), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         if use_trailers:
@@ -415,6 +421,15 @@ class _Relay:
             await send(
                 {"type": "http.response.trailers", "headers": trailers, "more_trailers": False}
             )
+
+
+def _unary(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a request is a Connect unary call (``application/proto``/``json``): its answer
+    is never streamed (streams use ``application/connect+...`` or gRPC types)."""
+    for name, value in headers:
+        if name == b"content-type":
+            return value.startswith((b"application/proto", b"application/json"))
+    return False
 
 
 async def _request_body(receive: Receive) -> bytes | AsyncIterator[bytes]:
