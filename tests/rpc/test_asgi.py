@@ -406,3 +406,56 @@ async def test_an_app_failing_before_answering_gets_internal_without_its_text() 
         # served by hypercorn, the status travels in real trailers (rpc.hygiene)
         assert grpc.trailers.get("grpc-status") == "13"
         assert b"hunter2" not in connect.content
+
+
+def test_inflight_counts_running_requests_in_each_event_loop_it_serves() -> None:
+    from plugin_di.plugin._inflight import InFlight
+
+    async def one_server_run() -> None:
+        release = asyncio.Event()
+        started: list[int] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            started.append(1)
+            await release.wait()
+
+        inflight = InFlight(app)
+        calls = [
+            asyncio.create_task(inflight({"type": "http"}, None, None))  # type: ignore[arg-type]
+            for _ in range(3)
+        ]
+        for _ in range(100):  # bounded: the three requests start within a few loop turns
+            if len(started) == 3:
+                break
+            await asyncio.sleep(0)
+        assert inflight.count == 3
+        idle = asyncio.create_task(inflight.wait_idle())
+        await asyncio.sleep(0)
+        assert not idle.done()
+        release.set()
+        await asyncio.gather(*calls)
+        await asyncio.wait_for(idle, 5)
+        assert inflight.count == 0
+        # A request still running when the grace period ends is cancelled.
+        stuck = asyncio.create_task(inflight({"type": "http"}, None, None))  # type: ignore[arg-type]
+        release.clear()
+        await asyncio.sleep(0)
+        assert inflight.count == 1
+        inflight.cancel_all()
+        with pytest.raises(asyncio.CancelledError):
+            await stuck
+        assert inflight.count == 0
+
+    asyncio.run(one_server_run())
+
+    # The middleware caches its loop; served from another loop, it looks the loop up again.
+    seen: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(shared.count)
+
+    shared = InFlight(app)
+    for _ in range(2):
+        asyncio.run(shared({"type": "http"}, None, None))  # type: ignore[arg-type]
+    assert seen == [1, 1]
+    assert shared.count == 0

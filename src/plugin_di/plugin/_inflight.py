@@ -23,6 +23,8 @@ class InFlight:
         self._tasks: set[asyncio.Task[object]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        # current_task(loop) skips the running-loop lookup (a getpid() syscall on 3.11).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def count(self) -> int:
@@ -41,13 +43,18 @@ class InFlight:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self._idle.clear()
+        task = asyncio.current_task(self._loop) if self._loop is not None else None
+        if task is None:
+            self._loop = asyncio.get_running_loop()
+            task = asyncio.current_task(self._loop)
+            assert task is not None
+        tasks = self._tasks
+        if not tasks:
+            self._idle.clear()
+        tasks.add(task)
         try:
             await self._app(scope, receive, send)
         finally:
-            self._tasks.discard(task)
-            if not self._tasks:
+            tasks.discard(task)
+            if not tasks:
                 self._idle.set()
