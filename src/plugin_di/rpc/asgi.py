@@ -252,8 +252,20 @@ class ServiceMux:
             path: str = scope["path"]
             route = self._methods.get(path)
             if route is not None:
-                if route.max_body is None or await self._length_ok(scope, exchange, route.max_body):
-                    await self._run(route.app, scope, exchange, exchange.send)
+                # The hot path: checked inline, the app awaited here (no extra coroutines).
+                limit = route.max_body
+                if limit is not None:
+                    raw = _header(scope, b"content-length")
+                    if (
+                        raw is not None
+                        and not (raw.isdigit() and int(raw) <= limit)
+                        and not await self._length_ok(scope, exchange, limit)
+                    ):
+                        return
+                try:
+                    await route.app(scope, exchange.receive, exchange.send)
+                except Exception:
+                    await self._failed(scope, exchange)
                 return
             await self._dispatch_other(path, scope, exchange)
         elif kind == "lifespan":
@@ -305,17 +317,22 @@ class ServiceMux:
         )
         return False
 
-    @staticmethod
-    async def _run(app: ASGIApp, scope: Scope, exchange: _Exchange, send: Send) -> None:
+    @classmethod
+    async def _run(cls, app: ASGIApp, scope: Scope, exchange: _Exchange, send: Send) -> None:
         try:
             await app(scope, exchange.receive, send)
         except Exception:
-            # connectrpc re-raises a non-Connect error after answering it; the ASGI server
-            # would log it again and may drop the connection. Log it once, keep serving, and
-            # answer INTERNAL if nothing was answered yet (no exception text on the wire).
-            log.exception("unhandled error serving %s", scope.get("path"))
-            if not exchange.started:
-                await send_error(scope, exchange.send, Code.INTERNAL, "internal error")
+            await cls._failed(scope, exchange)
+
+    @staticmethod
+    async def _failed(scope: Scope, exchange: _Exchange) -> None:
+        # connectrpc re-raises a non-Connect error after answering it; the ASGI server would
+        # log it again and may drop the connection. Log it once, keep serving, and answer
+        # INTERNAL if nothing was answered yet (no exception text on the wire). Called from
+        # an ``except`` block, so the log carries the traceback.
+        log.exception("unhandled error serving %s", scope.get("path"))
+        if not exchange.started:
+            await send_error(scope, exchange.send, Code.INTERNAL, "internal error")
 
 
 class _Exchange:
