@@ -459,3 +459,45 @@ def test_inflight_counts_running_requests_in_each_event_loop_it_serves() -> None
         asyncio.run(shared({"type": "http"}, None, None))  # type: ignore[arg-type]
     assert seen == [1, 1]
     assert shared.count == 0
+
+
+async def test_malformed_content_length_on_a_method_route_is_invalid_argument() -> None:
+    from examples.kv.store import KVStore
+
+    store = KVStore()
+    await store.put(pb.PutRequest(key="k", value=b"v"), None)  # type: ignore[arg-type]
+    mux = ServiceMux([KVServiceASGIApplication(store)])
+    body = pb.GetRequest(key="k").SerializeToString()
+
+    async def call(length: bytes) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: Any) -> None:
+            sent.append(dict(message))
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/kv.v1.KVService/Get",
+            "query_string": b"",
+            "headers": [
+                (b"content-type", b"application/proto"),
+                (b"connect-protocol-version", b"1"),
+                (b"content-length", length),
+            ],
+        }
+        await mux(scope, receive, send)
+        return sent
+
+    bad = await call(b"12x")
+    assert bad[0]["status"] == 400
+    assert json.loads(bad[1]["body"]) == {
+        "code": "invalid_argument",
+        "message": "malformed Content-Length header",
+    }
+    good = await call(str(len(body)).encode())
+    assert good[0]["status"] == 200
+    assert pb.GetResponse.FromString(b"".join(m.get("body", b"") for m in good[1:])).found
