@@ -536,3 +536,37 @@ def test_parsed_heads_are_cached_and_the_cache_stays_bounded() -> None:
     assert h1._parse_head(b"HTTP/1.1 100 Continue\r\n\r\n", "POST") is None
     with pytest.raises(ReadError, match="not an HTTP/1"):
         h1._parse_head(b"SSH-2.0 hello\r\n\r\n", "GET")
+
+
+async def test_bytes_arriving_on_an_idle_connection_keep_it_out_of_the_pool(
+    sock_path: str, make_client: MakeClient
+) -> None:
+    pooled = asyncio.Event()
+
+    async def answer_then_408(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+    ) -> None:
+        await read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        if n == 0:  # a server timing the idle connection out, without closing it yet
+            await pooled.wait()
+            writer.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
+            await writer.drain()
+        await reader.read()  # until the client closes the connection
+
+    async with raw_server(sock_path, answer_then_408) as connections:
+        transport = H1Transport(unix_path=sock_path)
+        http = make_client(transport)
+        assert await _post(http) == b"ok"
+        assert transport.idle_connections == 1
+        pooled.set()
+        for _ in range(100):  # bounded: the stray answer lands within a few loop turns
+            conn = transport._idle[("localhost", 80)][0]
+            if not conn.usable:
+                break
+            await asyncio.sleep(0.01)
+        second = await http.post("http://localhost/echo", content=b"x")
+        assert (second.status, second.content) == (200, b"ok")  # not the stray 408
+        assert len(connections) == 2
+        await transport.aclose()

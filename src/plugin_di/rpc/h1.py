@@ -149,8 +149,9 @@ class _Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._buf += data
         if self._full is not None:
-            if self._timeout is not None and self._read_timeout is not None:
-                self._timeout.reschedule(self._loop.time() + self._read_timeout)
+            timeout = self._timeout
+            if timeout is not None and self._read_timeout is not None and not timeout.expired():
+                timeout.reschedule(self._loop.time() + self._read_timeout)
             self._advance_full()
         elif self._waiter is not None:
             self._wake()
@@ -182,8 +183,11 @@ class _Conn(asyncio.Protocol):
     # --- state ----------------------------------------------------------------------------
     @property
     def usable(self) -> bool:
+        """Open, and nothing unasked-for arrived (e.g. a 408 sent before an idle close)."""
         transport = self.transport
-        return not self.eof and transport is not None and not transport.is_closing()
+        return (
+            not self.eof and not self._buf and transport is not None and not transport.is_closing()
+        )
 
     def close(self) -> None:
         if self.transport is not None:
@@ -214,11 +218,6 @@ class _Conn(asyncio.Protocol):
         self._drain = self._loop.create_future()
         async with asyncio.timeout(self._read_timeout):
             await self._drain
-
-    @property
-    def buffered(self) -> bool:
-        """Bytes arrived that no answer accounted for: the connection cannot be reused."""
-        return bool(self._buf)
 
     # --- reading (the streaming path) -----------------------------------------------------
 
@@ -728,7 +727,7 @@ class H1Transport:
         return f"unix:{self._unix_path}" if self._unix_path is not None else f"{host}:{port}"
 
     def _release(self, conn: _Conn, key: tuple[str, int], keep_alive: bool) -> None:
-        if not keep_alive or self._closed or not conn.usable or conn.buffered:
+        if not keep_alive or self._closed or not conn.usable:
             conn.close()
             return
         pool = self._idle.get(key)
