@@ -570,3 +570,30 @@ async def test_bytes_arriving_on_an_idle_connection_keep_it_out_of_the_pool(
         assert (second.status, second.content) == (200, b"ok")  # not the stray 408
         assert len(connections) == 2
         await transport.aclose()
+
+
+def test_works_on_uvloop(sock_path: str) -> None:
+    """uvloop's transports do not subclass asyncio.Transport; a plugin's own loop is uvloop."""
+    import uvloop
+
+    async def main() -> None:
+        async def serve_all(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+        ) -> None:
+            while True:
+                try:
+                    await read_request(reader)
+                except asyncio.IncompleteReadError:
+                    return
+                writer.write(OK)
+                await writer.drain()
+
+        async with raw_server(sock_path, serve_all) as connections:
+            transport = H1Transport(unix_path=sock_path)
+            assert await _post(PluginHTTPClient(transport, "http://localhost")) == b"ok"
+            assert await _post(Client(transport)) == b"ok"
+            assert len(connections) == 1
+            await transport.aclose()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
