@@ -240,3 +240,40 @@ def test_sync_stale_pooled_connection_is_retried_once(sock_path: str) -> None:
             assert http.post("http://localhost/x", content=b"x").content == b"ok"
         assert len(connections) == 3
         transport.close()
+
+
+def test_sync_request_head_leaves_out_the_default_identity_codings(sock_path: str) -> None:
+    from pyqwest import SyncClient
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sock_path)
+    listener.listen(1)
+    listener.settimeout(10)
+    heads: list[bytes] = []
+
+    def serve_one() -> None:
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as rfile:
+            head = b""
+            for _ in range(100):  # bounded: a request head has a handful of lines
+                line = rfile.readline()
+                head += line
+                if line in (b"\r\n", b""):
+                    break
+            heads.append(head)
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    transport = SyncH1Transport(unix_path=sock_path)
+    try:
+        headers = {"content-encoding": "identity", "accept-encoding": "gzip", "x-a": "identity"}
+        response = SyncClient(transport).get("http://localhost/x", headers=headers)
+        assert response.content == b"ok"
+    finally:
+        transport.close()
+        thread.join(5)
+        listener.close()
+    assert b"content-encoding" not in heads[0]
+    assert b"accept-encoding: gzip\r\n" in heads[0]
+    assert b"x-a: identity\r\n" in heads[0]

@@ -29,6 +29,8 @@ from plugin_di.rpc._http1 import decode_body, split_url
 
 __all__ = ["SyncH1Transport"]
 
+_IDENTITY_DEFAULTS = frozenset({"content-encoding", "accept-encoding"})
+
 _MAX_LINE = 64 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
 _RETRYABLE = (ConnectionResetError, BrokenPipeError, EOFError)
@@ -188,7 +190,9 @@ class SyncH1Transport:
             authority = host if self._unix_path is not None else f"{host}:{port}"
             lines.append(f"host: {authority}\r\n")
         for name, value in headers.items():
-            lines.append(f"{name}: {value}\r\n")
+            # identity codings are the default: not sent, as in H1Transport.
+            if value != "identity" or name not in _IDENTITY_DEFAULTS:
+                lines.append(f"{name}: {value}\r\n")
         sock = conn.sock
         if content is None or isinstance(content, bytes | bytearray):
             body = bytes(content or b"")
