@@ -317,11 +317,6 @@ async def test_request_body_is_passed_on_as_it_arrives() -> None:
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="rpc/h1.py connection_made asserts an asyncio.Transport; uvloop's (the plugin's "
-    "loop on the fast server) is not one, so the plugin's HostClient cannot reach unix://",
-)
 async def test_process_plugin_joins_through_the_fast_url_and_is_routed(fast_host: Host) -> None:
     """A real plugin process given ``fast_url`` as PLUGIN_DI_HOST_URL self-registers there."""
     assert fast_host.fast_url is not None
