@@ -514,28 +514,28 @@ async def test_large_bodies_and_oversized_bodies_over_unix_socket(sock_path: str
 
 
 def test_parsed_heads_are_cached_and_the_cache_stays_bounded() -> None:
-    from plugin_di.rpc import h1
+    from plugin_di.rpc import _h1conn as h1
 
-    h1._HEAD_CACHE.clear()
+    h1.HEAD_CACHE.clear()
     raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-A:  b \r\n\r\n"
-    first = h1._parse_head(raw, "POST")
-    again = h1._parse_head(bytearray(raw), "POST")
+    first = h1.parse_head(raw, "POST")
+    again = h1.parse_head(bytearray(raw), "POST")
     assert first is not None
     assert again is not None
     assert (again.status, again.length, again.keep_alive) == (200, 3, True)
     assert list(again.headers.items()) == [("content-length", "3"), ("x-a", "b")]
     assert again.headers is not first.headers  # each answer gets its own Headers
-    assert h1._parse_head(raw, "HEAD").body == b""  # type: ignore[union-attr]
-    assert len(h1._HEAD_CACHE) == 1
-    for i in range(h1._HEAD_CACHE_SIZE + 10):
-        h1._parse_head(b"HTTP/1.0 200 OK\r\nx-n: %d\r\n\r\n" % i, "GET")
-    assert len(h1._HEAD_CACHE) <= h1._HEAD_CACHE_SIZE
-    closing = h1._parse_head(b"HTTP/1.0 200 OK\r\n\r\n", "GET")
+    assert h1.parse_head(raw, "HEAD").body == b""  # type: ignore[union-attr]
+    assert len(h1.HEAD_CACHE) == 1
+    for i in range(h1.HEAD_CACHE_SIZE + 10):
+        h1.parse_head(b"HTTP/1.0 200 OK\r\nx-n: %d\r\n\r\n" % i, "GET")
+    assert len(h1.HEAD_CACHE) <= h1.HEAD_CACHE_SIZE
+    closing = h1.parse_head(b"HTTP/1.0 200 OK\r\n\r\n", "GET")
     assert closing is not None
     assert closing.keep_alive is False
-    assert h1._parse_head(b"HTTP/1.1 100 Continue\r\n\r\n", "POST") is None
+    assert h1.parse_head(b"HTTP/1.1 100 Continue\r\n\r\n", "POST") is None
     with pytest.raises(ReadError, match="not an HTTP/1"):
-        h1._parse_head(b"SSH-2.0 hello\r\n\r\n", "GET")
+        h1.parse_head(b"SSH-2.0 hello\r\n\r\n", "GET")
 
 
 async def test_bytes_arriving_on_an_idle_connection_keep_it_out_of_the_pool(

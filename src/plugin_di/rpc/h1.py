@@ -25,351 +25,26 @@ import contextlib
 import os
 import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self
 
 from pyqwest import FullResponse, Headers, HTTPVersion, ReadError, Request, Response
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.rpc._h1conn import (
+    IDENTITY_DEFAULTS,
+    INLINE_BODY_BYTES,
+    NO_TRAILERS,
+    RETRYABLE,
+    Connection,
+    Head,
+    RequestBody,
+    StaleConnection,
+    parse_head,
+)
 from plugin_di.rpc._http1 import decode_body, decode_stream, split_url
 
 __all__ = ["H1Transport"]
-
-_MAX_HEAD_BYTES = 64 * 1024
-# Bodies up to this size are written before the answer is read (they fit the socket buffers);
-# larger and streamed ones are written while the answer is watched for.
-_INLINE_BODY_BYTES = 64 * 1024
-_NO_BODY_STATUS = frozenset({204, 304})
-_RETRYABLE = (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError, EOFError)
-_NO_TRAILERS = Headers()
-_IDENTITY_DEFAULTS = frozenset({"content-encoding", "accept-encoding"})
-
-RequestBody = bytes | bytearray | memoryview | None
-
-
-class _StaleConnection(Exception):
-    """The server closed a pooled connection before answering."""
-
-
-@dataclass(slots=True)
-class _Head:
-    status: int
-    headers: Headers
-    keep_alive: bool
-    body: bytes | None = None  # None: the body streams (chunked or until close)
-    chunked: bool = False
-    length: int | None = None
-
-
-# Parsed response heads by their bytes: a plugin answers with a handful of distinct heads,
-# so most calls skip parsing. Cleared when full.
-_HEAD_CACHE: dict[bytes, tuple[int, list[tuple[str, str]], bool, int | None, bool]] = {}
-_HEAD_CACHE_SIZE = 256
-
-
-def _parse_head(raw: bytes | bytearray, method: str) -> _Head | None:
-    """Parse a response head (status line and headers, ending ``\\r\\n\\r\\n``).
-
-    Returns None for an interim 1xx answer, which the real head follows.
-    """
-    key = bytes(raw)
-    parsed = _HEAD_CACHE.get(key)
-    if parsed is None:
-        parsed = _parse_head_text(key.decode("latin-1"))
-        if len(_HEAD_CACHE) >= _HEAD_CACHE_SIZE:
-            _HEAD_CACHE.clear()
-        _HEAD_CACHE[key] = parsed
-    status, pairs, keep_alive, length, chunked = parsed
-    if 100 <= status < 200 and status != 101:
-        return None
-    head = _Head(status, Headers(pairs), keep_alive)
-    if method == "HEAD" or status in _NO_BODY_STATUS or status < 200:
-        head.body = b""
-    elif chunked:
-        head.chunked = True
-    else:
-        head.length = length
-    return head
-
-
-def _parse_head_text(text: str) -> tuple[int, list[tuple[str, str]], bool, int | None, bool]:
-    status_line, _, rest = text.partition("\r\n")
-    version, _, status_rest = status_line.partition(" ")
-    if not version.startswith("HTTP/1."):
-        raise ReadError(f"not an HTTP/1.x response: {status_line[:80]!r}")
-    status = int(status_rest[:3])
-    pairs: list[tuple[str, str]] = []
-    length: int | None = None
-    chunked = False
-    keep_alive = version != "HTTP/1.0"
-    for line in rest.split("\r\n"):
-        if line:
-            name, _, value = line.partition(":")
-            name = name.strip().lower()
-            value = value.strip()
-            pairs.append((name, value))
-            if name == "content-length":
-                length = int(value)
-            elif name == "transfer-encoding":
-                chunked = "chunked" in value.lower()
-            elif name == "connection" and "close" in value.lower():
-                keep_alive = False
-    return status, pairs, keep_alive, length, chunked
-
-
-class _Conn(asyncio.Protocol):
-    """One keep-alive connection: a byte buffer, its waiters, and flow control."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float | None) -> None:
-        self._loop = loop
-        self._read_timeout = read_timeout
-        self.transport: asyncio.Transport | None = None
-        self._buf = bytearray()
-        self.eof = False
-        self._lost: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._drain: asyncio.Future[None] | None = None
-        self._paused = False
-        self._closed = loop.create_future()
-        self._timeout: asyncio.Timeout | None = None
-        # The fast path: a whole buffered answer, parsed in data_received.
-        self._full: asyncio.Future[_Head] | None = None
-        self._full_method = "POST"
-        self._full_head: _Head | None = None
-        self._full_start = 0
-        self.idle_since = 0.0
-        self.reused = False
-
-    # --- asyncio.Protocol ---------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport; uvloop's do not subclass asyncio.Transport, so no isinstance.
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        self._buf += data
-        if self._full is not None:
-            timeout = self._timeout
-            if timeout is not None and self._read_timeout is not None and not timeout.expired():
-                timeout.reschedule(self._loop.time() + self._read_timeout)
-            self._advance_full()
-        elif self._waiter is not None:
-            self._wake()
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        self._wake()
-        return False  # nothing more can arrive: let the transport close
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.eof = True
-        self._lost = exc
-        if self._full is not None:
-            self._advance_full()
-        self._wake()
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_exception(ConnectionResetError("connection lost while writing"))
-        if not self._closed.done():
-            self._closed.set_result(None)
-
-    def pause_writing(self) -> None:
-        self._paused = True
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
-
-    # --- state ----------------------------------------------------------------------------
-    @property
-    def usable(self) -> bool:
-        """Open, and nothing unasked-for arrived (e.g. a 408 sent before an idle close)."""
-        transport = self.transport
-        return (
-            not self.eof and not self._buf and transport is not None and not transport.is_closing()
-        )
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-    async def wait_closed(self) -> None:
-        await self._closed
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    # --- writing --------------------------------------------------------------------------
-    def write(self, data: bytes) -> None:
-        if self.transport is None or self.transport.is_closing():
-            raise ConnectionResetError("the connection is closed")
-        self.transport.write(data)
-
-    async def drain(self) -> None:
-        transport = self.transport
-        if self._lost is not None or transport is None or transport.is_closing():
-            raise ConnectionResetError("connection lost while writing")
-        if not self._paused:
-            return
-        self._drain = self._loop.create_future()
-        async with asyncio.timeout(self._read_timeout):
-            await self._drain
-
-    # --- reading (the streaming path) -----------------------------------------------------
-
-    async def _more(self) -> None:
-        """Wait for bytes or the end of the connection."""
-        if self.eof:
-            raise asyncio.IncompleteReadError(bytes(self._buf), None)
-        self._waiter = self._loop.create_future()
-        try:
-            if self._read_timeout is None:
-                await self._waiter
-            else:
-                async with asyncio.timeout(self._read_timeout):
-                    await self._waiter
-        finally:
-            self._waiter = None
-
-    async def readuntil(self, separator: bytes) -> bytes:
-        start = 0
-        while True:
-            index = self._buf.find(separator, start)
-            if index >= 0:
-                end = index + len(separator)
-                data = bytes(self._buf[:end])
-                del self._buf[:end]
-                return data
-            if len(self._buf) > _MAX_HEAD_BYTES:
-                raise ReadError("response header section is too large")
-            start = max(0, len(self._buf) - len(separator) + 1)
-            await self._more()
-
-    async def readexactly(self, size: int) -> bytes:
-        while len(self._buf) < size:
-            await self._more()
-        data = bytes(self._buf[:size])
-        del self._buf[:size]
-        return data
-
-    async def read_some(self) -> bytes:
-        if not self._buf:
-            if self.eof:
-                return b""
-            with contextlib.suppress(asyncio.IncompleteReadError):
-                await self._more()
-        data = bytes(self._buf)
-        self._buf.clear()
-        return data
-
-    # --- the buffered fast path -----------------------------------------------------------
-    async def fetch(self, data: bytes, method: str) -> _Head:
-        """Write a whole request and wait for the whole answer (``head.body`` set)."""
-        self._full = self._loop.create_future()
-        self._full_method = method
-        self._full_head = None
-        try:
-            self.write(data)
-            if self._buf or self.eof:
-                self._advance_full()
-            if self._read_timeout is None:
-                return await self._full
-            async with asyncio.timeout(self._read_timeout) as timeout:
-                self._timeout = timeout
-                return await self._full
-        finally:
-            self._full = None
-            self._timeout = None
-
-    def _advance_full(self) -> None:
-        future = self._full
-        assert future is not None
-        if future.done():
-            return
-        try:
-            head = self._complete_answer()
-        except BaseException as exc:  # a malformed answer fails the call, not the loop
-            future.set_exception(exc)
-            return
-        if head is not None:
-            future.set_result(head)
-        elif self.eof:
-            got = bool(self._buf) or self._full_head is not None
-            lost = self._lost or ConnectionResetError("the server closed the connection")
-            if got:
-                future.set_exception(
-                    ReadError(f"connection lost while reading the response: {lost!r}")
-                )
-            else:
-                future.set_exception(
-                    lost if isinstance(lost, _RETRYABLE) else ConnectionResetError(str(lost))
-                )
-
-    def _complete_answer(self) -> _Head | None:
-        buf = self._buf
-        head = self._full_head
-        while head is None:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > _MAX_HEAD_BYTES:
-                    raise ReadError("response header section is too large")
-                return None
-            parsed = _parse_head(buf[: end + 4], self._full_method)
-            del buf[: end + 4]
-            if parsed is not None:
-                head = self._full_head = parsed
-        if head.body is not None:
-            return head
-        if head.chunked:
-            body = _complete_chunked(buf)
-            if body is None:
-                return None
-            head.body = body
-            return head
-        if head.length is not None:
-            if len(buf) < head.length:
-                return None
-            head.body = bytes(buf[: head.length])
-            del buf[: head.length]
-            return head
-        if not self.eof:  # no framing: the body runs until the server closes
-            return None
-        head.body = bytes(buf)
-        head.keep_alive = False
-        buf.clear()
-        return head
-
-
-def _complete_chunked(buf: bytearray) -> bytes | None:
-    """The whole chunked body at the start of ``buf`` (consumed), or None while incomplete."""
-    parts: list[bytes] = []
-    pos = 0
-    while True:
-        line_end = buf.find(b"\r\n", pos)
-        if line_end < 0:
-            return None
-        size = int(bytes(buf[pos:line_end]).split(b";", 1)[0].strip(), 16)
-        pos = line_end + 2
-        if size == 0:
-            # Trailer section (ignored) ends with an empty line.
-            while True:
-                line_end = buf.find(b"\r\n", pos)
-                if line_end < 0:
-                    return None
-                empty = line_end == pos
-                pos = line_end + 2
-                if empty:
-                    del buf[:pos]
-                    return b"".join(parts)
-        if len(buf) < pos + size + 2:
-            return None
-        parts.append(bytes(buf[pos : pos + size]))
-        pos += size + 2
-
 
 HeadersArg = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
 
@@ -400,7 +75,7 @@ class H1Transport:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._clock = clock
-        self._idle: dict[tuple[str, int], list[_Conn]] = {}
+        self._idle: dict[tuple[str, int], list[Connection]] = {}
         self._authority: dict[tuple[str, int], str] = {}
         self._closed = False
 
@@ -442,7 +117,7 @@ class H1Transport:
         if self._closed:
             raise ConnectionError("the HTTP/1.1 transport is closed; create a new client")
         body = b"" if content is None else bytes(content)
-        if len(body) > _INLINE_BODY_BYTES:
+        if len(body) > INLINE_BODY_BYTES:
             response = await self.execute(Request(method, url, _headers(headers), body))
             return await _read_full(response)
         host, port, target = split_url(url)
@@ -452,28 +127,28 @@ class H1Transport:
         conn = self._pooled(host, port) or await self._dial(host, port)
         try:
             head = await self._fetch_on(conn, data, method)
-        except _StaleConnection:
+        except StaleConnection:
             # As in execute: nothing was processed, so one retry on a fresh connection.
             conn = await self._dial(host, port)
             try:
                 head = await self._fetch_on(conn, data, method)
-            except _StaleConnection as exc:
+            except StaleConnection as exc:
                 raise ConnectionResetError(
                     "the server closed the connection before answering"
                 ) from exc
         self._release(conn, (host, port), head.keep_alive)
         assert head.body is not None
         return FullResponse(
-            head.status, head.headers, decode_body(head.headers, head.body), _NO_TRAILERS
+            head.status, head.headers, decode_body(head.headers, head.body), NO_TRAILERS
         )
 
-    async def _fetch_on(self, conn: _Conn, data: bytes, method: str) -> _Head:
+    async def _fetch_on(self, conn: Connection, data: bytes, method: str) -> Head:
         try:
             return await conn.fetch(data, method)
-        except _RETRYABLE as exc:
+        except RETRYABLE as exc:
             conn.close()
             if conn.reused:
-                raise _StaleConnection from exc
+                raise StaleConnection from exc
             raise ReadError(f"connection lost before the response: {exc!r}") from exc
         except BaseException:
             conn.close()  # cancelled, timed out or failed: never pooled again
@@ -489,7 +164,7 @@ class H1Transport:
         conn = await self._checkout(host, port)
         try:
             return await self._exchange(conn, host, port, target, request, content)
-        except _StaleConnection:
+        except StaleConnection:
             if not replayable:
                 raise ConnectionResetError(
                     "the pooled connection was closed by the server"
@@ -499,12 +174,12 @@ class H1Transport:
         conn = await self._dial(host, port)
         try:
             return await self._exchange(conn, host, port, target, request, content)
-        except _StaleConnection as exc:
+        except StaleConnection as exc:
             raise ConnectionResetError("the server closed the connection before answering") from exc
 
     async def _exchange(
         self,
-        conn: _Conn,
+        conn: Connection,
         host: str,
         port: int,
         target: str,
@@ -513,16 +188,16 @@ class H1Transport:
     ) -> Response:
         try:
             if content is None or (
-                isinstance(content, bytes | bytearray) and len(content) <= _INLINE_BODY_BYTES
+                isinstance(content, bytes | bytearray) and len(content) <= INLINE_BODY_BYTES
             ):
                 await self._send_request(conn, host, port, target, request, content)
                 head = await self._read_head(conn, request.method)
             else:
                 head = await self._send_while_reading(conn, host, port, target, request, content)
-        except _RETRYABLE as exc:
+        except RETRYABLE as exc:
             conn.close()
             if conn.reused:
-                raise _StaleConnection from exc
+                raise StaleConnection from exc
             raise ReadError(f"connection lost before the response: {exc!r}") from exc
         except BaseException:
             # Cancelled (deadline, caller gone), timed out or failed: the connection is in an
@@ -544,13 +219,13 @@ class H1Transport:
 
     async def _send_while_reading(
         self,
-        conn: _Conn,
+        conn: Connection,
         host: str,
         port: int,
         target: str,
         request: Request,
         content: bytes | bytearray | AsyncIterator[bytes],
-    ) -> _Head:
+    ) -> Head:
         """Write a large or streamed body while watching for an early answer.
 
         A server may answer before it has read the whole body (a body above its size limit)
@@ -600,7 +275,7 @@ class H1Transport:
             [
                 f"{name}: {value}\r\n"
                 for name, value in items
-                if value != "identity" or name not in _IDENTITY_DEFAULTS
+                if value != "identity" or name not in IDENTITY_DEFAULTS
             ]
         )
         if not has_host:
@@ -615,7 +290,7 @@ class H1Transport:
 
     async def _send_request(
         self,
-        conn: _Conn,
+        conn: Connection,
         host: str,
         port: int,
         target: str,
@@ -625,7 +300,7 @@ class H1Transport:
         if content is None or isinstance(content, bytes | bytearray):
             body = bytes(content or b"")
             head = self._head_bytes(request.method, host, port, target, request.headers, body)
-            if len(body) <= _INLINE_BODY_BYTES:
+            if len(body) <= INLINE_BODY_BYTES:
                 conn.write(head.encode("latin-1") + body)
                 await conn.drain()
                 return
@@ -642,10 +317,10 @@ class H1Transport:
         conn.write(b"0\r\n\r\n")
         await conn.drain()
 
-    async def _read_head(self, conn: _Conn, method: str) -> _Head:
+    async def _read_head(self, conn: Connection, method: str) -> Head:
         """Read the status line and headers, and a content-length body right away."""
         while True:
-            head = _parse_head(await conn.readuntil(b"\r\n\r\n"), method)
+            head = parse_head(await conn.readuntil(b"\r\n\r\n"), method)
             if head is None:  # interim 1xx: the real head follows
                 continue
             if head.body is None and not head.chunked and head.length is not None:
@@ -657,7 +332,7 @@ class H1Transport:
             return head
 
     async def _stream_body(
-        self, conn: _Conn, key: tuple[str, int], *, chunked: bool, keep_alive: bool
+        self, conn: Connection, key: tuple[str, int], *, chunked: bool, keep_alive: bool
     ) -> AsyncGenerator[bytes]:
         done = False
         try:
@@ -687,10 +362,10 @@ class H1Transport:
                 # the wire, so the connection cannot be reused.
                 conn.close()
 
-    async def _checkout(self, host: str, port: int) -> _Conn:
+    async def _checkout(self, host: str, port: int) -> Connection:
         return self._pooled(host, port) or await self._dial(host, port)
 
-    def _pooled(self, host: str, port: int) -> _Conn | None:
+    def _pooled(self, host: str, port: int) -> Connection | None:
         pool = self._idle.get((host, port))
         if pool:
             now = self._clock.now()
@@ -702,16 +377,16 @@ class H1Transport:
                 conn.close()
         return None
 
-    async def _dial(self, host: str, port: int) -> _Conn:
+    async def _dial(self, host: str, port: int) -> Connection:
         loop = asyncio.get_running_loop()
         read_timeout = self._read_timeout
         try:
             if self._unix_path is not None:
                 opening: Any = loop.create_unix_connection(
-                    lambda: _Conn(loop, read_timeout), self._unix_path
+                    lambda: Connection(loop, read_timeout), self._unix_path
                 )
             else:
-                opening = loop.create_connection(lambda: _Conn(loop, read_timeout), host, port)
+                opening = loop.create_connection(lambda: Connection(loop, read_timeout), host, port)
             _, conn = await asyncio.wait_for(opening, self._connect_timeout)
         except TimeoutError as exc:
             raise ConnectionError(f"connecting to {self._where(host, port)} timed out") from exc
@@ -720,13 +395,13 @@ class H1Transport:
                 f"cannot connect to {self._where(host, port)}: {exc.strerror or exc}; "
                 "is the plugin running?"
             ) from exc
-        assert isinstance(conn, _Conn)
+        assert isinstance(conn, Connection)
         return conn
 
     def _where(self, host: str, port: int) -> str:
         return f"unix:{self._unix_path}" if self._unix_path is not None else f"{host}:{port}"
 
-    def _release(self, conn: _Conn, key: tuple[str, int], keep_alive: bool) -> None:
+    def _release(self, conn: Connection, key: tuple[str, int], keep_alive: bool) -> None:
         if not keep_alive or self._closed or not conn.usable:
             conn.close()
             return
@@ -753,10 +428,10 @@ async def _read_full(response: Response) -> FullResponse:
     buf = bytearray()
     async for chunk in response.content:
         buf += chunk
-    return FullResponse(response.status, response.headers, bytes(buf), _NO_TRAILERS)
+    return FullResponse(response.status, response.headers, bytes(buf), NO_TRAILERS)
 
 
-async def _send_beside_transport(conn: _Conn, body: bytes) -> None:
+async def _send_beside_transport(conn: Connection, body: bytes) -> None:
     """Write a large body through a duplicate of the socket's descriptor.
 
     A server that refuses a body (too large) answers and closes without reading it. Writing
