@@ -296,7 +296,7 @@ async def test_fast_loopback_tcp_channel(clock: FakeClock) -> None:
 
 
 async def test_request_body_is_passed_on_as_it_arrives() -> None:
-    from plugin_di.host.router import _request_body
+    from plugin_di.host._proxy import request_body as _request_body
 
     inbox: asyncio.Queue[dict[str, object]] = asyncio.Queue()
     await inbox.put({"type": "http.request", "body": b"one", "more_body": False})

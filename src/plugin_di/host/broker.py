@@ -20,8 +20,8 @@ from connectrpc.request import RequestContext
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.gen.connectplugin.v1 import broker_pb2 as pb
 from plugin_di.gen.connectplugin.v1 import handshake_pb2
+from plugin_di.host._proxy import refuse
 from plugin_di.host.auth import TokenValidator, check_credentials
-from plugin_di.host.router import refuse
 from plugin_di.host.tokens import generate_token
 from plugin_di.plugin.definition import Plugin
 from plugin_di.rpc.asgi import ASGIApp, Receive, Scope, Send, ServiceMux

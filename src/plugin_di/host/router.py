@@ -19,7 +19,6 @@ Blue-green replacement: ``switch(old, new)`` atomically points calls addressed t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import pyqwest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
+from plugin_di.host._proxy import Relay, is_unary, refuse, request_body
 from plugin_di.host.auth import (
     AUTHORIZATION_HEADER,
     RUNTIME_ID_HEADER,
@@ -58,7 +58,6 @@ _STRIP_REQUEST = frozenset(
     }
 )
 # Lower-case names; the header names of a pyqwest response are lower-case too.
-_STRIP_RESPONSE = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade"})
 _RUNTIME_ID = RUNTIME_ID_HEADER.encode()
 _AUTHORIZATION = AUTHORIZATION_HEADER.encode()
 
@@ -75,22 +74,6 @@ class Upstream:
     url: str = ""
     app: ASGIApp | None = None
     tls: ClientTLS | None = None
-
-
-async def refuse(scope: Scope, receive: Receive, send: Send, code: Code, message: str) -> None:
-    """Answer with an error after reading the request body.
-
-    hypercorn's HTTP/2 protocol raises KeyError (and drops the whole connection,
-    with every other call on it) when DATA arrives for a stream it already
-    answered, so the body is consumed first (bounded in time).
-    """
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(2.0):
-            while True:
-                message_in = await receive()
-                if message_in["type"] != "http.request" or not message_in.get("more_body"):
-                    break
-    await send_error(scope, send, code, message)
 
 
 class _InFlight:
@@ -300,7 +283,7 @@ class ServiceRouter:
         headers: list[tuple[bytes, bytes]],
         provider: str,
     ) -> None:
-        relay = _Relay(scope, send)
+        relay = Relay(scope, send)
         try:
             lean = self._lean(upstream)
             pairs = [
@@ -313,10 +296,10 @@ class ServiceRouter:
             content: bytes | AsyncIterator[bytes] | None = None
             method = scope["method"]
             if method not in ("GET", "HEAD"):
-                content = await _request_body(receive)
+                content = await request_body(receive)
             if lean is not None:
                 transport, base = lean
-                if isinstance(content, bytes | None) and _unary(headers):
+                if isinstance(content, bytes | None) and is_unary(headers):
                     # A Connect unary answer is one message: the buffered fast path.
                     await relay(await transport.fetch(method, base + target, pairs, content))
                     return
@@ -370,89 +353,3 @@ class ServiceRouter:
         if isinstance(transport, H1Transport):
             return transport, client.address
         return None
-
-
-class _Relay:
-    """Sends a provider's response on to the caller, streaming; ``started`` once it began."""
-
-    __slots__ = ("_scope", "_send", "started")
-
-    def __init__(self, scope: Scope, send: Send) -> None:
-        self._scope = scope
-        self._send = send
-        self.started = False
-
-    async def __call__(self, response: pyqwest.Response | pyqwest.FullResponse) -> None:
-        send = self._send
-        response_headers = response.headers
-        content_type = response_headers.get("content-type", "")
-        grpc = content_type.startswith("application/grpc") and not content_type.startswith(
-            "application/grpc-web"
-        )
-        trailers_only = "grpc-status" in response_headers
-        can_trail = "http.response.trailers" in self._scope.get("extensions", {})
-        use_trailers = grpc and not trailers_only and can_trail
-        out_headers = [
-            (k.encode("latin-1"), v.encode("latin-1"))
-            for k, v in response_headers.items()
-            if k not in _STRIP_RESPONSE
-        ]
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": out_headers,
-                "trailers": use_trailers,
-            }
-        )
-        self.started = True
-        content = response.content
-        if isinstance(content, bytes):
-            await send({"type": "http.response.body", "body": content, "more_body": False})
-            return
-        # The body is passed on chunk by chunk as it arrives (server streams), then trailers.
-        async for chunk in content:
-            await send({"type": "http.response.body", "body": bytes(chunk), "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        if use_trailers:
-            trailers = [
-                (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.trailers.items()
-            ]
-            await send(
-                {"type": "http.response.trailers", "headers": trailers, "more_trailers": False}
-            )
-
-
-def _unary(headers: list[tuple[bytes, bytes]]) -> bool:
-    """Whether a request is a Connect unary call (``application/proto``/``json``): its answer
-    is never streamed (streams use ``application/connect+...`` or gRPC types)."""
-    for name, value in headers:
-        if name == b"content-type":
-            return value.startswith((b"application/proto", b"application/json"))
-    return False
-
-
-async def _request_body(receive: Receive) -> bytes | AsyncIterator[bytes]:
-    """The request body: the bytes when it came in one message (a unary call), else a stream
-    that starts with the first chunk and passes the rest on as it arrives."""
-    first = await receive()
-    if first["type"] == "http.disconnect":
-        return b""
-    chunk: bytes = first.get("body", b"")
-    if not first.get("more_body", False):
-        return chunk
-
-    async def rest() -> AsyncIterator[bytes]:
-        if chunk:
-            yield chunk
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            data = message.get("body", b"")
-            if data:
-                yield data
-            if not message.get("more_body", False):
-                return
-
-    return rest()
