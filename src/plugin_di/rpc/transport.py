@@ -206,6 +206,45 @@ def unix_socket_path(url: str) -> str:
     return path
 
 
+def _lean_target(url: str, mode: HTTPMode) -> tuple[bool, str | None]:
+    """Whether ``url`` takes the lean HTTP/1.1 transport, and its Unix socket path (None: TCP)."""
+    if url.startswith("unix:"):
+        return True, unix_socket_path(url)
+    lean = url.startswith("http+h1fast://") or (
+        url.startswith("http://") and mode is HTTPMode.H1FAST
+    )
+    return lean, None
+
+
+def _pyqwest_options(
+    url: str,
+    mode: HTTPMode,
+    tls: ClientTLS | None,
+    read_timeout: float | None,
+    connect_timeout: float,
+) -> dict[str, Any]:
+    """Keyword arguments for pyqwest's ``HTTPTransport`` / ``SyncHTTPTransport`` for ``url``."""
+    timeouts: dict[str, Any] = {"timeout": read_timeout, "connect_timeout": connect_timeout}
+    if url.startswith("http://"):
+        if tls is not None:
+            raise ValueError(f"TLS settings were given for {url!r}; use an https:// URL")
+        version = HTTPVersion.HTTP1 if mode is HTTPMode.HTTP1 else HTTPVersion.HTTP2
+        return {"http_version": version, **timeouts}
+    if url.startswith("https://"):
+        if mode is HTTPMode.H1FAST:
+            raise ValueError("the lean HTTP/1.1 transport has no TLS; use h2 or http1 for https")
+        tls_kwargs: dict[str, Any] = tls.transport_kwargs() if tls is not None else {}
+        return {
+            **tls_kwargs,
+            "tls_include_system_certs": "tls_ca_cert" not in tls_kwargs,
+            "http_version": HTTPVersion.HTTP1 if mode is HTTPMode.HTTP1 else None,
+            **timeouts,
+        }
+    raise ValueError(
+        f"unsupported endpoint URL {url!r}: use http://, https://, unix:/// or http+h1fast://"
+    )
+
+
 def http_client(
     url: str,
     *,
@@ -224,42 +263,17 @@ def http_client(
     pyqwest's); deadlines of single calls are the Connect client's ``timeout_ms``.
     """
     mode = HTTPMode(http_version)
-    if url.startswith("unix:"):
-        transport: Transport = H1Transport(
-            unix_path=unix_socket_path(url),
+    lean_transport, path = _lean_target(url, mode)
+    if lean_transport:
+        lean = H1Transport(
+            unix_path=path,
             read_timeout=read_timeout,
             connect_timeout=connect_timeout,
             clock=clock,
         )
-        return PluginHTTPClient(transport, client_address(url))
-    if url.startswith("http+h1fast://") or (url.startswith("http://") and mode is HTTPMode.H1FAST):
-        transport = H1Transport(
-            read_timeout=read_timeout, connect_timeout=connect_timeout, clock=clock
-        )
-        return PluginHTTPClient(transport, client_address(url))
-    if url.startswith("http://"):
-        if tls is not None:
-            raise ValueError(f"TLS settings were given for {url!r}; use an https:// URL")
-        version = HTTPVersion.HTTP1 if mode is HTTPMode.HTTP1 else HTTPVersion.HTTP2
-        pyqwest = HTTPTransport(
-            http_version=version, timeout=read_timeout, connect_timeout=connect_timeout
-        )
-        return PluginHTTPClient(pyqwest, client_address(url), settle=True)
-    if url.startswith("https://"):
-        if mode is HTTPMode.H1FAST:
-            raise ValueError("the lean HTTP/1.1 transport has no TLS; use h2 or http1 for https")
-        tls_kwargs: dict[str, Any] = tls.transport_kwargs() if tls is not None else {}
-        pyqwest = HTTPTransport(
-            **tls_kwargs,
-            tls_include_system_certs="tls_ca_cert" not in tls_kwargs,
-            http_version=HTTPVersion.HTTP1 if mode is HTTPMode.HTTP1 else None,
-            timeout=read_timeout,
-            connect_timeout=connect_timeout,
-        )
-        return PluginHTTPClient(pyqwest, client_address(url), settle=True)
-    raise ValueError(
-        f"unsupported endpoint URL {url!r}: use http://, https://, unix:/// or http+h1fast://"
-    )
+        return PluginHTTPClient(lean, client_address(url))
+    options = _pyqwest_options(url, mode, tls, read_timeout, connect_timeout)
+    return PluginHTTPClient(HTTPTransport(**options), client_address(url), settle=True)
 
 
 def sync_http_client(
@@ -276,39 +290,17 @@ def sync_http_client(
     Call-at-a-time code on ``unix://`` or ``h1fast`` is fastest here (no event loop hop).
     """
     mode = HTTPMode(http_version)
-    if (
-        url.startswith("unix:")
-        or url.startswith("http+h1fast://")
-        or (url.startswith("http://") and mode is HTTPMode.H1FAST)
-    ):
-        path = unix_socket_path(url) if url.startswith("unix:") else None
+    lean_transport, path = _lean_target(url, mode)
+    if lean_transport:
         lean = SyncH1Transport(
-            unix_path=path, read_timeout=read_timeout, connect_timeout=connect_timeout, clock=clock
+            unix_path=path,
+            read_timeout=read_timeout,
+            connect_timeout=connect_timeout,
+            clock=clock,
         )
         return PluginSyncHTTPClient(lean, client_address(url))
-    if url.startswith("http://"):
-        if tls is not None:
-            raise ValueError(f"TLS settings were given for {url!r}; use an https:// URL")
-        version = HTTPVersion.HTTP1 if mode is HTTPMode.HTTP1 else HTTPVersion.HTTP2
-        pyqwest = SyncHTTPTransport(
-            http_version=version, timeout=read_timeout, connect_timeout=connect_timeout
-        )
-        return PluginSyncHTTPClient(pyqwest, client_address(url))
-    if url.startswith("https://"):
-        if mode is HTTPMode.H1FAST:
-            raise ValueError("the lean HTTP/1.1 transport has no TLS; use h2 or http1 for https")
-        tls_kwargs: dict[str, Any] = tls.transport_kwargs() if tls is not None else {}
-        pyqwest = SyncHTTPTransport(
-            **tls_kwargs,
-            tls_include_system_certs="tls_ca_cert" not in tls_kwargs,
-            http_version=HTTPVersion.HTTP1 if mode is HTTPMode.HTTP1 else None,
-            timeout=read_timeout,
-            connect_timeout=connect_timeout,
-        )
-        return PluginSyncHTTPClient(pyqwest, client_address(url))
-    raise ValueError(
-        f"unsupported endpoint URL {url!r}: use http://, https://, unix:/// or http+h1fast://"
-    )
+    options = _pyqwest_options(url, mode, tls, read_timeout, connect_timeout)
+    return PluginSyncHTTPClient(SyncHTTPTransport(**options), client_address(url))
 
 
 def asgi_http_client(
