@@ -23,6 +23,7 @@ from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient, KVServiceClientSync
 from examples.kv.plugin import make_plugin
 from examples.kv.store import WATCH_STARTED
+from plugin_di.clock import FakeClock
 from plugin_di.plugin import config as plugin_config
 from plugin_di.plugin import env
 from plugin_di.rpc.transport import connect_client, http_client, sync_http_client
@@ -180,6 +181,29 @@ async def test_a_call_in_flight_finishes_on_stop(sock_path: str) -> None:
         await asyncio.wait_for(impl.in_flight.wait(), 10)
         server.request_stop(5.0, "test")
         assert (await asyncio.wait_for(call, 10)).value == b"finished"
+        await asyncio.wait_for(server.wait_stopped(), 10)
+
+
+async def test_a_call_past_the_grace_period_is_cancelled(sock_path: str) -> None:
+    plugin, impl = probe_plugin()
+    clock = FakeClock()
+    async with (
+        serving(plugin, uds=sock_path, clock=clock, grace_period=3) as (server, line, _out),
+        http_client(line.url) as http,
+    ):
+        client = connect_client(KVServiceClient, line.url, http)
+        call = asyncio.create_task(client.get(pb.GetRequest(key="hang")))
+        await asyncio.wait_for(impl.in_flight.wait(), 10)
+        server.request_stop(None, "test")
+        for _ in range(500):
+            if clock.sleepers:
+                break
+            await asyncio.sleep(0.01)
+        assert not call.done()
+        clock.advance(3)
+        with pytest.raises(ConnectError) as info:
+            await asyncio.wait_for(call, 10)
+        assert info.value.code == Code.CANCELED
         await asyncio.wait_for(server.wait_stopped(), 10)
 
 

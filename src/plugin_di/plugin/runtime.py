@@ -147,6 +147,8 @@ class PluginServer:
             descriptors += [service_descriptor(c) for c in _RUNTIME_CLIENTS]
             apps += reflection_apps(descriptors, **kwargs)
         self.app = ServiceMux(apps, max_message_bytes=max_message_bytes)
+        self._connect_apps = apps
+        self._max_message_bytes = max_message_bytes
         probes = HTTPProbes(self.health)
         self.app.mount("/healthz", probes)
         self.app.mount("/readyz", probes)
@@ -251,9 +253,19 @@ class PluginServer:
         try:
             if fast:
                 from plugin_di.rpc.fastserve import serve_fast
+                from plugin_di.rpc.fastunary import UnaryShortPaths
 
+                # Connect unary calls skip the ASGI cycle; the mux serves everything else.
+                unary = UnaryShortPaths(
+                    self._connect_apps, max_message_bytes=self._max_message_bytes, track=app.tracked
+                )
                 await serve_fast(
-                    app, bound, shutdown=drain, ready=ready, graceful_timeout=_IDLE_CLOSE_SECONDS
+                    app,
+                    bound,
+                    shutdown=drain,
+                    ready=ready,
+                    graceful_timeout=_IDLE_CLOSE_SECONDS,
+                    short_paths=unary,
                 )
             else:
                 from plugin_di.rpc.hypercorn import serve_asgi

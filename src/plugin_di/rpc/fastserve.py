@@ -15,10 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from plugin_di.rpc.asgi import ASGIApp
 from plugin_di.rpc.hypercorn import BoundSocket
+
+if TYPE_CHECKING:
+    from plugin_di.rpc.fastproto import ShortPaths
 
 __all__ = ["StartupFailed", "event_loop_factory", "serve_fast"]
 
@@ -48,6 +51,7 @@ async def serve_fast(
     shutdown: asyncio.Event,
     ready: Callable[[], None] | None = None,
     graceful_timeout: float = 5.0,
+    short_paths: ShortPaths | None = None,
 ) -> None:
     """Serve ``app`` on ``bound`` with uvicorn (httptools) until ``shutdown`` is set.
 
@@ -56,12 +60,17 @@ async def serve_fast(
     still running ``graceful_timeout`` seconds, then runs lifespan shutdown. The socket is
     closed on return, and a Unix socket's file removed. Raises `StartupFailed` when the
     app's lifespan startup fails.
+
+    ``short_paths`` answers the requests it takes without an ASGI cycle
+    (`plugin_di.rpc.fastproto`); ``app`` serves the rest.
     """
     import uvicorn
 
+    from plugin_di.rpc.fastproto import protocol_class
+
     config = uvicorn.Config(
         app,
-        http="httptools",
+        http=protocol_class(short_paths) if short_paths is not None else "httptools",
         ws="none",
         lifespan="auto",
         access_log=False,

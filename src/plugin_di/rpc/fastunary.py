@@ -1,0 +1,206 @@
+"""Connect unary calls answered on uvicorn's short path (`plugin_di.rpc.fastproto`).
+
+`UnaryShortPaths` takes the unary methods of generated ``XxxServiceASGIApplication`` apps and
+answers a Connect unary POST of ``application/proto`` or ``application/json`` with no ASGI
+cycle in between. It runs what connectrpc's ASGI app runs for that request, from the same
+objects: the endpoint with its interceptors applied, the leading metadata interceptors,
+connectrpc's codecs, request context and error encoding. Timeouts become DEADLINE_EXCEEDED,
+a body over the limit RESOURCE_EXHAUSTED, a body that does not parse INVALID_ARGUMENT.
+
+A request it does not take goes through ASGI as before: compressed bodies, GET, chunked
+bodies, streams, gRPC-Web, unknown paths, and apps whose service comes from lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connectrpc._codec import Codec
+from connectrpc._interceptor_async import MetadataInterceptorsRun
+from connectrpc._protocol import ConnectWireError, HTTPError
+from connectrpc._protocol_connect import ConnectServerProtocol
+from connectrpc._server_shared import EndpointUnary
+from connectrpc._shared import decode_message
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.request import Headers, RequestContext
+
+from plugin_di.rpc.fastproto import Answer, ShortPathHandler
+from plugin_di.rpc.fastproto import Headers as RawHeaders
+
+__all__ = ["UnaryShortPaths"]
+
+log = logging.getLogger(__name__)
+
+_PROTOCOL = ConnectServerProtocol()
+_JSON_HEADERS = (b"content-type", b"application/json")
+_TIMED_OUT = ConnectError(Code.DEADLINE_EXCEEDED, "Request timed out")
+
+Tracker = Callable[[], contextlib.AbstractAsyncContextManager[None]]
+"""Entered around each call, e.g. to count calls in flight for a graceful stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Method:
+    endpoint: EndpointUnary[Any, Any]
+    metadata_interceptors: tuple[Any, ...]
+    codecs: Mapping[bytes, Codec[Any, Any]]  # content-type -> codec
+
+
+@contextlib.asynccontextmanager
+async def _untracked() -> AsyncIterator[None]:
+    yield
+
+
+class UnaryShortPaths:
+    """The unary methods of generated Connect apps, answered without ASGI (a `ShortPaths`)."""
+
+    def __init__(
+        self,
+        apps: Iterable[Any],
+        *,
+        max_message_bytes: int,
+        track: Tracker = _untracked,
+    ) -> None:
+        self._max = max_message_bytes
+        self._track = track
+        self._methods: dict[bytes, _Method] = {}
+        for app in apps:
+            self._add(app)
+
+    @property
+    def paths(self) -> list[str]:
+        """The method paths answered here, e.g. ``/kv.v1.KVService/Get``."""
+        return [path.decode() for path in self._methods]
+
+    def _add(self, app: Any) -> None:
+        service = getattr(app, "_service", None)
+        if service is None or inspect.isasyncgen(service):
+            return  # its service exists only once lifespan ran: ASGI serves it
+        codecs: dict[bytes, Codec[Any, Any]] = {}
+        for name, codec in app._codecs.items():
+            if name in ("proto", "json"):
+                codecs[f"application/{name}".encode()] = codec
+        endpoints: Mapping[str, Any] = app._resolve_endpoints(service)
+        metadata = tuple(app._metadata_interceptors)
+        for path, endpoint in endpoints.items():
+            if isinstance(endpoint, EndpointUnary):
+                self._methods[path.encode()] = _Method(endpoint, metadata, codecs)
+
+    def match(self, method: bytes, path: bytes, headers: RawHeaders) -> ShortPathHandler | None:
+        """A handler for a Connect unary POST this table can answer, else None."""
+        target = self._methods.get(path)
+        if target is None or method != b"POST":
+            return None
+        codec = None
+        length = -1
+        for name, value in headers:
+            if name == b"content-type":
+                codec = target.codecs.get(value)
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+            elif name == b"transfer-encoding" or (
+                name == b"content-encoding" and value != b"identity"
+            ):
+                return None
+        if codec is None or not 0 <= length <= self._max:
+            return None
+        return functools.partial(self.call, target, codec)
+
+    async def call(
+        self, target: _Method, codec: Codec[Any, Any], raw: RawHeaders, body: bytes
+    ) -> Answer:
+        """Run one call: metadata interceptors, decode, endpoint, encode; errors as Connect."""
+        async with self._track():
+            try:
+                ctx = _PROTOCOL.create_request_context(
+                    target.endpoint.method, "POST", "http", _headers(raw)
+                )
+            except Exception as exc:  # a malformed protocol header
+                return _error_answer(exc, None)
+            run = MetadataInterceptorsRun(target.metadata_interceptors, ctx)
+            response: Any = None
+            error: Exception | None = None
+            try:
+                async with asyncio.timeout_at(_deadline(ctx)) as scope:
+                    try:
+                        await run.start()
+                        request = decode_message(codec, body, target.endpoint.method.input)
+                        response = await target.endpoint.function(request, ctx)
+                    except TimeoutError:
+                        raise
+                    except Exception as exc:
+                        error = exc
+            except TimeoutError as exc:
+                error = _TIMED_OUT if scope.expired() else exc
+            except asyncio.CancelledError:  # the caller went away, or the stop's grace ran out
+                await run.end(ConnectError(Code.CANCELED, "Request was cancelled"))
+                raise
+            error = await run.end(error)
+            if error is None:
+                try:
+                    data = codec.encode(response)
+                except Exception as exc:
+                    error = exc
+                else:
+                    headers = [(b"content-type", _content_type(codec))]
+                    _context_headers(headers, ctx)
+                    return Answer(200, headers, data)
+            return _error_answer(error, ctx)
+
+
+def _deadline(ctx: RequestContext[Any, Any]) -> float | None:
+    timeout_ms = ctx.timeout_ms
+    if timeout_ms is None:
+        return None
+    return asyncio.get_running_loop().time() + timeout_ms / 1000
+
+
+def _headers(raw: RawHeaders) -> Headers:
+    headers = Headers()
+    for name, value in raw:
+        headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    return headers
+
+
+_CONTENT_TYPES: dict[str, bytes] = {}
+
+
+def _content_type(codec: Codec[Any, Any]) -> bytes:
+    name = codec.name()
+    cached = _CONTENT_TYPES.get(name)
+    if cached is None:
+        cached = _CONTENT_TYPES[name] = f"application/{name}".encode()
+    return cached
+
+
+def _context_headers(
+    headers: list[tuple[bytes, bytes]], ctx: RequestContext[Any, Any] | None
+) -> None:
+    if ctx is None:
+        return
+    for key, value in ctx.response_headers.allitems():
+        headers.append((key.encode(), value.encode()))
+    for key, value in ctx.response_trailers.allitems():
+        headers.append((f"trailer-{key}".encode(), value.encode()))
+
+
+def _error_answer(error: Exception, ctx: RequestContext[Any, Any] | None) -> Answer:
+    if isinstance(error, HTTPError):
+        headers = [(k.encode(), v.encode()) for k, v in error.headers]
+        return Answer(error.status.value, headers, b"")
+    if not isinstance(error, ConnectError):
+        # What the ASGI path does too: never the exception's text on the wire.
+        log.error("unhandled error in a unary call", exc_info=error)
+        error = ConnectError(Code.INTERNAL, "internal error")
+    wire = ConnectWireError.from_exception(error)
+    headers = [_JSON_HEADERS]
+    _context_headers(headers, ctx)
+    return Answer(wire.to_http_status().code, headers, wire.to_json_bytes())
