@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from connectrpc.client import ResponseMetadata
@@ -140,6 +141,41 @@ async def test_routed_unary_stream_and_provider_errors_over_fast_channels(
                 )
                 got = await gz.get(kv_pb2.GetRequest(key="k1"))
                 assert got.value == b"v1"
+        finally:
+            await caller.close()
+            await provider.close()
+
+
+async def test_routed_unary_calls_skip_the_asgi_router(
+    fast_host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unary calls take the host's short path; a stream still goes through the ASGI router."""
+    assert fast_host.fast_url is not None
+    proxied: list[str] = []
+    proxy = fast_host.router._proxy
+
+    async def counting(scope: Any, *args: Any) -> None:
+        proxied.append(scope["path"].rsplit("/", 1)[-1])
+        await proxy(scope, *args)
+
+    monkeypatch.setattr(fast_host.router, "_proxy", counting)
+    kv = make_kv_plugin()
+    async with served_fast(kv) as url:
+        provider = await _join(fast_host.fast_url, kv, "kv", url)
+        assert provider.identity is not None
+        caller = HostClient(fast_host.fast_url)
+        try:
+            await caller.handshake("app")
+            found = await caller.discover("kv")
+            client = caller.routed_client(KVServiceClient, found.endpoint)
+            await client.put(kv_pb2.PutRequest(key="u", value=b"1"))
+            assert (await client.get(kv_pb2.GetRequest(key="u"))).value == b"1"
+            assert proxied == []
+            assert fast_host.router.in_flight(provider.identity.runtime_id) == 0
+            stream = client.watch(kv_pb2.WatchRequest(prefix="u"), timeout_ms=5000)
+            assert (await anext(stream)).key == "_watch_started"
+            await stream.aclose()  # type: ignore[attr-defined]
+            assert proxied == ["Watch"]
         finally:
             await caller.close()
             await provider.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 import pyqwest
 from connectrpc.code import Code
@@ -83,7 +83,7 @@ class Relay:
             )
 
 
-def is_unary(headers: list[tuple[bytes, bytes]]) -> bool:
+def is_unary(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """Whether a request is a Connect unary call (``application/proto``/``json``): its answer
     is never streamed (streams use ``application/connect+...`` or gRPC types)."""
     for name, value in headers:

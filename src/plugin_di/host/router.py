@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 import pyqwest
@@ -62,6 +62,25 @@ _RUNTIME_ID = RUNTIME_ID_HEADER.encode()
 _AUTHORIZATION = AUTHORIZATION_HEADER.encode()
 
 
+def split_credentials(
+    raw: Iterable[tuple[bytes, bytes]],
+) -> tuple[str | None, str | None, list[tuple[bytes, bytes]]]:
+    """One pass over request headers: (runtime id, authorization, the headers to forward)."""
+    runtime_id: str | None = None
+    authorization: str | None = None
+    headers: list[tuple[bytes, bytes]] = []
+    for key, value in raw:
+        name = key.lower()
+        if name in _STRIP_REQUEST:
+            if name == _RUNTIME_ID:
+                runtime_id = bytes(value).decode("latin-1")
+            elif name == _AUTHORIZATION:
+                authorization = bytes(value).decode("latin-1")
+            continue
+        headers.append((name, value))
+    return runtime_id, authorization, headers
+
+
 @dataclass(frozen=True)
 class Upstream:
     """Where a provider is reached: a base URL, or an in-process ASGI app.
@@ -76,7 +95,9 @@ class Upstream:
     tls: ClientTLS | None = None
 
 
-class _InFlight:
+class InFlightCalls:
+    """Calls in flight to one provider."""
+
     def __init__(self) -> None:
         self.count = 0
         self.idle = asyncio.Event()
@@ -125,7 +146,7 @@ class ServiceRouter:
         self._transport: pyqwest.HTTPTransport | None = None
         self._upstreams: dict[str, Upstream] = {}
         self._aliases: dict[str, str] = {}
-        self._in_flight: dict[str, _InFlight] = {}
+        self._in_flight: dict[str, InFlightCalls] = {}
         self._other_clients: dict[str, PluginHTTPClient] = {}
 
     # -- endpoints -----------------------------------------------------------------------
@@ -189,27 +210,15 @@ class ServiceRouter:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        # One pass over the headers: the credentials are read, and stripped from what is sent on.
-        runtime_id: str | None = None
-        authorization: str | None = None
-        headers: list[tuple[bytes, bytes]] = []
-        for key, value in scope["headers"]:
-            name = key.lower()
-            if name in _STRIP_REQUEST:
-                if name == _RUNTIME_ID:
-                    runtime_id = bytes(value).decode("latin-1")
-                elif name == _AUTHORIZATION:
-                    authorization = bytes(value).decode("latin-1")
-                continue
-            headers.append((name, value))
+        runtime_id, authorization, headers = split_credentials(scope["headers"])
         try:
-            provider, target, upstream = self._route(scope, runtime_id, authorization)
+            provider, target, upstream = self.route(
+                scope["path"], scope.get("query_string", b""), runtime_id, authorization
+            )
         except ConnectError as error:
             await refuse(scope, receive, send, error.code, error.message)
             return
-        tracker = self._in_flight.get(provider)
-        if tracker is None:
-            tracker = self._in_flight[provider] = _InFlight()
+        tracker = self.tracker(provider)
         tracker.enter()
         try:
             if upstream.app is not None:
@@ -221,10 +230,36 @@ class ServiceRouter:
         finally:
             tracker.leave()
 
-    def _route(
-        self, scope: Scope, runtime_id: str | None, authorization: str | None
+    def tracker(self, provider: str) -> InFlightCalls:
+        """The count of calls in flight to ``provider`` (what `drain` waits on)."""
+        tracker = self._in_flight.get(provider)
+        if tracker is None:
+            tracker = self._in_flight[provider] = InFlightCalls()
+        return tracker
+
+    def upstream_of(self, path: str) -> Upstream | None:
+        """Where a ``/services/...`` path would go, without checking anything; None when
+        that is not known yet (`route` then explains why)."""
+        parts = path.removeprefix(SERVICES_PREFIX).split("/", 2)
+        if len(parts) < 3:
+            return None
+        provider = self._aliases.get(parts[1], parts[1])
+        upstream = self._upstreams.get(provider)
+        if upstream is not None:
+            return upstream
+        registration = self._registry.registration_of(provider, parts[0])
+        base_url = registration.metadata.get("base_url", "") if registration else ""
+        return Upstream(url=base_url.rstrip("/")) if base_url else None
+
+    def route(
+        self, path: str, query: bytes, runtime_id: str | None, authorization: str | None
     ) -> tuple[str, str, Upstream]:
-        rest = scope["path"].removeprefix(SERVICES_PREFIX)
+        """Check the caller and find the provider: (provider id, target path, upstream).
+
+        Raises ConnectError: UNAUTHENTICATED, RESOURCE_EXHAUSTED (the caller's rate),
+        NOT_FOUND, or UNAVAILABLE (an unhealthy provider).
+        """
+        rest = path.removeprefix(SERVICES_PREFIX)
         parts = rest.split("/", 2)
         if len(parts) < 3 or not all(parts):
             raise ConnectError(
@@ -269,7 +304,6 @@ class ServiceRouter:
         prefix = registration.endpoint_path.strip("/")
         if prefix and not method.startswith(prefix + "/"):
             method = f"{prefix}/{method}"
-        query = scope.get("query_string", b"")
         target = "/" + method + (("?" + query.decode("latin-1")) if query else "")
         return provider, target, upstream
 
@@ -285,7 +319,7 @@ class ServiceRouter:
     ) -> None:
         relay = Relay(scope, send)
         try:
-            lean = self._lean(upstream)
+            lean = self.lean(upstream)
             pairs = [
                 (k.decode("latin-1"), v.decode("latin-1"))
                 for k, v in headers
@@ -340,7 +374,7 @@ class ServiceRouter:
             if not relay.started:
                 await send_error(scope, send, Code.INTERNAL, "internal error in the host router")
 
-    def _lean(self, upstream: Upstream) -> tuple[H1Transport, str] | None:
+    def lean(self, upstream: Upstream) -> tuple[H1Transport, str] | None:
         """The lean HTTP/1.1 transport and base URL for a ``unix://``/``http+h1fast://``
         upstream (called without pyqwest's client glue), else None."""
         if upstream.url.startswith("http://"):

@@ -18,8 +18,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -46,6 +44,7 @@ from plugin_di.gen.connectplugin.v1.registry_connect import (
 from plugin_di.gen.grpc.health.v1.health_connect import HealthASGIApplication, HealthClient
 from plugin_di.host.broker import CAPABILITIES_PREFIX, BrokerService, CapabilityBroker
 from plugin_di.host.depgraph import DependencyGraph, Node
+from plugin_di.host.fastchannel import FastChannel
 from plugin_di.host.handshake import HandshakeService
 from plugin_di.host.platform import Platform
 from plugin_di.host.registry import RegistryService, ServiceRegistry
@@ -56,9 +55,8 @@ from plugin_di.host.tracker import HealthTracker, LifecycleService
 from plugin_di.plugin.definition import Plugin, service_descriptor
 from plugin_di.plugin.health import GrpcHealthService, Health
 from plugin_di.plugin.reflection import reflection_apps
-from plugin_di.rpc.asgi import ASGIApp, Receive, Scope, Send, ServiceMux
+from plugin_di.rpc.asgi import ASGIApp, ServiceMux
 from plugin_di.rpc.errors import SanitizeErrors
-from plugin_di.rpc.fastserve import serve_fast
 from plugin_di.rpc.hypercorn import BoundSocket, bind_socket, hypercorn_config, serve_asgi
 from plugin_di.rpc.interceptors.ratelimit import (
     Rate,
@@ -162,6 +160,7 @@ class Host:
             *reflection_apps([service_descriptor(c) for c in _HOST_CLIENTS], **kwargs),
         ]
         self.app = ServiceMux(apps, max_message_bytes=max_message_bytes)
+        self._connect_apps = apps
         self.app.mount(SERVICES_PREFIX, self.router)
         self.app.mount(CAPABILITIES_PREFIX, self.broker)
         self._bound: BoundSocket | None = None
@@ -169,9 +168,7 @@ class Host:
         self._serving: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
-        self._fast_bound: BoundSocket | None = None
-        self._fast_dir: str | None = None
-        self._fast_serving: asyncio.Task[None] | None = None
+        self._fast: FastChannel | None = None
         self.fast_url: str | None = None
         """The fast local channel's URL, or None when the host has none."""
         if fast_uds or fast_bind is not None:
@@ -257,25 +254,10 @@ class Host:
     def listen_fast(self, bind: str | None = None) -> str:
         """Take the fast channel's socket now (default: a Unix socket in a new private
         directory); its URL, also in ``fast_url``. ``start()`` serves it with uvicorn."""
-        if self._fast_bound is not None:
+        if self._fast is not None:
             raise RuntimeError(f"host fast channel already bound to {self.fast_url}")
-        if bind is None:
-            self._fast_dir = tempfile.mkdtemp(prefix="plugin-di-host-")  # mode 0700
-            bind = "unix:" + os.path.join(self._fast_dir, "host.sock")
-        elif not bind.startswith("unix:") and bind.rpartition(":")[0].strip("[]") not in (
-            "127.0.0.1",
-            "::1",
-            "localhost",
-        ):
-            raise ValueError(
-                f"the host's fast channel has no TLS, so it binds only a Unix socket or "
-                f"loopback; {bind!r} is neither: use unix:/path or 127.0.0.1:0"
-            )
-        self._fast_bound = bind_socket(bind)
-        if self._fast_bound.network == "unix":
-            self.fast_url = self._fast_bound.url
-        else:
-            self.fast_url = "http+h1fast://" + self._fast_bound.address
+        self._fast = FastChannel(bind)
+        self.fast_url = self._fast.url
         return self.fast_url
 
     async def start(
@@ -306,9 +288,15 @@ class Host:
             waiter.cancel()
             self._serving.result()
             raise RuntimeError(f"host stopped while starting on {self.url}")
-        if self._fast_bound is not None:
+        if self._fast is not None:
             try:
-                await self._start_fast(self._fast_bound)
+                await self._fast.start(
+                    self.app,
+                    self.router,
+                    self._connect_apps,
+                    max_message_bytes=self.app.max_message_bytes,
+                    shutdown=self._stop,
+                )
             except BaseException:
                 await self.stop()
                 raise
@@ -317,26 +305,6 @@ class Host:
             "host serving at %s", self.url + (f" and {self.fast_url}" if self.fast_url else "")
         )
         return self.url
-
-    async def _start_fast(self, bound: BoundSocket) -> None:
-        ready = asyncio.Event()
-        self._fast_serving = asyncio.create_task(
-            serve_fast(
-                _FastEntry(self.app, self.router),
-                bound,
-                shutdown=self._stop,
-                ready=ready.set,
-                graceful_timeout=2.0,
-            )
-        )
-        waiter = asyncio.create_task(ready.wait())
-        done, _ = await asyncio.wait(
-            {waiter, self._fast_serving}, return_when=asyncio.FIRST_COMPLETED
-        )
-        if self._fast_serving in done:
-            waiter.cancel()
-            self._fast_serving.result()
-            raise RuntimeError(f"host fast channel stopped while starting on {self.fast_url}")
 
     async def stop(self) -> None:
         """Stop serving; in-flight calls get the graceful timeout."""
@@ -356,21 +324,10 @@ class Host:
                 # e.g. hypercorn closing a TLS connection whose peer already left
                 log.warning("host server ended with an error while stopping", exc_info=True)
             self._serving = None
-        if self._fast_serving is not None:
+        if self._fast is not None:
             self._stop.set()
-            try:
-                await self._fast_serving
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.warning("host fast channel ended with an error while stopping", exc_info=True)
-            self._fast_serving = None
-        if self._fast_bound is not None:
-            self._fast_bound.close()
-            self._fast_bound = None
-        if self._fast_dir is not None:
-            shutil.rmtree(self._fast_dir, ignore_errors=True)
-            self._fast_dir = None
+            await self._fast.stop()
+            self._fast = None
         if self._bound is not None:
             self._bound.close()  # a listen() that never served still holds its socket
             self._bound = None
@@ -396,31 +353,3 @@ class Host:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-class _FastEntry:
-    """The host app as its second server sees it.
-
-    Routed calls go straight to the router (it answers every error itself and drains what
-    it refuses), skipping the mux's per-request wrapping; lifespan already runs under
-    hypercorn, so it is acknowledged here without running twice.
-    """
-
-    def __init__(self, app: ASGIApp, router: ServiceRouter) -> None:
-        self._app = app
-        self._router = router
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http" and scope["path"].startswith(SERVICES_PREFIX):
-            await self._router(scope, receive, send)
-        elif kind != "lifespan":
-            await self._app(scope, receive, send)
-        else:
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return

@@ -28,6 +28,7 @@ __all__ = [
     "ASGIApp",
     "ConnectApp",
     "ServiceMux",
+    "error_response",
     "send_error",
 ]
 
@@ -91,14 +92,25 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 async def send_error(scope: Scope, send: Send, code: Code, message: str) -> None:
-    """Answer the request with a Connect error, in the protocol its content-type names.
+    """Answer the request with a Connect error, in the protocol its content-type names
+    (see `error_response`)."""
+    content_type = _header(scope, b"content-type") or b""
+    status, headers, body = error_response(content_type, code, message)
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def error_response(
+    content_type: bytes, code: Code, message: str
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """A Connect error as (status, headers, body) in the protocol ``content_type`` names.
 
     Connect unary: an HTTP error status and a JSON body. Connect streaming: HTTP 200 and an
     end-of-stream message. gRPC: a trailers-only response (HTTP 200, ``grpc-status`` in the
-    headers). gRPC-Web: HTTP 200 and a trailer frame.
+    headers). gRPC-Web: HTTP 200 and a trailer frame. No content-length.
     """
-    content_type = (_header(scope, b"content-type") or b"").decode("latin-1").lower()
-    base = content_type.split(";", 1)[0].strip()
+    base = content_type.decode("latin-1").lower().split(";", 1)[0].strip()
     body: bytes
     if base.startswith("application/grpc-web"):
         trailer = (
@@ -125,9 +137,7 @@ async def send_error(scope: Scope, send: Send, code: Code, message: str) -> None
         status = _HTTP_STATUS[code]
         headers = [(b"content-type", b"application/json")]
         body = json.dumps({"code": code.value, "message": message}).encode()
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    return status, headers, body
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,14 @@ from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-__all__ = ["Answer", "ShortPathHandler", "ShortPathProtocol", "ShortPaths", "protocol_class"]
+__all__ = [
+    "AnyOf",
+    "Answer",
+    "ShortPathHandler",
+    "ShortPathProtocol",
+    "ShortPaths",
+    "protocol_class",
+]
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +111,13 @@ class ShortPathProtocol(HttpToolsProtocol):
         parser = self.parser
         if (
             parser.get_method() == b"POST"
+            and self.url.startswith(b"/")
+            and b"?" not in self.url
             and (self.cycle is None or self.cycle.response_complete)
             and parser.get_http_version() == "1.1"
         ):
-            path = self.url.partition(b"?")[0]
-            handler = self.short_paths.match(b"POST", path, self.headers)
+            # A query string, or an absolute URL, is left to ASGI: the handlers see paths.
+            handler = self.short_paths.match(b"POST", self.url, self.headers)
             if handler is not None:
                 self.cycle = _ShortCycle(handler, parser.should_keep_alive())  # type: ignore[assignment]
                 return
@@ -171,6 +180,21 @@ def _serialize(answer: Answer, keep_alive: bool) -> bytes:
         parts.append(b"connection: close\r\n")
     parts += (b"content-length: ", str(len(answer.body)).encode(), b"\r\n\r\n", answer.body)
     return b"".join(parts)
+
+
+class AnyOf:
+    """The first of several `ShortPaths` that takes a request."""
+
+    def __init__(self, *short_paths: ShortPaths) -> None:
+        self._all = short_paths
+
+    def match(self, method: bytes, path: bytes, headers: Headers) -> ShortPathHandler | None:
+        """The handler of the first that takes the request, else None."""
+        for short_paths in self._all:
+            handler = short_paths.match(method, path, headers)
+            if handler is not None:
+                return handler
+        return None
 
 
 def protocol_class(short_paths: ShortPaths) -> type[asyncio.Protocol]:
