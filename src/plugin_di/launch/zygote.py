@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import os
-import selectors
 import signal
 import socket
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from plugin_di.launch._zygote_main import CTRL_FD_ENV, MAX_FDS, MAX_MESSAGE, OPTIONAL_MARK
 
 __all__ = ["DEFAULT_PRELOAD", "Zygote", "ZygoteChild", "ZygoteError"]
 
@@ -44,9 +44,9 @@ DEFAULT_PRELOAD = (
 )
 """Modules a zygote imports before forking: the plugin runtime and the fast-channel server."""
 
-_CTRL_FD_ENV = "PLUGIN_DI_ZYGOTE_FD"
-_MAX_MESSAGE = 1 << 20
-_MAX_FDS = 16
+# Interpreter settings read once at startup: a child forked from a zygote has the zygote's.
+# (PYTHONPATH is applied to the child's sys.path, PYTHONUNBUFFERED to its stdio.)
+_FORK_NEUTRAL_ENV = frozenset({"PYTHONPATH", "PYTHONUNBUFFERED"})
 
 
 class ZygoteError(RuntimeError):
@@ -61,6 +61,11 @@ def _module_argv(command: Sequence[str]) -> tuple[str, list[str]]:
         f"a zygote can only fork 'python -m MODULE ...' commands, not {list(command)!r}; "
         "launch this plugin as a process instead"
     )
+
+
+def interpreter_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The ``PYTHON*`` variables of ``env`` that only take effect when an interpreter starts."""
+    return {k: v for k, v in env.items() if k.startswith("PYTHON") and k not in _FORK_NEUTRAL_ENV}
 
 
 class ZygoteChild:
@@ -108,9 +113,21 @@ class ZygoteChild:
 class Zygote:
     """Host side: start the zygote process, fork plugins from it, learn their exit codes."""
 
-    def __init__(self, process: asyncio.subprocess.Process, sock: socket.socket) -> None:
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        sock: socket.socket,
+        *,
+        python: str = sys.executable,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self._process = process
         self._sock = sock
+        self.python = python
+        """The interpreter it runs: only commands of this one are forked (`can_fork`)."""
+        self.interpreter_env = interpreter_env(os.environ if env is None else env)
+        self.skipped: list[str] = []
+        """Optional preloads that failed to import (``"module: error"``)."""
         self._children: dict[int, ZygoteChild] = {}
         self._early_exits: dict[int, int] = {}
         self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -122,35 +139,56 @@ class Zygote:
         """The zygote process's pid."""
         return self._process.pid
 
+    @property
+    def alive(self) -> bool:
+        """False once the zygote process is gone (or closed)."""
+        return self._process.returncode is None and not self._reader.done()
+
+    def can_fork(self, command: Sequence[str], env: Mapping[str, str]) -> bool:
+        """Whether a fork runs ``command`` with ``env`` as a spawn would: ``python -m MODULE``
+        of this zygote's interpreter, with the same interpreter-startup variables."""
+        return (
+            len(command) >= 3
+            and command[1] == "-m"
+            and os.path.abspath(command[0]) == os.path.abspath(self.python)
+            and interpreter_env(env) == self.interpreter_env
+        )
+
     @classmethod
     async def start(
         cls,
         preload: Sequence[str] = DEFAULT_PRELOAD,
         *,
+        optional: Sequence[str] = (),
         python: str = sys.executable,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         ready_timeout: float = 30.0,
     ) -> Zygote:
-        """Start a zygote that has imported ``preload``; return once it is ready to fork."""
+        """Start a zygote that has imported ``preload``; return once it is ready to fork.
+
+        ``optional`` modules are imported too, where they can be (a plugin's own modules:
+        one that fails to import is left to the plugin, which reports it). ``env`` and
+        ``cwd`` are the zygote's own (its interpreter settings and import path)."""
         base_env = os.environ if env is None else env
         host_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             process = await asyncio.create_subprocess_exec(
                 python,
                 "-m",
-                "plugin_di.launch.zygote",
+                "plugin_di.launch._zygote_main",
                 *preload,
+                *((OPTIONAL_MARK, *optional) if optional else ()),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,  # the host's stdout is not the zygote's to use
-                env={**base_env, _CTRL_FD_ENV: str(zygote_end.fileno())},
+                env={**base_env, CTRL_FD_ENV: str(zygote_end.fileno())},
                 cwd=cwd,
                 pass_fds=(zygote_end.fileno(),),
             )
         finally:
             zygote_end.close()
         host_end.setblocking(False)
-        zygote = cls(process, host_end)
+        zygote = cls(process, host_end, python=python, env=base_env)
         try:
             reply = await asyncio.wait_for(zygote._replies.get(), ready_timeout)
         except (TimeoutError, asyncio.CancelledError):
@@ -159,13 +197,14 @@ class Zygote:
         if "error" in reply:
             await zygote.aclose()
             raise ZygoteError(f"the zygote could not start: {reply['error']}")
+        zygote.skipped = list(reply.get("skipped", ()))
         return zygote
 
     async def _read_events(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                data = await loop.sock_recv(self._sock, _MAX_MESSAGE)
+                data = await loop.sock_recv(self._sock, MAX_MESSAGE)
                 if not data:
                     break
                 event = json.loads(data)
@@ -201,8 +240,8 @@ class Zygote:
         child. Raises `ZygoteError` when the zygote is gone or cannot fork.
         """
         module, args = _module_argv(command)
-        if len(pass_fds) > _MAX_FDS - 3:
-            raise ZygoteError(f"at most {_MAX_FDS - 3} inherited descriptors can be passed")
+        if len(pass_fds) > MAX_FDS - 3:
+            raise ZygoteError(f"at most {MAX_FDS - 3} inherited descriptors can be passed")
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         null = os.open(os.devnull, os.O_RDONLY)
@@ -260,155 +299,3 @@ async def _reader(fd: int, limit: int) -> asyncio.StreamReader:
     pipe = os.fdopen(fd, "rb", buffering=0)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe)
     return reader
-
-
-# ---- the zygote process ------------------------------------------------------------------
-
-
-def _serve(ctrl: socket.socket) -> int:
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    os.set_blocking(wake_r, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    with selectors.DefaultSelector() as selector:
-        selector.register(ctrl, selectors.EVENT_READ)
-        selector.register(wake_r, selectors.EVENT_READ)
-        while True:
-            for key, _ in selector.select():
-                if key.fileobj is ctrl:
-                    try:
-                        data, fds, _flags, _addr = socket.recv_fds(ctrl, _MAX_MESSAGE, _MAX_FDS)
-                    except OSError:
-                        return 0
-                    if not data:
-                        return 0  # the host closed its end
-                    _fork(ctrl, json.loads(data), fds, (selector, wake_r, wake_w))
-                else:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(wake_r, 4096)
-                    _reap(ctrl)
-
-
-def _reap(ctrl: socket.socket) -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        _send(ctrl, {"exit": pid, "code": os.waitstatus_to_exitcode(status)})
-
-
-def _send(ctrl: socket.socket, event: dict[str, Any]) -> None:
-    with contextlib.suppress(OSError):
-        ctrl.send(json.dumps(event).encode())
-
-
-def _fork(
-    ctrl: socket.socket, request: dict[str, Any], fds: list[int], own: tuple[Any, int, int]
-) -> None:
-    targets = [int(t) for t in request.get("targets", [])]
-    if len(targets) != len(fds):
-        for fd in fds:
-            os.close(fd)
-        _send(ctrl, {"error": f"{len(fds)} descriptors arrived for {len(targets)} targets"})
-        return
-    try:
-        pid = os.fork()
-    except OSError as exc:
-        _send(ctrl, {"error": f"fork failed: {exc.strerror}"})
-        pid = -1
-    if pid == 0:
-        code = 70
-        try:
-            selector, wake_r, wake_w = own
-            selector.close()
-            ctrl.close()
-            os.close(wake_r)
-            os.close(wake_w)
-            code = _child(request, fds, targets)
-        finally:
-            os._exit(code)
-    for fd in fds:
-        os.close(fd)
-    if pid > 0:
-        _send(ctrl, {"pid": pid})
-
-
-def _child(request: dict[str, Any], fds: list[int], targets: list[int]) -> int:
-    """In the forked child: become the plugin process, run its module, return its exit code."""
-    import io
-    import runpy
-    import traceback
-
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    os.setpgid(0, 0)
-    high = [_dup_high(fd) for fd in fds]  # out of the way, so no dup2 clobbers another
-    for fd, target in zip(high, targets, strict=True):
-        os.dup2(fd, target)
-    for fd in set(high) - set(targets):
-        os.close(fd)
-    os.environ.clear()
-    os.environ.update(request["env"])
-    os.chdir(request["cwd"])
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True)
-    sys.stderr = io.TextIOWrapper(
-        io.FileIO(2, "w", closefd=False), write_through=True, errors="backslashreplace"
-    )
-    extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
-    sys.path[:] = [request["cwd"], *extra, *(p for p in sys.path[1:] if p not in extra)]
-    sys.argv = [request["module"], *request["args"]]
-    code: int
-    try:
-        runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
-        code = 0
-    except SystemExit as exc:
-        if exc.code is None:
-            code = 0
-        elif isinstance(exc.code, int):
-            code = exc.code
-        else:
-            print(exc.code, file=sys.stderr)
-            code = 1
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-        sys.stderr.flush()
-    return code
-
-
-def _dup_high(fd: int, lowest: int = 256) -> int:
-    """A copy of ``fd`` numbered ``lowest`` or above; the original is closed."""
-    import fcntl
-
-    copy = fcntl.fcntl(fd, fcntl.F_DUPFD, lowest)
-    os.close(fd)
-    return copy
-
-
-def main(argv: Sequence[str]) -> int:
-    """The zygote process: import ``argv`` (modules), say ready, fork on request."""
-    ctrl = socket.socket(fileno=int(os.environ.pop(_CTRL_FD_ENV)))
-    try:
-        for module in argv:
-            importlib.import_module(module)
-    except Exception as exc:
-        _send(ctrl, {"error": f"cannot import {module}: {exc!r}"})
-        return 1
-    from plugin_di.plugin.parent_watch import set_parent_death_signal
-
-    set_parent_death_signal(signal.SIGKILL)  # the zygote has nothing to save; its host is gone
-    _send(ctrl, {"ready": True})
-    return _serve(ctrl)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import select
 import signal
@@ -45,12 +46,20 @@ def set_parent_death_signal(signum: int = signal.SIGTERM) -> bool:
     """
     if not sys.platform.startswith("linux"):
         return False
-    libc_name = ctypes.util.find_library("c") or "libc.so.6"
-    try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-    except OSError:
+    libc = _libc()
+    if libc is None:
         return False
     return bool(libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """libc, looked up once per process (``find_library`` runs ``ldconfig``); a plugin forked
+    from a warm zygote inherits the zygote's lookup."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
 
 
 def _parent_pipe_fd() -> int | None:

@@ -27,18 +27,21 @@ FileDescriptor = Any
 ServiceDescriptor = Any
 
 
+# Converted files, kept for the process: a plugin forked from a warm zygote (which
+# converted the runtime's own files before forking) does not convert them again.
+_CONVERTED: dict[tuple[str, bytes], DescFile] = {}
+
+
 class _Converter:
     """google ``FileDescriptor`` -> protobuf-py ``DescFile``, each file converted once."""
 
-    def __init__(self) -> None:
-        self._files: dict[str, DescFile] = {}
-
     def file(self, fd: FileDescriptor) -> DescFile:
-        found = self._files.get(fd.name)
+        key = (fd.name, fd.serialized_pb)
+        found = _CONVERTED.get(key)
         if found is None:
             deps = [self.file(dep) for dep in fd.dependencies]
             found = file_desc(fd.serialized_pb, deps, {})
-            self._files[fd.name] = found
+            _CONVERTED[key] = found
         return found
 
     def service(self, sd: ServiceDescriptor) -> DescService:
