@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="wait for the handshake line"
     )
     shutdown_grace: float = Field(default=5.0, ge=0, description="grace period given to Shutdown")
+    zygote: bool = Field(
+        default=True,
+        description="an App forks its 'python -m' process plugins from one warm zygote "
+        "(PLUGIN_DI_ZYGOTE=0: spawn each)",
+    )
 
     # host platform
     runtime_token_ttl: float = Field(default=24 * 3600.0, gt=0)

@@ -31,6 +31,7 @@ from plugin_di.di._container import (
     resolve_roots,
 )
 from plugin_di.di._walk import Walk, WalkResult
+from plugin_di.di._zygote import ZYGOTE_NODE, AppZygote
 from plugin_di.di.errors import (
     HookFailure,
     LifecycleError,
@@ -96,6 +97,8 @@ class App:
         self.events = Emitter(sinks)
         self.lifecycle = Lifecycle()
         self.shutdowner = Shutdowner()
+        # the warm zygote the app's 'python -m' process plugins fork from (di._zygote)
+        self.zygote = AppZygote(self.lifecycle, self.settings) if self.settings.zygote else None
         self._graph = collect(self.container, self.name)
         bind_markers(
             self._graph,
@@ -301,7 +304,8 @@ class App:
         graph = self._graph
         idle = self._idle()
         built = [i for i in order if i not in idle]
-        hooks = await _build.build(graph, built, self.lifecycle, self.events, self.clock)
+        with self.zygote.building() if self.zygote is not None else contextlib.nullcontext():
+            hooks = await _build.build(graph, built, self.lifecycle, self.events, self.clock)
         by_node = dict(zip(built, hooks, strict=True))
         local = {g: k for k, g in enumerate(order)}
         self._names = [graph.names[i] for i in order]
@@ -311,9 +315,10 @@ class App:
         for k, ds in enumerate(self._deps):
             for d in ds:
                 self._dependents[d].append(k)
+        self._add_zygote_node()
         extra = self.lifecycle.hooks(None)
         if extra:  # hooks appended outside a build: after every provider, before none
-            last = len(order)
+            last = len(self._names)
             self._names.append(APP_NODE)
             self._hooks.append(list(extra))
             self._deps.append(list(range(last)))
@@ -321,6 +326,21 @@ class App:
             for k in range(last):
                 self._dependents[k].append(last)
         self.lifecycle._sealed = True
+
+    def _add_zygote_node(self) -> None:
+        """The ``<zygote>`` node: no prerequisites, needed by every node forking from it."""
+        if self.zygote is None:
+            return
+        users = [k for k, name in enumerate(self._names) if name in self.zygote.users]
+        if not users:
+            return
+        z = len(self._names)
+        self._names.append(ZYGOTE_NODE)
+        self._hooks.append([self.zygote.hook()])
+        self._deps.append([])
+        self._dependents.append(users)
+        for k in users:
+            self._deps[k].append(z)
 
     async def _start_walk(self) -> WalkResult:
         settings = self.settings

@@ -35,6 +35,7 @@ while a breaker is open::
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -43,6 +44,7 @@ from connectrpc.interceptor import Interceptor
 from dependency_injector import providers
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.di import _zygote
 from plugin_di.di.events import Emitter
 from plugin_di.di.providers_events import emit_to
 from plugin_di.launch.discovery import find
@@ -191,15 +193,37 @@ def _process(
     options["host_url"] = host_url
     if options["require_auth"] is None:  # a host's router calls the plugin with its own tokens
         options["require_auth"] = not host_url
+    app_zygote = _zygote.current()
     if options.get("start_timeout") is None or options.get("shutdown_grace") is None:
-        # (**{}): without pydantic's mypy plugin, mypy thinks every field is required
-        settings = settings if settings is not None else Settings(**{})
+        if settings is None:  # the app's, else the environment's
+            # (**{}): without pydantic's mypy plugin, mypy thinks every field is required
+            settings = app_zygote.settings if app_zygote is not None else Settings(**{})
         if options.get("start_timeout") is None:
             options["start_timeout"] = settings.plugin_start_timeout
         if options.get("shutdown_grace") is None:
             options["shutdown_grace"] = settings.shutdown_grace
+    if options["zygote"] is True:
+        options["zygote"] = None
+        if app_zygote is not None and _forkable(options["command"]):
+            options["zygote"] = app_zygote.adopt(
+                options["command"],
+                cwd=options["cwd"],
+                env=options["env"],
+                preload=not supervise["checksum"],
+            )
+    elif options["zygote"] is False:
+        options["zygote"] = None
     config = LaunchConfig(name=plugin.name, **options)
     return _wire(ProcessHandle(plugin, config, **supervise, chain=chain), events)
+
+
+def _forkable(command: Sequence[str]) -> bool:
+    """``[this interpreter, "-m", MODULE, ...]``: what a zygote can fork."""
+    return (
+        len(command) >= 3
+        and command[1] == "-m"
+        and os.path.abspath(command[0]) == os.path.abspath(sys.executable)
+    )
 
 
 class ProcessPlugin(PluginProvider[ProcessHandle]):
@@ -225,8 +249,13 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
     plugin. The plugin then serves TCP with TLS (hypercorn) even with ``unix_socket``.
     ``require_auth``: the plugin accepts only calls carrying this launch's secret
     (`plugin_di.plugin.security`); default on, except with ``host_url`` (a host's router
-    calls the plugin too). ``zygote`` (a started `plugin_di.launch.zygote.Zygote`): fork
-    ``module`` plugins from it (~30 ms to the first call) instead of spawning them.
+    calls the plugin too).
+
+    ``zygote``: in an `App` (with ``Settings.zygote`` on, the default), a ``python -m``
+    plugin is forked from the app's warm zygote (`plugin_di.launch.shared_zygote`), which
+    the app starts before its first such plugin and stops after the last; ``False``
+    spawns it; a started `plugin_di.launch.zygote.Zygote` forks it from that one. Other
+    commands, and plugins built outside an App, are spawned.
     """
 
     def __init__(
@@ -248,7 +277,7 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
         unix_socket: bool = True,
         auto_mtls: bool = False,
         require_auth: bool | None = None,
-        zygote: Zygote | None = None,
+        zygote: Zygote | bool = True,
         host_url: str | providers.Provider[str] | None = None,
         protocol_versions: Sequence[int] | None = None,
         clock: Clock = SYSTEM_CLOCK,

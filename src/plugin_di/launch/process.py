@@ -28,6 +28,7 @@ from plugin_di.plugin.handshake_line import HandshakeLine, HandshakeLineError
 from plugin_di.plugin.security import REQUIRE_AUTH
 
 if TYPE_CHECKING:
+    from plugin_di.launch.shared_zygote import SharedZygote
     from plugin_di.launch.zygote import Zygote, ZygoteChild
     from plugin_di.rpc.tls import CertKeyPair, ClientTLS
 
@@ -58,8 +59,11 @@ class LaunchConfig:
     shutdown_grace: float = 5.0
     kill_timeout: float = 2.0
     stderr_tail_lines: int = 20
-    zygote: Zygote | None = None
-    """Fork ``python -m MODULE`` commands from this warm zygote instead of spawning them."""
+    zygote: Zygote | SharedZygote | None = None
+    """Fork ``python -m MODULE`` commands from this warm zygote instead of spawning them.
+
+    A `Zygote` refuses other commands; a `SharedZygote` (an app's) leaves them, and any
+    command it cannot run as a spawn would, to be spawned."""
 
 
 def describe_exit(code: int | None) -> str:
@@ -205,22 +209,19 @@ class PluginProcess:
         pipe_r, self._pipe_w = os.pipe()
         from plugin_di.launch.zygote import ZygoteError
 
+        env = {**self.child_env(), plugin_env.PARENT_PIPE_FD: str(pipe_r)}
         try:
             if cfg.zygote is not None:
                 self._proc = await cfg.zygote.spawn(
-                    cfg.command,
-                    env={**self.child_env(), plugin_env.PARENT_PIPE_FD: str(pipe_r)},
-                    cwd=cfg.cwd,
-                    pass_fds=(pipe_r,),
-                    limit=_READ_LIMIT,
+                    cfg.command, env=env, cwd=cfg.cwd, pass_fds=(pipe_r,), limit=_READ_LIMIT
                 )
-            else:
+            if self._proc is None:
                 self._proc = await asyncio.create_subprocess_exec(
                     *cfg.command,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
-                    env={**self.child_env(), plugin_env.PARENT_PIPE_FD: str(pipe_r)},
+                    env=env,
                     cwd=cfg.cwd,
                     pass_fds=(pipe_r,),
                     process_group=0,
