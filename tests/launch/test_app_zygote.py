@@ -68,7 +68,6 @@ async def test_default_app_forks_its_plugins_from_one_zygote_and_stops_it() -> N
     container.kv2 = _kv()
     app = App(container, name="zygote_default")
     async with started(app):
-        assert app.zygote is not None
         zygote = app.zygote.shared.zygote
         assert zygote is not None
         pids = [container.kv().pid, container.kv2().pid]
@@ -85,14 +84,14 @@ async def test_opt_outs_spawn() -> None:
     container.kv = _kv(zygote=False)
     async with started(App(container, name="zygote_opt_out")) as app:
         assert _ppid(container.kv().pid) == os.getpid()
-        assert app.zygote is not None
         assert app.zygote.shared.zygote is None
         assert await _call(container) == b"kv"
 
     container = containers.DynamicContainer()
     container.kv = _kv()
     async with started(App(container, name="zygote_off", settings=Settings(zygote=False))) as app:
-        assert app.zygote is None
+        assert not app.zygote.enabled
+        assert app.zygote.shared.zygote is None
         assert _ppid(container.kv().pid) == os.getpid()
 
 
@@ -101,7 +100,6 @@ async def test_what_a_fork_would_run_differently_is_spawned() -> None:
     container.dev = _kv(env={"PYTHONDEVMODE": "1"})  # read when an interpreter starts
     container.kv = _kv()
     async with started(App(container, name="zygote_mixed")) as app:
-        assert app.zygote is not None
         zygote = app.zygote.shared.zygote
         assert zygote is not None
         assert _ppid(container.dev().pid) == os.getpid()
@@ -112,7 +110,6 @@ async def test_a_plugin_killed_by_sigkill_is_forked_again() -> None:
     container = containers.DynamicContainer()
     container.kv = _kv()
     async with started(App(container, name="zygote_restart")) as app:
-        assert app.zygote is not None
         handle = container.kv()
         old = handle.pid
         os.kill(old, signal.SIGKILL)
@@ -128,7 +125,6 @@ async def test_a_dead_zygote_is_started_again_and_its_plugins_restarted() -> Non
     container = containers.DynamicContainer()
     container.kv = _kv()
     async with started(App(container, name="zygote_death")) as app:
-        assert app.zygote is not None
         first = app.zygote.shared.zygote
         assert first is not None
         handle = container.kv()
@@ -172,7 +168,6 @@ async def test_a_checksummed_plugin_is_forked_without_preloading_its_code() -> N
     container = containers.DynamicContainer()
     container.kv = _kv(checksum=checksum)
     async with started(App(container, name="zygote_checksum")) as app:
-        assert app.zygote is not None
         zygote = app.zygote.shared.zygote
         assert zygote is not None
         assert _ppid(container.kv().pid) == zygote.pid

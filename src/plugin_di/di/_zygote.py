@@ -32,6 +32,8 @@ class AppZygote:
 
     def __init__(self, lifecycle: Lifecycle, settings: Settings) -> None:
         self.settings = settings
+        """The app's settings (the plugins built by the app take their defaults from them)."""
+        self.enabled = settings.zygote
         self.shared = SharedZygote(ready_timeout=settings.plugin_start_timeout)
         self.users: set[str] = set()
         self._lifecycle = lifecycle
@@ -52,8 +54,11 @@ class AppZygote:
         cwd: str | None,
         env: Mapping[str, str],
         preload: bool,
-    ) -> SharedZygote:
-        """Fork ``command`` from the app's zygote; ``preload``: import its modules ahead."""
+    ) -> SharedZygote | None:
+        """Fork ``command`` from the app's zygote (None: it is off); ``preload``: import its
+        modules ahead."""
+        if not self.enabled:
+            return None
         owner = self._lifecycle._owner
         if owner is not None:
             self.users.add(owner)

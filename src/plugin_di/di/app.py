@@ -98,7 +98,7 @@ class App:
         self.lifecycle = Lifecycle()
         self.shutdowner = Shutdowner()
         # the warm zygote the app's 'python -m' process plugins fork from (di._zygote)
-        self.zygote = AppZygote(self.lifecycle, self.settings) if self.settings.zygote else None
+        self.zygote = AppZygote(self.lifecycle, self.settings)
         self._graph = collect(self.container, self.name)
         bind_markers(
             self._graph,
@@ -304,7 +304,7 @@ class App:
         graph = self._graph
         idle = self._idle()
         built = [i for i in order if i not in idle]
-        with self.zygote.building() if self.zygote is not None else contextlib.nullcontext():
+        with self.zygote.building():
             hooks = await _build.build(graph, built, self.lifecycle, self.events, self.clock)
         by_node = dict(zip(built, hooks, strict=True))
         local = {g: k for k, g in enumerate(order)}
@@ -329,8 +329,6 @@ class App:
 
     def _add_zygote_node(self) -> None:
         """The ``<zygote>`` node: no prerequisites, needed by every node forking from it."""
-        if self.zygote is None:
-            return
         users = [k for k, name in enumerate(self._names) if name in self.zygote.users]
         if not users:
             return

@@ -204,7 +204,7 @@ def _process(
             options["shutdown_grace"] = settings.shutdown_grace
     if options["zygote"] is True:
         options["zygote"] = None
-        if app_zygote is not None and _forkable(options["command"]):
+        if app_zygote is not None and app_zygote.enabled and _forkable(options["command"]):
             options["zygote"] = app_zygote.adopt(
                 options["command"],
                 cwd=options["cwd"],
