@@ -28,3 +28,13 @@ async def host(clock: FakeClock) -> AsyncIterator[Host]:
         yield h
     finally:
         await h.stop()
+
+
+@pytest.fixture
+async def fast_host(clock: FakeClock) -> AsyncIterator[Host]:
+    host = Host(clock=clock, sweep_interval=1e9, fast_uds=True)
+    await host.start("127.0.0.1:0")
+    try:
+        yield host
+    finally:
+        await host.stop()

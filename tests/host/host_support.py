@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyqwest
@@ -15,6 +17,7 @@ from examples.kv.plugin import make_plugin as make_kv_plugin
 from plugin_di.gen.capability.logger.v1 import logger_pb2
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerASGIApplication, LoggerClient
 from plugin_di.plugin.definition import Dependency, Plugin, Service
+from plugin_di.plugin.host_client import HostClient
 from plugin_di.plugin.server import PluginServer
 from plugin_di.rpc.hypercorn import bind_socket
 
@@ -132,3 +135,30 @@ async def managed(
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def served_fast(plugin: Plugin) -> AsyncIterator[str]:
+    """Serve ``plugin`` with uvicorn on a Unix socket in this loop; yield its unix:// URL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = PluginServer(plugin, grace_period=1.0)
+        bound = bind_socket("unix:" + str(Path(tmp) / "p.sock"))
+        ready = asyncio.Event()
+        task = asyncio.create_task(server.run(bound, ready=ready.set, fast=True))
+        async with asyncio.timeout(5):
+            await ready.wait()
+        try:
+            yield bound.url
+        finally:
+            server.request_stop(0.5, "test over")
+            async with asyncio.timeout(10):
+                await task
+
+
+async def join_host(host_url: str, plugin: Plugin, kind: str, url: str) -> HostClient:
+    """A HostClient that joined ``host_url`` as ``plugin`` and registered ``url``."""
+    path = "/" + plugin.services[0].path.strip("/") + "/"
+    provider = HostClient(host_url)
+    await provider.handshake(kind, plugins=[plugin])
+    await provider.register(kind, "1.0.0", path, {"base_url": url})
+    return provider

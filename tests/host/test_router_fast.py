@@ -7,7 +7,6 @@ served by uvicorn on its own Unix socket. Real servers, real generated clients.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import stat
 import subprocess
@@ -22,7 +21,7 @@ from connectrpc.client import ResponseMetadata
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
-from host_support import RecordingLogger, logger_plugin
+from host_support import RecordingLogger, join_host, logger_plugin, served_fast
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
@@ -34,49 +33,10 @@ from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.host.router import Upstream
 from plugin_di.host.server import Host
 from plugin_di.host.tracker import DEGRADED, UNHEALTHY
-from plugin_di.plugin.definition import Plugin
 from plugin_di.plugin.env import HOST_URL
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.plugin.host_client import HostClient
-from plugin_di.plugin.runtime import PluginServer
-from plugin_di.rpc.hypercorn import bind_socket
 from plugin_di.rpc.transport import unix_socket_path
-
-
-@pytest.fixture
-async def fast_host(clock: FakeClock) -> AsyncIterator[Host]:
-    host = Host(clock=clock, sweep_interval=1e9, fast_uds=True)
-    await host.start("127.0.0.1:0")
-    try:
-        yield host
-    finally:
-        await host.stop()
-
-
-@contextlib.asynccontextmanager
-async def served_fast(plugin: Plugin) -> AsyncIterator[str]:
-    """Serve ``plugin`` with uvicorn on a Unix socket in this loop; yield its unix:// URL."""
-    with tempfile.TemporaryDirectory() as tmp:
-        server = PluginServer(plugin, grace_period=1.0)
-        bound = bind_socket("unix:" + str(Path(tmp) / "p.sock"))
-        ready = asyncio.Event()
-        task = asyncio.create_task(server.run(bound, ready=ready.set, fast=True))
-        async with asyncio.timeout(5):
-            await ready.wait()
-        try:
-            yield bound.url
-        finally:
-            server.request_stop(0.5, "test over")
-            async with asyncio.timeout(10):
-                await task
-
-
-async def _join(host_url: str, plugin: Plugin, kind: str, url: str) -> HostClient:
-    path = "/" + plugin.services[0].path.strip("/") + "/"
-    provider = HostClient(host_url)
-    await provider.handshake(kind, plugins=[plugin])
-    await provider.register(kind, "1.0.0", path, {"base_url": url})
-    return provider
 
 
 async def test_fast_channel_socket_is_private_and_removed(clock: FakeClock) -> None:
@@ -109,7 +69,7 @@ async def test_routed_unary_stream_and_provider_errors_over_fast_channels(
     assert fast_host.fast_url is not None
     kv = make_kv_plugin()
     async with served_fast(kv) as url:
-        provider = await _join(fast_host.fast_url, kv, "kv", url)
+        provider = await join_host(fast_host.fast_url, kv, "kv", url)
         caller = HostClient(fast_host.fast_url)
         try:
             await caller.handshake("app")
@@ -161,7 +121,7 @@ async def test_routed_unary_calls_skip_the_asgi_router(
     monkeypatch.setattr(fast_host.router, "_proxy", counting)
     kv = make_kv_plugin()
     async with served_fast(kv) as url:
-        provider = await _join(fast_host.fast_url, kv, "kv", url)
+        provider = await join_host(fast_host.fast_url, kv, "kv", url)
         assert provider.identity is not None
         caller = HostClient(fast_host.fast_url)
         try:
@@ -187,7 +147,7 @@ async def test_router_refusals_and_stripped_credentials_over_fast_channel(
     assert fast_host.fast_url is not None
     logger = RecordingLogger()
     async with served_fast(logger_plugin(logger)) as url:
-        provider = await _join(fast_host.fast_url, logger_plugin(), "logger", url)
+        provider = await join_host(fast_host.fast_url, logger_plugin(), "logger", url)
         assert provider.identity is not None
         pid = provider.identity.runtime_id
         caller = HostClient(fast_host.fast_url)
@@ -239,7 +199,7 @@ async def test_deadline_travels_over_fast_channels(fast_host: Host) -> None:
     assert fast_host.fast_url is not None
     logger = RecordingLogger(gate=asyncio.Event())
     async with served_fast(logger_plugin(logger)) as url:
-        provider = await _join(fast_host.fast_url, logger_plugin(), "logger", url)
+        provider = await join_host(fast_host.fast_url, logger_plugin(), "logger", url)
         try:
             found = await provider.discover("logger")
             client = provider.routed_client(LoggerClient, found.endpoint)
@@ -263,7 +223,7 @@ async def test_unreachable_fast_provider_is_unavailable(fast_host: Host) -> None
     assert fast_host.fast_url is not None
     with tempfile.TemporaryDirectory() as tmp:
         gone = "unix://" + os.path.join(tmp, "gone.sock")
-        provider = await _join(fast_host.fast_url, logger_plugin(), "logger", gone)
+        provider = await join_host(fast_host.fast_url, logger_plugin(), "logger", gone)
         try:
             found = await provider.discover("logger")
             client = provider.routed_client(LoggerClient, found.endpoint)
@@ -280,7 +240,7 @@ async def test_streamed_request_body_passes_through_and_bad_upstream_is_internal
     assert fast_host.fast_url is not None
     logger = RecordingLogger()
     async with served_fast(logger_plugin(logger)) as url:
-        provider = await _join(fast_host.fast_url, logger_plugin(), "logger", url)
+        provider = await join_host(fast_host.fast_url, logger_plugin(), "logger", url)
         assert provider.identity is not None
         pid = provider.identity.runtime_id
         try:
@@ -319,7 +279,7 @@ async def test_fast_loopback_tcp_channel(clock: FakeClock) -> None:
     try:
         kv = make_kv_plugin()
         async with served_fast(kv) as url:
-            provider = await _join(host.fast_url, kv, "kv", url)
+            provider = await join_host(host.fast_url, kv, "kv", url)
             try:
                 found = await provider.discover("kv")
                 client = provider.routed_client(KVServiceClient, found.endpoint)

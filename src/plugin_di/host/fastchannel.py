@@ -51,6 +51,7 @@ class FastChannel:
         else:
             self.url = "http+h1fast://" + self._bound.address
         self._serving: asyncio.Task[None] | None = None
+        self._routed: RoutedShortPaths | None = None
 
     async def start(
         self,
@@ -63,8 +64,9 @@ class FastChannel:
     ) -> None:
         """Serve ``app`` until ``shutdown`` is set; return once it is ready."""
         assert self._bound is not None, "the fast channel was stopped"
+        self._routed = RoutedShortPaths(router, max_body=max_message_bytes)
         short_paths = AnyOf(
-            RoutedShortPaths(router, max_body=max_message_bytes),
+            self._routed,
             UnaryShortPaths(connect_apps, max_message_bytes=max_message_bytes),
         )
         ready = asyncio.Event()
@@ -95,6 +97,9 @@ class FastChannel:
             except Exception:
                 log.warning("host fast channel ended with an error while stopping", exc_info=True)
             self._serving = None
+        if self._routed is not None:
+            self._routed.close()
+            self._routed = None
         if self._bound is not None:
             self._bound.close()
             self._bound = None

@@ -1,40 +1,36 @@
-"""Routed Connect unary calls answered on the host's fast channel without ASGI.
+"""Routed Connect unary calls on the host's fast channel: checked, then spliced.
 
 On the fast channel (`plugin_di.rpc.fastserve`, uvicorn with the short path of
 `plugin_di.rpc.fastproto`) a routed call used to cost the host a whole uvicorn request
 cycle plus the ASGI router. `RoutedShortPaths` takes a Connect unary call to
-``/services/...`` whose provider is reached with the lean HTTP/1.1 transport, and does
-only what the router must: the same `ServiceRouter.route` checks (credentials, the
-caller's rate, registration, health), the same headers stripped, the body forwarded as
-the bytes it came in, the provider's answer passed back in one write, and the same
-per-provider in-flight count that blue-green ``drain`` waits on.
+``/services/...`` whose provider listens on a local socket (``unix://`` or
+``http+h1fast://``) and does only what the router must, with no task and no await:
+the same `ServiceRouter.route` checks (credentials, the caller's rate, registration,
+health), the same credentials stripped, the target path rewritten, and the same
+per-provider in-flight count that blue-green ``drain`` waits on. The request then goes to
+the provider and its answer back to the caller as bytes (`plugin_di.host.splice`).
 
 Everything else goes through the ASGI router: streams, gRPC-Web, chunked bodies, and
-providers reached over HTTP/2 or in process.
+providers reached over HTTP/2, TLS or in process.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 
-import pyqwest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from plugin_di.host._proxy import STRIP_RESPONSE, is_unary
+from plugin_di.host._proxy import is_unary
 from plugin_di.host.router import SERVICES_PREFIX, ServiceRouter, split_credentials
+from plugin_di.host.splice import SplicePool
 from plugin_di.rpc.asgi import DEFAULT_MAX_MESSAGE_BYTES, error_response
-from plugin_di.rpc.fastproto import Answer, Headers, ShortPathHandler
+from plugin_di.rpc.fastproto import Answer, Exchange, Headers, ShortPathHandler
 
 __all__ = ["RoutedShortPaths"]
 
-log = logging.getLogger(__name__)
-
 _PREFIX = SERVICES_PREFIX.encode()
-_UNREACHABLE = (OSError, TimeoutError, pyqwest.ReadError, pyqwest.WriteError)
-_SKIP_RESPONSE = frozenset({*STRIP_RESPONSE, "content-length"})
-_LEAN_SCHEMES = ("unix:", "http+h1fast://")  # the upstreams `ServiceRouter.lean` serves
+_LEAN_SCHEMES = ("unix:", "http+h1fast://")
 
 
 class RoutedShortPaths:
@@ -43,9 +39,11 @@ class RoutedShortPaths:
     def __init__(self, router: ServiceRouter, *, max_body: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self._router = router
         self._max_body = max_body
+        self._pool = SplicePool()
+        self._hosts: dict[str, bytes] = {}
 
     def match(self, method: bytes, path: bytes, headers: Headers) -> ShortPathHandler | None:
-        """A handler for a routed Connect unary POST to a lean upstream, else None."""
+        """A handler for a routed Connect unary POST to a local provider, else None."""
         if method != b"POST" or not path.startswith(_PREFIX) or b"%" in path:
             return None
         length = -1
@@ -60,50 +58,53 @@ class RoutedShortPaths:
         upstream = self._router.upstream_of(text)
         if upstream is not None and not upstream.url.startswith(_LEAN_SCHEMES):
             return None  # HTTP/2, TLS or in process: the ASGI router serves those
-        return functools.partial(self._call, text)
+        return functools.partial(self._start, text)
 
-    async def _call(self, path: str, raw: Headers, body: bytes) -> Answer:
-        runtime_id, authorization, headers = split_credentials(raw)
-        content_type = next((v for k, v in headers if k == b"content-type"), b"")
+    def close(self) -> None:
+        """Close the idle provider connections."""
+        self._pool.close()
+
+    def _start(self, path: str, exchange: Exchange) -> None:
+        runtime_id, authorization, headers = split_credentials(exchange.headers)
         router = self._router
         try:
             provider, target, upstream = router.route(path, b"", runtime_id, authorization)
         except ConnectError as error:
-            return _refusal(content_type, error.code, error.message)
-        try:
-            lean = router.lean(upstream)
-        except Exception:
-            log.exception("no transport for provider %s at %r", provider, upstream.url)
-            return _refusal(content_type, Code.INTERNAL, "internal error in the host router")
-        if lean is None:  # re-registered elsewhere since the head was read
-            return _refusal(content_type, Code.UNAVAILABLE, "provider moved; call again")
-        transport, base = lean
-        pairs = [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in headers
-            # The lean transport undoes content-encoding itself: ask the provider for none.
-            if k != b"accept-encoding"
-        ]
+            _refuse(exchange, error.code, error.message)
+            return
+        url = upstream.url
+        if upstream.app is not None or not url.startswith(_LEAN_SCHEMES):
+            # Registered elsewhere since the head was read: rare; the caller retries.
+            _refuse(exchange, Code.UNAVAILABLE, f"provider {provider!r} moved; call again")
+            return
+        body = exchange.body
+        head = [b"POST ", target.encode("latin-1"), b" HTTP/1.1\r\n", self._host(url)]
+        for name, value in headers:
+            head += (name, b": ", value, b"\r\n")
+        head += (b"content-length: ", str(len(body)).encode(), b"\r\n\r\n", body)
         tracker = router.tracker(provider)
         tracker.enter()
-        try:
-            response = await transport.fetch("POST", base + target, pairs, body)
-        except _UNREACHABLE as error:
-            log.warning("routing to provider %s failed: %s", provider, error)
-            return _refusal(content_type, Code.UNAVAILABLE, f"provider {provider!r} is unreachable")
-        except Exception:
-            log.exception("routing to provider %s failed unexpectedly", provider)
-            return _refusal(content_type, Code.INTERNAL, "internal error in the host router")
-        finally:
-            tracker.leave()
-        out = [
-            (k.encode("latin-1"), v.encode("latin-1"))
-            for k, v in response.headers.items()
-            if k not in _SKIP_RESPONSE
-        ]
-        return Answer(response.status, out, response.content)
+        self._pool.send(
+            url,
+            b"".join(head),
+            exchange,
+            done=tracker.leave,
+            refuse=functools.partial(_unreachable, provider),
+        )
+
+    def _host(self, url: str) -> bytes:
+        line = self._hosts.get(url)
+        if line is None:
+            host = "localhost" if url.startswith("unix:") else url.split("://", 1)[1]
+            line = self._hosts[url] = f"host: {host}\r\n".encode()
+        return line
 
 
-def _refusal(content_type: bytes, code: Code, message: str) -> Answer:
+def _unreachable(provider: str, exchange: Exchange, why: str) -> None:
+    _refuse(exchange, Code.UNAVAILABLE, f"provider {provider!r} is unreachable: {why}")
+
+
+def _refuse(exchange: Exchange, code: Code, message: str) -> None:
+    content_type = next((v for k, v in exchange.headers if k == b"content-type"), b"")
     status, headers, body = error_response(content_type, code, message)
-    return Answer(status, headers, body)
+    exchange.respond(Answer(status, headers, body))

@@ -4,9 +4,10 @@ uvicorn runs every request as an ASGI cycle: a scope dict, a task, ``receive`` a
 awaitables and two socket writes for the answer. For a Connect unary call on the fast
 channel that machinery costs about as much as the call itself. `ShortPathProtocol` asks its
 `ShortPaths` about every request once its head is parsed. When they take it, the body is
-collected, the handler's answer is written in one ``write``, and uvicorn never sees the
-request. Everything else (streams, other content types, chunked bodies, probes) goes
-through uvicorn's ASGI cycle unchanged.
+collected and the handler answers through an `Exchange`: a complete `Answer` in one
+``write``, or a response relayed as bytes; uvicorn never sees the request. Everything else
+(streams, other content types, chunked bodies, probes) goes through uvicorn's ASGI cycle
+unchanged.
 
 Only the per-request hooks are overridden. Keep-alive, its timeout, pipelining, graceful
 shutdown and flow control stay uvicorn's: a short-path request stands in uvicorn's
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 __all__ = [
     "AnyOf",
     "Answer",
+    "Exchange",
     "ShortPathHandler",
     "ShortPathProtocol",
     "ShortPaths",
@@ -46,8 +48,8 @@ class Answer:
     body: bytes
 
 
-ShortPathHandler = Callable[[Headers, bytes], Awaitable[Answer]]
-"""Answers one request from its (lower-cased) headers and its whole body."""
+ShortPathHandler = Callable[["Exchange"], None]
+"""Starts answering one complete request; it answers through the `Exchange`, now or later."""
 
 
 class ShortPaths(Protocol):
@@ -57,7 +59,7 @@ class ShortPaths(Protocol):
         """The handler for this request, or None to serve it through ASGI.
 
         Return a handler only when the body is small enough to collect in memory: a
-        ``content-length`` within the handler's limit.
+        ``content-length`` within the handler's limit. Must not raise.
         """
         ...
 
@@ -72,34 +74,121 @@ class _Event:
 
 
 _NO_EVENT = _Event()
+_JSON = ((b"content-type", b"application/json"),)
+_INTERNAL = Answer(500, _JSON, b'{"code":"internal","message":"internal error"}')
+_CANCELED = Answer(499, _JSON, b'{"code":"canceled","message":"the server is stopping"}')
 
 
-class _ShortCycle:
-    """A short-path request in uvicorn's ``cycle`` slot (what uvicorn reads from a cycle)."""
+class Exchange:
+    """One request on the short path: its head and body, and how its answer goes out.
 
-    __slots__ = ("body", "disconnected", "handler", "keep_alive", "response_complete", "task")
+    It stands in uvicorn's ``cycle`` slot, with the attributes uvicorn reads from a cycle
+    (``response_complete``, ``keep_alive``, ``disconnected``, ``message_event``).
+    """
+
+    __slots__ = (
+        "_chunks",
+        "_on_disconnect",
+        "_protocol",
+        "_task",
+        "disconnected",
+        "handler",
+        "headers",
+        "keep_alive",
+        "response_complete",
+    )
 
     message_event = _NO_EVENT
 
-    def __init__(self, handler: ShortPathHandler, keep_alive: bool) -> None:
+    def __init__(
+        self,
+        protocol: ShortPathProtocol,
+        handler: ShortPathHandler,
+        headers: Headers,
+        keep_alive: bool,
+    ) -> None:
+        self._protocol = protocol
         self.handler = handler
+        self.headers = headers
+        """The request's headers, names lower-cased."""
         self.keep_alive = keep_alive
-        self.body: list[bytes] = []
+        self._chunks: list[bytes] = []
+        self._on_disconnect: Callable[[], None] | None = None
+        self._task: asyncio.Task[None] | None = None
         self.response_complete = False
         self.disconnected = False
-        self.task: asyncio.Task[None] | None = None
 
+    @property
+    def body(self) -> bytes:
+        """The whole request body."""
+        chunks = self._chunks
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-_INTERNAL = Answer(
-    500,
-    ((b"content-type", b"application/json"),),
-    b'{"code":"internal","message":"internal error"}',
-)
-_CANCELED = Answer(
-    499,
-    ((b"content-type", b"application/json"),),
-    b'{"code":"canceled","message":"the server is stopping"}',
-)
+    def respond(self, answer: Answer) -> None:
+        """Write a complete response and finish."""
+        if not self.response_complete:
+            self.write(_serialize(answer, self.keep_alive))
+            self.finish()
+
+    def write(self, data: bytes) -> None:
+        """Write response bytes as they are (a relayed response)."""
+        if not self.disconnected:
+            self._protocol.transport.write(data)
+
+    def finish(self, keep_alive: bool = True) -> None:
+        """The response was written whole; ``keep_alive=False`` closes the connection."""
+        if self.response_complete:
+            return
+        self.response_complete = True
+        if self.disconnected:
+            return
+        if not (keep_alive and self.keep_alive):
+            self._protocol.transport.close()
+        self._protocol.on_response_complete()
+
+    def abort(self) -> None:
+        """Drop the connection: the response cannot be completed."""
+        self.response_complete = True
+        if not self.disconnected:
+            self._protocol.transport.close()
+
+    def on_disconnect(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback`` if the caller goes away before the response is complete."""
+        self._on_disconnect = callback
+
+    def answer_with(self, answer: Awaitable[Answer]) -> None:
+        """Respond with what ``answer`` returns, run as a task (`run`)."""
+        self.run(self._answer(answer))
+
+    def run(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task that the caller's disconnect cancels and the server's
+        graceful shutdown waits for."""
+        protocol = self._protocol
+        self._task = task = protocol.loop.create_task(work)
+        protocol.tasks.add(task)
+        task.add_done_callback(protocol.tasks.discard)
+
+    async def _answer(self, pending: Awaitable[Answer]) -> None:
+        try:
+            answer = await pending
+        except asyncio.CancelledError:
+            if not self.disconnected:  # cut by the server's stop: tell the caller why
+                self.keep_alive = False
+                self.respond(_CANCELED)
+            raise
+        except Exception:
+            log.exception("unhandled error answering a request on the short path")
+            answer = _INTERNAL
+        self.respond(answer)
+
+    def _lost(self) -> None:
+        self.disconnected = True
+        if self._task is not None:
+            self._task.cancel()  # nobody is left to read the answer
+        callback = self._on_disconnect
+        if callback is not None:
+            self._on_disconnect = None
+            callback()
 
 
 class ShortPathProtocol(HttpToolsProtocol):
@@ -109,67 +198,41 @@ class ShortPathProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         parser = self.parser
+        url = self.url
         if (
             parser.get_method() == b"POST"
-            and self.url.startswith(b"/")
-            and b"?" not in self.url
+            # A query string or an absolute URL is left to ASGI: short paths see paths.
+            and url.startswith(b"/")
+            and b"?" not in url
             and (self.cycle is None or self.cycle.response_complete)
             and parser.get_http_version() == "1.1"
         ):
-            # A query string, or an absolute URL, is left to ASGI: the handlers see paths.
-            handler = self.short_paths.match(b"POST", self.url, self.headers)
+            handler = self.short_paths.match(b"POST", url, self.headers)
             if handler is not None:
-                self.cycle = _ShortCycle(handler, parser.should_keep_alive())  # type: ignore[assignment]
+                exchange = Exchange(self, handler, self.headers, parser.should_keep_alive())
+                self.cycle = exchange  # type: ignore[assignment]
                 return
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
         cycle: Any = self.cycle
-        if type(cycle) is _ShortCycle:
-            cycle.body.append(body)
+        if type(cycle) is Exchange:
+            cycle._chunks.append(body)
             return
         super().on_body(body)
 
     def on_message_complete(self) -> None:
         cycle: Any = self.cycle
-        if type(cycle) is _ShortCycle:
-            if cycle.task is None:
-                task = self.loop.create_task(self._answer(cycle))
-                cycle.task = task
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+        if type(cycle) is Exchange:
+            cycle.handler(cycle)
             return
         super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         cycle: Any = self.cycle
-        if type(cycle) is _ShortCycle and not cycle.response_complete:
-            cycle.disconnected = True
-            if cycle.task is not None:
-                cycle.task.cancel()  # nobody is left to read the answer
+        if type(cycle) is Exchange and not cycle.response_complete:
+            cycle._lost()
         super().connection_lost(exc)
-
-    async def _answer(self, cycle: _ShortCycle) -> None:
-        body = b"".join(cycle.body) if len(cycle.body) != 1 else cycle.body[0]
-        try:
-            answer = await cycle.handler(self.headers, body)
-        except asyncio.CancelledError:
-            if not cycle.disconnected:  # cut by the server's stop: tell the caller why
-                cycle.response_complete = True
-                self.transport.write(_serialize(_CANCELED, keep_alive=False))
-                self.transport.close()
-            raise
-        except Exception:
-            log.exception("unhandled error answering a request on the short path")
-            answer = _INTERNAL
-        cycle.response_complete = True
-        if cycle.disconnected:
-            return
-        transport = self.transport
-        transport.write(_serialize(answer, cycle.keep_alive))
-        if not cycle.keep_alive:
-            transport.close()
-        self.on_response_complete()
 
 
 def _serialize(answer: Answer, keep_alive: bool) -> bytes:

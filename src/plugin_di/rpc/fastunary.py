@@ -32,7 +32,7 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import Headers, RequestContext
 
-from plugin_di.rpc.fastproto import Answer, ShortPathHandler
+from plugin_di.rpc.fastproto import Answer, Exchange, ShortPathHandler
 from plugin_di.rpc.fastproto import Headers as RawHeaders
 
 __all__ = ["UnaryShortPaths"]
@@ -112,7 +112,10 @@ class UnaryShortPaths:
                 return None
         if codec is None or not 0 <= length <= self._max:
             return None
-        return functools.partial(self.call, target, codec)
+        return functools.partial(self._start, target, codec)
+
+    def _start(self, target: _Method, codec: Codec[Any, Any], exchange: Exchange) -> None:
+        exchange.answer_with(self.call(target, codec, exchange.headers, exchange.body))
 
     async def call(
         self, target: _Method, codec: Codec[Any, Any], raw: RawHeaders, body: bytes

@@ -1,0 +1,214 @@
+"""Relay one HTTP/1.1 request to a local provider and its response back, as bytes.
+
+The host's short path for routed calls (`plugin_di.host.shortroute`) has already checked
+the caller and rewritten the request head. What is left is moving bytes: the request goes
+to a pooled keep-alive connection to the provider's socket in one write, and the response
+is written to the caller as it arrives, never re-encoded. httptools parses the response
+only to know where it ends and whether the connection may be reused.
+
+Failures follow the lean client's rules (`plugin_di.rpc.h1`): a pooled connection that
+turns out to be closed before any byte of the answer came back is retried once on a new
+one (nothing was processed); a provider that cannot be reached, or goes away before its
+answer started, is UNAVAILABLE; one that goes away mid-answer drops the caller's
+connection, since the answer cannot be completed. A caller that goes away closes the
+provider connection, which cancels the call there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import httptools
+
+from plugin_di.rpc.fastproto import Exchange
+from plugin_di.rpc.transport import unix_socket_path
+
+__all__ = ["SplicePool"]
+
+log = logging.getLogger(__name__)
+
+Refuse = Callable[[Exchange, str], None]
+"""Answers the caller with UNAVAILABLE and a message, in the caller's protocol."""
+
+_IDLE_PER_UPSTREAM = 64
+
+
+class _Call:
+    """One request in flight: where its answer goes and who to tell when it ends."""
+
+    __slots__ = ("data", "done", "exchange", "refuse", "retried", "upstream")
+
+    def __init__(
+        self,
+        upstream: str,
+        data: bytes,
+        exchange: Exchange,
+        done: Callable[[], None],
+        refuse: Refuse,
+    ) -> None:
+        self.upstream = upstream
+        self.data = data
+        self.exchange = exchange
+        self.done = done
+        self.refuse = refuse
+        self.retried = False
+
+
+class _Connection(asyncio.Protocol):
+    """A keep-alive connection to one provider, relaying one answer at a time."""
+
+    def __init__(self, pool: SplicePool, upstream: str) -> None:
+        self._pool = pool
+        self._upstream = upstream
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._call: _Call | None = None
+        self._answered = False  # a byte of the answer came back
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def send(self, call: _Call) -> None:
+        """Send ``call``'s request; its answer is relayed as it comes."""
+        assert self._transport is not None
+        self._call = call
+        self._answered = False
+        call.exchange.on_disconnect(self._caller_gone)
+        self._transport.write(call.data)
+
+    def data_received(self, data: bytes) -> None:
+        call = self._call
+        if call is None:  # nothing asked: a provider talking out of turn
+            self._close()
+            return
+        self._answered = True
+        call.exchange.write(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            log.warning("provider at %s sent a malformed answer", self._upstream)
+            self._call = None
+            call.exchange.abort()
+            call.done()
+            self._close()
+
+    def on_message_complete(self) -> None:
+        call = self._call
+        if call is None:
+            return
+        self._call = None
+        keep_alive = self._parser.should_keep_alive()
+        call.exchange.on_disconnect(None)
+        call.done()
+        call.exchange.finish(keep_alive)
+        if keep_alive and not self.closed:
+            self._parser = httptools.HttpResponseParser(self)
+            self._pool.release(self._upstream, self)
+        else:
+            self._close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        call = self._call
+        if call is None:
+            return
+        self._call = None
+        call.exchange.on_disconnect(None)
+        if self._answered:
+            call.exchange.abort()  # half an answer was relayed: it cannot be completed
+            call.done()
+        elif not call.retried:
+            call.retried = True  # a stale keep-alive connection: nothing was processed
+            self._pool.send_on_new(call)
+        else:
+            call.done()
+            call.refuse(call.exchange, "provider closed the connection before answering")
+
+    def _caller_gone(self) -> None:
+        call = self._call
+        self._call = None
+        if call is not None:
+            call.done()
+        self._close()  # the provider sees the disconnect and cancels the call
+
+    def _close(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
+
+
+class SplicePool:
+    """Keep-alive connections to providers (``unix://`` or ``http+h1fast://``), by URL."""
+
+    def __init__(self) -> None:
+        self._idle: dict[str, list[_Connection]] = {}
+        self._closing = False
+
+    def send(
+        self,
+        upstream: str,
+        data: bytes,
+        exchange: Exchange,
+        *,
+        done: Callable[[], None],
+        refuse: Refuse,
+    ) -> None:
+        """Relay ``data`` (a whole request) to ``upstream`` and its answer to ``exchange``.
+
+        ``done`` is called once, when the call ended in any way.
+        """
+        call = _Call(upstream, data, exchange, done, refuse)
+        idle = self._idle.get(upstream)
+        while idle:
+            connection = idle.pop()
+            if not connection.closed:
+                connection.send(call)
+                return
+        call.retried = True  # a new connection is not stale: no retry
+        self.send_on_new(call)
+
+    def send_on_new(self, call: _Call) -> None:
+        """Open a new connection for ``call`` (a task the caller's disconnect cancels)."""
+        call.exchange.run(self._connect_and_send(call))
+
+    async def _connect_and_send(self, call: _Call) -> None:
+        loop = asyncio.get_running_loop()
+        upstream = call.upstream
+        try:
+            if upstream.startswith("unix:"):
+                _, connection = await loop.create_unix_connection(
+                    lambda: _Connection(self, upstream), unix_socket_path(upstream)
+                )
+            else:
+                host, _, port = upstream.removeprefix("http+h1fast://").rpartition(":")
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(self, upstream), host.strip("[]"), int(port)
+                )
+        except OSError as error:
+            log.warning("cannot reach provider at %s: %s", upstream, error)
+            call.done()
+            call.refuse(call.exchange, "provider is unreachable")
+            return
+        except BaseException:
+            call.done()
+            raise
+        connection.send(call)
+
+    def release(self, upstream: str, connection: _Connection) -> None:
+        """Keep ``connection`` for the next call to ``upstream``."""
+        idle = self._idle.setdefault(upstream, [])
+        if self._closing or len(idle) >= _IDLE_PER_UPSTREAM:
+            connection._close()
+        else:
+            idle.append(connection)
+
+    def close(self) -> None:
+        """Close every idle connection; busy ones close when their call ends."""
+        self._closing = True
+        for idle in self._idle.values():
+            for connection in idle:
+                connection._close()
+        self._idle.clear()
