@@ -34,6 +34,31 @@ ROUTED = "routed via host fast channel (UDS)"
 ROUTED_H2C = "routed via host h2c (hypercorn)"
 GRPCIO = "grpcio server + stub"
 
+COLD_ROWS = (  # label, key of _cold_starts, note
+    (
+        "cold start, one plugin, forked (default)",
+        "one",
+        " (app's warm zygote: ready to first call)",
+    ),
+    (
+        "cold start, eight via the engine, forked",
+        "eight",
+        " (app's warm zygote: ready to all eight)",
+    ),
+    (
+        "app from nothing, one plugin",
+        "app_one",
+        " (App.start to first call, zygote start included)",
+    ),
+    ("app from nothing, eight plugins", "app_eight", " (zygote start included)"),
+    ("cold start, one plugin spawned, fast", "fast", " (spawn to first call, no engine)"),
+    ("cold start, one plugin spawned, h2c", "h2c", " (spawn to first call, no engine)"),
+    ("cold start, eight spawned via the engine", "eight_spawn", " (PLUGIN_DI_ZYGOTE=0)"),
+    ("bare zygote start (imports, once)", "zygote_ready", ""),
+    ("one forked by a bare zygote", "zygote_one", " (fork to first call)"),
+    ("eight forked at once by a bare zygote", "zygote_eight", ""),
+)
+
 CaseFactory = Callable[[], contextlib.AbstractAsyncContextManager[channels.Call]]
 
 SEQUENTIAL: dict[str, CaseFactory] = {
@@ -75,26 +100,25 @@ async def _rounds(rounds: int, seconds: float) -> tuple[dict[str, Sample], dict[
 
 
 async def _cold_starts(runs: int) -> dict[str, float]:
-    """Medians, interleaved: fast channel and h2c alternate, so drift hits both alike."""
-    fast: list[float] = []
-    h2c: list[float] = []
-    for _ in range(runs):
-        fast.append(await cold_start.one_plugin("fast"))
-        h2c.append(await cold_start.one_plugin("h2c"))
-    eight = [await cold_start.eight_plugins() for _ in range(max(1, runs // 2))]
+    """Medians, interleaved, so drift hits every case alike."""
+    cases: dict[str, list[float]] = {
+        k: [] for k in ("one", "eight", "app_one", "app_eight", "fast", "h2c", "eight_spawn")
+    }
+    for i in range(runs):
+        cases["app_one"].append((one := await cold_start.app_start(1))[0])
+        cases["one"].append(one[1])
+        cases["app_eight"].append((eight := await cold_start.app_start(8))[0])
+        cases["eight"].append(eight[1])
+        cases["fast"].append(await cold_start.one_plugin("fast"))
+        cases["h2c"].append(await cold_start.one_plugin("h2c"))
+        if i % 2 == 0:  # a second each: every other round
+            cases["eight_spawn"].append((await cold_start.app_start(8, zygote=False))[0])
     rss = await cold_start.idle_plugin_rss_mib()
     zygote = await cold_start.zygote_starts(runs)
     await asyncio.sleep(0.05)
-    return {
-        "zygote_ready": zygote["ready"],
-        "zygote_one": zygote["one"],
-        "zygote_eight": zygote["eight"],
-        "zygote_engine_eight": zygote["engine_eight"],
-        "fast": statistics.median(fast),
-        "h2c": statistics.median(h2c),
-        "eight": statistics.median(eight),
-        "rss": rss,
-    }
+    cold = {name: statistics.median(values) for name, values in cases.items()}
+    cold.update({f"zygote_{k}": v for k, v in zygote.items()})
+    return {**cold, "rss": rss}
 
 
 def _table(seq: dict[str, Sample], conc: dict[str, Sample]) -> str:
@@ -131,15 +155,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(_table(seq, conc))
     print()
-    print(
-        f"cold start, one plugin, fast:     {cold['fast']:8.0f} ms (spawn to first answered call)"
-    )
-    print(f"cold start, one plugin, h2c:      {cold['h2c']:8.0f} ms")
-    print(f"cold start, eight via the engine: {cold['eight']:8.0f} ms (Unix sockets)")
-    print(f"zygote start (imports, once):     {cold['zygote_ready']:8.0f} ms")
-    print(f"cold start, one forked by zygote: {cold['zygote_one']:8.0f} ms (fork to first call)")
-    print(f"cold start, eight forked at once: {cold['zygote_eight']:8.0f} ms")
-    print(f"eight via the engine, zygote:     {cold['zygote_engine_eight']:8.0f} ms")
+    for label, key, note in COLD_ROWS:
+        print(f"{label:<46}{cold[key]:8.0f} ms{note}")
+    print(f"{'eight / one, forked (target <= 2x)':<46}{cold['eight'] / cold['one']:8.1f} x")
+    print(f"{'eight / one, app from nothing':<46}{cold['app_eight'] / cold['app_one']:8.1f} x")
     print(f"idle plugin process RSS:          {cold['rss']:8.1f} MiB")
     print(f"host memory per registered plugin:{host_kib:8.1f} KiB")
     print(f"lifecycle, 1,000 providers:       {lifecycle_1k:8.3f} s")
@@ -160,15 +179,18 @@ def main(argv: list[str] | None = None) -> int:
         "inmemory_asgi_rps": seq["in-memory plugin, in-process ASGI"].rate,
         "process_p50_us": fast.p50_us,
         "routed_p50_us": seq[ROUTED].p50_us,
-        "cold_start_ms": cold["fast"],
-        "cold_start_h2c_ms": cold["h2c"],
+        "cold_start_ms": cold["one"],
         "cold_start_8_ms": cold["eight"],
+        "cold_start_app_ms": cold["app_one"],
+        "cold_start_app_8_ms": cold["app_eight"],
+        "cold_start_spawn_ms": cold["fast"],
+        "cold_start_h2c_ms": cold["h2c"],
+        "cold_start_8_spawn_ms": cold["eight_spawn"],
         "plugin_idle_rss_mib": cold["rss"],
         "host_kib_per_plugin": host_kib,
         "zygote_ready_ms": cold["zygote_ready"],
         "cold_start_zygote_ms": cold["zygote_one"],
         "cold_start_8_zygote_ms": cold["zygote_eight"],
-        "cold_start_8_engine_zygote_ms": cold["zygote_engine_eight"],
         "lifecycle_1k_s": lifecycle_1k,
         "lifecycle_10k_s": lifecycle_10k,
         "token_validations_per_s": security.token_validations,

@@ -1,4 +1,9 @@
-"""Cold start: process spawn (or zygote fork) to handshake line to first call; idle memory."""
+"""Cold start: launch request to handshake line to first answered call; idle memory.
+
+The default path is an App forking its plugins from its warm zygote (`app_start`); the
+spawn figures (`one_plugin`, ``app_start(zygote=False)``) and a bare `Zygote` are kept
+beside it.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from plugin_di.launch.zygote import Zygote
 from plugin_di.plugin import env as plugin_env
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.rpc.transport import connect_client, http_client
+from plugin_di.settings import Settings
 
 
 async def one_plugin(channel: str = "fast") -> float:
@@ -38,34 +44,30 @@ async def one_plugin(channel: str = "fast") -> float:
             return (time.perf_counter() - start) * 1000
 
 
-async def eight_plugins(unix_socket: bool = True, zygote: Zygote | None = None) -> float:
-    """Milliseconds for the lifecycle engine to start eight KV process plugins and call each.
-
-    With ``zygote`` the plugins are forked from it instead of spawned.
+async def app_start(n: int, *, zygote: bool = True) -> tuple[float, float]:
+    """An App of ``n`` KV process plugins with default options, started from nothing, and
+    one ``Get`` answered by each: (ms from ``App.start``, ms from the moment the app's
+    zygote was ready). With ``zygote=False`` (``PLUGIN_DI_ZYGOTE=0``) they are spawned and
+    both figures are the same.
     """
     container = containers.DynamicContainer()
-    for i in range(8):
+    for i in range(n):
         setattr(
-            container,
-            f"kv{i}",
-            ProcessPlugin(
-                make_plugin(),
-                module="examples.kv",
-                cwd=str(ROOT),
-                verify=False,
-                unix_socket=unix_socket,
-                zygote=zygote,
-            ),
+            container, f"kv{i}", ProcessPlugin(make_plugin(), module="examples.kv", cwd=str(ROOT))
         )
-    app = App(container, name="cold_start_8")
+    app = App(container, name=f"cold_start_{n}", settings=Settings(zygote=zygote))
     start = time.perf_counter()
     await app.start()
     try:
-        clients = [getattr(container, f"kv{i}").client(KVServiceClient)() for i in range(8)]
+        clients = [getattr(container, f"kv{i}").client(KVServiceClient)() for i in range(n)]
         await asyncio.gather(*(c.get(REQUEST) for c in clients))
-        return (time.perf_counter() - start) * 1000
+        end = time.perf_counter()
     finally:
         await app.stop()
+    ready = app.zygote.shared.ready_at if zygote else None
+    if zygote and ready is None:
+        raise RuntimeError("the app's zygote did not start; see the log")
+    return (end - start) * 1000, (end - (ready or start)) * 1000
 
 
 def _rss_mib(pid: int) -> float:
@@ -108,14 +110,12 @@ async def _forked_call(zygote: Zygote, socket_dir: str) -> float:
 
 
 async def zygote_starts(runs: int) -> dict[str, float]:
-    """Plugins forked from a warm zygote (ms): its own start, one, eight at once, and eight
-    started by the lifecycle engine (``ProcessPlugin(zygote=...)``)."""
+    """A bare `Zygote` (ms): its own start, one plugin forked, eight forked at once."""
     start = time.perf_counter()
     zygote = await Zygote.start(env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=str(ROOT))
     ready = (time.perf_counter() - start) * 1000
     one: list[float] = []
     eight: list[float] = []
-    engine: list[float] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for _ in range(runs):
@@ -125,12 +125,6 @@ async def zygote_starts(runs: int) -> dict[str, float]:
                 eight.append(
                     max(await asyncio.gather(*(_forked_call(zygote, tmp) for _ in range(8))))
                 )
-                engine.append(await eight_plugins(zygote=zygote))
     finally:
         await zygote.aclose()
-    return {
-        "ready": ready,
-        "one": statistics.median(one),
-        "eight": statistics.median(eight),
-        "engine_eight": statistics.median(engine),
-    }
+    return {"ready": ready, "one": statistics.median(one), "eight": statistics.median(eight)}
