@@ -171,7 +171,7 @@ async def test_a_checksummed_plugin_is_forked_without_preloading_its_code() -> N
         zygote = app.zygote.shared.zygote
         assert zygote is not None
         assert _ppid(container.kv().pid) == zygote.pid
-        assert app.zygote.shared.optional == []
+        assert not any(m.startswith("examples.") for m in app.zygote.shared.optional)
         assert alive(container.kv().pid)
 
 

@@ -35,7 +35,13 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from plugin_di.launch.zygote import DEFAULT_PRELOAD, Zygote, ZygoteChild, ZygoteError
+from plugin_di.launch.zygote import (
+    DEFAULT_PRELOAD,
+    OPTIONAL_PRELOAD,
+    Zygote,
+    ZygoteChild,
+    ZygoteError,
+)
 
 __all__ = ["SharedZygote", "main_imports"]
 
@@ -57,8 +63,9 @@ class SharedZygote:
     ) -> None:
         self.python = python
         self.preload = tuple(preload)
-        self.optional: list[str] = []
-        """The plugins' own modules to import ahead (see `want`)."""
+        self.optional: list[str] = list(OPTIONAL_PRELOAD)
+        """Modules to import ahead where they can be: the server's lazy ones and the plugins'
+        own (see `want`)."""
         self.ready_timeout = ready_timeout
         self.starts = 0
         """How many zygote processes were started (restarts included)."""

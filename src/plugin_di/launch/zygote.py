@@ -31,7 +31,7 @@ from typing import Any
 
 from plugin_di.launch._zygote_main import CTRL_FD_ENV, MAX_FDS, MAX_MESSAGE, OPTIONAL_MARK
 
-__all__ = ["DEFAULT_PRELOAD", "Zygote", "ZygoteChild", "ZygoteError"]
+__all__ = ["DEFAULT_PRELOAD", "OPTIONAL_PRELOAD", "Zygote", "ZygoteChild", "ZygoteError"]
 
 DEFAULT_PRELOAD = (
     "plugin_di.plugin.server",
@@ -43,6 +43,10 @@ DEFAULT_PRELOAD = (
     "uvloop",
 )
 """Modules a zygote imports before forking: the plugin runtime and the fast-channel server."""
+
+OPTIONAL_PRELOAD = ("plugin_di.rpc.fastproto", "plugin_di.rpc.fastunary")
+"""Imported lazily once the fast channel serves; an app's zygote imports them ahead where it
+can (best effort: they belong to the server's fast path and may move)."""
 
 # Interpreter settings read once at startup: a child forked from a zygote has the zygote's.
 # (PYTHONPATH is applied to the child's sys.path, PYTHONUNBUFFERED to its stdio.)
