@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -201,3 +202,32 @@ async def test_process_plugin_forks_from_a_zygote() -> None:
             assert _ppid(handle.pid) == z.pid
         finally:
             await app.stop()
+
+
+async def test_a_burst_of_launches_and_a_cancelled_one(tmp_path: Path) -> None:
+    """Requests are sent without waiting for each answer; each launch gets its own child,
+    and a child forked for a cancelled launch is killed, not left running."""
+    (tmp_path / "who_mod.py").write_text("import os\nprint(os.getpid(), flush=True)\n")
+    environ = child_env()
+    environ["PYTHONPATH"] = os.pathsep.join([str(tmp_path), environ["PYTHONPATH"]])
+    command = [sys.executable, "-m", "who_mod"]
+    async with zygote() as z:
+        cancelled = asyncio.ensure_future(z.spawn(command, env=environ, cwd=str(tmp_path)))
+        await asyncio.sleep(0)  # its request is sent
+        cancelled.cancel()
+        children = await asyncio.gather(
+            *(z.spawn(command, env=environ, cwd=str(tmp_path)) for _ in range(4))
+        )
+        for child in children:
+            async with stopped_at_end(child):
+                assert int(await asyncio.wait_for(child.stdout.readline(), 20)) == child.pid
+                assert await asyncio.wait_for(child.wait(), 20) == 0
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        deadline = time.monotonic() + 10
+        while not z._early_exits:  # the zygote reports the killed child's exit
+            assert time.monotonic() < deadline, "the orphan's exit was not reported"
+            await asyncio.sleep(0.01)
+        [(pid, code)] = z._early_exits.items()
+        assert code in (0, -signal.SIGKILL)  # killed, unless it had already finished
+        assert pid not in [c.pid for c in children]

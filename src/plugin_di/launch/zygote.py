@@ -20,6 +20,7 @@ children keep running until their own parent-death watch stops them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -135,8 +136,10 @@ class Zygote:
         self._children: dict[int, ZygoteChild] = {}
         self._early_exits: dict[int, int] = {}
         self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # spawn requests sent and not yet answered, oldest first: the zygote answers in order,
+        # so a burst of launches is sent at once (it forks them back to back)
+        self._pending: collections.deque[asyncio.Future[dict[str, Any]]] = collections.deque()
         self._reader = asyncio.create_task(self._read_events())
-        self._spawn_lock = asyncio.Lock()
 
     @property
     def pid(self) -> int:
@@ -219,12 +222,24 @@ class Zygote:
                         child._set_exit(code)
                     else:
                         self._early_exits[pid] = code
+                elif self._pending:
+                    waiter = self._pending.popleft()
+                    if not waiter.done():
+                        waiter.set_result(event)
+                    elif "pid" in event:  # its launch was cancelled: nobody owns the child
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(int(event["pid"]), signal.SIGKILL)
                 else:
                     await self._replies.put(event)
         except OSError:
             pass
         finally:
-            await self._replies.put({"error": "the zygote process is gone"})
+            gone = {"error": "the zygote process is gone"}
+            await self._replies.put(gone)
+            while self._pending:
+                waiter = self._pending.popleft()
+                if not waiter.done():
+                    waiter.set_result(gone)
             for child in self._children.values():  # their exit codes cannot be known any more
                 child._set_exit(-signal.SIGKILL)
             self._children.clear()
@@ -256,17 +271,22 @@ class Zygote:
             "cwd": cwd or os.getcwd(),
             "targets": [0, 1, 2, *pass_fds],
         }
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         try:
-            async with self._spawn_lock:
-                # one small datagram on an idle socket: it does not block
-                socket.send_fds(
-                    self._sock, [json.dumps(request).encode()], [null, out_w, err_w, *pass_fds]
-                )
-                reply = await self._replies.get()
-        except OSError as exc:
+            if self._reader.done():
+                raise OSError("the zygote process is gone")
+            data = json.dumps(request).encode()
+            await _send_fds(self._sock, data, [null, out_w, err_w, *pass_fds])
+            self._pending.append(waiter)  # no await since the send: replies come in this order
+            if self._reader.done() and not waiter.done():  # it died during the send
+                waiter.set_result({"error": "the zygote process is gone"})
+            reply = await waiter
+        except BaseException as exc:
             for fd in (out_r, err_r):
                 os.close(fd)
-            raise ZygoteError(f"cannot reach the zygote (pid {self.pid}): {exc}") from exc
+            if isinstance(exc, OSError):
+                raise ZygoteError(f"cannot reach the zygote (pid {self.pid}): {exc}") from exc
+            raise  # cancelled: a child forked for this request is killed when its pid arrives
         finally:
             for fd in (null, out_w, err_w):
                 os.close(fd)
@@ -295,6 +315,22 @@ class Zygote:
         except TimeoutError:
             self._process.kill()
             await self._process.wait()
+
+
+async def _send_fds(sock: socket.socket, data: bytes, fds: Sequence[int]) -> None:
+    """``socket.send_fds`` on a non-blocking socket, waiting while its buffer is full."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            socket.send_fds(sock, [data], list(fds))
+            return
+        except BlockingIOError:
+            writable = loop.create_future()
+            loop.add_writer(sock, writable.set_result, None)
+            try:
+                await writable
+            finally:
+                loop.remove_writer(sock)
 
 
 async def _reader(fd: int, limit: int) -> asyncio.StreamReader:
