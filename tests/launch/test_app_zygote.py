@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,7 +27,7 @@ from plugin_di.launch.checksum import module_file, sha256_file
 from plugin_di.launch.process import LaunchConfig, PluginProcess
 from plugin_di.launch.shared_zygote import SharedZygote, main_imports
 from plugin_di.settings import Settings
-from tests.plugin.procs import ROOT
+from tests.plugin.procs import ROOT, plugin_env
 
 Build = Callable[[containers.DynamicContainer], None]
 
@@ -184,3 +186,47 @@ def test_main_imports_reads_the_module_without_running_it() -> None:
         "examples.kv.plugin"
     ]
     assert main_imports("no_such_module_xyz") == []
+
+
+_HOST = """
+import asyncio, json, sys
+from dependency_injector import containers
+from examples.kv.plugin import make_plugin
+from plugin_di.di.app import App
+from plugin_di.di.providers import ProcessPlugin
+
+async def main():
+    container = containers.DynamicContainer()
+    container.kv = ProcessPlugin(make_plugin(), module="examples.kv", cwd=sys.argv[1])
+    app = App(container, sinks=[])
+    await app.start()
+    print(json.dumps([container.kv().pid, app.zygote.shared.zygote.pid]), flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def test_a_host_killed_by_sigkill_leaves_neither_zygote_nor_plugin() -> None:
+    host = subprocess.Popen(
+        [sys.executable, "-c", _HOST, str(ROOT)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(ROOT),
+        env=plugin_env(),
+    )
+    pids: list[int] = []
+    try:
+        assert host.stdout is not None
+        pids = json.loads(host.stdout.readline())
+        assert _ppid(pids[0]) == pids[1]
+        os.kill(host.pid, signal.SIGKILL)
+        host.wait(timeout=10)
+        assert wait_gone(pids, timeout=3.0) == []
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.wait(timeout=10)
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
