@@ -166,7 +166,7 @@ class Zygote:
         cls,
         preload: Sequence[str] = DEFAULT_PRELOAD,
         *,
-        optional: Sequence[str] = (),
+        optional: Sequence[str] = OPTIONAL_PRELOAD,
         python: str = sys.executable,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
