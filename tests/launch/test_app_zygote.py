@@ -142,10 +142,17 @@ async def test_a_dead_zygote_is_started_again_and_its_plugins_restarted() -> Non
     assert wait_gone([old, new, first.pid, second.pid], 10) == []
 
 
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [
+        ({"preload": ["no_such_module_xyz"]}, "no_such_module_xyz"),
+        ({"ready_timeout": 0.001}, "could not start"),  # slower than its budget
+    ],
+)
 async def test_a_zygote_that_cannot_start_leaves_plugins_to_be_spawned(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, options: dict[str, Any], why: str
 ) -> None:
-    shared = SharedZygote(preload=["no_such_module_xyz"])
+    shared = SharedZygote(**options)
     config = LaunchConfig(
         name="kv",
         command=[sys.executable, "-m", "examples.kv"],
@@ -162,7 +169,8 @@ async def test_a_zygote_that_cannot_start_leaves_plugins_to_be_spawned(
         assert await process.stop() == 0
         await shared.aclose()
     assert "could not start" in caplog.text
-    assert "no_such_module_xyz" in caplog.text
+    assert why in caplog.text
+    assert shared.zygote is None
 
 
 async def test_a_checksummed_plugin_is_forked_without_preloading_its_code() -> None:

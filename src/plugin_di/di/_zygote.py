@@ -34,7 +34,9 @@ class AppZygote:
         self.settings = settings
         """The app's settings (the plugins built by the app take their defaults from them)."""
         self.enabled = settings.zygote
-        self.shared = SharedZygote(ready_timeout=settings.plugin_start_timeout)
+        # a zygote slower than this leaves the plugins to be spawned: well within the hook's budget
+        ready = min(settings.plugin_start_timeout, settings.hook_timeout / 2)
+        self.shared = SharedZygote(ready_timeout=ready)
         self.users: set[str] = set()
         self._lifecycle = lifecycle
 

@@ -11,9 +11,10 @@ Forking never makes a plugin fail that spawning would have started:
 * a command the zygote cannot run as a spawn would (another interpreter, other
   interpreter-startup ``PYTHON*`` variables, not ``-m``) is spawned;
 * a zygote that cannot start leaves every plugin to be spawned (a warning says why);
-* a zygote that died is started again once, at the next launch; if that fails too,
-  plugins are spawned from then on. Its plugins were its children: they got their
-  parent-death SIGTERM, and their supervisors restart them per policy.
+* a zygote that died is started again at the next launch; once a start has failed (or
+  taken longer than ``ready_timeout``), plugins are spawned from then on. The plugins of a
+  dead zygote were its children: they got their parent-death SIGTERM, and their
+  supervisors restart them per policy.
 
 The plugins' own modules are preloaded too, where that is safe to do ahead: the modules
 the ``-m`` file imports at top level (found by reading it, not running it), when the
@@ -49,7 +50,7 @@ log = logging.getLogger("plugin_di.launch.zygote")
 
 
 class SharedZygote:
-    """A zygote started on `start`, restarted once if it died, closed by `aclose`.
+    """A zygote started on `start`, started again when it died, closed by `aclose`.
 
     `spawn` returns None where the plugin should be spawned instead.
     """
