@@ -193,9 +193,12 @@ async def grpcio_baseline() -> AsyncIterator[Call]:
 
 # The host process for the routed cases: a Host with rate limiting off (one caller making as
 # many calls as it can) and, with "fast", its fast local channel; prints the URL callers use.
+# Its loop is the one App.run and `plugin-di host` pick (Settings.event_loop: uvloop if installed).
 _HOST_SCRIPT = """
 import asyncio, sys
+from plugin_di import eventloop
 from plugin_di.host.server import Host
+from plugin_di.settings import Settings
 
 async def main(fast):
     host = Host(rate_limit=None, fast_uds=fast)
@@ -206,23 +209,19 @@ async def main(fast):
     finally:
         await host.stop()
 
-if sys.argv[2] == "uvloop":
-    import uvloop
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main(sys.argv[1] == "fast"))
-else:
-    asyncio.run(main(sys.argv[1] == "fast"))
+eventloop.run(main(sys.argv[1] == "fast"), Settings().event_loop)
 """
 
 
 @contextlib.asynccontextmanager
-async def routed(channel: str = "fast", loop: str = "asyncio") -> AsyncIterator[Call]:
+async def routed(channel: str = "fast", event_loop: str = "auto") -> AsyncIterator[Call]:
     """A call routed through a Host process to a KV plugin on the fast channel.
 
     ``channel="fast"``: the caller reaches the host on its fast local channel (uvicorn on a
     Unix socket, the lean HTTP/1.1 client), as a local plugin given ``host.fast_url`` does.
     ``"h2c"``: over HTTP/2 cleartext to hypercorn (pyqwest). Either way the host's router
-    forwards to the provider's registered ``unix://`` address with the lean transport.
+    forwards to the provider's registered ``unix://`` address. ``event_loop`` is the host
+    process's ``PLUGIN_DI_EVENT_LOOP`` (``auto``: uvloop, as `App.run` picks).
     """
     from plugin_di.plugin.host_client import HostClient
 
@@ -231,10 +230,10 @@ async def routed(channel: str = "fast", loop: str = "asyncio") -> AsyncIterator[
         "-c",
         _HOST_SCRIPT,
         channel,
-        loop,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         cwd=ROOT,
+        env={**os.environ, "PLUGIN_DI_EVENT_LOOP": event_loop},
     )
     try:
         assert host.stdout is not None

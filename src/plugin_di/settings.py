@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     hook_timeout: float = Field(default=15.0, gt=0, description="budget for one start or stop hook")
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description="loop of App.run and the CLI; auto: uvloop when installed",
+    )
 
     # plugins
     max_message_bytes: int = Field(

@@ -9,8 +9,8 @@ from plugin_di.di.events import Event
 from plugin_di.settings import Settings
 
 
-def settings(**overrides: float) -> Settings:
-    values: dict[str, float] = {"start_timeout": 10, "stop_timeout": 10, "hook_timeout": 10}
+def settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {"start_timeout": 10, "stop_timeout": 10, "hook_timeout": 10}
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

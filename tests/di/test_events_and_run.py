@@ -143,6 +143,35 @@ async def test_run_async_returns_the_shutdown_exit_code() -> None:
     assert app.state == "stopped"
 
 
+class _LoopJob:
+    """Records the type of the loop it started on, then stops the app."""
+
+    loop_type: type | None = None
+
+    def __init__(self, shutdowner: Shutdowner) -> None:
+        self.shutdowner = shutdowner
+
+    async def start(self) -> None:
+        type(self).loop_type = type(asyncio.get_running_loop())
+        asyncio.get_running_loop().call_soon(self.shutdowner.shutdown, 0)
+
+
+class _LoopBatch(containers.DeclarativeContainer):
+    shutdowner = ShutdownerProvider()
+    job = providers.Singleton(_LoopJob, shutdowner)
+
+
+@pytest.mark.parametrize(("kind", "uv"), [("auto", True), ("asyncio", False)])
+def test_run_uses_the_configured_event_loop(kind: str, uv: bool) -> None:
+    import uvloop
+
+    _LoopJob.loop_type = None
+    app = App(_LoopBatch, settings=settings(event_loop=kind), sinks=[])
+    assert app.run() == 0
+    assert _LoopJob.loop_type is not None
+    assert issubclass(_LoopJob.loop_type, uvloop.Loop) is uv
+
+
 async def test_run_async_returns_1_and_reports_a_failed_start(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

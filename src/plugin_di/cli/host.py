@@ -69,4 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print("plugin-di host: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
-    return asyncio.run(_serve(args))
+    from plugin_di import eventloop
+    from plugin_di.settings import Settings
+
+    return eventloop.run(_serve(args), Settings().event_loop)

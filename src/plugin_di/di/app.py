@@ -419,8 +419,13 @@ class App:
     # -- run ------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Start, wait for SIGINT/SIGTERM or `Shutdowner.shutdown`, stop; return the exit code."""
-        return asyncio.run(self.run_async())
+        """Start, wait for SIGINT/SIGTERM or `Shutdowner.shutdown`, stop; return the exit code.
+
+        The loop is uvloop when installed (``Settings.event_loop``, `plugin_di.eventloop`).
+        """
+        from plugin_di import eventloop
+
+        return eventloop.run(self.run_async(), self.settings.event_loop)
 
     async def run_async(self) -> int:
         """`run` for a caller that owns the event loop. Errors are reported on stderr.

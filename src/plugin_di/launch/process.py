@@ -224,7 +224,9 @@ class PluginProcess:
                     env=env,
                     cwd=cfg.cwd,
                     pass_fds=(pipe_r,),
-                    process_group=0,
+                    # Its own process group (killpg reaches its children). A new session does
+                    # it on every loop: uvloop has no process_group argument.
+                    start_new_session=True,
                     limit=_READ_LIMIT,
                 )
         except (OSError, ZygoteError) as exc:

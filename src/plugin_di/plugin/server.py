@@ -186,9 +186,9 @@ def _loop_factory(
     """uvloop where the fast channel is likely (it pays off there); asyncio's loop elsewhere."""
     kind = environ.get(plugin_config.SERVER, "").strip().lower()
     if kind == "uvicorn" or (kind in ("", "auto") and (uds or environ.get(env.UNIX_SOCKET_DIR))):
-        from plugin_di.rpc.fastserve import event_loop_factory
+        from plugin_di import eventloop
 
-        return event_loop_factory()
+        return eventloop.loop_factory()
     return None
 
 

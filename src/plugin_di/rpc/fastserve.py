@@ -23,7 +23,7 @@ from plugin_di.rpc.hypercorn import BoundSocket
 if TYPE_CHECKING:
     from plugin_di.rpc.fastproto import ShortPaths
 
-__all__ = ["StartupFailed", "event_loop_factory", "serve_fast"]
+__all__ = ["StartupFailed", "serve_fast"]
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +33,6 @@ _KEEP_ALIVE_SECONDS = 300
 
 class StartupFailed(RuntimeError):
     """The app's lifespan startup failed, so nothing was served."""
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    """uvloop's loop factory when uvloop is installed, else asyncio's default."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency, but optional on some OSes
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
 
 
 async def serve_fast(
