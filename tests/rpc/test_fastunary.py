@@ -219,6 +219,26 @@ async def test_raw_http_json_pipelining_and_fallbacks(tmp_path: Path) -> None:
         assert json.loads(answer.body)["code"] == "invalid_argument"
         assert asgi.paths == ["/kv.v1.KVService/Get"]
 
+        # A client that waits for "100 Continue" gets it from uvicorn, through ASGI.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw_sock:
+            raw_sock.settimeout(10)
+            await asyncio.to_thread(raw_sock.connect, sock)
+            head = _post("/kv.v1.KVService/Get", get, proto, "expect: 100-continue", close=True)
+            head = head.removesuffix(get)
+            await asyncio.to_thread(raw_sock.sendall, head)
+            interim = await asyncio.to_thread(raw_sock.recv, 1024)
+            assert interim.startswith(b"HTTP/1.1 100 Continue")
+            await asyncio.to_thread(raw_sock.sendall, get)
+            data = b""
+            for _ in range(100):
+                chunk = await asyncio.to_thread(raw_sock.recv, 65536)
+                if not chunk:
+                    break
+                data += chunk
+        (answer,) = _parse(data)
+        assert pb.GetResponse.FromString(answer.body).value == b"original"
+        assert asgi.paths[-1] == "/kv.v1.KVService/Get"
+
         # A gzip body, and one over the limit, go to connectrpc through ASGI.
         zipped = _post(
             "/kv.v1.KVService/Get", gzip.compress(get), proto, "content-encoding: gzip", close=True
@@ -230,7 +250,7 @@ async def test_raw_http_json_pipelining_and_fallbacks(tmp_path: Path) -> None:
         (answer,) = _parse(await asyncio.to_thread(_exchange, sock, big))
         assert answer.status == 429
         assert json.loads(answer.body)["code"] == "resource_exhausted"
-        assert asgi.paths[1:] == ["/kv.v1.KVService/Get", "/kv.v1.KVService/Put"]
+        assert asgi.paths[2:] == ["/kv.v1.KVService/Get", "/kv.v1.KVService/Put"]
 
 
 async def test_a_caller_that_goes_away_cancels_its_call(tmp_path: Path) -> None:

@@ -206,6 +206,9 @@ class ShortPathProtocol(HttpToolsProtocol):
             and b"?" not in url
             and (self.cycle is None or self.cycle.response_complete)
             and parser.get_http_version() == "1.1"
+            # uvicorn answers "100 Continue" when the app reads the body; left to it.
+            and not self.expect_100_continue
+            and not parser.should_upgrade()
         ):
             handler = self.short_paths.match(b"POST", url, self.headers)
             if handler is not None:
