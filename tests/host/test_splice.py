@@ -19,6 +19,7 @@ from host_support import RecordingLogger, join_host, logger_plugin, served_fast
 
 from plugin_di.gen.capability.logger.v1 import logger_pb2
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
+from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.host.server import Host
 from plugin_di.plugin.host_client import HostClient
 
@@ -159,6 +160,39 @@ async def test_half_an_answer_drops_the_callers_connection(fast_host: Host) -> N
             assert info.value.code is Code.UNAVAILABLE
             assert fast_host.router.in_flight(pid) == 0
         finally:
+            await provider.close()
+
+
+async def test_bytes_after_the_answer_never_reach_the_caller(fast_host: Host) -> None:
+    """A provider that appends a forged second answer cannot hand it to the caller's next
+    call on the same connection (which may be addressed to another provider)."""
+    forged = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/proto\r\ncontent-length: 6\r\n\r\nforged"
+    )
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/proto\r\ncontent-length: 0\r\n\r\n"
+        writer.write(answer + forged)  # one write: one read on the host
+        await writer.drain()
+        await reader.read()  # keep the connection open until the host closes it
+
+    logger = RecordingLogger()
+    async with raw_provider(serve) as url, served_fast(logger_plugin(logger)) as honest_url:
+        provider, client, _pid = await _routed_logger(fast_host, url)
+        honest = await join_host(fast_host.fast_url or "", logger_plugin(), "logger", honest_url)
+        try:
+            with pytest.raises(ConnectError) as info:
+                await client.log(logger_pb2.LogRequest(message="x"))
+            assert info.value.code is Code.UNAVAILABLE
+            assert honest.identity is not None
+            route = f"/services/logger/{honest.identity.runtime_id}"
+            endpoint = registry_pb2.ServiceEndpoint(endpoint_url=route)
+            to_honest = provider.routed_client(LoggerClient, endpoint)
+            await to_honest.log(logger_pb2.LogRequest(message="next"))  # not the forged answer
+            assert logger.lines == ["[] next"]
+        finally:
+            await honest.close()
             await provider.close()
 
 

@@ -66,6 +66,9 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._call: _Call | None = None
         self._answered = False  # a byte of the answer came back
+        self._complete = False  # the answer's end was parsed in the current read
+        self._overrun = False  # bytes that are not the answer: never relayed
+        self._keep_alive = False
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -85,30 +88,40 @@ class _Connection(asyncio.Protocol):
             self._close()
             return
         self._answered = True
-        call.exchange.write(data)
+        self._complete = self._overrun = False
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
-            log.warning("provider at %s sent a malformed answer", self._upstream)
+            self._overrun = True
+        if self._overrun:
+            # Malformed, or bytes after the answer's end: never pass them on (they could
+            # pose as the answer to the caller's next call, to another provider).
+            log.warning("provider at %s sent a malformed or overlong answer", self._upstream)
             self._call = None
             call.exchange.abort()
             call.done()
             self._close()
+            return
+        call.exchange.write(data)
+        if self._complete:
+            self._call = None
+            call.exchange.on_disconnect(None)
+            call.done()
+            call.exchange.finish(self._keep_alive)
+            if self._keep_alive and not self.closed:
+                self._parser = httptools.HttpResponseParser(self)
+                self._pool.release(self._upstream, self)
+            else:
+                self._close()
+
+    # httptools callbacks, while data_received feeds the parser
+    def on_message_begin(self) -> None:
+        if self._complete:  # a second answer in the same read: nothing asked for it
+            self._overrun = True
 
     def on_message_complete(self) -> None:
-        call = self._call
-        if call is None:
-            return
-        self._call = None
-        keep_alive = self._parser.should_keep_alive()
-        call.exchange.on_disconnect(None)
-        call.done()
-        call.exchange.finish(keep_alive)
-        if keep_alive and not self.closed:
-            self._parser = httptools.HttpResponseParser(self)
-            self._pool.release(self._upstream, self)
-        else:
-            self._close()
+        self._complete = True
+        self._keep_alive = self._parser.should_keep_alive()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
