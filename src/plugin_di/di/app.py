@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from dependency_injector import providers
@@ -30,21 +30,13 @@ from plugin_di.di._container import (
     instantiate,
     resolve_roots,
 )
-from plugin_di.di._walk import Walk, WalkResult
-from plugin_di.di._zygote import ZYGOTE_NODE, AppZygote
-from plugin_di.di.errors import (
-    HookFailure,
-    LifecycleError,
-    MissingDependencyError,
-    StartError,
-    StopError,
-)
+from plugin_di.di._walks import APP_NODE, Walks, stop_error
+from plugin_di.di._zygote import AppZygote
+from plugin_di.di.errors import LifecycleError, MissingDependencyError
 from plugin_di.di.events import (
     Emitter,
     Event,
     LoggingSink,
-    RolledBack,
-    RollingBack,
     Sink,
     Started,
     Stopped,
@@ -60,8 +52,7 @@ if TYPE_CHECKING:
 
 State = Literal["new", "starting", "started", "stopping", "stopped", "failed"]
 
-APP_NODE = "<app>"
-"""Name of the node that owns hooks appended to the Lifecycle outside any build."""
+__all__ = ["APP_NODE", "App", "State", "app_from"]
 
 
 class App:
@@ -110,19 +101,20 @@ class App:
         self._stages: list[int] = []
         self._nx: nx.DiGraph | None = None
         self._state: State = "new"
-        self._hooks: list[list[Hook]] = []  # per local node (start order), + the app node
-        self._names: list[str] = []
-        self._deps: list[list[int]] = []
-        self._dependents: list[list[int]] = []
         self._done: list[list[Hook]] = []
-        self._walk: Walk | None = None
         self._ready = asyncio.Event()
         self._finished = asyncio.Event()
         self._start_error: BaseException | None = None
-        self._interrupted: str | None = None
         self._built = False
         # hooks that ignored cancellation and may still be running (see StartError.still_running)
         self.background: set[asyncio.Task[None]] = set()
+        self._walks = Walks(
+            events=self.events,
+            clock=self.clock,
+            settings=self.settings,
+            cancel_grace=cancel_grace,
+            background=self.background,
+        )
 
     # -- the graph ------------------------------------------------------------------
 
@@ -226,7 +218,7 @@ class App:
         began = self.clock.now()
         try:
             await self.build()
-            result = await self._start_walk()
+            result = await self._walks.start()
         except BaseException as exc:
             self._fail(exc)
             raise
@@ -236,7 +228,7 @@ class App:
             self.emit(Started(self.name, result.count, self.clock.now() - began))
             self._ready.set()
             return
-        error = await self._rollback(result)
+        error = await self._walks.rollback(result)
         self._fail(error)
         raise error
 
@@ -259,8 +251,8 @@ class App:
         self.emit(Stopping(self.name, reason))
         began = self.clock.now()
         try:
-            result = await self._stop_walk(self._done, self.settings.stop_timeout)
-            error = _stop_error(result)
+            result = await self._walks.stop(self._done, self.settings.stop_timeout)
+            error = stop_error(result)
             self.emit(Stopped(self.name, result.count, self.clock.now() - began, error))
         finally:
             self._state = "stopped"
@@ -270,9 +262,7 @@ class App:
 
     def _interrupt(self, reason: str) -> None:
         """Abort a start in progress: running hooks are cancelled, then rolled back."""
-        self._interrupted = reason
-        if self._walk is not None:
-            self._walk.interrupt(reason)
+        self._walks.interrupt(reason)
 
     def _fail(self, error: BaseException) -> None:
         self._state = "failed"
@@ -301,120 +291,13 @@ class App:
 
     async def _build(self) -> None:
         order = self._ensure_order()
-        graph = self._graph
         idle = self._idle()
         built = [i for i in order if i not in idle]
         with self.zygote.building():
-            hooks = await _build.build(graph, built, self.lifecycle, self.events, self.clock)
+            hooks = await _build.build(self._graph, built, self.lifecycle, self.events, self.clock)
         by_node = dict(zip(built, hooks, strict=True))
-        local = {g: k for k, g in enumerate(order)}
-        self._names = [graph.names[i] for i in order]
-        self._hooks = [by_node.get(i, []) for i in order]
-        self._deps = [[local[d] for d in graph.deps[i]] for i in order]
-        self._dependents = [[] for _ in order]
-        for k, ds in enumerate(self._deps):
-            for d in ds:
-                self._dependents[d].append(k)
-        self._add_zygote_node()
-        extra = self.lifecycle.hooks(None)
-        if extra:  # hooks appended outside a build: after every provider, before none
-            last = len(self._names)
-            self._names.append(APP_NODE)
-            self._hooks.append(list(extra))
-            self._deps.append(list(range(last)))
-            self._dependents.append([])
-            for k in range(last):
-                self._dependents[k].append(last)
+        self._walks.load(self._graph, order, by_node, self.zygote, self.lifecycle.hooks(None))
         self.lifecycle._sealed = True
-
-    def _add_zygote_node(self) -> None:
-        """The ``<zygote>`` node: no prerequisites, needed by every node forking from it."""
-        users = [k for k, name in enumerate(self._names) if name in self.zygote.users]
-        if not users:
-            return
-        z = len(self._names)
-        self._names.append(ZYGOTE_NODE)
-        self._hooks.append([self.zygote.hook()])
-        self._deps.append([])
-        self._dependents.append(users)
-        for k in users:
-            self._deps[k].append(z)
-
-    async def _start_walk(self) -> WalkResult:
-        settings = self.settings
-        walk = self._walk = self._new_walk(
-            "start", self._deps, self._dependents, self._hooks, settings.start_timeout, True
-        )
-        if self._interrupted is not None:
-            walk.interrupt(self._interrupted)
-        try:
-            return await walk.run()
-        except asyncio.CancelledError:
-            await self._rollback(walk.result)
-            raise
-
-    async def _rollback(self, result: WalkResult) -> StartError:
-        """Stop everything that started (with a fresh stop budget); return the error."""
-        reason = _start_failure(result, self.settings.start_timeout)
-        self.emit(RollingBack(LifecycleError(reason)))
-        stopped = await self._stop_walk(result.done, self.settings.stop_timeout)
-        error = StartError(
-            reason,
-            result.failures,
-            stopped.failures,
-            result.still_running + stopped.still_running,
-            stopped.count,
-        )
-        self.emit(RolledBack(stopped.count, _stop_error(stopped)))
-        return error
-
-    def _stop_hooks(self, done: Sequence[Sequence[Hook]], k: int) -> list[Hook]:
-        """Node ``k``'s hooks to stop, last started first."""
-        started = {id(h) for h in done[k]} if k < len(done) else set()
-        return [
-            h
-            for h in reversed(self._hooks[k])
-            if h.on_stop is not None and (id(h) in started or h.always_stop)
-        ]
-
-    async def _stop_walk(self, done: Sequence[Sequence[Hook]], budget: float) -> WalkResult:
-        """Run the stop hooks of ``done``; hooks the budget left no time for are failures."""
-        hooks = [self._stop_hooks(done, k) for k in range(len(self._hooks))]
-        walk = self._new_walk("stop", self._dependents, self._deps, hooks, budget, False)
-        result = await walk.run()
-        skipped = LifecycleError(f"not run: the stop budget of {budget:g}s ran out first")
-        for k in result.unfinished:
-            ran = {id(h) for h in result.done[k]}
-            result.failures += [
-                HookFailure("stop", self._names[k], h.label("stop"), skipped)
-                for h in hooks[k]
-                if id(h) not in ran and not _failed(result, self._names[k], h)
-            ]
-        return result
-
-    def _new_walk(
-        self,
-        phase: Literal["start", "stop"],
-        prereqs: list[list[int]],
-        followers: list[list[int]],
-        hooks: list[list[Hook]],
-        budget: float,
-        halt_on_error: bool,
-    ) -> Walk:
-        return Walk(
-            phase=phase,
-            names=self._names,
-            prereqs=prereqs,
-            followers=followers,
-            hooks=hooks,
-            events=self.events,
-            clock=self.clock,
-            hook_timeout=self.settings.hook_timeout,
-            total_timeout=budget,
-            cancel_grace=self.cancel_grace,
-            halt_on_error=halt_on_error,
-            background=self.background,
-        )
 
     # -- run ------------------------------------------------------------------------
 
@@ -449,22 +332,3 @@ def app_from(target: object, **options: Any) -> App:
     if isinstance(target, App):
         return target
     return App(target, **options)
-
-
-def _start_failure(result: WalkResult, budget: float) -> str:
-    if result.interrupted is not None:
-        return f"start interrupted ({result.interrupted})"
-    if result.timed_out:
-        return f"start timed out after {budget:g}s"
-    first = result.failures[0]
-    return first.describe()
-
-
-def _failed(result: WalkResult, node: str, hook: Hook) -> bool:
-    return any(f.node == node and f.hook == hook.label("stop") for f in result.failures)
-
-
-def _stop_error(result: WalkResult) -> StopError | None:
-    if not result.failures and not result.still_running:
-        return None
-    return StopError(result.failures, result.still_running)
