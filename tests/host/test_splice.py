@@ -22,6 +22,7 @@ from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
 from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.host.server import Host
 from plugin_di.plugin.host_client import HostClient
+from plugin_di.rpc.transport import unix_socket_path
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -193,6 +194,55 @@ async def test_bytes_after_the_answer_never_reach_the_caller(fast_host: Host) ->
             assert logger.lines == ["[] next"]
         finally:
             await honest.close()
+            await provider.close()
+
+
+async def test_a_slow_caller_holds_back_the_provider(fast_host: Host) -> None:
+    """Backpressure: the host stops reading a big answer while the caller does not read."""
+    size = 16 * 1024 * 1024
+    written = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal written
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size)
+        piece = b"x" * 65536
+        while written < size:
+            writer.write(piece)
+            await writer.drain()
+            written += len(piece)
+        await reader.read()
+
+    async with raw_provider(serve) as url:
+        provider, _client, pid = await _routed_logger(fast_host, url)
+        assert provider.identity is not None
+        assert fast_host.fast_url is not None
+        body = logger_pb2.LogRequest(message="big").SerializeToString()
+        request = (
+            f"POST /services/logger/{pid}/capability.logger.v1.Logger/Log HTTP/1.1\r\n"
+            f"host: x\r\ncontent-type: application/proto\r\ncontent-length: {len(body)}\r\n"
+            f"authorization: Bearer {provider.identity.runtime_token}\r\n"
+            f"x-plugin-runtime-id: {pid}\r\n\r\n"
+        ).encode() + body
+        reader, writer = await asyncio.open_unix_connection(unix_socket_path(fast_host.fast_url))
+        try:
+            writer.write(request)
+            last, steady = -1, 0
+            for _ in range(500):  # until the provider is held back (bounded: 5 s)
+                steady = steady + 1 if written == last else 0
+                if steady >= 20 and written > 0:
+                    break
+                last = written
+                await asyncio.sleep(0.01)
+            assert 0 < written < size // 2  # held back, not buffered whole in the host
+            received = 0
+            while received < size:
+                chunk = await asyncio.wait_for(reader.read(1 << 20), 10)
+                assert chunk
+                received += len(chunk)
+            assert written == size
+        finally:
+            writer.close()
             await provider.close()
 
 

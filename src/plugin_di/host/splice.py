@@ -69,6 +69,7 @@ class _Connection(asyncio.Protocol):
         self._complete = False  # the answer's end was parsed in the current read
         self._overrun = False  # bytes that are not the answer: never relayed
         self._keep_alive = False
+        self._paused = False  # reads stopped while the caller drains
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -80,6 +81,7 @@ class _Connection(asyncio.Protocol):
         self._call = call
         self._answered = False
         call.exchange.on_disconnect(self._caller_gone)
+        call.exchange.on_flow(self._caller_writable)
         self._transport.write(call.data)
 
     def data_received(self, data: bytes) -> None:
@@ -106,6 +108,8 @@ class _Connection(asyncio.Protocol):
         if self._complete:
             self._call = None
             call.exchange.on_disconnect(None)
+            call.exchange.on_flow(None)
+            self._caller_writable(True)  # the answer is whole: read the next one
             call.done()
             call.exchange.finish(self._keep_alive)
             if self._keep_alive and not self.closed:
@@ -139,6 +143,16 @@ class _Connection(asyncio.Protocol):
         else:
             call.done()
             call.refuse(call.exchange, "provider closed the connection before answering")
+
+    def _caller_writable(self, writable: bool) -> None:
+        # Backpressure: a caller reading slowly stops the reads from the provider.
+        if self._transport is None or self.closed or writable != self._paused:
+            return
+        self._paused = not writable
+        if writable:
+            self._transport.resume_reading()
+        else:
+            self._transport.pause_reading()
 
     def _caller_gone(self) -> None:
         call = self._call

@@ -88,6 +88,7 @@ class Exchange:
 
     __slots__ = (
         "_chunks",
+        "_flow",
         "_on_disconnect",
         "_protocol",
         "_task",
@@ -114,6 +115,7 @@ class Exchange:
         self.keep_alive = keep_alive
         self._chunks: list[bytes] = []
         self._on_disconnect: Callable[[], None] | None = None
+        self._flow: Callable[[bool], None] | None = None
         self._task: asyncio.Task[None] | None = None
         self.response_complete = False
         self.disconnected = False
@@ -155,6 +157,13 @@ class Exchange:
     def on_disconnect(self, callback: Callable[[], None] | None) -> None:
         """Call ``callback`` if the caller goes away before the response is complete."""
         self._on_disconnect = callback
+
+    def on_flow(self, callback: Callable[[bool], None] | None) -> None:
+        """Call ``callback(False)`` when the caller's socket buffer is full and
+        ``callback(True)`` when it drained (a relay stops and resumes reading its source)."""
+        self._flow = callback
+        if callback is not None and self._protocol.flow.write_paused:
+            callback(False)
 
     def answer_with(self, answer: Awaitable[Answer]) -> None:
         """Respond with what ``answer`` returns, run as a task (`run`)."""
@@ -236,6 +245,19 @@ class ShortPathProtocol(HttpToolsProtocol):
         if type(cycle) is Exchange and not cycle.response_complete:
             cycle._lost()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._tell_flow(writable=False)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._tell_flow(writable=True)
+
+    def _tell_flow(self, *, writable: bool) -> None:
+        cycle: Any = self.cycle
+        if type(cycle) is Exchange and cycle._flow is not None:
+            cycle._flow(writable)
 
 
 def _serialize(answer: Answer, keep_alive: bool) -> bytes:
