@@ -13,7 +13,6 @@ import collections
 import contextlib
 import os
 import secrets
-import shlex
 import shutil
 import signal
 import tempfile
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.launch.failures import PluginStartError, describe_exit
 from plugin_di.launch.logs import forward_line, plugin_logger
 from plugin_di.plugin import env as plugin_env
 from plugin_di.plugin.handshake_line import HandshakeLine, HandshakeLineError
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from plugin_di.launch.shared_zygote import SharedZygote
     from plugin_di.launch.zygote import Zygote, ZygoteChild
     from plugin_di.rpc.tls import CertKeyPair, ClientTLS
+
+__all__ = ["LaunchConfig", "PluginProcess", "PluginStartError", "ShutdownCall", "describe_exit"]
 
 _READ_LIMIT = 1024 * 1024
 _DRAIN_SECONDS = 0.5
@@ -64,51 +66,6 @@ class LaunchConfig:
 
     A `Zygote` refuses other commands; a `SharedZygote` (an app's) leaves them, and any
     command it cannot run as a spawn would, to be spawned."""
-
-
-def describe_exit(code: int | None) -> str:
-    """``exit code 3`` or ``killed by SIGKILL`` (asyncio reports signals as negative codes)."""
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
-
-
-class PluginStartError(RuntimeError):
-    """A plugin process did not become ready; it is no longer running."""
-
-    DEFAULT_HINT = (
-        "check that the command serves a plugin (plugin_di.serve prints the handshake "
-        "line), or raise plugin_start_timeout if it is only slow"
-    )
-
-    def __init__(
-        self,
-        name: str,
-        reason: str,
-        *,
-        command: Sequence[str],
-        exit_code: int | None,
-        stderr_tail: Sequence[str],
-        hint: str = DEFAULT_HINT,
-    ) -> None:
-        self.name = name
-        self.reason = reason
-        self.command = list(command)
-        self.exit_code = exit_code
-        self.stderr_tail = list(stderr_tail)
-        tail = "\n".join(f"    {line}" for line in self.stderr_tail) or "    (nothing)"
-        code = f" ({describe_exit(exit_code)})" if exit_code is not None else ""
-        super().__init__(
-            f"plugin {name!r} failed to start: {reason}{code}\n"
-            f"  command: {shlex.join(self.command)}\n"
-            f"  last stderr lines:\n{tail}\n"
-            f"  {hint}"
-        )
 
 
 class PluginProcess:
