@@ -25,7 +25,7 @@ for path in (str(ROOT), str(LAUNCH_TESTS)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from launch_support import alive, tick_until, until, wait_gone  # noqa: E402
+from launch_support import alive, sigkill_host_at_exit, tick_until, until  # noqa: E402
 
 from examples.kv.gen.kv.v1 import kv_pb2  # noqa: E402
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient  # noqa: E402
@@ -315,21 +315,11 @@ def test_host_killed_with_sigkill_leaves_no_plugin_behind() -> None:
         [sys.executable, str(LAUNCH_TESTS / "fx_host.py")], stdout=subprocess.PIPE, text=True
     )
     pids: list[int] = []
-    try:
+    with sigkill_host_at_exit(host, pids, gone_within=2.0):
         assert host.stdout is not None
-        pids = json.loads(host.stdout.readline())
+        pids += json.loads(host.stdout.readline())
         assert len(pids) == 2
         assert all(alive(p) for p in pids)
-        os.kill(host.pid, signal.SIGKILL)
-        host.wait(timeout=10)
-        assert wait_gone(pids, timeout=2.0) == []
-    finally:
-        if host.poll() is None:
-            host.kill()
-            host.wait(timeout=10)
-        for pid in pids:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def processes_with(token: str) -> list[int]:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,30 @@ def wait_gone(pids: list[int], timeout: float) -> list[int]:
         if not left or time.monotonic() >= deadline:
             return left
         time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def sigkill_host_at_exit(
+    host: subprocess.Popen[str], pids: list[int], gone_within: float
+) -> Iterator[None]:
+    """On leaving the block, SIGKILL ``host`` and assert that every pid in ``pids`` (filled
+    in by the block) is gone within ``gone_within`` seconds.
+
+    Whatever the outcome, the host is reaped and the pids still alive are SIGKILLed.
+    """
+    try:
+        yield
+        os.kill(host.pid, signal.SIGKILL)
+        host.wait(timeout=10)
+        assert wait_gone(pids, timeout=gone_within) == []
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.wait(timeout=10)
+        for pid in pids:
+            if alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from dependency_injector import containers
-from launch_support import alive, wait_gone
+from launch_support import alive, sigkill_host_at_exit, wait_gone
 
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
@@ -224,17 +224,7 @@ def test_a_host_killed_by_sigkill_leaves_neither_zygote_nor_plugin() -> None:
         env=plugin_env(),
     )
     pids: list[int] = []
-    try:
+    with sigkill_host_at_exit(host, pids, gone_within=3.0):
         assert host.stdout is not None
-        pids = json.loads(host.stdout.readline())
+        pids += json.loads(host.stdout.readline())
         assert _ppid(pids[0]) == pids[1]
-        os.kill(host.pid, signal.SIGKILL)
-        host.wait(timeout=10)
-        assert wait_gone(pids, timeout=3.0) == []
-    finally:
-        if host.poll() is None:
-            host.kill()
-            host.wait(timeout=10)
-        for pid in pids:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)

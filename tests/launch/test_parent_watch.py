@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from launch_support import alive, wait_gone
+from launch_support import alive, sigkill_host_at_exit
 
 HOST = str(Path(__file__).with_name("fake_host.py"))
 
@@ -47,15 +46,8 @@ def test_plugins_exit_when_the_host_is_killed(
     mark = tmp_path / "mark"
     host, pids = start_host(mode, 2, mark, *(["raw"] if raw else []))
     reap_pids.extend(pids)
-    try:
+    with sigkill_host_at_exit(host, pids, gone_within=2.0):
         assert all(alive(p) for p in pids)
-        os.kill(host.pid, signal.SIGKILL)
-        host.wait(timeout=10)
-        assert wait_gone(pids, timeout=2.0) == []
-    finally:
-        if host.poll() is None:
-            host.kill()
-            host.wait(timeout=10)
     marks = mark.read_text().splitlines()
     assert expected & set(marks)
     assert ("exiting" in marks) is graceful
