@@ -112,8 +112,7 @@ class _Connection(asyncio.Protocol):
             self._caller_writable(True)  # the answer is whole: read the next one
             call.done()
             call.exchange.finish(self._keep_alive)
-            if self._keep_alive and not self.closed:
-                self._parser = httptools.HttpResponseParser(self)
+            if self._keep_alive and not self.closed:  # the parser is ready for the next one
                 self._pool.release(self._upstream, self)
             else:
                 self._close()
