@@ -25,7 +25,7 @@ from plugin_di.rpc.fastserve import serve_fast
 from plugin_di.rpc.fastunary import UnaryShortPaths
 from plugin_di.rpc.hypercorn import BoundSocket, bind_socket
 
-__all__ = ["FastChannel"]
+__all__ = ["FastChannel", "wait_ended"]
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +89,8 @@ class FastChannel:
 
     async def stop(self) -> None:
         """Wait for the server (its ``shutdown`` event must be set), then free the socket."""
-        if self._serving is not None:
-            try:
-                await self._serving
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.warning("host fast channel ended with an error while stopping", exc_info=True)
-            self._serving = None
+        await wait_ended(self._serving, "host fast channel")
+        self._serving = None
         if self._routed is not None:
             self._routed.close()
             self._routed = None
@@ -106,6 +100,19 @@ class FastChannel:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+async def wait_ended(serving: asyncio.Task[None] | None, what: str) -> None:
+    """Wait for a server task that was told to stop; an error it ends with is logged, since
+    a stop must go on (e.g. hypercorn closing a TLS connection whose peer already left)."""
+    if serving is None:
+        return
+    try:
+        await serving
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        log.warning("%s ended with an error while stopping", what, exc_info=True)
 
 
 class _FastEntry:

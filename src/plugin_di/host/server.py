@@ -44,7 +44,7 @@ from plugin_di.gen.connectplugin.v1.registry_connect import (
 from plugin_di.gen.grpc.health.v1.health_connect import HealthASGIApplication, HealthClient
 from plugin_di.host.broker import CAPABILITIES_PREFIX, BrokerService, CapabilityBroker
 from plugin_di.host.depgraph import DependencyGraph, Node
-from plugin_di.host.fastchannel import FastChannel
+from plugin_di.host.fastchannel import FastChannel, wait_ended
 from plugin_di.host.handshake import HandshakeService
 from plugin_di.host.platform import Platform
 from plugin_di.host.registry import RegistryService, ServiceRegistry
@@ -316,13 +316,7 @@ class Host:
             self._sweeper = None
         if self._serving is not None:
             self._stop.set()
-            try:
-                await self._serving
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                # e.g. hypercorn closing a TLS connection whose peer already left
-                log.warning("host server ended with an error while stopping", exc_info=True)
+            await wait_ended(self._serving, "host server")
             self._serving = None
         if self._fast is not None:
             self._stop.set()
