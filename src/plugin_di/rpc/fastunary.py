@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 _PROTOCOL = ConnectServerProtocol()
 _JSON_HEADERS = (b"content-type", b"application/json")
-_TIMED_OUT = ConnectError(Code.DEADLINE_EXCEEDED, "Request timed out")
 
 Tracker = Callable[[], contextlib.AbstractAsyncContextManager[None]]
 """Entered around each call, e.g. to count calls in flight for a graceful stop."""
@@ -74,11 +73,6 @@ class UnaryShortPaths:
         self._methods: dict[bytes, _Method] = {}
         for app in apps:
             self._add(app)
-
-    @property
-    def paths(self) -> list[str]:
-        """The method paths answered here, e.g. ``/kv.v1.KVService/Get``."""
-        return [path.decode() for path in self._methods]
 
     def _add(self, app: Any) -> None:
         service = getattr(app, "_service", None)
@@ -142,7 +136,11 @@ class UnaryShortPaths:
                     except Exception as exc:
                         error = exc
             except TimeoutError as exc:
-                error = _TIMED_OUT if scope.expired() else exc
+                error = (
+                    ConnectError(Code.DEADLINE_EXCEEDED, "Request timed out")
+                    if scope.expired()
+                    else exc
+                )
             except asyncio.CancelledError:  # the caller went away, or the stop's grace ran out
                 await run.end(ConnectError(Code.CANCELED, "Request was cancelled"))
                 raise
