@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # Idle keep-alive connections from the host live long: the host's pool reuses one per caller.
 _KEEP_ALIVE_SECONDS = 300
+_SHUTDOWN_POLL_SECONDS = 0.005
 
 
 class StartupFailed(RuntimeError):
@@ -47,8 +48,8 @@ async def serve_fast(
     """Serve ``app`` on ``bound`` with uvicorn (httptools) until ``shutdown`` is set.
 
     Signals are left to the caller (uvicorn's own handlers would replace the loop's). On
-    shutdown uvicorn stops accepting, closes idle keep-alive connections, gives requests
-    still running ``graceful_timeout`` seconds, then runs lifespan shutdown. The socket is
+    shutdown it stops accepting, closes idle keep-alive connections, gives requests still
+    running ``graceful_timeout`` seconds, then runs lifespan shutdown. The socket is
     closed on return, and a Unix socket's file removed. Raises `StartupFailed` when the
     app's lifespan startup fails.
 
@@ -84,9 +85,27 @@ async def serve_fast(
         if ready is not None:
             ready()
         await shutdown.wait()
-        await server.shutdown(sockets=sockets)
+        await _shutdown(server, graceful_timeout)
     finally:
         bound.close()
+
+
+async def _shutdown(server: Any, graceful_timeout: float) -> None:
+    """uvicorn's ``Server.shutdown`` without its fixed sleeps (0.1 s, then 0.1 s polls):
+    a plugin's stop waited ~200 ms on them although its calls had already finished."""
+    for listener in server.servers:
+        listener.close()
+    state = server.server_state
+    for connection in list(state.connections):
+        connection.shutdown()  # idle ones close now; busy ones after their answer
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + graceful_timeout
+    # uvicorn keeps both in plain sets, with no event to wait on: poll, bounded.
+    while (state.connections or state.tasks) and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(_SHUTDOWN_POLL_SECONDS)
+    for task in list(state.tasks):
+        task.cancel()
+    await server.lifespan.shutdown()
 
 
 async def _startup(server: Any, sockets: list[Any]) -> None:
