@@ -270,3 +270,35 @@ async def test_calls_in_flight_are_counted_and_a_gone_caller_cancels(fast_host: 
             assert logger.lines == ["[] after"]  # the abandoned call never finished
         finally:
             await provider.close()
+
+
+async def test_idle_connections_a_provider_closed_are_forgotten() -> None:
+    """A pool keeps no dead connections (nor the URL) of providers that went away."""
+    from plugin_di.host.splice import SplicePool, _Connection
+
+    closers: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        closers.append(writer)
+        await reader.read()
+
+    pool = SplicePool()
+    async with raw_provider(serve) as url:
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_unix_connection(
+            lambda: _Connection(pool, url), unix_socket_path(url)
+        )
+        pool.release(url, connection)
+        assert url in pool._idle
+        for _ in range(500):  # until the provider saw the connection (bounded: 5 s)
+            if closers:
+                break
+            await asyncio.sleep(0.01)
+        closers[0].close()  # the provider goes away
+        for _ in range(500):
+            if url not in pool._idle:
+                break
+            await asyncio.sleep(0.01)
+        assert url not in pool._idle
+        assert connection.closed
+    pool.close()

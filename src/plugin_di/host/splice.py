@@ -130,6 +130,7 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         call = self._call
         if call is None:
+            self._pool.discard(self._upstream, self)  # idle: a provider gone or restarted
             return
         self._call = None
         call.exchange.on_disconnect(None)
@@ -231,10 +232,19 @@ class SplicePool:
         else:
             idle.append(connection)
 
+    def discard(self, upstream: str, connection: _Connection) -> None:
+        """Forget an idle connection that closed (and the upstream, once it has none)."""
+        idle = self._idle.get(upstream)
+        if idle is not None and connection in idle:
+            idle.remove(connection)
+            if not idle:
+                del self._idle[upstream]
+
     def close(self) -> None:
         """Close every idle connection; busy ones close when their call ends."""
         self._closing = True
-        for idle in self._idle.values():
+        idle_lists = list(self._idle.values())
+        self._idle.clear()
+        for idle in idle_lists:
             for connection in idle:
                 connection._close()
-        self._idle.clear()
