@@ -144,6 +144,11 @@ class H1Connection(asyncio.Protocol):
         if self._answering is not None:
             self._answering.flow(True)
 
+    @property
+    def stopping(self) -> bool:
+        """Whether the server is stopping (answers then say ``connection: close``)."""
+        return self.hub.stopping
+
     # -- the hub's side ------------------------------------------------------------------
     def expire(self) -> None:
         """Too slow a head, or idle too long: close."""
@@ -521,7 +526,8 @@ class _Cycle:
                     out.append(b"transfer-encoding: chunked\r\n")
                 else:
                     out += (b"content-length: ", str(len(body)).encode(), b"\r\n")
-            if not self.keep_alive:
+            if not self.keep_alive or conn.hub.stopping:
+                self.keep_alive = False
                 out.append(b"connection: close\r\n")
             out.append(b"\r\n")
             if body and not self._is_head:

@@ -97,6 +97,8 @@ class H2Connection(asyncio.Protocol):
             self.abort(flush=True)
             return
         for event in events:
+            if self._closed:
+                return
             handler = _HANDLERS.get(type(event))
             if handler is not None:
                 handler(self, event)

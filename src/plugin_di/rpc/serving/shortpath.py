@@ -58,6 +58,9 @@ class ExchangeSide(Protocol):
     transport: asyncio.WriteTransport
     write_paused: bool
 
+    @property
+    def stopping(self) -> bool: ...
+
     def response_done(self, request: Any, keep_alive: bool) -> None: ...
 
     def request_lost(self, request: Any) -> None: ...
@@ -167,6 +170,8 @@ class Exchange:
     def respond(self, answer: Answer) -> None:
         """Write a complete response and finish."""
         if not self.response_complete:
+            if self._side.stopping:
+                self.keep_alive = False
             self.write(serialize(answer, self.keep_alive))
             self.finish()
 
