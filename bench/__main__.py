@@ -27,11 +27,11 @@ from bench.security import measure_security
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
-FAST = "process, fast channel (uvicorn UDS)"
-FAST_SYNC = "process, fast channel, sync client"
-H2C = "process, h2c (hypercorn)"
+FAST = "process, Unix socket (lean h1)"
+FAST_SYNC = "process, Unix socket, sync client"
+H2C = "process, h2c"
 ROUTED = "routed via host fast channel (UDS)"
-ROUTED_H2C = "routed via host h2c (hypercorn)"
+ROUTED_H2C = "routed via host h2c"
 GRPCIO = "grpcio server + stub"
 
 COLD_ROWS = (  # label, key of _cold_starts, note
@@ -65,16 +65,14 @@ SEQUENTIAL: dict[str, CaseFactory] = {
     "direct Python call": channels.direct_python,
     "in-memory plugin, direct dispatch": lambda: channels.in_memory("direct"),
     "in-memory plugin, in-process ASGI": lambda: channels.in_memory("asgi"),
-    FAST: lambda: channels.process_plugin("uds", "uvicorn"),
+    FAST: lambda: channels.process_plugin("uds"),
     FAST_SYNC: channels.fast_channel_sync,
-    "process, fast TCP (uvicorn, lean h1)": lambda: channels.process_plugin("h1fast", "uvicorn"),
+    "process, TCP (lean h1)": lambda: channels.process_plugin("h1fast"),
     ROUTED: channels.routed,
     ROUTED_H2C: lambda: channels.routed("h2c"),
     H2C: lambda: channels.process_plugin("h2c"),
-    "process, HTTP/1.1 (hypercorn)": lambda: channels.process_plugin("http1"),
-    "process, lean h1 TCP (hypercorn)": lambda: channels.process_plugin("h1fast"),
-    "process, Unix socket (hypercorn)": lambda: channels.process_plugin("uds"),
-    "process, TLS h2 (hypercorn)": lambda: channels.process_plugin("tls"),
+    "process, HTTP/1.1 (pyqwest)": lambda: channels.process_plugin("http1"),
+    "process, TLS h2": lambda: channels.process_plugin("tls"),
     GRPCIO: channels.grpcio_baseline,
 }
 CONCURRENT = (FAST, H2C, GRPCIO)

@@ -66,11 +66,10 @@ async def in_memory(mode: str) -> AsyncIterator[Call]:
 
 @contextlib.asynccontextmanager
 async def spawned(
-    *serve_args: str, server: str = "auto", on_pid: Callable[[int], object] | None = None
+    *serve_args: str, on_pid: Callable[[int], object] | None = None
 ) -> AsyncIterator[HandshakeLine]:
     """``plugin-di serve examples.kv.plugin:plugin`` in a child process, until the block ends.
 
-    ``server`` is ``PLUGIN_DI_SERVER``: auto (uvicorn on a Unix socket), hypercorn or uvicorn.
     ``on_pid`` is told the child's pid.
     """
     command = [sys.executable, "-m", "plugin_di", "serve", "examples.kv.plugin:plugin", *serve_args]
@@ -79,7 +78,7 @@ async def spawned(
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "PLUGIN_DI_SERVER": server},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     if on_pid is not None:
         on_pid(process.pid)
@@ -98,11 +97,8 @@ async def spawned(
 
 
 @contextlib.asynccontextmanager
-async def process_plugin(channel: str, server: str = "hypercorn") -> AsyncIterator[Call]:
-    """A KV plugin process called over ``channel``: h2c, http1, h1fast, uds or tls.
-
-    ``server``: hypercorn (every protocol) or uvicorn (the fast channel; HTTP/1.1 only).
-    """
+async def process_plugin(channel: str) -> AsyncIterator[Call]:
+    """A KV plugin process called over ``channel``: h2c, http1, h1fast, uds or tls."""
     with tempfile.TemporaryDirectory() as tmp:
         args: list[str] = []
         tls: ClientTLS | None = None
@@ -119,7 +115,7 @@ async def process_plugin(channel: str, server: str = "hypercorn") -> AsyncIterat
                 str(Path(tmp) / "key.pem"),
             ]
             tls = ClientTLS(ca_pem=pair.cert_pem)
-        async with spawned(*args, server=server) as line:
+        async with spawned(*args) as line:
             url = line.url if channel != "tls" else line.url.replace("http://", "https://")
             mode = {"http1": HTTPMode.HTTP1, "h1fast": HTTPMode.H1FAST}.get(channel, HTTPMode.H2)
             async with http_client(url, tls=tls, http_version=mode) as http:
@@ -134,9 +130,9 @@ async def process_plugin(channel: str, server: str = "hypercorn") -> AsyncIterat
 
 @contextlib.asynccontextmanager
 async def fast_channel_sync() -> AsyncIterator[Call]:
-    """The fast channel (uvicorn on a Unix socket) called with the generated sync client."""
+    """A plugin on a Unix socket called with the generated sync client."""
     with tempfile.TemporaryDirectory() as tmp:
-        async with spawned("--uds", str(Path(tmp) / "kv.sock"), server="uvicorn") as line:
+        async with spawned("--uds", str(Path(tmp) / "kv.sock")) as line:
             with sync_http_client(line.url) as http:
                 client = connect_client(KVServiceClientSync, line.url, http)
                 client.put(pb.PutRequest(key=KEY, value=VALUE))
@@ -217,9 +213,9 @@ eventloop.run(main(sys.argv[1] == "fast"), Settings().event_loop)
 async def routed(channel: str = "fast", event_loop: str = "auto") -> AsyncIterator[Call]:
     """A call routed through a Host process to a KV plugin on the fast channel.
 
-    ``channel="fast"``: the caller reaches the host on its fast local channel (uvicorn on a
+    ``channel="fast"``: the caller reaches the host on its fast local channel (a
     Unix socket, the lean HTTP/1.1 client), as a local plugin given ``host.fast_url`` does.
-    ``"h2c"``: over HTTP/2 cleartext to hypercorn (pyqwest). Either way the host's router
+    ``"h2c"``: over HTTP/2 cleartext (pyqwest). Either way the host's router
     forwards to the provider's registered ``unix://`` address. ``event_loop`` is the host
     process's ``PLUGIN_DI_EVENT_LOOP`` (``auto``: uvloop, as `App.run` picks).
     """

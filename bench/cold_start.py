@@ -32,8 +32,8 @@ from plugin_di.settings import Settings
 async def one_plugin(channel: str = "fast") -> float:
     """Milliseconds from spawning ``plugin-di serve`` to its first answered ``Get``.
 
-    ``fast``: a Unix socket served by uvicorn, as a host launches local plugins with
-    ``unix_socket=True``; ``h2c``: hypercorn on 127.0.0.1, the default.
+    ``fast``: a Unix socket, as a host launches local plugins with
+    ``unix_socket=True``; ``h2c``: 127.0.0.1, the default.
     """
     with tempfile.TemporaryDirectory() as tmp:
         args = ("--uds", str(Path(tmp) / "kv.sock")) if channel == "fast" else ()

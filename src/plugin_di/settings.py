@@ -6,10 +6,13 @@ built; pass an instance explicitly where a test needs other values.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from plugin_di.rpc.serving.config import Limits
 
 MiB = 1024 * 1024
 
@@ -46,8 +49,27 @@ class Settings(BaseSettings):
         "(PLUGIN_DI_ZYGOTE=0: spawn each)",
     )
 
+    # every listener (plugin_di.rpc.serving.Limits)
+    header_timeout: float = Field(default=10.0, gt=0, description="a request head must arrive")
+    idle_timeout: float = Field(default=20.0, gt=0, description="idle connections are closed")
+    max_connections: int = Field(default=1024, gt=0, description="open connections per listener")
+    max_streams: int = Field(default=100, gt=0, description="HTTP/2 streams per connection")
+    max_header_bytes: int = Field(default=64 * 1024, gt=0, description="request head size")
+
     # host platform
     runtime_token_ttl: float = Field(default=24 * 3600.0, gt=0)
     capability_grant_ttl: float = Field(default=3600.0, gt=0)
     rate_limit_rps: float = Field(default=1000.0, gt=0)
     rate_limit_burst: int = Field(default=2000, gt=0)
+
+    def limits(self) -> Limits:
+        """The listener limits these settings name."""
+        from plugin_di.rpc.serving.config import Limits
+
+        return Limits(
+            header_timeout=self.header_timeout,
+            idle_timeout=self.idle_timeout,
+            max_connections=self.max_connections,
+            max_streams=self.max_streams,
+            max_header_bytes=self.max_header_bytes,
+        )

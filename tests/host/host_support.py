@@ -19,7 +19,7 @@ from plugin_di.gen.capability.logger.v1.logger_connect import LoggerASGIApplicat
 from plugin_di.plugin.definition import Dependency, Plugin, Service
 from plugin_di.plugin.host_client import HostClient
 from plugin_di.plugin.server import PluginServer
-from plugin_di.rpc.hypercorn import bind_socket
+from plugin_di.rpc.serving import bind_socket
 
 NO_GZIP: dict[str, Any] = {"send_compression": None, "accept_compression": []}
 
@@ -144,7 +144,7 @@ async def served_fast(plugin: Plugin) -> AsyncIterator[str]:
         server = PluginServer(plugin, grace_period=1.0)
         bound = bind_socket("unix:" + str(Path(tmp) / "p.sock"))
         ready = asyncio.Event()
-        task = asyncio.create_task(server.run(bound, ready=ready.set, fast=True))
+        task = asyncio.create_task(server.run(bound, ready=ready.set))
         async with asyncio.timeout(5):
             await ready.wait()
         try:

@@ -107,12 +107,12 @@ async def test_a_provider_restart_is_survived_by_the_pool(fast_host: Host) -> No
 @contextlib.asynccontextmanager
 async def served_at(path: str, logger: RecordingLogger) -> AsyncIterator[None]:
     from plugin_di.plugin.runtime import PluginServer
-    from plugin_di.rpc.hypercorn import bind_socket
+    from plugin_di.rpc.serving import bind_socket
 
     server = PluginServer(logger_plugin(logger), grace_period=1.0)
     bound = bind_socket("unix:" + path)
     ready = asyncio.Event()
-    task = asyncio.create_task(server.run(bound, ready=ready.set, fast=True))
+    task = asyncio.create_task(server.run(bound, ready=ready.set))
     async with asyncio.timeout(5):
         await ready.wait()
     try:

@@ -1,7 +1,7 @@
-"""The fast host channel end to end: uvicorn on a Unix socket, the lean HTTP/1.1 transport.
+"""A plugin on a Unix socket end to end: the server, the lean HTTP/1.1 transport.
 
-Each test serves a real plugin with `serve_async` (uvicorn, inside the test's loop) or as a
-real process, and calls it with the generated clients over ``http_client("unix://...")``.
+Each test serves a real plugin with `serve_async` (inside the test's loop) or as a real
+process, and calls it with the generated clients over ``http_client("unix://...")``.
 """
 
 from __future__ import annotations
@@ -52,14 +52,13 @@ def sock_path(tmp_path: Path) -> str:
     return str(tmp_path / "p.sock")
 
 
-async def test_unary_calls_and_the_server_is_uvicorn(sock_path: str) -> None:
+async def test_unary_calls_over_a_unix_socket(sock_path: str) -> None:
     async with serving(make_plugin(), uds=sock_path) as (_, line, _out):
         assert line.network == "unix"
         assert line.address == sock_path
         assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o600
         head = await asyncio.to_thread(_raw_head, sock_path)
         assert head.startswith(b"http/1.1 200")
-        assert b"hypercorn" not in head  # hypercorn names itself in a server header
         async with http_client(line.url) as http:
             client = connect_client(KVServiceClient, line.url, http)
             await client.put(pb.PutRequest(key="k", value=b"v"))
@@ -219,39 +218,6 @@ async def test_sync_client_on_the_fast_channel(sock_path: str) -> None:
         assert await asyncio.to_thread(calls) == b"sync"
 
 
-async def test_hypercorn_can_be_forced_on_a_unix_socket(sock_path: str) -> None:
-    environ = {plugin_config.SERVER: "hypercorn"}
-    async with serving(make_plugin(), uds=sock_path, environ=environ) as (_, line, _out):
-        head = await asyncio.to_thread(_raw_head, sock_path)
-        assert b"hypercorn" in head
-        async with http_client(line.url) as http:
-            client = connect_client(KVServiceClient, line.url, http)
-            assert not (await client.get(pb.GetRequest(key="none"))).found
-
-
-def test_server_choice_from_the_environment() -> None:
-    assert plugin_config.server_choice({}) == "auto"
-    assert plugin_config.server_choice({plugin_config.SERVER: " Uvicorn "}) == "uvicorn"
-    with pytest.raises(plugin_config.PluginConfigError, match="PLUGIN_DI_SERVER='nginx'"):
-        plugin_config.server_choice({plugin_config.SERVER: "nginx"})
-
-
-async def test_uvicorn_with_tls_is_refused(tmp_path: Path) -> None:
-    from plugin_di.plugin.server import serve_async
-
-    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    with pytest.raises(plugin_config.PluginConfigError, match="no TLS"):
-        await serve_async(
-            make_plugin(),
-            tls_cert=cert,
-            tls_key=key,
-            server_kind="uvicorn",
-            environ={},
-            handle_signals=False,
-            watch_parent=False,
-        )
-
-
 async def test_process_launched_like_the_host_does(tmp_path: Path) -> None:
     socket_dir = tmp_path / "socks"
     socket_dir.mkdir(mode=0o700)
@@ -260,7 +226,7 @@ async def test_process_launched_like_the_host_does(tmp_path: Path) -> None:
         assert Path(plugin.line.address).parent == socket_dir
         assert stat.S_IMODE(os.stat(plugin.line.address).st_mode) == 0o600
         head = await asyncio.to_thread(_raw_head, plugin.line.address)
-        assert b"hypercorn" not in head
+        assert head.startswith(b"http/1.1 200")
         async with http_client(plugin.url) as http:
             client = connect_client(KVServiceClient, plugin.url, http)
             await client.put(pb.PutRequest(key="p", value=b"1"))
@@ -285,8 +251,7 @@ async def test_an_abandoned_stream_does_not_hold_up_the_stop(sock_path: str) -> 
 
 
 async def test_failed_lifespan_startup_is_reported_and_never_ready(sock_path: str) -> None:
-    from plugin_di.rpc.fastserve import StartupFailed, serve_fast
-    from plugin_di.rpc.hypercorn import bind_socket
+    from plugin_di.rpc.serving import StartupFailed, bind_socket, serve
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         assert scope["type"] == "lifespan"
@@ -296,7 +261,7 @@ async def test_failed_lifespan_startup_is_reported_and_never_ready(sock_path: st
     ready: list[bool] = []
     bound = bind_socket("unix:" + sock_path)
     with pytest.raises(StartupFailed):
-        await serve_fast(app, bound, shutdown=asyncio.Event(), ready=lambda: ready.append(True))
+        await serve(app, bound, shutdown=asyncio.Event(), ready=lambda: ready.append(True))
     assert ready == []
     assert not await asyncio.to_thread(os.path.exists, sock_path)
 

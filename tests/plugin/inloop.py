@@ -1,4 +1,4 @@
-"""Serve plugins with a real hypercorn server inside the test's event loop."""
+"""Serve plugins with the real server inside the test's event loop."""
 
 from __future__ import annotations
 

@@ -28,9 +28,8 @@ from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
 from plugin_di.rpc.asgi import Receive, Scope, Send, ServiceMux
 from plugin_di.rpc.errors import SanitizeErrors, unpack_detail
-from plugin_di.rpc.fastserve import serve_fast
 from plugin_di.rpc.fastunary import UnaryShortPaths
-from plugin_di.rpc.hypercorn import bind_socket
+from plugin_di.rpc.serving import bind_socket, serve
 from plugin_di.rpc.transport import connect_client, http_client
 from tests.plugin.support import ProbeKV
 
@@ -77,7 +76,7 @@ async def _served(tmp_path: Path) -> AsyncIterator[tuple[str, ProbeKV, _Counting
     ready = asyncio.Event()
     short = UnaryShortPaths(apps, max_message_bytes=MAX)
     task = asyncio.create_task(
-        serve_fast(asgi, bound, shutdown=stop, ready=ready.set, short_paths=short)
+        serve(asgi, bound, shutdown=stop, ready=ready.set, short_paths=short)
     )
     try:
         await asyncio.wait_for(ready.wait(), 10)

@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples pac
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
 from plugin_di.plugin.handshake_line import HandshakeLine
-from plugin_di.rpc.hypercorn import bind_socket, hypercorn_config, serve_asgi
 from plugin_di.rpc.interceptors.auth import (
     MTLSAuthenticator,
     ServerAuth,
     current_identity,
 )
+from plugin_di.rpc.serving import Listener, bind_socket, serve
 from plugin_di.rpc.tls import (
     ClientTLS,
     InsecureTransportError,
@@ -40,7 +40,6 @@ from plugin_di.rpc.tls import (
     check_plaintext,
     der_to_pem,
     generate_ephemeral_cert,
-    hypercorn_tls_config,
     is_loopback_host,
     load_client_tls,
     load_server_tls,
@@ -91,12 +90,13 @@ class WhoAmI:
 
 
 @contextlib.asynccontextmanager
-async def hypercorn_tls(app: Any, context: ssl.SSLContext) -> AsyncIterator[int]:
+async def tls_server(app: Any, context: ssl.SSLContext) -> AsyncIterator[int]:
     bound = bind_socket("127.0.0.1:0")
     port = int(bound.address.rsplit(":", 1)[1])
-    config = hypercorn_tls_config(hypercorn_config(), context)
     stop = asyncio.Event()
-    task = asyncio.create_task(serve_asgi(app, bound, config=config, shutdown=stop))
+    ready = asyncio.Event()
+    task = asyncio.create_task(serve(app, Listener(bound, context), shutdown=stop, ready=ready.set))
+    await asyncio.wait_for(ready.wait(), 10)
     try:
         yield port
     finally:
@@ -139,7 +139,7 @@ async def test_pinned_mtls_accepts_the_pinned_peer_and_exposes_its_identity(
 ) -> None:
     context = pinned_server_ssl_context(PLUGIN, HOST.cert_pem)
     async with (
-        hypercorn_tls(app_with_mtls_auth(), context) as port,
+        tls_server(app_with_mtls_auth(), context) as port,
         kv_client(port, pinned_client_tls(HOST, PLUGIN.cert_pem), protocol) as client,
     ):
         for _ in range(2):  # the second call reuses the connection
@@ -152,7 +152,7 @@ async def test_pinned_mtls_accepts_the_pinned_peer_and_exposes_its_identity(
 
 async def test_pinned_mtls_refuses_other_clients() -> None:
     context = pinned_server_ssl_context(PLUGIN, HOST.cert_pem)
-    async with hypercorn_tls(app_with_mtls_auth(), context) as port:
+    async with tls_server(app_with_mtls_auth(), context) as port:
         # Another self-signed certificate with the same name: the TLS handshake fails.
         async with kv_client(port, pinned_client_tls(STRANGER, PLUGIN.cert_pem)) as client:
             with pytest.raises(ConnectError) as info:
@@ -187,7 +187,7 @@ async def test_mtls_authenticator_allow_lists(
         KVServiceASGIApplication(WhoAmI(), interceptors=[ServerAuth(authenticator)])
     )
     async with (
-        hypercorn_tls(app, pinned_server_ssl_context(PLUGIN, HOST.cert_pem)) as port,
+        tls_server(app, pinned_server_ssl_context(PLUGIN, HOST.cert_pem)) as port,
         kv_client(port, pinned_client_tls(HOST, PLUGIN.cert_pem)) as client,
     ):
         if accepted:
@@ -222,7 +222,7 @@ async def test_server_tls_from_files_without_client_auth(tmp_path: Path) -> None
     client_tls = load_client_tls(ca_file=tmp_path / "s.crt")
     app = PeerCertMiddleware(KVServiceASGIApplication(WhoAmI()))
     async with (
-        hypercorn_tls(app, server.ssl_context()) as port,
+        tls_server(app, server.ssl_context()) as port,
         kv_client(port, client_tls) as client,
     ):
         resp = await client.get(kv_pb2.GetRequest(key="k"))

@@ -24,7 +24,7 @@ from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVService
 from plugin_di.clock import FakeClock
 from plugin_di.rpc.asgi import ServiceMux
 from plugin_di.rpc.h1 import H1Transport
-from plugin_di.rpc.hypercorn import bind_socket, hypercorn_config, serve_asgi
+from plugin_di.rpc.serving import bind_socket, serve
 from plugin_di.rpc.transport import PluginHTTPClient, connect_client, http_client
 
 
@@ -67,13 +67,11 @@ class KV:
 
 
 @asynccontextmanager
-async def serving(app: Any, address: str, **config: Any) -> AsyncIterator[str]:
+async def serving(app: Any, address: str) -> AsyncIterator[str]:
     bound = bind_socket(address)
     stop = asyncio.Event()
     ready = asyncio.Event()
-    task = asyncio.create_task(
-        serve_asgi(app, bound, config=hypercorn_config(**config), shutdown=stop, ready=ready.set)
-    )
+    task = asyncio.create_task(serve(app, bound, shutdown=stop, ready=ready.set))
     await asyncio.wait_for(ready.wait(), 10)
     try:
         yield bound.url

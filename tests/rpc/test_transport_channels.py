@@ -1,4 +1,4 @@
-"""http_client per URL scheme (h2c, HTTP/1.1, TLS, mTLS, in-process) and the hypercorn helper."""
+"""http_client per URL scheme (h2c, HTTP/1.1, TLS, mTLS, in-process) and the server behind it."""
 
 from __future__ import annotations
 
@@ -22,13 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples pac
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
 from plugin_di.rpc.asgi import ServiceMux
-from plugin_di.rpc.hypercorn import (
-    KEEP_ALIVE_MAX_REQUESTS,
-    bind_socket,
-    hypercorn_config,
-    serve_asgi,
-)
-from plugin_di.rpc.tls import CertKeyPair, ClientTLS, generate_ephemeral_cert
+from plugin_di.rpc.serving import Listener, bind_socket, serve
+from plugin_di.rpc.tls import CertKeyPair, ClientTLS, generate_ephemeral_cert, load_server_tls
 from plugin_di.rpc.transport import (
     asgi_http_client,
     client_address,
@@ -72,14 +67,20 @@ class KV:
 
 @asynccontextmanager
 async def serving(
-    app: Any, address: str = "127.0.0.1:0", **config: Any
+    app: Any,
+    address: str = "127.0.0.1:0",
+    *,
+    certfile: Path | None = None,
+    keyfile: Path | None = None,
+    client_ca: Path | None = None,
 ) -> AsyncIterator[tuple[str, asyncio.Event, asyncio.Task[None]]]:
     bound = bind_socket(address)
+    tls = None
+    if certfile is not None and keyfile is not None:
+        tls = load_server_tls(certfile, keyfile, client_ca).ssl_context()
     stop = asyncio.Event()
     ready = asyncio.Event()
-    task = asyncio.create_task(
-        serve_asgi(app, bound, config=hypercorn_config(**config), shutdown=stop, ready=ready.set)
-    )
+    task = asyncio.create_task(serve(app, Listener(bound, tls), shutdown=stop, ready=ready.set))
     await asyncio.wait_for(ready.wait(), 10)
     try:
         yield bound.url, stop, task
@@ -207,21 +208,6 @@ def test_tcp_bind_reports_the_real_port() -> None:
         bind_socket("localhost")
 
 
-def test_hypercorn_config_for_plugin_channels(tmp_path: Path) -> None:
-    config = hypercorn_config()
-    assert config.keep_alive_max_requests == KEEP_ALIVE_MAX_REQUESTS >= 10**9
-    assert config.accesslog is None
-    assert not config.ssl_enabled
-    cert, key = _write_pair(tmp_path, "s", generate_ephemeral_cert("s"))
-    tls = hypercorn_config(certfile=cert, keyfile=key)
-    assert tls.ssl_enabled
-    assert tls.alpn_protocols == ["h2", "http/1.1"]
-    with pytest.raises(ValueError, match="both"):
-        hypercorn_config(certfile=cert)
-    with pytest.raises(ValueError, match="need TLS"):
-        hypercorn_config(client_ca=cert)
-
-
 def test_url_parsing_and_refusals() -> None:
     assert client_address("unix:///run/p.sock") == "http://localhost"
     assert client_address("http+h1fast://127.0.0.1:5/") == "http://127.0.0.1:5"
@@ -248,7 +234,7 @@ async def test_failed_startup_raises_and_releases_the_socket(tmp_path: Path) -> 
     ready: list[bool] = []
     with pytest.raises(Exception, match="cannot open the database"):
         await asyncio.wait_for(
-            serve_asgi(
+            serve(
                 ServiceMux([KVServiceASGIApplication(broken())]),
                 bound,
                 shutdown=asyncio.Event(),

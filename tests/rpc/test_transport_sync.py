@@ -24,7 +24,7 @@ from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVService
 from plugin_di.clock import FakeClock
 from plugin_di.rpc.asgi import ServiceMux
 from plugin_di.rpc.h1sync import SyncH1Transport
-from plugin_di.rpc.hypercorn import bind_socket, serve_asgi
+from plugin_di.rpc.serving import bind_socket, serve
 from plugin_di.rpc.transport import PluginSyncHTTPClient, connect_client, sync_http_client
 
 
@@ -66,7 +66,7 @@ class KV:
 
 @contextmanager
 def serving_in_thread(app: Any, address: str) -> Iterator[str]:
-    """hypercorn on its own loop in a thread; the test thread makes blocking calls."""
+    """The server on its own loop in a thread; the test thread makes blocking calls."""
     bound = bind_socket(address)
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
@@ -74,7 +74,7 @@ def serving_in_thread(app: Any, address: str) -> Iterator[str]:
 
     def run() -> None:
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(serve_asgi(app, bound, shutdown=stop, ready=ready.set))
+        loop.run_until_complete(serve(app, bound, shutdown=stop, ready=ready.set))
         loop.close()
 
     thread = threading.Thread(target=run, daemon=True)

@@ -1,15 +1,15 @@
-"""The Host: every host-platform part wired together with shared token state, served by hypercorn.
+"""The Host: every host-platform part wired together with shared token state, and served.
 
 One ASGI app serves HandshakeService, ServiceRegistry, PluginLifecycle,
 CapabilityBroker, grpc.health.v1, gRPC reflection, the router at
 ``/services/`` and capability endpoints at ``/capabilities/``. In-memory
 plugins reach it with no socket through ``in_memory_client()``.
 
-hypercorn serves every protocol (HTTP/2, gRPC with trailers, TLS) at ``url``. With
-``fast_uds=True`` (or ``fast_bind=``) the same app is also served by uvicorn (httptools,
-HTTP/1.1: Connect and gRPC-Web) at ``fast_url``: a 0600 Unix socket in a private 0700
-directory, or loopback TCP. Plugins on this machine given ``fast_url`` as their host URL
-call the host, and through its router each other, several times faster.
+One server (`plugin_di.rpc.serving`: HTTP/1.1 and HTTP/2 on one port, Connect, gRPC and
+gRPC-Web, TLS when given) serves it at ``url``. With ``fast_uds=True`` (or ``fast_bind=``)
+the same server also listens at ``fast_url``: a 0600 Unix socket in a private 0700
+directory, or loopback TCP, for plugins on this machine. On cleartext HTTP/1.1, routed
+Connect unary calls and the host's own unary RPCs skip the ASGI cycle (short paths).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -44,11 +45,12 @@ from plugin_di.gen.connectplugin.v1.registry_connect import (
 from plugin_di.gen.grpc.health.v1.health_connect import HealthASGIApplication, HealthClient
 from plugin_di.host.broker import CAPABILITIES_PREFIX, BrokerService, CapabilityBroker
 from plugin_di.host.depgraph import DependencyGraph, Node
-from plugin_di.host.fastchannel import FastChannel, wait_ended
+from plugin_di.host.fastchannel import LocalChannel
 from plugin_di.host.handshake import HandshakeService
 from plugin_di.host.platform import Platform
 from plugin_di.host.registry import RegistryService, ServiceRegistry
 from plugin_di.host.router import SERVICES_PREFIX, ServiceRouter
+from plugin_di.host.shortroute import RoutedShortPaths
 from plugin_di.host.store import PluginRecord, RegistryStore
 from plugin_di.host.tokens import TokenStore
 from plugin_di.host.tracker import HealthTracker, LifecycleService
@@ -57,13 +59,22 @@ from plugin_di.plugin.health import GrpcHealthService, Health
 from plugin_di.plugin.reflection import reflection_apps
 from plugin_di.rpc.asgi import ASGIApp, ServiceMux
 from plugin_di.rpc.errors import SanitizeErrors
-from plugin_di.rpc.hypercorn import BoundSocket, bind_socket, hypercorn_config, serve_asgi
+from plugin_di.rpc.fastunary import UnaryShortPaths
 from plugin_di.rpc.interceptors.ratelimit import (
     Rate,
     RateLimitInterceptor,
     TokenBucketLimiter,
     default_rate_limit_key,
     host_rate_limits,
+)
+from plugin_di.rpc.serving import (
+    AnyOf,
+    BoundSocket,
+    Limits,
+    Listener,
+    ServeConfig,
+    Server,
+    bind_socket,
 )
 from plugin_di.settings import Settings
 
@@ -104,6 +115,7 @@ class Host:
         keyfile: str | os.PathLike[str] | None = None,
         fast_uds: bool = False,
         fast_bind: str | None = None,
+        limits: Limits | None = None,
     ) -> None:
         """``bind`` (e.g. ``127.0.0.1:0``) takes the socket at once, so ``url`` is known
         before the host starts: plugins built before it (``host_url=host.provided.url``)
@@ -115,12 +127,16 @@ class Host:
         connect-plugin-go's per-method rates on top; None turns limiting off.
 
         ``fast_uds=True`` also serves the host on a Unix socket (0600, in a private 0700
-        directory) with uvicorn; ``fast_bind`` (``unix:/path`` or ``127.0.0.1:0``) picks the
+        directory); ``fast_bind`` (``unix:/path`` or ``127.0.0.1:0``) picks the
         address instead. Either is bound at once, so ``fast_url`` (``unix:///...`` or
         ``http+h1fast://127.0.0.1:PORT``) is known before the host starts: give it to local
-        process plugins as their host URL (``host_url=host.provided.fast_url``). It carries
-        Connect and gRPC-Web over HTTP/1.1 only; gRPC stays on ``url``.
+        process plugins as their host URL (``host_url=host.provided.fast_url``).
+
+        ``limits`` are the listeners' header, idle and connection limits (Settings
+        HEADER_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_STREAMS, MAX_HEADER_BYTES).
         """
+        self.limits = limits if limits is not None else Limits()
+        """The listeners' header, idle and connection limits."""
         self.clock = clock
         self.allowed_services = {k: list(v) for k, v in (allowed_services or {}).items()}
         self.tokens = TokenStore(runtime_token_ttl, clock)
@@ -140,10 +156,10 @@ class Host:
         self.url = IN_MEMORY_URL
         interceptors: list[Any] = [SanitizeErrors(log)]
         if rate_limit is not None and self.limiter is not None:
-            limits = RateLimitInterceptor(
+            rate_limits = RateLimitInterceptor(
                 host_rate_limits(rate_limit), self.limiter, key=self._rate_key
             )
-            interceptors.insert(0, limits)
+            interceptors.insert(0, rate_limits)
         kwargs: dict[str, Any] = {"interceptors": interceptors}
         handshake = HandshakeService(
             self.tokens,
@@ -165,10 +181,10 @@ class Host:
         self.app.mount(CAPABILITIES_PREFIX, self.broker)
         self._bound: BoundSocket | None = None
         self._tls: tuple[_Path | None, _Path | None] = (None, None)
-        self._serving: asyncio.Task[None] | None = None
+        self._server: Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-        self._fast: FastChannel | None = None
+        self._fast: LocalChannel | None = None
+        self._routed: RoutedShortPaths | None = None
         self.fast_url: str | None = None
         """The fast local channel's URL, or None when the host has none."""
         if fast_uds or fast_bind is not None:
@@ -187,6 +203,7 @@ class Host:
             "capability_grant_ttl": settings.capability_grant_ttl,
             "max_message_bytes": settings.max_message_bytes,
             "rate_limit": Rate(settings.rate_limit_rps, settings.rate_limit_burst),
+            "limits": settings.limits(),
         }
         options.update(kwargs)
         return cls(**options)
@@ -252,11 +269,11 @@ class Host:
         return self.url
 
     def listen_fast(self, bind: str | None = None) -> str:
-        """Take the fast channel's socket now (default: a Unix socket in a new private
-        directory); its URL, also in ``fast_url``. ``start()`` serves it with uvicorn."""
+        """Take the local channel's socket now (default: a Unix socket in a new private
+        directory); its URL, also in ``fast_url``. ``start()`` serves it beside ``url``."""
         if self._fast is not None:
             raise RuntimeError(f"host fast channel already bound to {self.fast_url}")
-        self._fast = FastChannel(bind)
+        self._fast = LocalChannel(bind)
         self.fast_url = self._fast.url
         return self.fast_url
 
@@ -268,43 +285,43 @@ class Host:
         keyfile: str | os.PathLike[str] | None = None,
     ) -> str:
         """Serve until ``stop()`` on the socket ``listen()`` took, or on ``bind``; the URL."""
-        if self._serving is not None:
+        if self._server is not None:
             raise RuntimeError(f"host already serving at {self.url}")
         if self._bound is None:
             self.listen(bind or "127.0.0.1:0", certfile=certfile, keyfile=keyfile)
         elif bind is not None or certfile is not None:
             raise RuntimeError(f"host already bound to {self.url}: give bind and TLS once")
         assert self._bound is not None
-        certfile, keyfile = self._tls
-        ready = asyncio.Event()
-        self._stop = asyncio.Event()
-        config = hypercorn_config(certfile=certfile, keyfile=keyfile, graceful_timeout=2.0)
-        self._serving = asyncio.create_task(
-            serve_asgi(self.app, self._bound, config=config, shutdown=self._stop, ready=ready.set)
-        )
-        waiter = asyncio.create_task(ready.wait())
-        done, _ = await asyncio.wait({waiter, self._serving}, return_when=asyncio.FIRST_COMPLETED)
-        if self._serving in done:
-            waiter.cancel()
-            self._serving.result()
-            raise RuntimeError(f"host stopped while starting on {self.url}")
+        listeners = [Listener(self._bound, self._tls_context())]
         if self._fast is not None:
-            try:
-                await self._fast.start(
-                    self.app,
-                    self.router,
-                    self._connect_apps,
-                    max_message_bytes=self.app.max_message_bytes,
-                    shutdown=self._stop,
-                )
-            except BaseException:
-                await self.stop()
-                raise
+            listeners.append(Listener(self._fast.take()))
+        max_body = self.app.max_message_bytes
+        self._routed = RoutedShortPaths(self.router, max_body=max_body)
+        short_paths = AnyOf(
+            self._routed,
+            UnaryShortPaths(self._connect_apps, max_message_bytes=max_body),
+        )
+        self._bound = None  # the server owns the sockets now
+        self._server = Server(
+            self.app,
+            listeners,
+            ServeConfig(self.limits, grace_period=2.0),
+            short_paths=short_paths,  # its deadlines run on real time, whatever the host's clock
+        )
+        await self._server.start()
         self._sweeper = asyncio.create_task(self._sweep_forever())
         log.info(
             "host serving at %s", self.url + (f" and {self.fast_url}" if self.fast_url else "")
         )
         return self.url
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        certfile, keyfile = self._tls
+        if certfile is None or keyfile is None:
+            return None
+        from plugin_di.rpc.tls import load_server_tls
+
+        return load_server_tls(certfile, keyfile).ssl_context()
 
     async def stop(self) -> None:
         """Stop serving; in-flight calls get the graceful timeout."""
@@ -314,13 +331,14 @@ class Host:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
-        if self._serving is not None:
-            self._stop.set()
-            await wait_ended(self._serving, "host server")
-            self._serving = None
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+        if self._routed is not None:
+            self._routed.close()
+            self._routed = None
         if self._fast is not None:
-            self._stop.set()
-            await self._fast.stop()
+            self._fast.close()
             self._fast = None
         if self._bound is not None:
             self._bound.close()  # a listen() that never served still holds its socket

@@ -25,7 +25,7 @@ from plugin_di.host._proxy import is_unary
 from plugin_di.host.router import SERVICES_PREFIX, ServiceRouter, split_credentials
 from plugin_di.host.splice import SplicePool
 from plugin_di.rpc.asgi import DEFAULT_MAX_MESSAGE_BYTES, error_response
-from plugin_di.rpc.fastproto import Answer, Exchange, Headers, ShortPathHandler
+from plugin_di.rpc.serving.shortpath import Answer, Exchange, Headers, ShortPathHandler
 
 __all__ = ["RoutedShortPaths"]
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import httptools
 
-from plugin_di.rpc.fastproto import Exchange
+from plugin_di.rpc.serving.shortpath import Exchange
 from plugin_di.rpc.transport import unix_socket_path
 
 __all__ = ["SplicePool"]

@@ -36,18 +36,16 @@ __all__ = ["DEFAULT_PRELOAD", "OPTIONAL_PRELOAD", "Zygote", "ZygoteChild", "Zygo
 
 DEFAULT_PRELOAD = (
     "plugin_di.plugin.server",
-    "plugin_di.rpc.fastserve",
+    "plugin_di.rpc.serving",
     "plugin_di.cli.serve",
-    "uvicorn",
-    "uvicorn.protocols.http.httptools_impl",
-    "uvicorn.lifespan.on",
+    "httptools",
     "uvloop",
 )
-"""Modules a zygote imports before forking: the plugin runtime and the fast-channel server."""
+"""Modules a zygote imports before forking: the plugin runtime and its server."""
 
-OPTIONAL_PRELOAD = ("plugin_di.rpc.fastproto", "plugin_di.rpc.fastunary")
-"""Imported lazily once the fast channel serves; an app's zygote imports them ahead where it
-can (best effort: they belong to the server's fast path and may move)."""
+OPTIONAL_PRELOAD = ("plugin_di.rpc.fastunary", "plugin_di.rpc.serving._h2")
+"""Imported lazily once a plugin serves (the short path, HTTP/2); an app's zygote imports them
+ahead where it can (best effort: they may move)."""
 
 # Interpreter settings read once at startup: a child forked from a zygote has the zygote's.
 # (PYTHONPATH is applied to the child's sys.path, PYTHONUNBUFFERED to its stdio.)

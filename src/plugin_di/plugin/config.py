@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from plugin_di.plugin import env
+from plugin_di.rpc.serving.config import Limits
 
 MAX_MESSAGE_BYTES = "PLUGIN_DI_MAX_MESSAGE_BYTES"
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 SHUTDOWN_GRACE = "PLUGIN_DI_SHUTDOWN_GRACE"
 DEFAULT_SHUTDOWN_GRACE = 5.0
-SERVER = "PLUGIN_DI_SERVER"
-SERVER_CHOICES = ("auto", "hypercorn", "uvicorn")
+LIMIT_VARIABLES: dict[str, tuple[str, type]] = {
+    "header_timeout": ("PLUGIN_DI_HEADER_TIMEOUT", float),
+    "idle_timeout": ("PLUGIN_DI_IDLE_TIMEOUT", float),
+    "max_connections": ("PLUGIN_DI_MAX_CONNECTIONS", int),
+    "max_streams": ("PLUGIN_DI_MAX_STREAMS", int),
+    "max_header_bytes": ("PLUGIN_DI_MAX_HEADER_BYTES", int),
+}
 
 
 class PluginConfigError(ValueError):
@@ -57,19 +64,23 @@ def shutdown_grace(environ: Mapping[str, str] = os.environ) -> float:
     return value
 
 
-def server_choice(environ: Mapping[str, str] = os.environ) -> str:
-    """Which HTTP server serves the plugin: ``PLUGIN_DI_SERVER``, default ``auto``.
-
-    ``auto``: uvicorn (the fast channel: Connect over HTTP/1.1) on a Unix socket without TLS,
-    hypercorn (HTTP/2, gRPC, TLS) everywhere else. ``hypercorn`` or ``uvicorn`` force one.
-    """
-    raw = environ.get(SERVER, "").strip().lower() or "auto"
-    if raw not in SERVER_CHOICES:
-        raise PluginConfigError(
-            f"{SERVER}={raw!r} is not one of {', '.join(SERVER_CHOICES)}; "
-            "unset it for the default (auto)"
-        )
-    return raw
+def server_limits(environ: Mapping[str, str] = os.environ) -> Limits:
+    """The listener's limits: ``PLUGIN_DI_HEADER_TIMEOUT``, ``PLUGIN_DI_IDLE_TIMEOUT``,
+    ``PLUGIN_DI_MAX_CONNECTIONS``, ``PLUGIN_DI_MAX_STREAMS`` and ``PLUGIN_DI_MAX_HEADER_BYTES``
+    (see `plugin_di.rpc.serving.Limits` for the defaults)."""
+    values: dict[str, Any] = {}
+    for name, (variable, kind) in LIMIT_VARIABLES.items():
+        raw = environ.get(variable, "").strip()
+        if not raw:
+            continue
+        try:
+            values[name] = kind(raw)
+        except ValueError:
+            raise PluginConfigError(f"{variable}={raw!r} is not a {kind.__name__}") from None
+    try:
+        return Limits(**values)
+    except ValueError as exc:
+        raise PluginConfigError(f"{exc}; check the PLUGIN_DI_ limit variables") from None
 
 
 def parse_versions(text: str, *, name: str = env.PROTOCOL_VERSIONS) -> list[int]:

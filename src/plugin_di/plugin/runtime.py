@@ -11,11 +11,9 @@ connections. `plugin_di.plugin.server.serve` runs it as a process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import ssl
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from connectrpc.interceptor import Interceptor
@@ -40,7 +38,6 @@ from plugin_di.gen.connectplugin.v1.plugininfo_connect import (
 from plugin_di.gen.grpc.health.v1.health_connect import HealthASGIApplication, HealthClient
 from plugin_di.plugin import config as plugin_config
 from plugin_di.plugin import env
-from plugin_di.plugin._inflight import InFlight
 from plugin_di.plugin.control import DEFAULT_GRACE_SECONDS, PluginControlServer
 from plugin_di.plugin.definition import PluginSet, PluginsLike, as_plugin_set, service_descriptor
 from plugin_di.plugin.handshake import HandshakeServer
@@ -54,13 +51,9 @@ from plugin_di.plugin.identity import IdentityStore, PluginIdentityServer
 from plugin_di.plugin.reflection import reflection_apps
 from plugin_di.rpc.asgi import ServiceMux
 from plugin_di.rpc.errors import SanitizeErrors
-from plugin_di.rpc.hypercorn import BoundSocket
+from plugin_di.rpc.serving import BoundSocket, Limits, Listener, ServeConfig, Server
 
 log = logging.getLogger("plugin_di.plugin.server")
-
-# Once no call is in flight, idle connections get this long before they are dropped.
-_IDLE_CLOSE_SECONDS = 0.1
-
 
 _RUNTIME_CLIENTS = (
     HandshakeServiceClient,
@@ -200,98 +193,47 @@ class PluginServer:
         self,
         bound: BoundSocket,
         *,
-        certfile: str | os.PathLike[str] | None = None,
-        keyfile: str | os.PathLike[str] | None = None,
+        tls: ssl.SSLContext | None = None,
+        limits: Limits | None = None,
         ready: Callable[[], None] | None = None,
-        fast: bool = False,
-        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """Serve on ``bound`` until `request_stop`; return once drained.
 
-        ``ssl_context`` (automatic mTLS, `plugin_di.plugin.automtls`) replaces the files.
-
-        ``fast`` serves with uvicorn (`plugin_di.rpc.fastserve`: Connect and gRPC-Web over
-        HTTP/1.1, no TLS) instead of hypercorn (every protocol, HTTP/2, TLS).
+        One server (`plugin_di.rpc.serving`) speaks HTTP/1.1 and HTTP/2 on the socket, with
+        ``tls`` when given (handlers then see the client certificate through
+        `plugin_di.rpc.tls.peer_certificate`). Connect unary calls on cleartext HTTP/1.1 skip
+        the ASGI cycle (`plugin_di.rpc.fastunary`).
         """
-        if fast and certfile is not None:
-            raise plugin_config.PluginConfigError(
-                "the fast channel (uvicorn) has no TLS; serve TLS with hypercorn"
-            )
-        if fast:
-            config: Any = None
-        else:
-            from plugin_di.rpc.hypercorn import hypercorn_config
+        from plugin_di.rpc.fastunary import UnaryShortPaths
 
-            config = hypercorn_config(
-                certfile=certfile, keyfile=keyfile, graceful_timeout=self.grace_period
-            )
-            if ssl_context is not None:
-                from plugin_di.rpc.tls import hypercorn_tls_config
+        app: Any = self.app
+        if tls is not None:
+            from plugin_di.rpc.tls import PeerCertMiddleware
 
-                hypercorn_tls_config(config, ssl_context)
+            app = PeerCertMiddleware(self.app)
+        server = Server(
+            app,
+            Listener(bound, tls),
+            ServeConfig(limits or Limits(), grace_period=self.grace_period),
+            short_paths=UnaryShortPaths(
+                self._connect_apps, max_message_bytes=self._max_message_bytes
+            ),
+            clock=self._clock,
+        )
         requested = self._event()
-        drain = asyncio.Event()
-        app = InFlight(self.app)
         clock = self._clock
-
-        async def stop_when_requested() -> None:
+        try:
+            await server.start()
+            if ready is not None:
+                ready()
             await requested.wait()
             deadline = clock.now() + self.grace_period
             log.info("stopping: %s (grace period %.1fs)", self._stop_reason, self.grace_period)
             await self.begin_stop()
-            await _first(app.wait_idle(), clock.sleep(max(0.0, deadline - clock.now())))
-            if app.count:
-                log.warning("grace period over: cancelling %d call(s) in flight", app.count)
-                app.cancel_all()
-                await app.wait_idle()
-            # Only idle keep-alive connections are left: the server may drop them now.
-            if config is not None:
-                config.graceful_timeout = _IDLE_CLOSE_SECONDS
-            drain.set()
-
-        watcher = asyncio.create_task(stop_when_requested())
-        try:
-            if fast:
-                from plugin_di.rpc.fastserve import serve_fast
-                from plugin_di.rpc.fastunary import UnaryShortPaths
-
-                # Connect unary calls skip the ASGI cycle; the mux serves everything else.
-                unary = UnaryShortPaths(
-                    self._connect_apps, max_message_bytes=self._max_message_bytes, track=app.tracked
-                )
-                await serve_fast(
-                    app,
-                    bound,
-                    shutdown=drain,
-                    ready=ready,
-                    graceful_timeout=_IDLE_CLOSE_SECONDS,
-                    short_paths=unary,
-                )
-            else:
-                from plugin_di.rpc.hypercorn import serve_asgi
-
-                served: Any = app
-                if ssl_context is not None:  # handlers see the peer: rpc.tls.peer_certificate()
-                    from plugin_di.rpc.tls import PeerCertMiddleware
-
-                    served = PeerCertMiddleware(app)
-                await serve_asgi(served, bound, config=config, shutdown=drain, ready=ready)
+            await server.stop(max(0.0, deadline - clock.now()))
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            await server.stop()
             self.health.shutdown()
             if self._stopped is None:
                 self._stopped = asyncio.Event()
             self._stopped.set()
-
-
-async def _first(*waits: Coroutine[Any, Any, None]) -> None:
-    """Wait until the first of ``waits`` finishes; cancel the others."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

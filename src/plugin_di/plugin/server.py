@@ -1,12 +1,10 @@
 """Serve plugins over Connect: the plugin process's main loop (go-plugin's ``Serve``).
 
-`serve()` binds ``127.0.0.1:0`` (or the given address, or a Unix socket),
-serves the plugins with a `PluginServer` (`plugin_di.plugin.runtime`) on
-hypercorn (TCP, TLS: every protocol) or, on a Unix socket, on uvicorn (the fast
-host channel: Connect over HTTP/1.1; see `plugin_di.plugin.config.server_choice`),
-prints exactly one handshake line on stdout when ready, and stops
-gracefully on SIGTERM, SIGINT, the Shutdown RPC or the death of the launching
-host, then exits 0. The protocol is described in ``docs/internals.md``.
+`serve()` binds ``127.0.0.1:0`` (or the given address, or a Unix socket), serves the
+plugins with a `PluginServer` (`plugin_di.plugin.runtime`: HTTP/1.1 and HTTP/2 on one
+port, Connect, gRPC and gRPC-Web, TLS when given), prints exactly one handshake line on
+stdout when ready, and stops gracefully on SIGTERM, SIGINT, the Shutdown RPC or the death
+of the launching host, then exits 0. The protocol is described in ``docs/internals.md``.
 """
 
 from __future__ import annotations
@@ -20,10 +18,11 @@ import ssl
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from connectrpc.interceptor import Interceptor
 
+from plugin_di import eventloop
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.plugin import config as plugin_config
 from plugin_di.plugin import env
@@ -32,7 +31,7 @@ from plugin_di.plugin.handshake import VersionMismatchError, negotiate_version
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.plugin.runtime import PluginServer
 from plugin_di.plugin.security import ServerSecurity
-from plugin_di.rpc.hypercorn import BoundSocket, bind_socket
+from plugin_di.rpc.serving import bind_socket
 
 __all__ = ["PluginServer", "serve", "serve_async"]
 
@@ -84,7 +83,6 @@ async def serve_async(
     interceptors: Iterable[Interceptor] = (),
     grace_period: float | None = None,
     server_metadata: Mapping[str, str] | None = None,
-    server_kind: str | None = None,
     environ: Mapping[str, str] | None = None,
     stdout: TextIO | None = None,
     handle_signals: bool = True,
@@ -94,13 +92,12 @@ async def serve_async(
 ) -> int:
     """`serve` inside a running loop; returns the exit code.
 
-    ``server_kind`` is ``auto``, ``hypercorn`` or ``uvicorn`` (default: ``PLUGIN_DI_SERVER``,
-    else ``auto``; see `plugin_di.plugin.config.server_choice`). With ``PLUGIN_DI_HOST_URL``
-    set and no ``on_ready``, the plugin joins that host (`plugin_di.plugin.host_client`).
+    With ``PLUGIN_DI_HOST_URL`` set and no ``on_ready``, the plugin joins that host
+    (`plugin_di.plugin.host_client`). The listener's limits come from the environment
+    (`plugin_di.plugin.config.server_limits`).
     """
     environ = os.environ if environ is None else environ
-    if server_kind is None:
-        server_kind = plugin_config.server_choice(environ)
+    limits = plugin_config.server_limits(environ)
     if grace_period is None:
         grace_period = plugin_config.shutdown_grace(environ)
     # launcher auth, rate limit and automatic mTLS, as the launcher asked (plugin.security)
@@ -130,12 +127,14 @@ async def serve_async(
     except VersionMismatchError as exc:
         print(f"incompatible plugin: {exc} (from {env.PROTOCOL_VERSIONS})", file=sys.stderr)
         return 1
+    context = security.ssl_context
+    if tls_cert is not None:
+        if tls_key is None:
+            raise plugin_config.PluginConfigError("TLS needs both a certificate and a key file")
+        from plugin_di.rpc.tls import load_server_tls
+
+        context = load_server_tls(tls_cert, tls_key).ssl_context()
     bound = bind_socket(_listen_address(bind, uds, environ, tls=tls))
-    try:
-        fast = use_fast_server(server_kind, bound, tls=tls)
-    except plugin_config.PluginConfigError:
-        bound.close()
-        raise
     line = HandshakeLine(
         env.CORE_PROTOCOL_VERSION,
         app_version,
@@ -163,14 +162,7 @@ async def serve_async(
     if watch_parent:
         _watch_parent(loop, server)
     try:
-        await server.run(
-            bound,
-            certfile=tls_cert,
-            keyfile=tls_key,
-            ready=ready,
-            fast=fast,
-            ssl_context=security.ssl_context,
-        )
+        await server.run(bound, tls=context, limits=limits, ready=ready)
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
@@ -180,31 +172,13 @@ async def serve_async(
     return 0
 
 
-def _loop_factory(
-    uds: str | os.PathLike[str] | None, environ: Mapping[str, str]
-) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where the fast channel is likely (it pays off there); asyncio's loop elsewhere."""
-    kind = environ.get(plugin_config.SERVER, "").strip().lower()
-    if kind == "uvicorn" or (kind in ("", "auto") and (uds or environ.get(env.UNIX_SOCKET_DIR))):
-        from plugin_di import eventloop
-
-        return eventloop.loop_factory()
-    return None
-
-
-def use_fast_server(kind: str, bound: BoundSocket, *, tls: bool) -> bool:
-    """Whether uvicorn (the fast channel) serves ``bound``; see `config.server_choice`."""
-    if kind not in plugin_config.SERVER_CHOICES:
+def _loop_kind() -> eventloop.EventLoopKind:
+    kind = os.environ.get("PLUGIN_DI_EVENT_LOOP", "auto").strip().lower() or "auto"
+    if kind not in ("auto", "uvloop", "asyncio"):
         raise plugin_config.PluginConfigError(
-            f"server {kind!r} is not one of {', '.join(plugin_config.SERVER_CHOICES)}"
+            f"PLUGIN_DI_EVENT_LOOP={kind!r} is not one of auto, uvloop, asyncio"
         )
-    if kind == "uvicorn" and tls:
-        raise plugin_config.PluginConfigError(
-            "uvicorn (the fast channel) serves no TLS; use the hypercorn server for TLS"
-        )
-    if kind == "auto":
-        return bound.network == "unix" and not tls
-    return kind == "uvicorn"
+    return cast(eventloop.EventLoopKind, kind)
 
 
 def _watch_parent(loop: asyncio.AbstractEventLoop, server: PluginServer) -> None:
@@ -232,7 +206,6 @@ def serve(
     interceptors: Iterable[Interceptor] = (),
     grace_period: float | None = None,
     server_metadata: Mapping[str, str] | None = None,
-    server_kind: str | None = None,
 ) -> int:
     """Serve ``plugins`` until stopped; return the process exit code (0 after a graceful stop).
 
@@ -247,7 +220,7 @@ def serve(
     real_stdout = sys.stdout
     sys.stdout = sys.stderr
     try:
-        with asyncio.Runner(loop_factory=_loop_factory(uds, os.environ)) as runner:
+        with asyncio.Runner(loop_factory=eventloop.loop_factory(_loop_kind())) as runner:
             return runner.run(
                 serve_async(
                     plugins,
@@ -261,7 +234,6 @@ def serve(
                     interceptors=interceptors,
                     grace_period=grace_period,
                     server_metadata=server_metadata,
-                    server_kind=server_kind,
                     stdout=real_stdout,
                 )
             )

@@ -1,4 +1,4 @@
-"""Connect unary calls answered on uvicorn's short path (`plugin_di.rpc.fastproto`).
+"""Connect unary calls answered on uvicorn's short path (`plugin_di.rpc.serving.shortpath`).
 
 `UnaryShortPaths` takes the unary methods of generated ``XxxServiceASGIApplication`` apps and
 answers a Connect unary POST of ``application/proto`` or ``application/json`` with no ASGI
@@ -32,8 +32,8 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import Headers, RequestContext
 
-from plugin_di.rpc.fastproto import Answer, Exchange, ShortPathHandler
-from plugin_di.rpc.fastproto import Headers as RawHeaders
+from plugin_di.rpc.serving.shortpath import Answer, Exchange, ShortPathHandler
+from plugin_di.rpc.serving.shortpath import Headers as RawHeaders
 
 __all__ = ["UnaryShortPaths"]
 

@@ -3,8 +3,8 @@ identity for handlers, and the plaintext warning.
 
 Automatic mTLS (as go-plugin's AutoMTLS): host and plugin each make an ephemeral self-signed
 certificate (``generate_ephemeral_cert``), exchange them (environment / handshake line), and
-each side trusts only the other's certificate: ``pinned_server_ssl_context`` for hypercorn,
-``pinned_client_tls`` for a pyqwest client.
+each side trusts only the other's certificate: ``pinned_server_ssl_context`` for the server
+(`plugin_di.rpc.serving`), ``pinned_client_tls`` for a pyqwest client.
 
 The exchange, end to end::
 
@@ -16,11 +16,9 @@ The exchange, end to end::
     tls = pinned_client_tls(host_pair, der_to_pem(line.cert_der))   # host's client
     pyqwest.HTTPTransport(**tls.transport_kwargs(), ...)
 
-hypercorn does not put the TLS peer certificate in the ASGI scope. A server context from this
-module captures it per connection (hypercorn calls ``selected_alpn_protocol()`` in the
-connection's task right after the handshake, and the request tasks inherit that task's
-context); ``PeerCertMiddleware`` then exposes it as ``peer_certificate()`` and as the ASGI TLS
-extension ``scope["extensions"]["tls"]["client_cert_chain"]``.
+The server puts the verified client certificate in the ASGI TLS extension
+(``scope["extensions"]["tls"]["client_cert_chain"]``); ``PeerCertMiddleware`` exposes it to
+handlers as ``peer_certificate()``.
 """
 
 from __future__ import annotations
@@ -55,7 +53,6 @@ __all__ = [
     "check_plaintext",
     "der_to_pem",
     "generate_ephemeral_cert",
-    "hypercorn_tls_config",
     "is_loopback_host",
     "load_client_tls",
     "load_server_tls",
@@ -190,7 +187,7 @@ class ServerTLS:
     client_ca_pem: bytes | None = None
 
     def ssl_context(self) -> ssl.SSLContext:
-        """A server context (TLS >= 1.2, ALPN h2 + http/1.1) that records the peer certificate."""
+        """A server context (TLS >= 1.2, ALPN h2 + http/1.1)."""
         context = _server_context()
         _load_cert_chain(context, CertKeyPair(self.cert_pem, self.key_pem))
         if self.client_ca_pem is not None:
@@ -266,17 +263,6 @@ def pinned_client_tls(own: CertKeyPair, peer_cert_pem: bytes) -> ClientTLS:
     return ClientTLS(peer_cert_pem, own.cert_pem, own.key_pem)
 
 
-def hypercorn_tls_config(config: Any, context: ssl.SSLContext) -> Any:
-    """Make a ``hypercorn.config.Config`` serve TLS with ``context`` (returns the same config).
-
-    hypercorn builds its context from file names; this replaces its factory on the instance.
-    """
-    config.certfile = config.certfile or "<ssl-context>"  # ssl_enabled checks these
-    config.keyfile = config.keyfile or "<ssl-context>"
-    config.create_ssl_context = lambda: context
-    return config
-
-
 # --- peer identity -------------------------------------------------------------------------
 
 
@@ -299,17 +285,7 @@ class PeerCertificate:
         return ssl.DER_cert_to_PEM_cert(self.der)
 
 
-_CONNECTION_PEER: ContextVar[bytes | None] = ContextVar("plugin_di_tls_conn_peer", default=None)
 _PEER: ContextVar[PeerCertificate | None] = ContextVar("plugin_di_tls_peer", default=None)
-
-
-class _PeerRecordingSSLObject(ssl.SSLObject):
-    def selected_alpn_protocol(self) -> str | None:
-        # Called by hypercorn in the connection task after the handshake (see module doc).
-        der = self.getpeercert(binary_form=True)
-        if der:
-            _CONNECTION_PEER.set(der)
-        return super().selected_alpn_protocol()
 
 
 def _server_context() -> ssl.SSLContext:
@@ -317,7 +293,6 @@ def _server_context() -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION
     context.set_alpn_protocols(ALPN)
-    context.sslobject_class = _PeerRecordingSSLObject
     return context
 
 
@@ -361,14 +336,11 @@ class PeerCertMiddleware:
         self.app = app
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        der = _CONNECTION_PEER.get() if scope["type"] in ("http", "websocket") else None
-        if der is None:
+        chain = scope.get("extensions", {}).get("tls", {}).get("client_cert_chain")
+        if not chain:
             await self.app(scope, receive, send)
             return
-        peer = _parse_peer(der)
-        extensions = scope.setdefault("extensions", {})
-        extensions.setdefault("tls", {})["client_cert_chain"] = [peer.pem]
-        token = _PEER.set(peer)
+        token = _PEER.set(_parse_peer(pem_to_der(chain[0].encode("ascii"))))
         try:
             await self.app(scope, receive, send)
         finally:
