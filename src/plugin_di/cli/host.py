@@ -26,7 +26,7 @@ from plugin_di.plugin.env import CORE_PROTOCOL_VERSION
 from plugin_di.plugin.handshake_line import HandshakeLine
 
 if TYPE_CHECKING:
-    from plugin_di.host.admission import AdmissionPolicy
+    from plugin_di.host.admission import Admission, AdmissionPolicy
     from plugin_di.settings import Settings
 
 
@@ -92,7 +92,7 @@ def _cert_der(path: str) -> bytes:
     return ssl.PEM_cert_to_DER_cert(pem[start:end])
 
 
-async def _serve(args: argparse.Namespace, settings: Settings, admission: AdmissionPolicy) -> int:
+async def _serve(args: argparse.Namespace, settings: Settings, admission: Admission) -> int:
     from plugin_di.host.server import Host
 
     host = Host.from_settings(settings, admission=admission)
@@ -121,20 +121,18 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("plugin-di host: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     from plugin_di import eventloop
+    from plugin_di.host.admission import Admission
     from plugin_di.settings import Settings
 
     settings = Settings()
     try:
-        admission = admission_policy(args, settings)
-        if admission.client_ca is not None and not args.tls_cert:
+        policy = admission_policy(args, settings)
+        if policy.client_ca is not None and not args.tls_cert:
             raise ValueError("--client-ca needs the host to serve TLS: add --tls-cert/--tls-key")
-        if admission.key_file is not None:
-            from plugin_di.host.join_tokens import load_keys
-
-            load_keys(admission.key_file)  # a bad key file stops the host before it serves
+        admission = Admission(policy)  # reads the key file: a bad one stops the host here
     except ValueError as exc:  # JoinTokenError too
         print(f"plugin-di host: {exc}", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     return eventloop.run(_serve(args, settings, admission), settings.event_loop)
