@@ -117,7 +117,8 @@ async def test_a_handshake_without_a_credential_is_refused_saying_what_to_do(
     error = await _refused(HostClient(admitting_host.url, http_client=http), "kv")
     assert error.code is Code.UNAUTHENTICATED
     assert error.message.startswith("plugin 'kv' is not admitted: the host admits a plugin")
-    for hint in ("PLUGIN_DI_JOIN_TOKEN", "plugin-di join-token", "--allow-cert", "--allow"):
+    for hint in ("PLUGIN_DI_JOIN_TOKEN", "plugin-di join-token --self-id kv", "--allow-cert",
+                 "plugin-di host --allow kv=TYPES"):  # fmt: skip
         assert hint in error.message
     # a handshake that asks for no identity only negotiates, and stays open
     answer = await HostClient(admitting_host.url, http_client=http)._handshake.handshake(

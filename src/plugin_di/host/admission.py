@@ -43,11 +43,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _BEARER = "bearer "
-HOW_TO_JOIN = (
-    "the host admits a plugin by a join token (set PLUGIN_DI_JOIN_TOKEN; the operator makes "
-    "one with 'plugin-di join-token'), a client certificate with an --allow-cert entry, or "
-    "an --allow SELF_ID=TYPES entry for its self_id"
-)
+
+
+def how_to_join(self_id: str) -> str:
+    """What a refused plugin (or its operator) can do about it."""
+    return (
+        "the host admits a plugin by a join token (set PLUGIN_DI_JOIN_TOKEN; the operator "
+        f"makes one with 'plugin-di join-token --self-id {self_id} --provides TYPES'), a "
+        "client certificate with an --allow-cert entry, or an allow-list entry for its "
+        f"self_id (plugin-di host --allow {self_id}=TYPES)"
+    )
 
 
 class AdmittedBy(enum.Enum):
@@ -226,7 +231,7 @@ class Admission:
         )
         raise _refuse(
             Code.UNAUTHENTICATED,
-            f"plugin {self_id!r} is not admitted{unmapped}: {HOW_TO_JOIN}",
+            f"plugin {self_id!r} is not admitted{unmapped}: {how_to_join(self_id)}",
             peer,
         )
 
@@ -260,7 +265,7 @@ class Admission:
                 raise _refuse(
                     Code.UNAUTHENTICATED,
                     "the handshake's credential is neither a valid join token nor the launch "
-                    f"secret of a plugin this host expects: {HOW_TO_JOIN}",
+                    f"secret of a plugin this host expects: {how_to_join(self_id)}",
                     peer,
                 )
             (bound, provides), by, detail = launch, AdmittedBy.LAUNCH_SECRET, ""
