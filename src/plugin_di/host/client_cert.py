@@ -88,3 +88,23 @@ def client_ca_context(
     context = load_server_tls(certfile, keyfile, client_ca).ssl_context()
     context.verify_mode = ssl.CERT_OPTIONAL
     return context
+
+
+def with_client_certificates(
+    app: _ASGIApp,
+    config: Any,
+    tls: tuple[str | os.PathLike[str] | None, str | os.PathLike[str] | None],
+    client_ca: str | os.PathLike[str],
+) -> _ASGIApp:
+    """Make hypercorn's ``config`` ask for client certificates signed by ``client_ca``, and
+    wrap ``app`` so its handlers see them; ``tls`` is the host's (certfile, keyfile)."""
+    certfile, keyfile = tls
+    if certfile is None or keyfile is None:
+        raise ValueError(
+            f"admission by client certificate (client CA {os.fspath(client_ca)!r}) needs "
+            "the host to serve TLS: give it a certificate and key"
+        )
+    from plugin_di.rpc.tls import PeerCertMiddleware, hypercorn_tls_config
+
+    hypercorn_tls_config(config, client_ca_context(certfile, keyfile, client_ca))
+    return PeerCertMiddleware(ClientCertScope(app))

@@ -45,6 +45,7 @@ from plugin_di.gen.connectplugin.v1.registry_connect import (
 from plugin_di.gen.grpc.health.v1.health_connect import HealthASGIApplication, HealthClient
 from plugin_di.host.admission import Admission, AdmissionPolicy
 from plugin_di.host.broker import CAPABILITIES_PREFIX, BrokerService, CapabilityBroker
+from plugin_di.host.client_cert import with_client_certificates
 from plugin_di.host.depgraph import DependencyGraph, Node
 from plugin_di.host.fastchannel import FastChannel, wait_ended
 from plugin_di.host.handshake import HandshakeService
@@ -302,7 +303,10 @@ class Host:
         ready = asyncio.Event()
         self._stop = asyncio.Event()
         config = hypercorn_config(certfile=certfile, keyfile=keyfile, graceful_timeout=2.0)
-        served = self._admitting_certificates(config)
+        served: Any = self.app
+        client_ca = self.admission.policy.client_ca
+        if client_ca is not None:  # TLS asks for client certificates; the handshake sees them
+            served = with_client_certificates(self.app, config, self._tls, client_ca)
         self._serving = asyncio.create_task(
             serve_asgi(served, self._bound, config=config, shutdown=self._stop, ready=ready.set)
         )
@@ -335,23 +339,6 @@ class Host:
             "host serving at %s", self.url + (f" and {self.fast_url}" if self.fast_url else "")
         )
         return self.url
-
-    def _admitting_certificates(self, config: Any) -> ASGIApp:
-        """With a client CA: TLS asks for client certificates, the handshake sees them."""
-        client_ca = self.admission.policy.client_ca
-        if client_ca is None:
-            return self.app
-        certfile, keyfile = self._tls
-        if certfile is None or keyfile is None:
-            raise ValueError(
-                f"admission by client certificate (client CA {os.fspath(client_ca)!r}) needs "
-                "the host to serve TLS: give it a certificate and key"
-            )
-        from plugin_di.host.client_cert import ClientCertScope, client_ca_context
-        from plugin_di.rpc.tls import PeerCertMiddleware, hypercorn_tls_config
-
-        hypercorn_tls_config(config, client_ca_context(certfile, keyfile, client_ca))
-        return PeerCertMiddleware(ClientCertScope(self.app))
 
     async def stop(self) -> None:
         """Stop serving; in-flight calls get the graceful timeout."""
