@@ -1,5 +1,6 @@
 """A connect-plugin-go plugin (the real Go peer) joins a default ``plugin-di host`` only once
-an ``--allow`` entry admits its self_id; without one its handshake is refused.
+an ``--allow`` entry admits its self_id; without one its handshake is refused. And the join
+token a plugin-di plugin sends does not stop it from joining connect-plugin-go's own host.
 
 The Go peer is ``../shared/go-peer`` from the project root (``GO_PEER_DIR`` overrides it);
 the test is skipped when it is absent.
@@ -20,10 +21,12 @@ from host_support import h2_client
 
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.plugin.host_client import HostClient
+from plugin_di.rpc.transport import http_client
 
 ROOT = Path(__file__).resolve().parents[2]
 GO_PEER = Path(os.environ.get("GO_PEER_DIR") or ROOT.parent / "shared" / "go-peer")
 GOKVSERVER = GO_PEER / "bin" / "gokvserver"
+GOHOST = GO_PEER / "bin" / "gohost"
 
 pytestmark = pytest.mark.skipif(
     not os.access(GOKVSERVER, os.X_OK),
@@ -116,3 +119,15 @@ async def test_a_go_plugin_registers_only_with_an_allow_list_entry() -> None:
     assert "handshake refused" in host_log
     assert "plugin 'intruder' is not admitted" in host_log
     assert "by allow-list, may provide kv" in host_log
+
+
+async def test_a_join_token_does_not_break_the_handshake_with_a_go_host() -> None:
+    async with _process(str(GOHOST), "-addr", "127.0.0.1:0") as gohost:
+        lines = await _lines_until(gohost, "GOHOST_LISTENING")
+        url = lines[-1].split()[-1].replace("http://", "http+h1fast://")  # Go serves HTTP/1.1
+        async with http_client(url) as http:
+            client = HostClient(url, http_client=http)
+            identity = await client.handshake("kv", join_token="pdj1.claims.signature")
+            assert identity.runtime_id.startswith("kv-")
+            registration = await client.register("kv", "1.0.0", "/kv.v1.KVService/")
+            assert registration
