@@ -11,8 +11,9 @@
   host's router;
 * ``inventory``: the application service, which sees only typed clients.
 
-Every process plugin gets ``host_url=platform.provided.url``, so the engine
-starts the platform before them and stops it after them.
+Every process plugin gets ``host=platform.provided.host``: it joins that host,
+admitted by its launch secret to provide what its definition declares, and the
+engine starts the platform before them and stops it after them.
 
 ``plugin-di graph|check|run examples.fx_managed.app:app`` work on it;
 ``python -m examples.fx_managed`` runs it with a few scripted calls.
@@ -96,14 +97,14 @@ class FxManaged(containers.DeclarativeContainer):
         os.environ.get("FX_KV_PLACEMENT", "process"),
         module="examples.kv",
         cwd=ROOT,
-        host_url=platform.provided.url,
+        host=platform.provided.host,
         events=events,
     )
     cache = ProcessPlugin(
         cache_plugin,
         module="examples.cache",
         cwd=ROOT,
-        host_url=platform.provided.url,
+        host=platform.provided.host,
         events=events,
     )
     inventory = providers.Singleton(

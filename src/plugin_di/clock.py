@@ -30,6 +30,19 @@ class SystemClock:
 SYSTEM_CLOCK = SystemClock()
 
 
+class WallClock:
+    """Seconds since the Unix epoch, for times that leave the process (token expiry)."""
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+WALL_CLOCK = WallClock()
+
+
 class FakeClock:
     """A clock that moves only when told to; sleepers wake as `advance` passes them."""
 

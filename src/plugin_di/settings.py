@@ -6,6 +6,7 @@ built; pass an instance explicitly where a test needs other values.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
@@ -61,6 +62,28 @@ class Settings(BaseSettings):
     capability_grant_ttl: float = Field(default=3600.0, gt=0)
     rate_limit_rps: float = Field(default=1000.0, gt=0)
     rate_limit_burst: int = Field(default=2000, gt=0)
+
+    # admission: who may join the host platform (docs/security.md#admission)
+    admission_key_file: Path | None = Field(
+        default=None,
+        description="key file that signs and verifies join tokens (plugin-di join-token)",
+    )
+    admission_allow: str = Field(
+        default="",
+        description="SELF_ID=TYPE[,TYPE] entries admitted with no credential, separated by "
+        "';' or spaces (for peers that cannot send a join token)",
+    )
+    admission_allow_cert: str = Field(
+        default="",
+        description="NAME=TYPE[,TYPE] entries: client certificate names admitted (TLS with "
+        "admission_client_ca)",
+    )
+    admission_client_ca: Path | None = Field(
+        default=None, description="PEM CA that signs the client certificates the host admits"
+    )
+    open_registration: bool = Field(
+        default=False, description="admit anyone to register anything (development only)"
+    )
 
     def limits(self) -> Limits:
         """The listener limits these settings name."""

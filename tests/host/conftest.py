@@ -11,6 +11,8 @@ import pytest
 # the examples package lives at the repository root
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from host_support import ADMISSION
+
 from plugin_di.clock import FakeClock
 from plugin_di.host.server import Host
 
@@ -22,7 +24,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def host(clock: FakeClock) -> AsyncIterator[Host]:
-    h = Host(clock=clock, sweep_interval=1e9)  # sweeping tested on its own
+    h = Host(clock=clock, sweep_interval=1e9, admission=ADMISSION)  # sweeping tested on its own
     await h.start("127.0.0.1:0")
     try:
         yield h
@@ -32,7 +34,7 @@ async def host(clock: FakeClock) -> AsyncIterator[Host]:
 
 @pytest.fixture
 async def fast_host(clock: FakeClock) -> AsyncIterator[Host]:
-    host = Host(clock=clock, sweep_interval=1e9, fast_uds=True)
+    host = Host(clock=clock, sweep_interval=1e9, fast_uds=True, admission=ADMISSION)
     await host.start("127.0.0.1:0")
     try:
         yield host

@@ -16,12 +16,26 @@ from connectrpc.request import RequestContext
 from examples.kv.plugin import make_plugin as make_kv_plugin
 from plugin_di.gen.capability.logger.v1 import logger_pb2
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerASGIApplication, LoggerClient
+from plugin_di.host.admission import AdmissionPolicy, AllowEntry
 from plugin_di.plugin.definition import Dependency, Plugin, Service
 from plugin_di.plugin.host_client import HostClient
 from plugin_di.plugin.server import PluginServer
 from plugin_di.rpc.serving import bind_socket
 
 NO_GZIP: dict[str, Any] = {"send_compression": None, "accept_compression": []}
+
+ADMISSION = AdmissionPolicy(
+    allow=(
+        AllowEntry("app"),  # consumers: admitted, provide nothing
+        AllowEntry("observer"),
+        AllowEntry("other"),
+        AllowEntry("kv", frozenset({"kv"})),
+        AllowEntry("logger", frozenset({"logger"})),
+        AllowEntry("cache", frozenset({"cache"})),
+    )
+)
+"""The self ids the host tests join as, admitted by the allow-list (join tokens, launch
+secrets and certificates are tested in test_admission*.py)."""
 
 
 @dataclass

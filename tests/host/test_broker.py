@@ -6,7 +6,7 @@ import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
-from host_support import NO_GZIP, RecordingLogger, h2_client, logger_plugin
+from host_support import ADMISSION, NO_GZIP, RecordingLogger, h2_client, logger_plugin
 
 from plugin_di.clock import FakeClock
 from plugin_di.gen.capability.logger.v1 import logger_pb2
@@ -88,7 +88,13 @@ async def test_handshake_advertises_capabilities(host: Host) -> None:
 
 async def test_sweeper_purges_expired_tokens_and_grants() -> None:
     clock = FakeClock()
-    host = Host(clock=clock, runtime_token_ttl=100, capability_grant_ttl=50, sweep_interval=60)
+    host = Host(
+        clock=clock,
+        runtime_token_ttl=100,
+        capability_grant_ttl=50,
+        sweep_interval=60,
+        admission=ADMISSION,
+    )
     host.register_capability("logger", "1.0.0", logger_plugin())
     await host.start()
     try:

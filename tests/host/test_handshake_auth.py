@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
-from host_support import NO_GZIP, h2_client, logger_plugin
+from host_support import ADMISSION, NO_GZIP, h2_client, logger_plugin
 
 from plugin_di.clock import FakeClock
 from plugin_di.gen.connectplugin.v1 import handshake_pb2
@@ -48,8 +48,8 @@ async def test_handshake_checks_and_identity(host: Host) -> None:
         assert plain.runtime_id == ""
         assert plain.runtime_token == ""
         assert plain.server_metadata["server_version"]
-        response = await client.handshake(_request(self_id="cache-plugin"))
-        assert re.fullmatch(r"cache-plugin-[0-9a-f]{8}", response.runtime_id)
+        response = await client.handshake(_request(self_id="cache"))
+        assert re.fullmatch(r"cache-[0-9a-f]{8}", response.runtime_id)
         assert re.fullmatch(r"[A-Za-z0-9_-]{43}=", response.runtime_token)
         assert host.tokens.validate(response.runtime_id, response.runtime_token)
         negotiated = await client.handshake(_request(app_protocol_versions=[1, 3]))
@@ -58,7 +58,7 @@ async def test_handshake_checks_and_identity(host: Host) -> None:
 
 async def test_token_expires_with_ttl_and_is_purged() -> None:
     clock = FakeClock()
-    host = Host(clock=clock, runtime_token_ttl=0.1)
+    host = Host(clock=clock, runtime_token_ttl=0.1, admission=ADMISSION)
     await host.start()
     try:
         async with h2_client() as http:
@@ -98,7 +98,9 @@ CALLS: dict[str, Call] = {
 @pytest.mark.parametrize("rpc", sorted(CALLS))
 async def test_every_host_rpc_requires_credentials(rpc: str) -> None:
     clock = FakeClock()
-    host = Host(clock=clock, rate_limit=None, sweep_interval=1e9)  # limits are tested apart
+    host = Host(
+        clock=clock, rate_limit=None, sweep_interval=1e9, admission=ADMISSION
+    )  # limits are tested apart
     await host.start()
     try:
         await _check_credentials(host, clock, rpc)

@@ -16,12 +16,14 @@ from plugin_di.host.store import Declaration, PluginRecord
 from plugin_di.host.tracker import DEGRADED, HEALTHY, UNHEALTHY
 
 
-def _registry(*plugins: tuple[str, tuple[str, ...]], **kw: bool) -> ServiceRegistry:
+def _registry(*plugins: tuple[str, tuple[str, ...] | None], **kw: bool) -> ServiceRegistry:
+    """Plugins admitted to provide the given types (None: admitted with no grant recorded)."""
     registry = ServiceRegistry(selector=Selector(random.Random(7)), **kw)
     for runtime_id, provides in plugins:
-        registry.store.put_plugin(
-            PluginRecord(runtime_id, runtime_id, provides=tuple(Declaration(t) for t in provides))
-        )
+        declared = tuple(Declaration(t) for t in provides or ())
+        registry.store.put_plugin(PluginRecord(runtime_id, runtime_id, provides=declared))
+        if provides is not None:
+            registry.set_allowed_services(runtime_id, provides)
     return registry
 
 
@@ -44,18 +46,24 @@ def test_register_discover_unregister() -> None:
     assert _code(registry.discover, "logger") is Code.NOT_FOUND
 
 
-def test_undeclared_type_is_permission_denied() -> None:
+def test_a_type_outside_the_grant_is_permission_denied() -> None:
     registry = _registry(("cache-1", ("cache",)))
     with pytest.raises(ConnectError) as info:
         registry.register("cache-1", "secrets", "1.0.0", "/s/")
     assert info.value.code is Code.PERMISSION_DENIED
     assert "not authorized" in info.value.message
-    assert "cache" in info.value.message
+    assert "its admission grants: cache" in info.value.message
+
+
+def test_a_declaration_grants_nothing() -> None:
+    registry = ServiceRegistry()
+    registry.store.put_plugin(PluginRecord("kv-1", "kv", provides=(Declaration("kv"),)))
+    assert _code(registry.register, "kv-1", "kv", "1.0.0", "/kv/") is Code.PERMISSION_DENIED
 
 
 def test_allow_lists() -> None:
-    registry = _registry(("p-1", ()), open_registration=True)
-    # absent entry (and nothing declared, open registration): anything goes
+    registry = _registry(("p-1", None), open_registration=True)
+    # no grant recorded, open registration: anything goes
     for t in ("cache", "logger", "secrets", "auth"):
         registry.register("p-1", t, "1.0.0", "/x/")
     registry.set_allowed_services("p-1", ["cache", "logger", "metrics"])
@@ -66,8 +74,8 @@ def test_allow_lists() -> None:
     assert _code(registry.register, "p-1", "cache", "1.0.0", "/x/") is Code.PERMISSION_DENIED
 
 
-def test_closed_by_default_without_declaration() -> None:
-    registry = _registry(("p-1", ()))
+def test_closed_by_default_without_a_grant() -> None:
+    registry = _registry(("p-1", None))
     assert _code(registry.register, "p-1", "cache", "1.0.0", "/x/") is Code.PERMISSION_DENIED
     assert _code(registry.register, "stranger", "cache", "1.0.0", "/x/") is Code.PERMISSION_DENIED
 

@@ -11,7 +11,7 @@ from connectrpc.client import ResponseMetadata
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
-from host_support import NO_GZIP, RecordingLogger, h2_client, logger_plugin, served
+from host_support import ADMISSION, NO_GZIP, RecordingLogger, h2_client, logger_plugin, served
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
@@ -148,7 +148,7 @@ async def test_routed_calls_are_rate_limited_per_caller() -> None:
     from plugin_di.clock import FakeClock
     from plugin_di.rpc.interceptors.ratelimit import Rate
 
-    host = Host(clock=FakeClock(), rate_limit=Rate(0, 2), sweep_interval=1e9)
+    host = Host(clock=FakeClock(), rate_limit=Rate(0, 2), sweep_interval=1e9, admission=ADMISSION)
     await host.start()
     try:
         async with served(logger_plugin()) as (_, url), h2_client() as http:

@@ -21,7 +21,7 @@ from connectrpc.client import ResponseMetadata
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
-from host_support import RecordingLogger, join_host, logger_plugin, served_fast
+from host_support import ADMISSION, RecordingLogger, join_host, logger_plugin, served_fast
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
@@ -40,7 +40,7 @@ from plugin_di.rpc.transport import unix_socket_path
 
 
 async def test_fast_channel_socket_is_private_and_removed(clock: FakeClock) -> None:
-    host = Host(clock=clock, sweep_interval=1e9, fast_uds=True)
+    host = Host(clock=clock, sweep_interval=1e9, fast_uds=True, admission=ADMISSION)
     assert host.fast_url is not None
     assert host.fast_url.startswith("unix:///")
     path = Path(unix_socket_path(host.fast_url))
@@ -272,7 +272,7 @@ async def test_streamed_request_body_passes_through_and_bad_upstream_is_internal
 
 
 async def test_fast_loopback_tcp_channel(clock: FakeClock) -> None:
-    host = Host(clock=clock, sweep_interval=1e9, fast_bind="127.0.0.1:0")
+    host = Host(clock=clock, sweep_interval=1e9, fast_bind="127.0.0.1:0", admission=ADMISSION)
     assert host.fast_url is not None
     assert host.fast_url.startswith("http+h1fast://127.0.0.1:")
     await host.start()

@@ -14,6 +14,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("plugin_di.cli.run", "run an app until SIGINT or SIGTERM"),
     "serve": ("plugin_di.cli.serve", "serve a plugin over Connect RPC"),
     "host": ("plugin_di.cli.host", "run a standalone host platform"),
+    "join-token": ("plugin_di.cli.join_token", "issue a join token that admits a plugin"),
 }
 
 

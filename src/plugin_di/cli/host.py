@@ -3,20 +3,31 @@
 The first stdout line is a handshake line in the plugins' format
 (``1|1|tcp|127.0.0.1:PORT|connect|``), so a launcher or script can read the
 address the same way it reads a plugin's. Runs until SIGINT or SIGTERM.
+
+Admission (docs/security.md#admission): plugins join with a join token signed by
+``--admission-key-file``, a client certificate signed by ``--client-ca`` and named by an
+``--allow-cert`` entry, or an ``--allow`` entry for their self id. The flags add to the
+``PLUGIN_DI_ADMISSION_*`` settings.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import ssl
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plugin_di.plugin.env import CORE_PROTOCOL_VERSION
 from plugin_di.plugin.handshake_line import HandshakeLine
+
+if TYPE_CHECKING:
+    from plugin_di.host.admission import Admission, AdmissionPolicy
+    from plugin_di.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,9 +37,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-cert", help="PEM certificate: serve TLS (ALPN h2, http/1.1)")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument(
+        "--admission-key-file",
+        metavar="PATH",
+        help="key file that verifies join tokens (make one: plugin-di join-token --new-key)",
+    )
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="SELF_ID=TYPE[,TYPE]",
+        help="admit plugins with this self_id, without a credential, to provide these types "
+        "(for connect-plugin-go plugins; as strong as the network that reaches the host)",
+    )
+    parser.add_argument(
+        "--allow-cert",
+        action="append",
+        default=[],
+        metavar="NAME=TYPE[,TYPE]",
+        help="admit a client certificate with this common name (= the plugin's self_id) to "
+        "provide these types (needs --client-ca)",
+    )
+    parser.add_argument(
+        "--client-ca",
+        metavar="PEM",
+        help="CA of the client certificates the host admits (needs --tls-cert/--tls-key)",
+    )
+    parser.add_argument(
         "--open-registration",
         action="store_true",
-        help="let plugins that declared nothing register any service type (development only)",
+        help="admit anyone to register any service type (development only)",
+    )
+
+
+def admission_policy(args: argparse.Namespace, settings: Settings) -> AdmissionPolicy:
+    """The settings' admission policy with the command line's additions."""
+    from plugin_di.host.admission import AdmissionPolicy, AllowEntry
+
+    policy = AdmissionPolicy.from_settings(settings)
+    return dataclasses.replace(
+        policy,
+        key_file=Path(args.admission_key_file) if args.admission_key_file else policy.key_file,
+        allow=policy.allow + tuple(AllowEntry.parse(a, "--allow") for a in args.allow),
+        allow_cert=policy.allow_cert
+        + tuple(AllowEntry.parse(a, "--allow-cert") for a in args.allow_cert),
+        client_ca=Path(args.client_ca) if args.client_ca else policy.client_ca,
+        open_registration=policy.open_registration or args.open_registration,
     )
 
 
@@ -39,10 +92,10 @@ def _cert_der(path: str) -> bytes:
     return ssl.PEM_cert_to_DER_cert(pem[start:end])
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(args: argparse.Namespace, settings: Settings, admission: Admission) -> int:
     from plugin_di.host.server import Host
 
-    host = Host.from_settings(open_registration=args.open_registration)
+    host = Host.from_settings(settings, admission=admission)
     try:
         await host.start(args.bind, certfile=args.tls_cert, keyfile=args.tls_key)
     except OSError as exc:
@@ -68,8 +121,18 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("plugin-di host: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     from plugin_di import eventloop
+    from plugin_di.host.admission import Admission
     from plugin_di.settings import Settings
 
-    return eventloop.run(_serve(args), Settings().event_loop)
+    settings = Settings()
+    try:
+        policy = admission_policy(args, settings)
+        if policy.client_ca is not None and not args.tls_cert:
+            raise ValueError("--client-ca needs the host to serve TLS: add --tls-cert/--tls-key")
+        admission = Admission(policy)  # reads the key file: a bad one stops the host here
+    except ValueError as exc:  # JoinTokenError too
+        print(f"plugin-di host: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+    return eventloop.run(_serve(args, settings, admission), settings.event_loop)

@@ -186,10 +186,15 @@ def _process(
     events: Emitter | None = None,
     host_url: str | None = None,
     chain: InterceptorChain | None = None,
+    host: Any = None,
 ) -> ProcessHandle:
     plugin: Plugin = spec.values["plugin"]
     supervise: Mapping[str, Any] = spec.values["supervise"]
     options = dict(spec.values["launch"])
+    if host is not None:  # a Host in this process admits the plugin by its launch secret
+        host_url = host_url or host.fast_url or host.url
+        options["admission"] = host.admission
+        options["provides"] = tuple(s.service_type for s in plugin.services)
     options["host_url"] = host_url
     if options["require_auth"] is None:  # a host's router calls the plugin with its own tokens
         options["require_auth"] = not host_url
@@ -242,6 +247,11 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
     starts) is passed to the child as ``PLUGIN_DI_HOST_URL``; depending on a provider also
     orders the start: the plugin starts after it. ``chain``: the clients' interceptors.
 
+    ``host`` (a provider of a `plugin_di.host.server.Host` in this process) joins the
+    plugin to that host (at ``host_url`` if given, else its ``fast_url`` or ``url``) and
+    admits it by its launch secret to provide the service types its definition declares;
+    a host elsewhere admits it by ``join_token`` (see docs/security.md#admission).
+
     ``auto_mtls`` (off by default: a launched plugin already accepts only calls carrying
     its launch secret, on a 0600 Unix socket or loopback, and TLS costs each start a key
     pair and the fast channel): the launcher makes an ephemeral host certificate, the
@@ -279,6 +289,8 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
         require_auth: bool | None = None,
         zygote: Zygote | bool = True,
         host_url: str | providers.Provider[str] | None = None,
+        host: providers.Provider[Any] | None = None,
+        join_token: str | None = None,
         protocol_versions: Sequence[int] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         interceptors: Iterable[Interceptor] = (),
@@ -301,6 +313,7 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
             "require_auth": require_auth,
             "zygote": zygote,
             "protocol_versions": tuple(protocol_versions or plugin.app_protocol_versions),
+            "join_token": join_token,
         }
         supervise = {
             "restart": RestartPolicy(restart),
@@ -319,6 +332,7 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
             events=events,
             host_url=host_url,
             chain=_chain_arg(chain),
+            host=host,
         )
 
 

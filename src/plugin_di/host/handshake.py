@@ -1,19 +1,23 @@
 """The host's HandshakeService: protocol checks, and identities for self-registering plugins.
 
-A plugin started elsewhere (self-registering, "Model B") sends ``self_id`` and
-receives ``<self_id>-<hex>`` and a token. It declares what it provides and
-requires in ``client_metadata`` (the wire protocol has no field for it):
+A plugin started elsewhere (self-registering, "Model B") sends ``self_id`` and, once
+admitted (`plugin_di.host.admission`: a join token or launch secret in the call's
+``Authorization`` header, a client certificate, an allow-list entry), receives
+``<self_id>-<hex>`` and a token. What admission granted is all RegisterService allows.
 
-- ``plugin-di.provides``: ``type@version`` entries, comma-separated;
+A plugin-di plugin also describes itself in ``client_metadata`` (the wire protocol has no
+field for it); the host records it for its dependency graph, never as a grant:
+
+- ``plugin-di.provides``: ``type@version`` entries, comma-separated (those outside the
+  grant are dropped);
 - ``plugin-di.requires``: ``type@min_version`` entries; a leading ``?`` marks an
   optional dependency;
 - ``plugin-di.base-url``: where the plugin serves (used by the router).
-
-Those declarations are what RegisterService later allows.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 
 from connectrpc.code import Code
@@ -21,6 +25,8 @@ from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 
 from plugin_di.gen.connectplugin.v1 import handshake_pb2 as pb
+from plugin_di.host.admission import Admission
+from plugin_di.host.client_cert import current_client_cert_name
 from plugin_di.host.store import Declaration, PluginRecord, Requirement
 from plugin_di.host.tokens import TokenStore
 from plugin_di.plugin.env import (
@@ -34,6 +40,12 @@ PROVIDES_KEY = "plugin-di.provides"
 REQUIRES_KEY = "plugin-di.requires"
 BASE_URL_KEY = "plugin-di.base-url"
 SERVER_VERSION = "0.1.0"
+
+log = logging.getLogger(__name__)
+
+OnIdentity = Callable[[PluginRecord, "frozenset[str] | None"], None]
+"""Told of each admitted plugin: its record and the service types it may register
+(None: any, under open registration)."""
 
 
 def format_provides(declarations: Sequence[Declaration]) -> str:
@@ -77,14 +89,16 @@ class HandshakeService:
     def __init__(
         self,
         tokens: TokenStore,
+        admission: Admission,
         *,
-        on_identity: Callable[[PluginRecord], None] = lambda record: None,
+        on_identity: OnIdentity = lambda record, provides: None,
         capabilities: Callable[[], list[pb.Capability]] = list,
         app_versions: Sequence[int] = (1,),
         magic_cookie_key: str = DEFAULT_MAGIC_COOKIE_KEY,
         magic_cookie_value: str = DEFAULT_MAGIC_COOKIE_VALUE,
     ) -> None:
         self._tokens = tokens
+        self._admission = admission
         self._on_identity = on_identity
         self._capabilities = capabilities
         self._app_versions = sorted(set(app_versions))
@@ -126,8 +140,16 @@ class HandshakeService:
             host_capabilities=self._capabilities(),
         )
         if request.self_id:
+            admitted = self._admission.admit(
+                request.self_id,
+                authorization=ctx.request_headers.get("authorization"),
+                certificate_name=current_client_cert_name(),
+                peer=ctx.client_address,
+            )
             metadata = dict(request.client_metadata)
             provides, requires = parse_declarations(metadata)
+            if admitted.provides is not None:
+                provides = tuple(d for d in provides if d.type in admitted.provides)
             identity = self._tokens.issue(request.self_id)
             self._on_identity(
                 PluginRecord(
@@ -138,8 +160,10 @@ class HandshakeService:
                     requires=requires,
                     base_url=metadata.get(BASE_URL_KEY, ""),
                     metadata=metadata,
-                )
+                ),
+                admitted.provides,
             )
+            log.info("admitted %s by %s", identity.runtime_id, admitted.describe())
             response.runtime_id = identity.runtime_id
             response.runtime_token = identity.token
         return response

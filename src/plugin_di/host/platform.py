@@ -1,7 +1,8 @@
 """Changing plugins at runtime: add (platform-managed), remove, and blue-green replace.
 
 Add: ask the plugin who it is (GetPluginInfo), check its startup dependencies,
-mint and *store* its identity, hand it over (SetRuntimeIdentity), route to it,
+admit it to register what its definition declares (adding it is the operator's
+admission), mint and *store* its identity, hand it over (SetRuntimeIdentity), route to it,
 and wait (event-driven) until it reports HEALTHY or DEGRADED.
 
 Remove: dependents losing a required service are told (DEGRADED with the lost
@@ -29,6 +30,7 @@ from pyqwest.testing import ASGITransport
 from plugin_di.gen.connectplugin.v1 import lifecycle_pb2, plugininfo_pb2
 from plugin_di.gen.connectplugin.v1.lifecycle_connect import PluginControlClient
 from plugin_di.gen.connectplugin.v1.plugininfo_connect import PluginIdentityClient
+from plugin_di.host.admission import Admitted, AdmittedBy
 from plugin_di.host.depgraph import Impact
 from plugin_di.host.router import Upstream
 from plugin_di.host.store import Declaration, PluginRecord, Requirement
@@ -157,7 +159,13 @@ class Platform:
         runtime_id = host.tokens.new_runtime_id(name.replace("+", "-"))
         token = generate_token()
         host.tokens.store(runtime_id, token)
-        host.add_identity(_record(runtime_id, info, name, link.upstream.url))
+        record = _record(runtime_id, info, name, link.upstream.url)
+        # Admitted by the operator's add_plugin: it may register what its definition declares.
+        host.add_identity(record, record.provided_types)
+        log.info(
+            "admitted %s by %s", runtime_id,
+            Admitted(name, record.provided_types, AdmittedBy.PLATFORM).describe(),
+        )  # fmt: skip
         host.router.set_upstream(runtime_id, link.upstream)
         self._links[runtime_id] = link
         try:

@@ -1,8 +1,10 @@
 """The service registry: register, unregister, discover, watch; and its Connect service.
 
-Registration is authorized against what the plugin declared it provides (its
-handshake or GetPluginInfo), or the host's allow-list for that runtime id. An
-allow-list entry overrides the declaration; an empty entry denies everything.
+Registration is authorized by what admission granted the runtime id (its join token,
+launch secret, client certificate or allow-list entry; for a platform-managed plugin,
+what the operator added), kept in the store per runtime id. A plugin's own declaration
+grants nothing. A runtime id with no grant may register nothing, unless the host runs
+with open registration (development only), which grants anything.
 Watchers get the current state at once, then one event per change (register,
 unregister, health change, removal); a watcher that falls far behind is ended
 with RESOURCE_EXHAUSTED instead of losing events silently.
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
@@ -100,25 +102,25 @@ class ServiceRegistry:
         self.tracker.add_listener(self._on_health)
 
     # -- authorization ------------------------------------------------------------------
-    def set_allowed_services(self, runtime_id: str, types: Sequence[str] | None) -> None:
-        """Allow-list for ``runtime_id`` (None removes it; empty denies every type)."""
+    def set_allowed_services(self, runtime_id: str, types: Iterable[str] | None) -> None:
+        """The service types ``runtime_id`` may register (None removes the grant; empty
+        denies every type)."""
         self.store.set_allowed(runtime_id, None if types is None else frozenset(types))
 
     def _authorize(self, runtime_id: str, service_type: str) -> None:
         allowed = self.store.allowed(runtime_id)
         if allowed is None:
-            plugin = self.store.get_plugin(runtime_id)
-            declared = plugin.provided_types if plugin else frozenset()
-            if not declared and self.open_registration:
+            if self.open_registration:
                 return
-            allowed = declared
+            allowed = frozenset()
         if service_type not in allowed:
             listed = ", ".join(sorted(allowed)) or "nothing"
             raise ConnectError(
                 Code.PERMISSION_DENIED,
                 f"plugin {runtime_id} is not authorized to register service type "
-                f"{service_type!r} (it may register: {listed}); declare it in the plugin's "
-                "provides or add it to the host's allow-list",
+                f"{service_type!r} (its admission grants: {listed}); the operator grants "
+                "types with the join token's --provides, an --allow or --allow-cert entry, "
+                "or the plugin's definition when the app launches it",
             )
 
     # -- mutations -----------------------------------------------------------------------

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any, cast
 
 import pyqwest
@@ -43,7 +44,9 @@ from plugin_di.gen.connectplugin.v1.registry_connect import (
     ServiceRegistryClient,
 )
 from plugin_di.gen.grpc.health.v1.health_connect import HealthASGIApplication, HealthClient
+from plugin_di.host.admission import Admission, AdmissionPolicy
 from plugin_di.host.broker import CAPABILITIES_PREFIX, BrokerService, CapabilityBroker
+from plugin_di.host.client_cert import ClientCertScope, client_certificate_context
 from plugin_di.host.depgraph import DependencyGraph, Node
 from plugin_di.host.fastchannel import LocalChannel
 from plugin_di.host.handshake import HandshakeService
@@ -94,6 +97,17 @@ _HOST_CLIENTS = (
 )
 
 
+def _admission(admission: AdmissionPolicy | Admission | None, open_registration: bool) -> Admission:
+    if isinstance(admission, Admission):
+        if open_registration and not admission.policy.open_registration:
+            raise ValueError("give open_registration in the Admission's policy")
+        return admission
+    policy = admission if admission is not None else AdmissionPolicy()
+    if open_registration:
+        policy = dataclasses.replace(policy, open_registration=True)
+    return Admission(policy)
+
+
 class Host:
     """The host platform. ``await start()`` serves it; ``app`` is the ASGI app itself."""
 
@@ -104,12 +118,12 @@ class Host:
         capability_grant_ttl: float = 3600.0,
         clock: Clock = SYSTEM_CLOCK,
         store: RegistryStore | None = None,
+        admission: AdmissionPolicy | Admission | None = None,
         open_registration: bool = False,
         app_versions: tuple[int, ...] = (1,),
         max_message_bytes: int = 4 * 1024 * 1024,
         sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
         rate_limit: Rate | None = DEFAULT_RATE_LIMIT,
-        allowed_services: Mapping[str, Sequence[str]] | None = None,
         bind: str | None = None,
         certfile: str | os.PathLike[str] | None = None,
         keyfile: str | os.PathLike[str] | None = None,
@@ -121,8 +135,12 @@ class Host:
         before the host starts: plugins built before it (``host_url=host.provided.url``)
         get the real address. Without it, ``start()`` binds.
 
-        ``allowed_services`` maps a self id to the service types its plugins may register
-        (it overrides what they declare; an empty list denies all). ``rate_limit`` is the
+        ``admission`` (`AdmissionPolicy`, or an `Admission` with its own clock) decides who
+        may take a runtime identity and what each may register: join tokens, launch
+        secrets, client certificates, an allow-list (docs/security.md). The default admits
+        only plugins the app launches with ``ProcessPlugin(host=...)`` and those the
+        platform adds. ``open_registration=True`` admits anyone to register anything, for
+        development. ``rate_limit`` is the
         default per-caller rate (Settings RATE_LIMIT_RPS/BURST); host RPCs use
         connect-plugin-go's per-method rates on top; None turns limiting off.
 
@@ -138,11 +156,14 @@ class Host:
         self.limits = limits if limits is not None else Limits()
         """The listeners' header, idle and connection limits."""
         self.clock = clock
-        self.allowed_services = {k: list(v) for k, v in (allowed_services or {}).items()}
+        self.admission = _admission(admission, open_registration)
         self.tokens = TokenStore(runtime_token_ttl, clock)
         self.tracker = HealthTracker()
         self.registry = ServiceRegistry(
-            store, self.tracker, clock=clock, open_registration=open_registration
+            store,
+            self.tracker,
+            clock=clock,
+            open_registration=self.admission.policy.open_registration,
         )
         self.graph = DependencyGraph()
         self.broker = CapabilityBroker(IN_MEMORY_URL, ttl=capability_grant_ttl, clock=clock)
@@ -163,6 +184,7 @@ class Host:
         kwargs: dict[str, Any] = {"interceptors": interceptors}
         handshake = HandshakeService(
             self.tokens,
+            self.admission,
             on_identity=self.add_identity,
             capabilities=self.broker.capabilities,
             app_versions=app_versions,
@@ -195,7 +217,8 @@ class Host:
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> Host:
         """A host configured from ``Settings`` (RUNTIME_TOKEN_TTL, CAPABILITY_GRANT_TTL,
-        MAX_MESSAGE_BYTES, RATE_LIMIT_RPS/BURST); ``kwargs`` override."""
+        MAX_MESSAGE_BYTES, RATE_LIMIT_RPS/BURST, ADMISSION_*, OPEN_REGISTRATION);
+        ``kwargs`` override."""
         if settings is None:
             settings = cast(Callable[[], Settings], Settings)()
         options: dict[str, Any] = {
@@ -204,6 +227,7 @@ class Host:
             "max_message_bytes": settings.max_message_bytes,
             "rate_limit": Rate(settings.rate_limit_rps, settings.rate_limit_burst),
             "limits": settings.limits(),
+            "admission": AdmissionPolicy.from_settings(settings),
         }
         options.update(kwargs)
         return cls(**options)
@@ -221,12 +245,12 @@ class Host:
         return default_rate_limit_key(ctx)
 
     # -- identities ----------------------------------------------------------------------
-    def add_identity(self, record: PluginRecord) -> None:
-        """Record a live plugin (after a handshake or a managed launch)."""
+    def add_identity(self, record: PluginRecord, provides: frozenset[str] | None) -> None:
+        """Record a live plugin (after its admission) and the service types it may register
+        (None: any, only under open registration)."""
         self.registry.store.put_plugin(record)
-        allowed = self.allowed_services.get(record.self_id)
-        if allowed is not None:
-            self.registry.set_allowed_services(record.runtime_id, allowed)
+        if provides is not None:
+            self.registry.set_allowed_services(record.runtime_id, provides)
         self.graph.add(Node(record.runtime_id, record.self_id, record.provides, record.requires))
 
     def forget(self, runtime_id: str) -> None:
@@ -292,7 +316,15 @@ class Host:
         elif bind is not None or certfile is not None:
             raise RuntimeError(f"host already bound to {self.url}: give bind and TLS once")
         assert self._bound is not None
-        listeners = [Listener(self._bound, self._tls_context())]
+        served: Any = self.app
+        context: ssl.SSLContext | None
+        client_ca = self.admission.policy.client_ca
+        if client_ca is not None:  # TLS asks for client certificates; the handshake sees them
+            context = client_certificate_context(self._tls, client_ca)
+            served = ClientCertScope(self.app)
+        else:
+            context = self._tls_context()
+        listeners = [Listener(self._bound, context)]
         if self._fast is not None:
             listeners.append(Listener(self._fast.take()))
         max_body = self.app.max_message_bytes
@@ -303,13 +335,19 @@ class Host:
         )
         self._bound = None  # the server owns the sockets now
         self._server = Server(
-            self.app,
+            served,
             listeners,
             ServeConfig(self.limits, grace_period=2.0),
             short_paths=short_paths,  # its deadlines run on real time, whatever the host's clock
         )
         await self._server.start()
         self._sweeper = asyncio.create_task(self._sweep_forever())
+        if self.admission.policy.open_registration:
+            log.warning(
+                "open registration: anyone who reaches %s may join and register any service "
+                "type; for development only (docs/security.md#admission)",
+                self.url,
+            )
         log.info(
             "host serving at %s", self.url + (f" and {self.fast_url}" if self.fast_url else "")
         )

@@ -16,9 +16,9 @@ import secrets
 import shutil
 import signal
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.launch.failures import PluginStartError, describe_exit
@@ -32,13 +32,29 @@ if TYPE_CHECKING:
     from plugin_di.launch.zygote import Zygote, ZygoteChild
     from plugin_di.rpc.tls import CertKeyPair, ClientTLS
 
-__all__ = ["LaunchConfig", "PluginProcess", "PluginStartError", "ShutdownCall", "describe_exit"]
+__all__ = [
+    "LaunchAdmission",
+    "LaunchConfig",
+    "PluginProcess",
+    "PluginStartError",
+    "ShutdownCall",
+    "describe_exit",
+]
 
 _READ_LIMIT = 1024 * 1024
 _DRAIN_SECONDS = 0.5
 
 ShutdownCall = Callable[[float], Awaitable[object]]
 """Asks the plugin to stop gracefully (PluginControl.Shutdown) within a grace period."""
+
+
+class LaunchAdmission(Protocol):
+    """A host in this process that admits a launched plugin by its launch secret
+    (`plugin_di.host.admission.Admission`)."""
+
+    def expect_launch(
+        self, secret: str, self_id: str, provides: Iterable[str]
+    ) -> Callable[[], None]: ...
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,12 @@ class LaunchConfig:
     magic_cookie_value: str = plugin_env.DEFAULT_MAGIC_COOKIE_VALUE
     protocol_versions: Sequence[int] = (1,)
     host_url: str | None = None
+    admission: LaunchAdmission | None = None
+    """The in-process host at ``host_url``: each launch registers its secret with it,
+    admitting the plugin (as ``name``) to provide ``provides``, and withdraws it at exit."""
+    provides: Sequence[str] = ()
+    join_token: str | None = None
+    """A join token for a host elsewhere (the operator's), sent instead of the secret."""
     unix_socket: bool = False
     auto_mtls: bool = False
     require_auth: bool = False
@@ -85,6 +107,7 @@ class PluginProcess:
         self._readers: list[asyncio.Task[None]] = []
         self._handshake: HandshakeLine | None = None
         self._stopped = False
+        self._forget_admission: Callable[[], None] | None = None
         # auto_mtls: this launch's host certificate (sent as PLUGIN_CLIENT_CERT); see client_tls
         self.host_cert: CertKeyPair | None = None
         if config.auto_mtls:
@@ -145,6 +168,10 @@ class PluginProcess:
         child[plugin_env.PLUGIN_NAME] = cfg.name
         if cfg.host_url:
             child[plugin_env.HOST_URL] = cfg.host_url
+            if cfg.join_token:
+                child[plugin_env.JOIN_TOKEN] = cfg.join_token
+            elif cfg.admission is not None:
+                child[plugin_env.JOIN_TOKEN] = self.secret
         if self._socket_dir:
             child[plugin_env.UNIX_SOCKET_DIR] = self._socket_dir
         if self.host_cert is not None:
@@ -163,6 +190,10 @@ class PluginProcess:
         cfg = self.config
         if cfg.unix_socket:
             self._socket_dir = tempfile.mkdtemp(prefix=f"plugin-di-{cfg.name}-")
+        if cfg.host_url and cfg.admission is not None and not cfg.join_token:
+            self._forget_admission = cfg.admission.expect_launch(
+                self.secret, cfg.name, cfg.provides
+            )
         pipe_r, self._pipe_w = os.pipe()
         from plugin_di.launch.zygote import ZygoteError
 
@@ -375,6 +406,11 @@ class PluginProcess:
                 await task
 
     def _cleanup_files(self) -> None:
+        """Release what this launch holds: the parent pipe, the socket directory and the
+        host's admission of its secret."""
+        if self._forget_admission is not None:
+            self._forget_admission()
+            self._forget_admission = None
         if self._pipe_w is not None:
             with contextlib.suppress(OSError):
                 os.close(self._pipe_w)

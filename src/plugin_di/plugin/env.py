@@ -23,6 +23,11 @@ UNIX_SOCKET_DIR = "PLUGIN_UNIX_SOCKET_DIR"
 HOST_URL = "PLUGIN_DI_HOST_URL"
 """Base URL of the host platform, when there is one."""
 
+JOIN_TOKEN = "PLUGIN_DI_JOIN_TOKEN"
+"""The credential a self-registering plugin sends on its handshake with the host at
+``HOST_URL`` (``Authorization: Bearer``): a join token the operator issued, or the launch
+secret an app registered with its in-process host."""
+
 LAUNCH_SECRET = "PLUGIN_DI_LAUNCH_SECRET"
 """A per-launch secret the host can check the plugin presents back."""
 

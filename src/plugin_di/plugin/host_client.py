@@ -268,8 +268,10 @@ async def self_register(
     http_client: pyqwest.Client | None = None,
     on_report: OnReport | None = None,
     on_session: OnSession | None = None,
+    join_token: str = "",
 ) -> HostSession:
-    """Self-registering: handshake with the host at ``host_url``, then start a session."""
+    """Self-registering: handshake with the host at ``host_url`` (admitted by ``join_token``
+    when given), then start a session."""
     listed = list(as_plugin_set(plugins).values())
     client = HostClient(host_url, http_client=http_client)
     try:
@@ -278,6 +280,7 @@ async def self_register(
             plugins=listed,
             base_url=base_url,
             self_version=listed[0].version,
+            join_token=join_token,
         )
     except BaseException:
         await client.close()
@@ -294,7 +297,8 @@ class _Served(Protocol):
 class HostMembership:
     """An ``on_ready`` hook for ``serve_async`` that joins the host; ``leave()`` after serving.
 
-    With ``PLUGIN_DI_HOST_URL`` set the plugin self-registers there; otherwise it
+    With ``PLUGIN_DI_HOST_URL`` set the plugin self-registers there, admitted by
+    ``PLUGIN_DI_JOIN_TOKEN`` when set (docs/security.md#admission); otherwise it
     waits for a host to hand it an identity (platform-managed). Either way its
     services are registered, its dependencies watched, and its health (also the
     plugin's own health services) follows what it reports. A failure to join is
@@ -309,7 +313,9 @@ class HostMembership:
         on_session: OnSession | None = None,
     ) -> None:
         self.plugins = as_plugin_set(plugins)
-        self.host_url = (os.environ if environ is None else environ).get(env.HOST_URL, "")
+        environ = os.environ if environ is None else environ
+        self.host_url = environ.get(env.HOST_URL, "")
+        self.join_token = environ.get(env.JOIN_TOKEN, "")
         self.sessions: list[HostSession] = []
         self._on_session = on_session
         self._task: asyncio.Task[HostSession] | None = None
@@ -327,6 +333,7 @@ class HostMembership:
                 base_url=line.url,
                 on_report=mirror,
                 on_session=self._joined,
+                join_token=self.join_token,
             )
         else:
             coro = follow_identity(
@@ -348,10 +355,11 @@ class HostMembership:
             where = self.host_url or "the launching host"
             log.error(
                 "joining the host at %s failed: %s; serving on without the host platform "
-                "(check %s and that the host is running)",
+                "(check %s, %s and that the host is running)",
                 where,
                 error,
                 env.HOST_URL,
+                env.JOIN_TOKEN,
             )
             return
         client = task.result().client

@@ -131,8 +131,15 @@ class HostClient:
         base_url: str = "",
         self_version: str = "",
         app_versions: Sequence[int] = (1,),
+        join_token: str = "",
     ) -> RuntimeIdentity:
-        """Self-register: get a runtime identity, declaring what ``plugins`` provide."""
+        """Self-register: get a runtime identity, declaring what ``plugins`` provide.
+
+        ``join_token`` (``PLUGIN_DI_JOIN_TOKEN``: a join token, or a launch secret) is the
+        credential the host admits the plugin by; it is sent as ``Authorization: Bearer``
+        on this call only.
+        """
+        headers = {"authorization": f"Bearer {join_token}"} if join_token else None
         response = await self._handshake.handshake(
             handshake_pb2.HandshakeRequest(
                 core_protocol_version=env.CORE_PROTOCOL_VERSION,
@@ -143,7 +150,8 @@ class HostClient:
                 self_id=self_id,
                 self_version=self_version,
                 client_metadata=declaration_metadata(plugins, base_url),
-            )
+            ),
+            headers=headers,
         )
         if not response.runtime_id or not response.runtime_token:
             raise HostClientError(f"host at {self.host_url} issued no runtime identity")
