@@ -73,6 +73,7 @@ class H1Connection(asyncio.Protocol):
         self._answering: _Cycle | Exchange | None = None
         self._pipeline: deque[_Cycle | Exchange] = deque()
         self._closed = False
+        self._max_head_bytes = hub.limits.max_header_bytes
 
     # -- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -176,19 +177,19 @@ class H1Connection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._count(len(url))
+        self._head_bytes += len(url)
+        if self._head_bytes > self._max_head_bytes:
+            raise _HeadTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
-        self._count(len(name) + len(value) + 4)
+        # counted here rather than in a helper: this runs for every header of every request
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > self._max_head_bytes:
+            raise _HeadTooLarge
         if name == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
         self._headers.append((name, value))
-
-    def _count(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > self.hub.limits.max_header_bytes:
-            raise _HeadTooLarge
 
     def on_headers_complete(self) -> None:
         parser = self.parser
