@@ -56,6 +56,7 @@ class H1Connection(asyncio.Protocol):
         self.hub = hub
         self.parser = httptools.HttpRequestParser(self)
         self.transport: Any = None
+        self.loop: Any = None
         self.deadline: float | None = None
         self.write_paused = False
         self._drainers: list[asyncio.Future[None]] = []
@@ -73,11 +74,19 @@ class H1Connection(asyncio.Protocol):
         self._answering: _Cycle | Exchange | None = None
         self._pipeline: deque[_Cycle | Exchange] = deque()
         self._closed = False
-        self._max_head_bytes = hub.limits.max_header_bytes
+        limits = hub.limits
+        self._max_head_bytes = limits.max_header_bytes
+        self._header_timeout = limits.header_timeout
+        self._idle_timeout = limits.idle_timeout
+        self._now = hub.clock.now
+        self._received_at = 0.0
+        """When the bytes being parsed arrived: the parser's callbacks all run within one
+        `data_received`, so they share one clock reading."""
 
     # -- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        self.loop = asyncio.get_running_loop()  # once: in 3.11 each lookup costs a getpid()
         hub = self.hub
         if not hub.admit(self):
             transport.abort()  # type: ignore[attr-defined]
@@ -105,6 +114,7 @@ class H1Connection(asyncio.Protocol):
                     return
             self._sniffing = False
             self._sniffed = b""
+        self._received_at = self._now()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -173,7 +183,7 @@ class H1Connection(asyncio.Protocol):
         self._expect_continue = False
         self._discarded = 0
         if self._answering is None:
-            self.deadline = self.hub.clock.now() + self.hub.limits.header_timeout
+            self.deadline = self._received_at + self._header_timeout
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -226,7 +236,7 @@ class H1Connection(asyncio.Protocol):
             scope["headers"] = self._headers
             request = _Cycle(self, scope, keep_alive, self._expect_continue)
         self._reading = request
-        self.deadline = hub.clock.now() + hub.limits.idle_timeout
+        self.deadline = self._received_at + self._idle_timeout
         if self._answering is None:
             self._start(request)
         else:
@@ -243,7 +253,7 @@ class H1Connection(asyncio.Protocol):
                 return
             request.feed(body)
             if request is self._answering:
-                self.deadline = self.hub.clock.now() + self.hub.limits.idle_timeout
+                self.deadline = self._received_at + self._idle_timeout
             if isinstance(request, _Cycle) and request.buffered > _READ_HIGH_WATER:
                 self._pause_reading()
 
@@ -288,9 +298,8 @@ class H1Connection(asyncio.Protocol):
             self.transport.close()
             return
         self._resume_reading()
-        limits = self.hub.limits
-        timeout = limits.header_timeout if self._in_message else limits.idle_timeout
-        self.deadline = self.hub.clock.now() + timeout
+        timeout = self._header_timeout if self._in_message else self._idle_timeout
+        self.deadline = self._now() + timeout
 
     def request_lost(self, request: _Cycle | Exchange) -> None:
         """``request`` cannot be answered whole: the connection is dropped."""
