@@ -271,7 +271,7 @@ class H1Connection(asyncio.Protocol):
         self._answering = request
         self.hub.begin(request)
         if isinstance(request, _Cycle):
-            request.task = self.hub.spawn(request.run())
+            request.task = self.loop.create_task(request.run())
 
     def response_done(self, request: _Cycle | Exchange, keep_alive: bool) -> None:
         """``request``'s response was written whole; go on with the next, or close."""
