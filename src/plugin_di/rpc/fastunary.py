@@ -200,8 +200,9 @@ class _RequestHeaders(Headers):
 
 def _headers(raw: RawHeaders) -> Headers:
     """The request headers as connectrpc's `Headers` (names arrive lower-cased)."""
-    headers = _RequestHeaders()
-    store = headers._store
+    headers = _RequestHeaders.__new__(_RequestHeaders)  # Headers() costs an ABC check
+    headers._extra = None
+    headers._store = store = {}
     for name, value in raw:
         key = name.decode("latin-1")
         if key in store:

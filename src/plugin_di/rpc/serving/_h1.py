@@ -63,7 +63,9 @@ class H1Connection(asyncio.Protocol):
         self._reading_paused = False
         self._sniffing = False
         self._sniffed = b""
-        self._scope: dict[str, Any] = {}
+        self._scope: dict[str, Any] | None = None
+        """What every ASGI scope of the connection shares: built at its first ASGI request
+        (a connection the short path answers whole never needs it)."""
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
@@ -99,7 +101,6 @@ class H1Connection(asyncio.Protocol):
             self._become_h2(b"")
             return
         self._sniffing = ssl_object is None
-        self._scope = base_scope(transport, hub.scheme, "1.1")
         self.deadline = hub.clock.now() + limits.header_timeout
 
     def data_received(self, data: bytes) -> None:
@@ -227,6 +228,8 @@ class H1Connection(asyncio.Protocol):
             if handler is not None:
                 request = Exchange(self, handler, self._headers, keep_alive)
         if request is None:
+            if self._scope is None:
+                self._scope = base_scope(self.transport, hub.scheme, "1.1")
             scope = dict(self._scope)
             scope["method"] = method.decode("latin-1")
             scope["http_version"] = parser.get_http_version()
