@@ -109,7 +109,11 @@ async def launched(launch: Launch) -> AsyncIterator[str]:
         stderr=subprocess.DEVNULL,
         cwd=ROOT,
         env=_ENV,
-        start_new_session=True,  # granian forks a worker, pyvoy starts Envoy: stop the group
+        # Its own process group (granian forks a worker, pyvoy starts Envoy: stop the group),
+        # but not its own session: with the kernel's scheduler autogroups, a process in
+        # another session is scheduled as another group, which slows every call between the
+        # two processes on a busy machine (measured: 2-3x fewer sequential calls/s).
+        process_group=0,
     )
     try:
         assert process.stdout is not None
