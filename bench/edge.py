@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import statistics
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -144,7 +143,7 @@ def results(
 
     record("served_http_vs_grpcio", seq[served_http], seq[grpcio])
     raw("served_http", seq[served_http])
-    raw("grpcio_seq", seq[grpcio])
+    out["grpcio_p50_us"] = median_sample(seq[grpcio]).p50_us  # its rate: grpcio_unary_rps
     if go is not None:
         record("served_vs_go_seq", go[(GO_TO_SERVED, 1)], go[(GO_TO_GO, 1)])
         record("served_vs_go_32", go[(GO_TO_SERVED, 32)], go[(GO_TO_GO, 32)])
@@ -183,9 +182,3 @@ def table(values: dict[str, Any], go: GoRuns | None) -> str:
             f"target >= {target:g}: {met}  ({what})"
         )
     return "\n".join(lines)
-
-
-def spread(samples: list[Sample]) -> tuple[float, float, float]:
-    """Median, min and max calls/s over the rounds."""
-    rates = [s.rate for s in samples]
-    return statistics.median(rates), min(rates), max(rates)
