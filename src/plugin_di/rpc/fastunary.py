@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
@@ -51,6 +50,7 @@ class _Method:
     endpoint: EndpointUnary[Any, Any]
     metadata_interceptors: tuple[Any, ...]
     codecs: Mapping[bytes, Codec[Any, Any]]  # content-type -> codec
+    handlers: dict[bytes, ShortPathHandler]  # content-type -> its handler, built once
 
 
 @contextlib.asynccontextmanager
@@ -86,30 +86,43 @@ class UnaryShortPaths:
         metadata = tuple(app._metadata_interceptors)
         for path, endpoint in endpoints.items():
             if isinstance(endpoint, EndpointUnary):
-                self._methods[path.encode()] = _Method(endpoint, metadata, codecs)
+                target = _Method(endpoint, metadata, codecs, {})
+                for content_type, codec in codecs.items():
+                    target.handlers[content_type] = self._handler(target, codec)
+                self._methods[path.encode()] = target
 
     def match(self, method: bytes, path: bytes, headers: RawHeaders) -> ShortPathHandler | None:
         """A handler for a Connect unary POST this table can answer, else None."""
         target = self._methods.get(path)
         if target is None or method != b"POST":
             return None
-        codec = None
+        handler = None
         length = -1
         for name, value in headers:
             if name == b"content-type":
-                codec = target.codecs.get(value)
+                handler = target.handlers.get(value)
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else -1
             elif name == b"transfer-encoding" or (
                 name == b"content-encoding" and value != b"identity"
             ):
                 return None
-        if codec is None or not 0 <= length <= self._max:
+        if handler is None or not 0 <= length <= self._max:
             return None
-        return functools.partial(self._start, target, codec)
+        return handler
 
-    def _start(self, target: _Method, codec: Codec[Any, Any], exchange: Exchange) -> None:
-        exchange.answer_with(self.call(target, codec, exchange.headers, exchange.body))
+    def _handler(self, target: _Method, codec: Codec[Any, Any]) -> ShortPathHandler:
+        if self._track is _untracked:
+
+            def start(exchange: Exchange) -> None:
+                exchange.answer_with(_call(target, codec, exchange.headers, exchange.body))
+
+        else:
+
+            def start(exchange: Exchange) -> None:
+                exchange.answer_with(self._tracked(target, codec, exchange.headers, exchange.body))
+
+        return start
 
     def call(
         self, target: _Method, codec: Codec[Any, Any], raw: RawHeaders, body: bytes

@@ -230,7 +230,7 @@ class Exchange:
 
     def answer_with(self, answer: Awaitable[Answer]) -> None:
         """Respond with what ``answer`` returns, run as a task (`run`)."""
-        self.run(self._answer(answer))
+        self._task = self._side.loop.create_task(self._answer(answer))
 
     def run(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` as a task that the caller's disconnect and the end of a graceful
