@@ -42,6 +42,8 @@ REQUIRED = (
     "served_http_p50_us",
     "process_grpcio_h2c_unary_rps",
     "process_grpcio_h2c_concurrent_rps",
+    "process_plain_concurrent_rps",
+    "grpcio_p50_us",
 )
 # Measured with the Go peer (../shared/go-peer) in the same run; absent without it.
 REQUIRED_WITH_GO_PEER = (
