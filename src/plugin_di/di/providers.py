@@ -240,8 +240,9 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
     ``shutdown_grace``). ``restart``: ``never``, ``on-failure`` or ``always``;
     ``checksum``: the expected SHA-256 of the module file or executable;
     ``verify``: check the plugin's HandshakeService after each launch.
-    ``unix_socket`` (default): the plugin serves on a private Unix socket with the fast
-    channel (uvicorn, HTTP/1.1); ``False``: hypercorn on 127.0.0.1 (HTTP/2, gRPC too).
+    ``unix_socket`` (default): the plugin serves on a private Unix socket, called over
+    HTTP/1.1 (the fastest channel); ``False``: on 127.0.0.1 TCP. Either serves every
+    protocol (HTTP/2 and gRPC too).
     ``host_url`` (a string or a provider of one, e.g. ``host.provided.url`` with
     ``host = providers.Singleton(Host, bind="127.0.0.1:0")``, which knows its URL before it
     starts) is passed to the child as ``PLUGIN_DI_HOST_URL``; depending on a provider also
@@ -254,9 +255,9 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
 
     ``auto_mtls`` (off by default: a launched plugin already accepts only calls carrying
     its launch secret, on a 0600 Unix socket or loopback, and TLS costs each start a key
-    pair and the fast channel): the launcher makes an ephemeral host certificate, the
-    plugin its own; each side trusts only the other's, so no other client can call the
-    plugin. The plugin then serves TCP with TLS (hypercorn) even with ``unix_socket``.
+    pair and the unencrypted short path): the launcher makes an ephemeral host certificate,
+    the plugin its own; each side trusts only the other's, so no other client can call the
+    plugin. The plugin then serves TCP with TLS even with ``unix_socket``.
     ``require_auth``: the plugin accepts only calls carrying this launch's secret
     (`plugin_di.plugin.security`); default on, except with ``host_url`` (a host's router
     calls the plugin too).
