@@ -205,8 +205,9 @@ async def test_unary_over_tcp_fast_path() -> None:
     kv = KV()
     kv.data["t"] = b"tcp"
     async with serving(ServiceMux([KVServiceASGIApplication(kv)]), "127.0.0.1:0") as url:
-        fast = url.replace("http://", "http+h1fast://")
+        fast = url.replace("http://", "http+h1fast://")  # an alias of http:// now
         async with http_client(fast) as http:
+            assert isinstance(http.lean, H1Transport)
             client = connect_client(KVServiceClient, fast, http)
             assert (await client.get(pb.GetRequest(key="t"))).value == b"tcp"
             events = [e async for e in client.watch(pb.WatchRequest(prefix="count:5"))]

@@ -1,4 +1,5 @@
-"""http_client per URL scheme (h2c, HTTP/1.1, TLS, mTLS, in-process) and the hypercorn helper."""
+"""http_client per URL scheme (HTTP/1.1 + h2c, h2c, TLS, mTLS, in-process) and the hypercorn
+helper."""
 
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples pac
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
 from plugin_di.rpc.asgi import ServiceMux
+from plugin_di.rpc.h1 import H1Transport
 from plugin_di.rpc.hypercorn import (
     KEEP_ALIVE_MAX_REQUESTS,
     bind_socket,
     hypercorn_config,
     serve_asgi,
 )
+from plugin_di.rpc.split import SplitTransport
 from plugin_di.rpc.tls import CertKeyPair, ClientTLS, generate_ephemeral_cert
 from plugin_di.rpc.transport import (
     asgi_http_client,
@@ -97,16 +100,56 @@ async def _roundtrip(client: KVServiceClient) -> None:
     assert [e.key async for e in client.watch(pb.WatchRequest(prefix="w"))] == ["w0", "w1", "w2"]
 
 
-async def test_h2c_default_carries_all_three_protocols() -> None:
-    async with serving(mux()) as (url, _, _), http_client(url) as http:
-        for protocol in ProtocolType:
-            await _roundtrip(connect_client(KVServiceClient, url, http, protocol=protocol))
+class Versions:
+    """An ASGI wrapper remembering the HTTP version of each request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.seen.append(scope["http_version"])
+        await self.app(scope, receive, send)
 
 
-async def test_http1_mode_carries_connect_and_grpc_web() -> None:
-    async with serving(mux()) as (url, _, _), http_client(url, http_version="http1") as http:
+async def test_default_is_http1_with_grpc_over_h2c() -> None:
+    """``http://`` speaks HTTP/1.1 (as Go's net/http does); the gRPC protocol goes over h2c."""
+    app = Versions(mux())
+    async with serving(app) as (url, _, _), http_client(url) as http:
+        assert isinstance(http.transport, SplitTransport)
         for protocol in (ProtocolType.CONNECT, ProtocolType.GRPC_WEB):
             await _roundtrip(connect_client(KVServiceClient, url, http, protocol=protocol))
+        assert set(app.seen) == {"1.1"}
+        assert http.transport.idle_connections >= 1  # kept alive for the next call
+        app.seen.clear()
+        await _roundtrip(connect_client(KVServiceClient, url, http, protocol=ProtocolType.GRPC))
+        assert set(app.seen) == {"2"}
+
+
+@pytest.mark.parametrize("how", ["url", "setting"])
+async def test_h2c_for_every_request_by_url_or_setting(how: str) -> None:
+    app = Versions(mux())
+    async with serving(app) as (url, _, _):
+        h2c = url.replace("http://", "http+h2c://") if how == "url" else url
+        mode = "h2" if how == "setting" else "auto"
+        async with http_client(h2c, http_version=mode) as http:
+            assert http.address == url
+            for protocol in ProtocolType:
+                await _roundtrip(connect_client(KVServiceClient, h2c, http, protocol=protocol))
+    assert set(app.seen) == {"2"}
+
+
+async def test_http1_mode_carries_connect_and_grpc_web_but_not_grpc() -> None:
+    app = Versions(mux())
+    async with serving(app) as (url, _, _), http_client(url, http_version="http1") as http:
+        assert isinstance(http.transport, H1Transport)
+        for protocol in (ProtocolType.CONNECT, ProtocolType.GRPC_WEB):
+            await _roundtrip(connect_client(KVServiceClient, url, http, protocol=protocol))
+        grpc = connect_client(KVServiceClient, url, http, protocol=ProtocolType.GRPC)
+        with pytest.raises(ConnectError):  # gRPC needs HTTP/2 and trailers
+            await grpc.get(pb.GetRequest(key="k"))
+    assert set(app.seen) == {"1.1"}
 
 
 def _write_pair(directory: Path, name: str, pair: CertKeyPair) -> tuple[Path, Path]:
@@ -232,10 +275,12 @@ def test_url_parsing_and_refusals() -> None:
         unix_socket_path("unix:relative.sock")
     with pytest.raises(ValueError, match="unsupported endpoint URL"):
         http_client("ftp://x")
-    with pytest.raises(ValueError, match="https://"):
-        http_client("http://127.0.0.1:1", tls=ClientTLS())
-    with pytest.raises(ValueError, match="no TLS"):
-        http_client("https://127.0.0.1:1", http_version="h1fast")
+    assert client_address("http+h2c://127.0.0.1:5/") == "http://127.0.0.1:5"
+    for cleartext in ("http://127.0.0.1:1", "http+h2c://127.0.0.1:1", "http+h1fast://127.0.0.1:1"):
+        with pytest.raises(ValueError, match="https://"):
+            http_client(cleartext, tls=ClientTLS())
+    with pytest.raises(ValueError, match="'bogus' is not a valid HTTPMode"):
+        http_client("http://127.0.0.1:1", http_version="bogus")
 
 
 async def test_failed_startup_raises_and_releases_the_socket(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from plugin_di.clock import FakeClock
 from plugin_di.rpc.asgi import ServiceMux
 from plugin_di.rpc.h1sync import SyncH1Transport
 from plugin_di.rpc.hypercorn import bind_socket, serve_asgi
+from plugin_di.rpc.split import SyncSplitTransport
 from plugin_di.rpc.transport import PluginSyncHTTPClient, connect_client, sync_http_client
 
 
@@ -173,7 +174,13 @@ def test_sync_tcp_fast_path() -> None:
         with sync_http_client(url, http_version="h1fast") as http:
             assert isinstance(http.transport, SyncH1Transport)
             assert connect_client(KVServiceClientSync, url, http).get(pb.GetRequest(key="t")).found
-        with sync_http_client(url) as http:  # pyqwest's own sync transport, h2c
+        with sync_http_client(url) as http:  # the default: HTTP/1.1, gRPC over h2c
+            assert isinstance(http.transport, SyncSplitTransport)
+            for protocol in ProtocolType:
+                client = connect_client(KVServiceClientSync, url, http, protocol=protocol)
+                assert client.get(pb.GetRequest(key="t")).value == b"tcp"
+            assert http.transport.idle_connections == 1
+        with sync_http_client(url.replace("http://", "http+h2c://")) as http:
             client = connect_client(KVServiceClientSync, url, http, protocol=ProtocolType.GRPC)
             assert client.get(pb.GetRequest(key="t")).value == b"tcp"
 
