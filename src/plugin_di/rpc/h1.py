@@ -392,7 +392,10 @@ class H1Transport:
                 )
             else:
                 opening = loop.create_connection(lambda: Connection(loop, read_timeout), host, port)
-            _, conn = await asyncio.wait_for(opening, self._connect_timeout)
+            # Not asyncio.wait_for: on Python 3.11 it drops a cancellation that lands as the
+            # connection opens, and the cancelled call would go on (a stream, for ever).
+            async with asyncio.timeout(self._connect_timeout):
+                _, conn = await opening
         except TimeoutError as exc:
             raise ConnectionError(f"connecting to {self._where(host, port)} timed out") from exc
         except OSError as exc:
