@@ -11,16 +11,18 @@ from connectrpc.client import ResponseMetadata
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
-from host_support import NO_GZIP, RecordingLogger, h2_client, logger_plugin, served
+from host_support import NO_GZIP, RecordingLogger, h2_client, join_host, logger_plugin, served
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from examples.kv.plugin import make_plugin as make_kv_plugin
 from plugin_di.gen.capability.logger.v1 import logger_pb2
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
+from plugin_di.host.router import Upstream
 from plugin_di.host.server import Host
 from plugin_di.host.tracker import DEGRADED, UNHEALTHY
 from plugin_di.plugin.host_client import HostClient
+from plugin_di.rpc.split import SplitTransport
 
 
 @pytest.mark.parametrize(
@@ -56,6 +58,45 @@ async def test_routed_unary_and_server_stream(host: Host, protocol: ProtocolType
             await client.put(kv_pb2.PutRequest(key="", value=b"x"))
         assert info.value.code is Code.INVALID_ARGUMENT  # the provider's error, carried back
         await stream.aclose()
+
+
+async def test_http_providers_are_reached_over_http1_and_grpc_over_h2c(host: Host) -> None:
+    """A provider at an ``http://`` URL (as connect-plugin-go registers) is reached over
+    HTTP/1.1 keep-alive; only gRPC requests open HTTP/2 to it."""
+    kv = make_kv_plugin()
+    async with served(kv) as (_, url):
+        provider = await join_host(host.url, kv, "kv", url)
+        caller = HostClient(host.url)
+        try:
+            await caller.handshake("app")
+            found = await caller.discover("kv")
+            upstream = host.router.client(Upstream(url=url)).transport
+            assert isinstance(upstream, SplitTransport)
+            base = caller.address + found.endpoint.endpoint_url
+            for protocol in (ProtocolType.CONNECT, ProtocolType.GRPC_WEB):
+                client = KVServiceClient(
+                    base,
+                    http_client=caller.http_client,
+                    protocol=protocol,
+                    interceptors=[caller.auth],
+                    **NO_GZIP,
+                )
+                await client.put(kv_pb2.PutRequest(key=protocol.name, value=b"1"))
+                assert (await client.get(kv_pb2.GetRequest(key=protocol.name))).found
+            assert upstream.h1.idle_connections >= 1  # kept alive between calls
+            assert not upstream.h2_started
+            grpc = KVServiceClient(
+                base,
+                http_client=caller.http_client,
+                protocol=ProtocolType.GRPC,
+                interceptors=[caller.auth],
+                **NO_GZIP,
+            )
+            assert (await grpc.get(kv_pb2.GetRequest(key="CONNECT"))).found
+            assert upstream.h2_started
+        finally:
+            await caller.close()
+            await provider.close()
 
 
 async def _raw(
@@ -101,7 +142,15 @@ async def test_router_errors_and_header_stripping(host: Host) -> None:
         assert (await _raw(http, ghost, auth))[0] == 404
         wrong_type = f"{host.url}/services/kv/{pid}/capability.logger.v1.Logger/Log"
         assert (await _raw(http, wrong_type, auth))[0] == 404
-        assert (await _raw(http, f"{host.url}/services/logger/{pid}", auth))[0] == 404
+        status, payload = await _raw(http, f"{host.url}/services/logger/{pid}", auth)
+        assert (status, payload["code"]) == (400, "invalid_argument")  # malformed path
+        other = f"{host.url}/services/logger/{pid}/kv.v1.KVService/Get"  # not its service
+        status, payload = await _raw(http, other, auth, body)
+        assert (status, payload["code"]) == (404, "unimplemented")
+        unknown = f"{host.url}/services/logger/{pid}/capability.logger.v1.Logger/Nope"
+        status, payload = await _raw(http, unknown, auth, body)
+        assert (status, payload["code"]) == (404, "unimplemented")
+        assert len(logger.lines) == 2  # neither reached the provider
 
         host.tracker.report(pid, DEGRADED, "slow")
         assert (await _raw(http, route, auth, body))[0] == 200

@@ -13,7 +13,10 @@ from connectrpc.code import Code
 
 from plugin_di.rpc.asgi import Receive, Scope, Send, send_error
 
-STRIP_RESPONSE = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade"})
+# Hop-by-hop headers, and the ones the host's own server writes (a copy would repeat them).
+STRIP_RESPONSE = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "upgrade", "date", "server"}
+)
 
 
 async def refuse(scope: Scope, receive: Receive, send: Send, code: Code, message: str) -> None:
