@@ -215,3 +215,22 @@ async def test_routed_calls_are_rate_limited_per_caller() -> None:
             assert info.value.code is Code.RESOURCE_EXHAUSTED
     finally:
         await host.stop()
+
+
+async def test_a_removed_providers_client_is_closed(host: Host) -> None:
+    """One client per provider URL; when no provider uses a URL any more, it is closed."""
+    router = host.router
+    upstream = Upstream(url="http://127.0.0.1:9")
+    router.set_upstream("a-1", upstream)
+    router.set_upstream("b-1", upstream)
+    first = router.client(upstream)
+    assert router.client(Upstream(url=upstream.url)) is first  # one cache, by URL
+    router.remove("a-1")
+    assert router.client(upstream) is first  # b-1 still uses it
+    router.remove("b-1")
+    replacement = router.client(upstream)
+    assert replacement is not first
+    await router.aclose()  # also waits for the closing of the first
+    assert first.lean is not None
+    with pytest.raises(ConnectionError, match="closed"):
+        await first.lean.fetch("GET", upstream.url + "/x")

@@ -38,20 +38,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pyqwest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from plugin_di.host._proxy import Relay, is_unary, refuse, request_body
-from plugin_di.host.auth import (
-    AUTHORIZATION_HEADER,
-    RUNTIME_ID_HEADER,
-    TokenValidator,
-    check_credentials,
+from plugin_di.host._proxy import (
+    Relay,
+    is_grpc_request,
+    is_unary,
+    refuse,
+    request_body,
+    split_credentials,
 )
+from plugin_di.host.auth import RUNTIME_ID_HEADER, TokenValidator, check_credentials
 from plugin_di.host.registry import ServiceRegistry
 from plugin_di.host.routepath import (
     SERVICES_PREFIX,
@@ -70,42 +72,6 @@ from plugin_di.rpc.transport import PluginHTTPClient, http_client
 __all__ = ["SERVICES_PREFIX", "InFlightCalls", "ServiceRouter", "Upstream", "split_credentials"]
 
 log = logging.getLogger(__name__)
-
-_STRIP_REQUEST = frozenset(
-    {
-        b"authorization",
-        b"x-plugin-runtime-id",
-        b"host",
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"transfer-encoding",
-        b"upgrade",
-        b"content-length",
-    }
-)
-# Lower-case names; the header names of a pyqwest response are lower-case too.
-_RUNTIME_ID = RUNTIME_ID_HEADER.encode()
-_AUTHORIZATION = AUTHORIZATION_HEADER.encode()
-
-
-def split_credentials(
-    raw: Iterable[tuple[bytes, bytes]],
-) -> tuple[str | None, str | None, list[tuple[bytes, bytes]]]:
-    """One pass over request headers: (runtime id, authorization, the headers to forward)."""
-    runtime_id: str | None = None
-    authorization: str | None = None
-    headers: list[tuple[bytes, bytes]] = []
-    for key, value in raw:
-        name = key.lower()
-        if name in _STRIP_REQUEST:
-            if name == _RUNTIME_ID:
-                runtime_id = bytes(value).decode("latin-1")
-            elif name == _AUTHORIZATION:
-                authorization = bytes(value).decode("latin-1")
-            continue
-        headers.append((name, value))
-    return runtime_id, authorization, headers
 
 
 @dataclass(frozen=True)
@@ -159,6 +125,7 @@ class ServiceRouter:
         self._aliases: dict[str, str] = {}
         self._in_flight: dict[str, InFlightCalls] = {}
         self._clients: dict[str, PluginHTTPClient] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     # -- endpoints -----------------------------------------------------------------------
     def set_upstream(self, runtime_id: str, upstream: Upstream) -> None:
@@ -171,10 +138,24 @@ class ServiceRouter:
         An alias *from* it (set by ``switch``) stays: callers that discovered the
         replaced provider keep reaching its successor.
         """
-        self._upstreams.pop(runtime_id, None)
+        upstream = self._upstreams.pop(runtime_id, None)
         for old, new in list(self._aliases.items()):
             if new == runtime_id:
                 del self._aliases[old]
+        if upstream is not None and all(u.url != upstream.url for u in self._upstreams.values()):
+            self._close_client(upstream.url)
+
+    def _close_client(self, url: str) -> None:
+        """Close the client of a URL no provider uses any more (its idle connections)."""
+        client = self._clients.pop(url, None)
+        if client is None:
+            return
+        try:
+            closing = asyncio.get_running_loop().create_task(client.aclose())
+        except RuntimeError:  # no loop: nothing can be awaited; the pool dies with it
+            return
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     def switch(self, old: str, new: str) -> None:
         """From now on, calls addressed to ``old`` go to ``new`` (one dict write: atomic)."""
@@ -202,6 +183,8 @@ class ServiceRouter:
         self._clients.clear()
         for client in clients:
             await client.aclose()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     def client(self, upstream: Upstream) -> PluginHTTPClient:
         """The one client of ``upstream``'s URL (made on first use; bodies not decoded)."""
@@ -315,7 +298,7 @@ class ServiceRouter:
         relay = Relay(scope, send)
         try:
             client = self.client(upstream)
-            lean = None if _grpc(headers) else client.lean
+            lean = None if is_grpc_request(headers) else client.lean
             pairs = [
                 (k.decode("latin-1"), v.decode("latin-1"))
                 for k, v in headers
@@ -379,13 +362,3 @@ class ServiceRouter:
         response = await lean.execute(pyqwest.Request(method, url, pyqwest.Headers(pairs), content))
         async with response:
             await relay(response)
-
-
-def _grpc(headers: Iterable[tuple[bytes, bytes]]) -> bool:
-    """Whether a request is the gRPC protocol: it needs HTTP/2 (`plugin_di.rpc.split`)."""
-    for name, value in headers:
-        if name == b"content-type":
-            return value.startswith(b"application/grpc") and not value.startswith(
-                b"application/grpc-web"
-            )
-    return False

@@ -23,9 +23,9 @@ import functools
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from plugin_di.host._proxy import is_unary
+from plugin_di.host._proxy import is_unary, split_credentials
 from plugin_di.host.routepath import SERVICES_PREFIX, RouteTarget, parse_route_path
-from plugin_di.host.router import ServiceRouter, split_credentials
+from plugin_di.host.router import ServiceRouter
 from plugin_di.host.splice import SPLICE_SCHEMES, SplicePool, splice_authority
 from plugin_di.rpc.asgi import DEFAULT_MAX_MESSAGE_BYTES, error_response
 from plugin_di.rpc.fastproto import Answer, Exchange, Headers, ShortPathHandler
