@@ -234,3 +234,32 @@ async def test_a_removed_providers_client_is_closed(host: Host) -> None:
     assert first.lean is not None
     with pytest.raises(ConnectionError, match="closed"):
         await first.lean.fetch("GET", upstream.url + "/x")
+
+
+async def test_an_in_process_provider_gets_the_path_and_the_query_apart() -> None:
+    """An ASGI provider sees ``/{Service}/{Method}`` as its path and the query on its own."""
+    from plugin_di.clock import FakeClock
+
+    seen: list[tuple[str, bytes, bytes]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope["path"], scope["raw_path"], scope["query_string"]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    host = Host(clock=FakeClock(), sweep_interval=1e9, open_registration=True)
+    provider = host.tokens.issue("rec")
+    caller = host.tokens.issue("app")
+    host.registry.register(provider.runtime_id, "rec", "1.0.0", "/capability.logger.v1.Logger/")
+    host.router.set_upstream(provider.runtime_id, Upstream(app=app))
+    http = host.in_memory_client()
+    route = f"{host.url}/services/rec/{provider.runtime_id}/capability.logger.v1.Logger/Log"
+    auth = {
+        "authorization": f"Bearer {caller.token}",
+        "x-plugin-runtime-id": caller.runtime_id,
+        "content-type": "application/json",
+    }
+    response = await http.get(route + "?connect=v1&encoding=json&message=%7B%7D", auth)
+    assert response.status == 200
+    path = "/capability.logger.v1.Logger/Log"
+    assert seen == [(path, path.encode(), b"connect=v1&encoding=json&message=%7B%7D")]

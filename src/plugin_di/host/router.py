@@ -206,17 +206,16 @@ class ServiceRouter:
         except ConnectError as error:
             await refuse(scope, receive, send, error.code, error.message)
             return
-        if query:
-            path += "?" + query
         tracker = self.tracker(provider)
         tracker.enter()
         try:
-            if upstream.app is not None:
+            if upstream.app is not None:  # the query string stays in its own scope key
                 child = dict(scope)
                 child.update(path=path, raw_path=path.encode(), root_path="", headers=headers)
                 await upstream.app(child, receive, send)
             else:
-                await self._proxy(scope, receive, send, upstream, path, headers, provider)
+                full = f"{path}?{query}" if query else path
+                await self._proxy(scope, receive, send, upstream, full, headers, provider)
         finally:
             tracker.leave()
 
