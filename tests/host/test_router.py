@@ -1,4 +1,5 @@
-"""The router over Connect, gRPC and gRPC-Web (real hypercorn HTTP/2 on both legs)."""
+"""The router over Connect, gRPC and gRPC-Web (real hypercorn on both legs; to providers at
+http:// URLs the router speaks HTTP/1.1, and HTTP/2 for gRPC)."""
 
 from __future__ import annotations
 
