@@ -187,14 +187,26 @@ async def test_cancelled_call_drops_its_connection(
     assert (await client.get(pb.GetRequest(key="after"))).value == b"ok"
 
 
+class ServerWaits:
+    """Sends the server a 10 s deadline, whatever the call's own deadline is."""
+
+    async def intercept_unary(self, call_next: Any, request: Any, ctx: Any) -> Any:
+        ctx.request_headers["connect-timeout-ms"] = "10000"
+        return await call_next(request, ctx)
+
+
 async def test_deadline_is_deadline_exceeded_and_the_connection_is_not_reused(
     kv_uds: tuple[KV, KVServiceClient, PluginHTTPClient],
 ) -> None:
     kv, client, http = kv_uds
     kv.data["block"] = b"b"
+    # The server is told a long deadline: only the client's 50 ms can fire (otherwise the
+    # server may answer DEADLINE_EXCEEDED first, and that answer keeps the connection).
+    patient = connect_client(KVServiceClient, "unix:///x", http, interceptors=[ServerWaits()])
     with pytest.raises(ConnectError) as err:
-        await client.get(pb.GetRequest(key="block"), timeout_ms=50)
+        await patient.get(pb.GetRequest(key="block"), timeout_ms=50)
     assert err.value.code == Code.DEADLINE_EXCEEDED
+    assert kv.headers[-1]["connect-timeout-ms"] == "10000"
     assert isinstance(http.transport, H1Transport)
     assert http.transport.idle_connections == 0
     kv.release.set()

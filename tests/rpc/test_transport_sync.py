@@ -122,13 +122,24 @@ def test_sync_unary_stream_and_errors_over_unix_socket(
     assert http.transport.idle_connections == 1
 
 
+class ServerWaits:
+    """Sends the server a 10 s deadline, whatever the call's own deadline is."""
+
+    def intercept_unary_sync(self, call_next: Any, request: Any, ctx: Any) -> Any:
+        ctx.request_headers["connect-timeout-ms"] = "10000"
+        return call_next(request, ctx)
+
+
 def test_sync_deadline_drops_the_connection(
     kv_sync: tuple[KV, KVServiceClientSync, PluginSyncHTTPClient],
 ) -> None:
     kv, client, http = kv_sync
     kv.data["block"] = b"b"
+    # The server is told a long deadline: only the client's 50 ms can fire (otherwise the
+    # server may answer DEADLINE_EXCEEDED first, and that answer keeps the connection).
+    patient = connect_client(KVServiceClientSync, "unix:///x", http, interceptors=[ServerWaits()])
     with pytest.raises(ConnectError) as err:
-        client.get(pb.GetRequest(key="block"), timeout_ms=50)
+        patient.get(pb.GetRequest(key="block"), timeout_ms=50)
     assert err.value.code == Code.DEADLINE_EXCEEDED
     assert isinstance(http.transport, SyncH1Transport)
     assert http.transport.idle_connections == 0
