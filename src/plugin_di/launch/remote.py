@@ -32,6 +32,9 @@ class PluginUnreachableError(ConnectionError):
 class RemoteHandle(PluginHandle):
     """Clients call ``url``. ``start()`` binds it and, with ``check``, asks the plugin's health.
 
+    ``http://`` is spoken in HTTP/1.1 with keep-alive (gRPC-protocol clients over h2c), so a
+    connect-plugin-go plugin, or any net/http server, is reachable as it is.
+
     ``tls`` (`plugin_di.rpc.tls.ClientTLS`): the CA to trust and, for mTLS, the client
     certificate, for ``https://`` URLs.
     """

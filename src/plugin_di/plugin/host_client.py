@@ -126,9 +126,14 @@ class HostSession:
         ready = [asyncio.Event() for _ in self.dependencies]
         for state, first in zip(self.dependencies.values(), ready, strict=True):
             self._tasks.append(asyncio.create_task(self._watch(state, first)))
-        if ready:
-            await asyncio.wait([asyncio.create_task(e.wait()) for e in ready])
-        await self._report()
+        try:
+            if ready:
+                await asyncio.gather(*(e.wait() for e in ready))
+            await self._report()
+        except BaseException:
+            # Cancelled or refused while starting: no watch may outlive the session.
+            await self._cancel_watches()
+            raise
 
     async def _watch(self, state: _DependencyState, first: asyncio.Event) -> None:
         dep = state.dependency
@@ -204,15 +209,18 @@ class HostSession:
         while self.state != state:
             await self._changed.wait()
 
-    async def stop(self) -> None:
-        """Stop watching and unregister (errors ignored: the host may be gone)."""
-        self._stopping = True
+    async def _cancel_watches(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+
+    async def stop(self) -> None:
+        """Stop watching and unregister (errors ignored: the host may be gone)."""
+        self._stopping = True
+        await self._cancel_watches()
         for registration in self.registrations:
             with contextlib.suppress(ConnectError, HostClientError):
                 await self.client.unregister(registration)

@@ -11,7 +11,6 @@ Plugin layer: imports only rpc and generated code (no host, networkx or pydantic
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -82,10 +81,11 @@ def declaration_metadata(plugins: Sequence[Plugin], base_url: str = "") -> dict[
 class HostClient:
     """Calls from a plugin to the host platform.
 
-    ``host_url`` is the host's ``url`` (``http://``/``https://``, served by hypercorn) or,
-    for a plugin on the host's machine, its ``fast_url`` (``unix:///path`` or
-    ``http+h1fast://127.0.0.1:PORT``): the lean HTTP/1.1 transport is used there, and routed
-    calls cost a fraction of what they cost over HTTP/2.
+    ``host_url`` is the host's ``url`` or, for a plugin on the host's machine, its
+    ``fast_url`` (``unix:///path`` or ``http+h1fast://127.0.0.1:PORT``). The transport is
+    `plugin_di.rpc.transport.http_client`'s for the URL: ``http://`` speaks HTTP/1.1 with
+    keep-alive (as connect-plugin-go's host serves), gRPC calls over h2c; ``https://``
+    negotiates by ALPN.
     """
 
     def __init__(
@@ -100,21 +100,15 @@ class HostClient:
         self.host_url = host_url.rstrip("/")
         self.identity = identity
         self._cookie = (magic_cookie_key, magic_cookie_value)
-        self._transport: pyqwest.HTTPTransport | None = None
         self._owned: PluginHTTPClient | None = None
-        lean = self.host_url.startswith(("unix:", "http+h1fast://"))
         if http_client is None:
-            if lean:
-                self._owned = http_client = _lean_client(self.host_url)
-            else:
-                self._transport = pyqwest.HTTPTransport(http_version=pyqwest.HTTPVersion.HTTP2)
-                http_client = pyqwest.Client(self._transport)
+            self._owned = http_client = _client_for(self.host_url)
         self.http_client = http_client
         # The base URL generated clients use: a Unix socket's is http://localhost.
         if isinstance(http_client, PluginHTTPClient):
             self.address = http_client.address
         else:
-            self.address = client_address(self.host_url) if lean else self.host_url
+            self.address = client_address(self.host_url)
         self.auth = BearerAuth(lambda: self.identity)
         common: dict[str, Any] = {"http_client": http_client, **_NO_COMPRESSION}
         self._handshake = HandshakeServiceClient(self.address, **common)
@@ -233,14 +227,10 @@ class HostClient:
     async def close(self) -> None:
         """Close the HTTP transport this client created (not one it was given)."""
         if self._owned is not None:
-            await self._owned.aclose()
+            await self._owned.aclose()  # lets pyqwest's threads settle, if they ran
             self._owned = None
-        if self._transport is not None:
-            await self._transport.aclose()
-            self._transport = None
-            await asyncio.sleep(0.05)  # pyqwest's tokio threads settle before the loop ends
 
 
-def _lean_client(url: str) -> PluginHTTPClient:
-    """The lean HTTP/1.1 client for a host's fast channel URL."""
+def _client_for(url: str) -> PluginHTTPClient:
+    """The client for a host URL: `plugin_di.rpc.transport.http_client`'s choice."""
     return http_client(url)
