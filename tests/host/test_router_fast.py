@@ -285,7 +285,7 @@ async def test_streamed_request_body_passes_through_and_bad_upstream_is_internal
 async def test_fast_loopback_tcp_channel(clock: FakeClock) -> None:
     host = Host(clock=clock, sweep_interval=1e9, fast_bind="127.0.0.1:0", admission=ADMISSION)
     assert host.fast_url is not None
-    assert host.fast_url.startswith("http+h1fast://127.0.0.1:")
+    assert host.fast_url.startswith("http://127.0.0.1:")
     await host.start()
     try:
         kv = make_kv_plugin()

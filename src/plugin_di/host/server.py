@@ -147,7 +147,7 @@ class Host:
         ``fast_uds=True`` also serves the host on a Unix socket (0600, in a private 0700
         directory); ``fast_bind`` (``unix:/path`` or ``127.0.0.1:0``) picks the
         address instead. Either is bound at once, so ``fast_url`` (``unix:///...`` or
-        ``http+h1fast://127.0.0.1:PORT``) is known before the host starts: give it to local
+        ``http://127.0.0.1:PORT``) is known before the host starts: give it to local
         process plugins as their host URL (``host_url=host.provided.fast_url``).
 
         ``limits`` are the listeners' header, idle and connection limits (Settings

@@ -4,7 +4,7 @@ Through ASGI, a routed call costs the host a whole request cycle plus the router
 On cleartext HTTP/1.1 the server asks its short paths first
 (`plugin_di.rpc.serving.shortpath`), and `RoutedShortPaths` takes a Connect unary call to
 ``/services/...`` whose provider speaks HTTP/1.1 on cleartext (``http://``, ``unix://``
-or ``http+h1fast://``) and does only what the router must, with no task and no await:
+or its alias ``http+h1fast://``) and does only what the router must, with no task and no await:
 the path parsed from the request line by the router's one parse
 (`plugin_di.host.routepath`: a malformed one is refused here, INVALID_ARGUMENT), the same
 `ServiceRouter.route` checks (credentials, the caller's rate, registration, the method,
