@@ -1,9 +1,10 @@
 """The DAG walk that runs start (or stop) hooks: a node runs once its prerequisites are done.
 
-Nodes are local indices. For start, a node's prerequisites are its dependencies; for
-stop, its dependents. A node runs its hooks one after the other; independent nodes
-run concurrently. Sync hooks run inline (no task); the first hook of a node that
-returns an awaitable moves the rest of the node into a task. One watchdog task,
+Nodes are local indices, in start order. For start, a node's prerequisites are its
+dependencies; for stop, its dependents, and the nodes ready at once are taken last
+first (stop runs the start order backwards). A node runs its hooks one after the
+other; independent nodes run concurrently. Sync hooks run inline (no task); the first
+hook of a node that returns an awaitable moves the rest of the node into a task. One watchdog task,
 created only when a task exists, enforces the per-hook timeout, the global budget
 and the grace given to a cancelled hook before it is reported as still running.
 Time comes from the injected `Clock`, so tests drive timeouts with a `FakeClock`.
@@ -77,6 +78,7 @@ class Walk:
         total_timeout: float,
         cancel_grace: float,
         halt_on_error: bool,
+        backwards: bool = False,
         background: set[asyncio.Task[None]] | None = None,
     ) -> None:
         self.phase = phase
@@ -93,6 +95,7 @@ class Walk:
         self.total_timeout = total_timeout
         self.cancel_grace = cancel_grace
         self.halt_on_error = halt_on_error
+        self.backwards = backwards
         self.result = WalkResult(done=[[] for _ in names])
         self._running: dict[_Running, None] = {}
         self._ready: deque[int] = deque()
@@ -107,8 +110,9 @@ class Walk:
 
     async def run(self) -> WalkResult:
         self._deadline = self.clock.now() + self.total_timeout
-        self._waiting = [len(p) for p in self.prereqs]
-        self._ready.extend(i for i, w in enumerate(self._waiting) if w == 0)
+        waiting = self._waiting = [len(p) for p in self.prereqs]
+        seeds = range(len(waiting) - 1, -1, -1) if self.backwards else range(len(waiting))
+        self._ready.extend(i for i in seeds if waiting[i] == 0)
         try:
             while True:
                 while self._ready and not self._halted:

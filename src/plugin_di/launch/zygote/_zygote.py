@@ -30,7 +30,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from plugin_di.launch._zygote_main import CTRL_FD_ENV, MAX_FDS, MAX_MESSAGE, OPTIONAL_MARK
+from plugin_di.launch.zygote._main import CTRL_FD_ENV, MAX_FDS, MAX_MESSAGE, OPTIONAL_MARK
 
 __all__ = ["DEFAULT_PRELOAD", "OPTIONAL_PRELOAD", "Zygote", "ZygoteChild", "ZygoteError"]
 
@@ -181,7 +181,7 @@ class Zygote:
             process = await asyncio.create_subprocess_exec(
                 python,
                 "-m",
-                "plugin_di.launch._zygote_main",
+                "plugin_di.launch.zygote._main",
                 *preload,
                 *((OPTIONAL_MARK, *optional) if optional else ()),
                 stdin=asyncio.subprocess.DEVNULL,
