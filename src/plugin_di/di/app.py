@@ -42,7 +42,7 @@ from plugin_di.di.events import (
     Stopped,
     Stopping,
 )
-from plugin_di.di.graph import ProviderGraph, collect
+from plugin_di.di.graph import ProviderGraph
 from plugin_di.di.lifecycle import Hook, Lifecycle
 from plugin_di.di.shutdown import Shutdowner
 from plugin_di.settings import Settings
@@ -88,7 +88,7 @@ class App:
         self.events = Emitter(sinks)
         self.lifecycle = Lifecycle()
         self.shutdowner = Shutdowner()
-        self._graph = collect(self.container, self.name)
+        self._graph = ProviderGraph.collect(self.container, self.name)
         bind_markers(
             self._graph,
             [(Lifecycle, self.lifecycle), (Shutdowner, self.shutdowner), (Emitter, self.events)],

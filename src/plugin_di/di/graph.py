@@ -45,6 +45,23 @@ class ProviderGraph:
         self.markers: list[AppObject] = []
         self._by_id: dict[int, int] = {}
 
+    @classmethod
+    def collect(cls, container: Any, root: str) -> ProviderGraph:
+        """Read every named provider of ``container`` (nested containers included)."""
+        graph = cls(root)
+        by_id = graph._by_id
+        for name, provider, declared, attr in walk_names(container, root):
+            if id(provider) in by_id:
+                continue  # an alias of a provider already named
+            by_id[id(provider)] = len(graph.names)
+            graph.index[name] = len(graph.names)
+            graph.names.append(name)
+            graph.providers.append(provider)
+            graph.origins.append((declared, attr))
+        for provider in graph.providers:
+            graph.deps.append(_dependencies(provider, by_id, graph.markers))
+        return graph
+
     def __len__(self) -> int:
         return len(self.names)
 
@@ -137,23 +154,6 @@ def walk_names(container: Any, root: str) -> Iterator[tuple[str, Provider, type 
                 pending.append((name, provider.providers, None))
             else:
                 yield name, provider, cls, attr
-
-
-def collect(container: Any, root: str) -> ProviderGraph:
-    """Read every named provider of ``container`` (nested containers included)."""
-    graph = ProviderGraph(root)
-    by_id = graph._by_id
-    for name, provider, cls, attr in walk_names(container, root):
-        if id(provider) in by_id:
-            continue  # an alias of a provider already named
-        by_id[id(provider)] = len(graph.names)
-        graph.index[name] = len(graph.names)
-        graph.names.append(name)
-        graph.providers.append(provider)
-        graph.origins.append((cls, attr))
-    for provider in graph.providers:
-        graph.deps.append(_dependencies(provider, by_id, graph.markers))
-    return graph
 
 
 def _dependencies(provider: Provider, by_id: dict[int, int], markers: list[AppObject]) -> list[int]:
