@@ -39,7 +39,7 @@ A process plugin takes what differs from the defaults as two typed objects,
         kv_plugin,
         module="examples.kv",
         launch=LaunchOptions(auto_mtls=True, zygote=False),
-        supervision=Supervision(restart="always", backoff=Backoff(base=1.0)),
+        supervision=Supervision(restart=RestartPolicy.ALWAYS, backoff=Backoff(base=1.0)),
     )
 """
 

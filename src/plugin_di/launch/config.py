@@ -95,8 +95,8 @@ class Supervision:
     ``checksum``: the SHA-256 (hex, optionally ``sha256:``) the module file or executable
     must hash to, checked before each launch. ``verify``: call the plugin's
     HandshakeService after each launch (same cookie, a common app version, this plugin
-    served). ``restart`` (``never``, ``on-failure``, ``always``), ``backoff`` and
-    ``crash_loop``: see `plugin_di.launch.supervisor`.
+    served). ``restart`` (a `RestartPolicy`; its value, such as ``"never"``, is taken
+    too), ``backoff`` and ``crash_loop``: see `plugin_di.launch.supervisor`.
     """
 
     restart: RestartPolicy = RestartPolicy.ON_FAILURE
