@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from connectrpc.interceptor import Interceptor
 
-from plugin_di.launch.control import remote_health
-from plugin_di.launch.endpoint import EndpointClient, Target, close_target, target_for
+from plugin_di.launch._control import remote_health
+from plugin_di.launch._endpoint import EndpointClient, Target, close_target, target_for
 from plugin_di.launch.events import (
     EmitFn,
     HealthState,

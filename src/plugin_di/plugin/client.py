@@ -23,7 +23,7 @@ from connectrpc.errors import ConnectError
 from connectrpc.interceptor import Interceptor
 from connectrpc.protocol import ProtocolType
 
-from plugin_di import __version__
+from plugin_di._version import __version__
 from plugin_di.gen.connectplugin.v1 import handshake_pb2 as pb
 from plugin_di.gen.connectplugin.v1.handshake_connect import HandshakeServiceClient
 from plugin_di.plugin import env
