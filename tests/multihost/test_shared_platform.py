@@ -1,0 +1,99 @@
+"""Two hosts, one platform: what is done through one holds on the other (real Redis)."""
+
+from __future__ import annotations
+
+import pytest
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from host_support import h2_client, logger_plugin, served
+from hosts_support import eventually, hosts_on
+
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.plugin import make_plugin as make_kv_plugin
+from plugin_di.gen.connectplugin.v1 import registry_pb2
+from plugin_di.host.shared.config import StoreConfig
+from plugin_di.host.tracker import UNHEALTHY
+from plugin_di.plugin.host_client import HostClient
+
+KV_PATH = "/kv.v1.KVService/"
+
+
+async def test_registered_through_one_discovered_and_routed_through_the_other(
+    store: StoreConfig,
+) -> None:
+    kv = make_kv_plugin()
+    async with hosts_on(store) as (a, b), served(kv) as (_, url), h2_client() as http:
+        provider = HostClient(a.url, http_client=http)
+        await provider.handshake("kv", plugins=[kv])
+        await provider.register("kv", "1.0.0", KV_PATH, {"base_url": url})
+        caller = HostClient(b.url, http_client=http)
+        await caller.handshake("app")
+        found = await caller.discover("kv")
+        assert found.endpoint.provider_id == provider.identity.runtime_id  # type: ignore[union-attr]
+        client = caller.routed_client(KVServiceClient, found.endpoint)
+        await client.put(kv_pb2.PutRequest(key="k", value=b"v"), timeout_ms=5000)
+        got = await client.get(kv_pb2.GetRequest(key="k"), timeout_ms=5000)
+        assert got.value == b"v"
+        # the caller's identity, issued by b, is valid on a too
+        back = HostClient(a.url, http_client=http, identity=caller.identity)
+        assert (await back.discover("kv")).endpoint.provider_id == found.endpoint.provider_id
+
+
+async def test_a_watch_on_one_host_sees_changes_made_through_the_other(store: StoreConfig) -> None:
+    async with hosts_on(store) as (a, b), h2_client() as http:
+        observer = HostClient(b.url, http_client=http)
+        await observer.handshake("observer")
+        watch = observer.watch("logger")
+
+        async def state() -> int:
+            async with __import__("asyncio").timeout(5):
+                event: registry_pb2.WatchServiceEvent = await anext(watch)  # type: ignore[call-overload]
+            return int(event.state)
+
+        assert await state() == registry_pb2.SERVICE_STATE_UNAVAILABLE
+        provider = HostClient(a.url, http_client=http)
+        await provider.handshake("logger", plugins=[logger_plugin()])
+        reg = await provider.register(
+            "logger", "1.0.0", "/capability.logger.v1.Logger/", {"base_url": "http://127.0.0.1:9"}
+        )
+        assert await state() == registry_pb2.SERVICE_STATE_AVAILABLE
+        await provider.report_health(UNHEALTHY, "db down")
+        assert await state() == registry_pb2.SERVICE_STATE_UNAVAILABLE
+        with pytest.raises(ConnectError) as info:
+            await observer.discover("logger")
+        assert "all unhealthy" in info.value.message
+        await provider.unregister(reg)
+        assert await state() == registry_pb2.SERVICE_STATE_UNAVAILABLE
+        await watch.aclose()  # type: ignore[attr-defined]
+
+
+async def test_admissions_and_revocations_made_on_one_host_hold_on_the_other(
+    store: StoreConfig,
+) -> None:
+    async with hosts_on(store) as (a, b), h2_client() as http:
+        late = HostClient(b.url, http_client=http)
+        with pytest.raises(ConnectError) as info:
+            await late.handshake("late")
+        assert info.value.code is Code.UNAUTHENTICATED
+        a.admission.allow("late", ["kv"])
+        await a.commit()
+        await eventually(lambda: "late" in b.admission.state.allowed, what="admission replicated")
+        identity = await late.handshake("late")
+        assert identity.runtime_id.startswith("late-")
+        await late.register("kv", "1.0.0", KV_PATH, {"base_url": "http://127.0.0.1:9"})
+
+        # revoking the identity on a: b refuses its token at once it hears of it
+        assert a.tokens.revoke(identity.runtime_id)
+        await a.commit()
+        await eventually(lambda: identity.runtime_id not in b.tokens, what="revocation replicated")
+        with pytest.raises(ConnectError) as info:
+            await late.discover("kv")
+        assert info.value.code is Code.UNAUTHENTICATED
+
+        assert a.admission.withdraw("late")
+        await a.commit()
+        await eventually(lambda: "late" not in b.admission.state.allowed, what="withdrawal")
+        with pytest.raises(ConnectError) as info:
+            await HostClient(b.url, http_client=http).handshake("late")
+        assert info.value.code is Code.UNAUTHENTICATED
