@@ -72,8 +72,7 @@ class Settings(BaseSettings):
     lease_ttl: float = Field(
         default=30.0,
         gt=0,
-        description="on a shared store: seconds a plugin stays registered after its last "
-        "heartbeat",
+        description="on a shared store: seconds a plugin stays registered after its last heartbeat",
     )
     store_sync_interval: float = Field(
         default=0.05,

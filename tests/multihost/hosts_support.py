@@ -28,10 +28,10 @@ async def hosts_on(store: StoreConfig, count: int = 2, **kwargs: Any) -> AsyncIt
             await host.stop()
 
 
-async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0,
+async def eventually(check: Callable[[], bool | Awaitable[bool]], limit: float = 5.0,
                      what: str = "condition") -> None:  # fmt: skip
     """Wait (bounded) until ``check()`` is true: for changes that travel through the store."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(limit):
         while True:
             result = check()
             if not isinstance(result, bool):

@@ -23,8 +23,7 @@ def need_redis_server() -> str:
     `make test` installs it)."""
     if REDIS_SERVER is None:
         message = (
-            "redis-server is not installed: `make test` installs it "
-            "(apt-get install redis-server)"
+            "redis-server is not installed: `make test` installs it (apt-get install redis-server)"
         )
         if os.environ.get("CI"):
             pytest.fail(message)
@@ -64,9 +63,10 @@ class RedisServer:
             if self.process.poll() is not None:
                 log = (self.directory / "log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"redis-server exited with {self.process.returncode}: {log}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.2
-            ) as sock:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock,
+            ):
                 sock.sendall(b"PING\r\n")
                 if sock.recv(16).startswith(b"+PONG"):
                     return self

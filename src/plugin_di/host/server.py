@@ -49,7 +49,7 @@ from plugin_di.host.broker import CAPABILITIES_PREFIX, BrokerService, Capability
 from plugin_di.host.client_cert import ClientCertScope, client_certificate_context
 from plugin_di.host.depgraph import DependencyGraph, Node
 from plugin_di.host.fastchannel import LocalChannel
-from plugin_di.host.handshake import HandshakeService
+from plugin_di.host.handshake import LEASE_TTL_KEY, HandshakeService
 from plugin_di.host.platform import Platform
 from plugin_di.host.registry import RegistryService, ServiceRegistry
 from plugin_di.host.router import SERVICES_PREFIX, ServiceRouter
@@ -231,6 +231,9 @@ class Host:
             on_identity=self.add_identity,
             capabilities=self.broker.capabilities,
             app_versions=app_versions,
+            server_metadata=(
+                {LEASE_TTL_KEY: f"{shared.config.lease_ttl:g}"} if shared is not None else None
+            ),
         )
         apps: list[Any] = [
             HandshakeServiceASGIApplication(handshake, **kwargs),

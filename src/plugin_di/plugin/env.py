@@ -21,7 +21,12 @@ UNIX_SOCKET_DIR = "PLUGIN_UNIX_SOCKET_DIR"
 """When set, the plugin serves on a Unix socket created in this directory."""
 
 HOST_URL = "PLUGIN_DI_HOST_URL"
-"""Base URL of the host platform, when there is one."""
+"""Base URL of the host platform, when there is one; several hosts of one platform
+(a shared store) as a comma-separated list, the first tried first."""
+
+HEARTBEAT_INTERVAL = "PLUGIN_DI_HEARTBEAT_INTERVAL"
+"""Seconds between a joined plugin's heartbeats (default: a third of the lease the host
+announces, else 10)."""
 
 JOIN_TOKEN = "PLUGIN_DI_JOIN_TOKEN"
 """The credential a self-registering plugin sends on its handshake with the host at

@@ -95,9 +95,11 @@ class SharedPlatform:
                 "launches", _encode_launch, _decode_launch, owner=lambda key, value: owner
             ),
             revoked=state.map(
-                "revoked", json.dumps, json.loads,
+                "revoked",
+                json.dumps,
+                json.loads,
                 ttl=lambda until: max(0.001, until - clock.now()),
-            ),  # fmt: skip
+            ),
         )
         self.hosts = state.map("hosts", encode_host, decode_host, owner=lambda k, v: owner)
         self.limiter = SharedTokenBuckets(state, monotonic, sync_interval=config.sync_interval)
@@ -134,6 +136,6 @@ class SharedPlatform:
         """For logs and tests: the host id, the store, and what the replica holds."""
         return {
             "host_id": self.host_id,
-            "store": self.state.engine._where(),
+            "store": self.state.engine.where,
             "maps": {name: len(m) for name, m in self.state.maps.items()},
         }

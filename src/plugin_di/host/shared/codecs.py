@@ -22,8 +22,10 @@ def encode_record(record: PluginRecord) -> str:
             "self": record.self_id,
             "v": record.version,
             "p": [[d.type, d.version, d.path] for d in record.provides],
-            "r": [[r.type, r.min_version, r.required_for_startup, r.watch_for_changes]
-                  for r in record.requires],  # fmt: skip
+            "r": [
+                [r.type, r.min_version, r.required_for_startup, r.watch_for_changes]
+                for r in record.requires
+            ],
             "url": record.base_url,
             "md": dict(record.metadata),
         }
@@ -45,9 +47,15 @@ def decode_record(text: str) -> PluginRecord:
 
 def encode_registration(registration: Registration) -> str:
     return _dump(
-        [registration.registration_id, registration.runtime_id, registration.service_type,
-         registration.version, registration.endpoint_path, dict(registration.metadata),
-         registration.registered_at]  # fmt: skip
+        [
+            registration.registration_id,
+            registration.runtime_id,
+            registration.service_type,
+            registration.version,
+            registration.endpoint_path,
+            dict(registration.metadata),
+            registration.registered_at,
+        ]
     )
 
 

@@ -54,8 +54,8 @@ class Event:
 def _redis_client(url: str) -> Any:
     try:
         from redis.asyncio import Redis
-        from redis.backoff import NoBackoff
         from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise StoreUnavailable(
             "a redis:// store needs the Redis client: pip install 'plugin-di[redis]'"
@@ -104,9 +104,11 @@ class RedisEngine:
         try:
             return await awaitable
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"shared store {self._where()}: {exc}") from exc
+            raise StoreUnavailable(f"shared store {self.where}: {exc}") from exc
 
-    def _where(self) -> str:
+    @property
+    def where(self) -> str:
+        """The store's URL without its password (for logs)."""
         url = self.config.url
         return url.split("@", 1)[-1] if "@" in url else url  # never log a password
 
@@ -124,7 +126,7 @@ class RedisEngine:
                     await script(keys=[], args=[*args, batch], client=pipe)
                 results = await pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"shared store {self._where()}: {exc}") from exc
+            raise StoreUnavailable(f"shared store {self.where}: {exc}") from exc
         out: list[int | BaseException] = []
         for result in results:
             if isinstance(result, BaseException):
@@ -153,7 +155,9 @@ class RedisEngine:
         args: list[Any] = [self.prefix]
         for key, spent, rps, burst in items:
             args += [key, repr(float(spent)), repr(float(rps)), burst]
-        return [float(level) for level in await self._call(self._scripts["SPEND"](keys=[], args=args))]
+        return [
+            float(level) for level in await self._call(self._scripts["SPEND"](keys=[], args=args))
+        ]
 
     # -- reads ---------------------------------------------------------------------------
     async def snapshot(self, maps: Sequence[str]) -> Snapshot:
@@ -166,7 +170,9 @@ class RedisEngine:
 
     async def events(self, after: str, block_ms: int) -> list[Event]:
         """Events after stream id ``after``, waiting up to ``block_ms`` for the first."""
-        reply = await self._call(self._client.xread({self.stream: after}, count=1000, block=block_ms))
+        reply = await self._call(
+            self._client.xread({self.stream: after}, count=1000, block=block_ms)
+        )
         out = []
         for _, entries in reply or ():
             for stream_id, fields in entries:

@@ -47,9 +47,9 @@ class SharedRegistryStore:
         self._listeners.append(on_change)
 
     def _index(self, registration: Registration) -> None:
-        self._by_type.setdefault(registration.service_type, {})[
-            registration.registration_id
-        ] = registration
+        self._by_type.setdefault(registration.service_type, {})[registration.registration_id] = (
+            registration
+        )
 
     def _unindex(self, registration: Registration) -> None:
         by_type = self._by_type.get(registration.service_type)

@@ -98,16 +98,20 @@ local count = 0
 local function drop(member)
   local bar = string.find(member, '|', 1, true)
   local map, key = string.sub(member, 1, bar - 1), string.sub(member, bar + 1)
-  if redis.call('HDEL', p .. ':m:' .. map, key) == 1 then table.insert(out, {'d', map, key}) end
+  if redis.call('HDEL', p .. ':m:' .. map, key) == 1 then
+    table.insert(out, {'d', map, key})
+  end
   redis.call('ZREM', p .. ':expiry', member)
 end
-for _, owner in ipairs(redis.call('ZRANGEBYSCORE', p .. ':leases', '-inf', now, 'LIMIT', 0, limit)) do
+local ended = redis.call('ZRANGEBYSCORE', p .. ':leases', '-inf', now, 'LIMIT', 0, limit)
+for _, owner in ipairs(ended) do
   for _, member in ipairs(redis.call('SMEMBERS', p .. ':own:' .. owner)) do drop(member) end
   redis.call('DEL', p .. ':own:' .. owner)
   redis.call('ZREM', p .. ':leases', owner)
   count = count + 1
 end
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', p .. ':expiry', '-inf', now, 'LIMIT', 0, limit)) do
+local expired = redis.call('ZRANGEBYSCORE', p .. ':expiry', '-inf', now, 'LIMIT', 0, limit)
+for _, member in ipairs(expired) do
   drop(member)
   count = count + 1
 end

@@ -56,7 +56,7 @@ class ReplicatedMap(MutableMapping[str, V], Generic[V]):
         self._ttl = ttl
         self._data: dict[str, V] = {}
         self._listeners: list[Listener[V]] = []
-        self.get = self._data.get  # type: ignore[method-assign,assignment]  # the hot path
+        self.get = self._data.get  # type: ignore[method-assign]  # the hot path
 
     # -- Mapping -------------------------------------------------------------------------
     def __getitem__(self, key: str) -> V:
@@ -266,6 +266,7 @@ class SharedState:
 
     async def _follow_forever(self) -> None:
         delay = _BACKOFF_MIN
+        down = False
         while True:
             try:
                 if self._resync:
@@ -274,13 +275,16 @@ class SharedState:
                             await asyncio.wait_for(self.flush(), 2.0)
                     await self.resync()
                 self._apply(await self.engine.events(self._stream_id, _FEED_BLOCK_MS))
-                if not self.connected:
-                    log.info("shared store %s reachable again", self.engine._where())
+                if down:
+                    log.info("shared store %s reachable again; replica reloaded",
+                             self.engine.where)  # fmt: skip
+                down = False
                 self.connected = True
                 delay = _BACKOFF_MIN
             except StoreUnavailable as exc:
-                if self.connected:
+                if not down:
                     log.warning("%s; retrying with backoff", exc)
+                down = True
                 self.connected = False
                 self._resync = True
                 await asyncio.sleep(delay)
