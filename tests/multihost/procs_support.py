@@ -58,6 +58,10 @@ class Proc:
     def address(self) -> str:
         return self.url.split("://", 1)[1]
 
+    def keep_address(self) -> None:
+        """Make a later `start` listen where this process listens now (a restart)."""
+        self.args[self.args.index("--bind") + 1] = self.address
+
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
 

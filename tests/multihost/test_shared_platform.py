@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
-from host_support import h2_client, logger_plugin, served
+from host_support import NO_GZIP, h2_client, logger_plugin, served
 from hosts_support import eventually, hosts_on
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from examples.kv.plugin import make_plugin as make_kv_plugin
+from plugin_di.gen.capability.logger.v1 import logger_pb2
+from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
 from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.host.shared.config import StoreConfig
 from plugin_di.host.tracker import UNHEALTHY
 from plugin_di.plugin.host_client import HostClient
+from plugin_di.rpc.interceptors.ratelimit import Rate
 
 KV_PATH = "/kv.v1.KVService/"
 
@@ -97,3 +102,66 @@ async def test_admissions_and_revocations_made_on_one_host_hold_on_the_other(
         with pytest.raises(ConnectError) as info:
             await HostClient(b.url, http_client=http).handshake("late")
         assert info.value.code is Code.UNAUTHENTICATED
+
+
+async def test_a_grant_issued_by_one_host_opens_the_capability_on_the_other(
+    store: StoreConfig,
+) -> None:
+    async with hosts_on(store) as (a, b), h2_client() as http:
+        for host in (a, b):
+            host.register_capability("logger", "1.0.0", logger_plugin())
+        plugin = HostClient(a.url, http_client=http)
+        await plugin.handshake("cache")
+        grant = await plugin.request_capability("logger")
+        assert b.broker.grant_count() == 1  # committed before the answer, replicated
+        on_b = LoggerClient(f"{b.url}/capabilities/logger/{grant.grant_id}", http_client=http,
+                            **NO_GZIP)  # fmt: skip
+        bearer = {"authorization": f"Bearer {grant.bearer_token}"}
+        await eventually(lambda: grant.grant_id in b.broker._grants, what="grant replicated")
+        await on_b.log(logger_pb2.LogRequest(message="through b"), headers=bearer)
+        with pytest.raises(ConnectError) as info:
+            await on_b.log(
+                logger_pb2.LogRequest(message="x"), headers={"authorization": "Bearer x"}
+            )
+        assert info.value.code is Code.UNAUTHENTICATED
+        a.forget(plugin.identity.runtime_id)  # type: ignore[union-attr]  # its grants go too
+        await a.commit()
+        await eventually(lambda: b.broker.grant_count() == 0, what="grant revoked on b")
+
+
+async def test_one_rate_limit_across_hosts(store: StoreConfig) -> None:
+    rate = Rate(20.0, 10)
+    kv = make_kv_plugin()
+    async with (
+        hosts_on(store, rate_limit=rate) as hosts,
+        served(kv) as (_, url),
+        h2_client() as http,
+    ):
+        provider = HostClient(hosts[0].url, http_client=http)
+        await provider.handshake("kv", plugins=[kv])
+        await provider.register("kv", "1.0.0", KV_PATH, {"base_url": url})
+        caller = HostClient(hosts[0].url, http_client=http)
+        await caller.handshake("app")
+        clients = []
+        for host in hosts:
+            on_host = HostClient(host.url, http_client=http, identity=caller.identity)
+            found = await on_host.discover("kv")
+            clients.append(on_host.routed_client(KVServiceClient, found.endpoint))
+        admitted = refused = 0
+        started = time.monotonic()
+        for i in range(5000):  # alternate hosts for one second
+            if time.monotonic() - started >= 1.0:
+                break
+            try:
+                await clients[i % 2].get(kv_pb2.GetRequest(key="k"), timeout_ms=2000)
+                admitted += 1
+            except ConnectError as error:
+                assert error.code is Code.RESOURCE_EXHAUSTED
+                refused += 1
+        elapsed = time.monotonic() - started
+    one_limit = rate.burst + rate.rps * elapsed
+    tolerance = (len(hosts) - 1) * (rate.burst + rate.rps * store.sync_interval)
+    assert refused > 0
+    # one host's limit, not two: each host alone would admit one_limit
+    assert admitted <= one_limit + tolerance, (admitted, one_limit, tolerance)
+    assert admitted >= 0.8 * one_limit, (admitted, one_limit)
