@@ -20,9 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import channels, cold_start, memory
+from bench import channels, cold_start, memory, multihost
 from bench import lifecycle as lifecycle_bench
-from bench import multihost
 from bench._measure import Sample, concurrent, median_sample, sequential
 from bench.security import measure_security
 
