@@ -249,10 +249,17 @@ async def failover_ms(url: str) -> float:
 
 def measure(quick: bool) -> dict[str, Any]:
     """Every figure of this module (None when redis-server is not installed)."""
-    keys = ("store_register_ops_per_s", "store_register_p50_us",
-            "store_register_concurrent_ops_per_s", "store_discover_ops_per_s",
-            "memory_discover_ops_per_s", "routed_p50_single_host_us",
-            "routed_p50_second_host_us", "routed_second_host_ratio", "failover_routable_ms")  # fmt: skip
+    keys = (
+        "store_register_ops_per_s",
+        "store_register_p50_us",
+        "store_register_concurrent_ops_per_s",
+        "store_discover_ops_per_s",
+        "memory_discover_ops_per_s",
+        "routed_p50_single_host_us",
+        "routed_p50_second_host_us",
+        "routed_second_host_ratio",
+        "failover_routable_ms",
+    )
     if shutil.which("redis-server") is None:
         print("multi-host figures skipped: redis-server is not installed", file=sys.stderr)
         return dict.fromkeys(keys)
