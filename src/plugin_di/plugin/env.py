@@ -24,6 +24,10 @@ HOST_URL = "PLUGIN_DI_HOST_URL"
 """Base URL of the host platform, when there is one; several hosts of one platform
 (a shared store) as a comma-separated list, the first tried first."""
 
+BASE_URL = "PLUGIN_DI_BASE_URL"
+"""The URL hosts reach this plugin at, when it is not the address it listens on (a plugin
+bound to 0.0.0.0 in a container: ``http://kv:8080``, ``http://$(POD_IP):8080``)."""
+
 HEARTBEAT_INTERVAL = "PLUGIN_DI_HEARTBEAT_INTERVAL"
 """Seconds between a joined plugin's heartbeats (default: a third of the lease the host
 announces, else 10)."""

@@ -397,6 +397,7 @@ class HostMembership:
         environ = os.environ if environ is None else environ
         self.host_url = environ.get(env.HOST_URL, "")
         self.join_token = environ.get(env.JOIN_TOKEN, "")
+        self.base_url = environ.get(env.BASE_URL, "")
         beat = environ.get(env.HEARTBEAT_INTERVAL, "")
         self.heartbeat = float(beat) if beat else None
         self.sessions: list[HostSession] = []
@@ -413,7 +414,7 @@ class HostMembership:
             coro = self_register(
                 self.host_url,
                 self.plugins,
-                base_url=line.url,
+                base_url=self.base_url or line.url,
                 on_report=mirror,
                 on_session=self._joined,
                 join_token=self.join_token,
