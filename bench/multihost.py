@@ -128,14 +128,16 @@ async def store_ops(url: str, seconds: float) -> dict[str, float]:
         concurrent = count / (time.perf_counter() - start)
         # discover a type with one provider on both stores (kv has thousands by now)
         registry.set_allowed_services("kv-1", ["kv", "logger"])
-        registry.register("kv-1", "logger", "1.0.0", KV_PATH)
+        registry.register("kv-1", "logger", "1.0.0", KV_PATH, {"base_url": "http://x"})
         await shared.commit()
         discover = _discover_rate(registry, seconds)
         memory = ServiceRegistry()
         memory.store.put_plugin(PluginRecord("kv-1", "kv"))
         memory.set_allowed_services("kv-1", ["logger"])
         memory.register("kv-1", "logger", "1.0.0", KV_PATH)
+        checks = _route_checks(shared, registry, seconds)
         return {
+            **checks,
             "store_register_ops_per_s": one.rate,
             "store_register_p50_us": one.p50_us,
             "store_register_concurrent_ops_per_s": concurrent,
@@ -144,6 +146,39 @@ async def store_ops(url: str, seconds: float) -> dict[str, float]:
         }
     finally:
         await shared.stop()
+
+
+def _route_checks(shared: Any, registry: Any, seconds: float) -> dict[str, float]:
+    """ns per `ServiceRouter.route` (credentials, rate limit, registration, health): the
+    checks of every routed call, on the shared store's replica and on the memory store."""
+    from plugin_di.host.registry import ServiceRegistry
+    from plugin_di.host.router import ServiceRouter
+    from plugin_di.host.store import PluginRecord
+    from plugin_di.host.tokens import TokenStore
+    from plugin_di.rpc.interceptors.ratelimit import Rate, TokenBucketLimiter
+
+    rate = Rate(1e9, 10**9)
+    memory_registry = ServiceRegistry()
+    memory_registry.store.put_plugin(PluginRecord("kv-1", "kv"))
+    memory_registry.set_allowed_services("kv-1", ["logger"])
+    memory_registry.register("kv-1", "logger", "1.0.0", KV_PATH, {"base_url": "http://x"})
+    out = {}
+    for name, tokens, reg, limiter in (
+        ("memory", TokenStore(), memory_registry, TokenBucketLimiter()),
+        ("shared", shared.tokens, registry, shared.limiter),
+    ):
+        identity = tokens.issue("app")
+        router = ServiceRouter(reg, tokens, limiter=limiter, rate=rate)
+        path, auth = "/services/logger/kv-1/kv.v1.KVService/Get", "Bearer " + identity.token
+        router.route(path, b"", identity.runtime_id, auth)
+        count, start = 0, time.perf_counter()
+        deadline = start + seconds
+        while time.perf_counter() < deadline:
+            for _ in range(1000):
+                router.route(path, b"", identity.runtime_id, auth)
+            count += 1000
+        out[f"route_check_{name}_ns"] = (time.perf_counter() - start) / count * 1e9
+    return out
 
 
 def _discover_rate(registry: Any, seconds: float) -> float:
@@ -259,6 +294,8 @@ def measure(quick: bool) -> dict[str, Any]:
         "routed_p50_second_host_us",
         "routed_second_host_ratio",
         "failover_routable_ms",
+        "route_check_memory_ns",
+        "route_check_shared_ns",
     )
     if shutil.which("redis-server") is None:
         print("multi-host figures skipped: redis-server is not installed", file=sys.stderr)
@@ -285,6 +322,8 @@ def report(results: dict[str, Any]) -> str:
             f"routed p50, through a second host:  {results['routed_p50_second_host_us']:10.0f} µs"
             f"  ({results['routed_second_host_ratio']:.2f}x, target <= 1.2x)",
             f"host killed: routable again in      {results['failover_routable_ms']:10.0f} ms",
+            f"route checks per call, memory store:{results['route_check_memory_ns']:10.0f} ns"
+            f"  (shared store replica {results['route_check_shared_ns']:.0f} ns)",
         ]
     )
 
