@@ -57,11 +57,15 @@ class SharedTokenStore(TokenStore):
         # runtime id -> (token digest, expires_at, id of the host that issued it)
         self._identities = state.map("identities", _encode, _decode, owner=_owner)
         self._touched: dict[str, float] = {}
+        # runtime id -> (digest, the token that matched it): later checks of the same token
+        # compare tokens (constant time), not hashes; the hot path stays as cheap as on one host
+        self._matched: dict[str, tuple[str, str]] = {}
         self._monotonic = monotonic.now
         self.on_removed: list[Callable[[str], None]] = []
         self._identities.on_change(self._changed)
 
     def _changed(self, runtime_id: str, old: object, new: object) -> None:
+        self._matched.pop(runtime_id, None)
         if new is None:
             self._touched.pop(runtime_id, None)
             for listener in list(self.on_removed):
@@ -79,6 +83,7 @@ class SharedTokenStore(TokenStore):
         lease = self._state.lease(runtime_id, self.lease_ttl, cap=expires_at)
         entry = (token_digest(token), expires_at, self.host_id)
         self._identities.put(runtime_id, entry, extra=[lease])
+        self._matched[runtime_id] = (entry[0], token)
         self._touched[runtime_id] = self._monotonic()
         return Identity(runtime_id, token, expires_at)
 
@@ -89,7 +94,13 @@ class SharedTokenStore(TokenStore):
         digest, expires_at, _ = entry
         if self._clock.now() >= expires_at:
             return False  # the lease ends with the token: the reaper removes it
-        if not hmac.compare_digest(digest, token_digest(token)):
+        matched = self._matched.get(runtime_id)
+        if matched is not None and matched[0] is digest:
+            if not hmac.compare_digest(matched[1].encode(), token.encode("utf-8", "replace")):
+                return False
+        elif hmac.compare_digest(digest, token_digest(token)):
+            self._matched[runtime_id] = (digest, token)
+        else:
             return False
         now = self._monotonic()
         if now - self._touched.get(runtime_id, 0.0) >= self.lease_ttl / 4:
@@ -115,6 +126,7 @@ class SharedTokenStore(TokenStore):
 
     def revoke(self, runtime_id: str) -> bool:
         self._touched.pop(runtime_id, None)
+        self._matched.pop(runtime_id, None)
         return self._identities.delete(runtime_id) is not None
 
     def sweep(self) -> list[str]:
