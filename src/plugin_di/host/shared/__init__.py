@@ -106,7 +106,7 @@ class SharedPlatform:
         self.keeper = LeaseKeeper(
             state,
             self.tokens,
-            self.registry_store.plugins_map,
+            self.registry_store,
             self.hosts,
             self.host_id,
             managed=managed,

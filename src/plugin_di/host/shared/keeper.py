@@ -29,6 +29,7 @@ import httpx
 
 from plugin_di.host.shared.engine import StoreUnavailable
 from plugin_di.host.shared.identities import SharedTokenStore
+from plugin_di.host.shared.registry_store import SharedRegistryStore
 from plugin_di.host.shared.state import ReplicatedMap, SharedState
 from plugin_di.host.store import PluginRecord
 
@@ -70,7 +71,7 @@ class LeaseKeeper:
         self,
         state: SharedState,
         tokens: SharedTokenStore,
-        plugins: ReplicatedMap[PluginRecord],
+        registry: SharedRegistryStore,
         hosts: ReplicatedMap[HostEntry],
         host_id: str,
         *,
@@ -78,7 +79,7 @@ class LeaseKeeper:
     ) -> None:
         self._state = state
         self._tokens = tokens
-        self._plugins = plugins
+        self._registry = registry
         self.hosts = hosts
         self.host_id = host_id
         self._managed = managed
@@ -109,8 +110,19 @@ class LeaseKeeper:
         await self._probe_peers()
         await self._state.engine.reap()
 
+    def _base_url(self, record: PluginRecord) -> str:
+        """Where a plugin answers health checks: its declared base URL, else the one its
+        registrations name (connect-plugin-go peers declare it there)."""
+        if record.base_url:
+            return record.base_url
+        for registration in self._registry.registrations_of(record.runtime_id):
+            url = registration.metadata.get("base_url", "")
+            if url:
+                return url
+        return ""
+
     def _kept_here(self, record: PluginRecord) -> bool:
-        if record.metadata.get(HEARTBEAT_KEY) or not record.base_url.startswith("http"):
+        if record.metadata.get(HEARTBEAT_KEY) or not self._base_url(record).startswith("http"):
             return False
         owner = self._tokens.host_of(record.runtime_id)
         if owner == self.host_id:
@@ -121,12 +133,12 @@ class LeaseKeeper:
         return eldest is not None and eldest.host_id == self.host_id
 
     async def _probe_peers(self) -> None:
-        kept = [r for r in self._plugins.values() if self._kept_here(r)]
+        kept = [r for r in self._registry.plugins() if self._kept_here(r)]
         if not kept:
             return
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=_PROBE_TIMEOUT)
-        answers = await asyncio.gather(*(self._answers(r.base_url) for r in kept))
+        answers = await asyncio.gather(*(self._answers(self._base_url(r)) for r in kept))
         for record, alive in zip(kept, answers, strict=True):
             if alive:
                 self._tokens.keep_alive(record.runtime_id)
