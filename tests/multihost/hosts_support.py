@@ -17,9 +17,10 @@ from plugin_di.host.shared.config import StoreConfig
 async def hosts_on(store: StoreConfig, count: int = 2, **kwargs: Any) -> AsyncIterator[list[Host]]:
     """``count`` hosts serving on 127.0.0.1:0, all on ``store``."""
     started: list[Host] = []
+    admission = kwargs.pop("admission", ADMISSION)
     try:
         for _ in range(count):
-            host = Host(store=store, admission=kwargs.pop("admission", ADMISSION), **kwargs)
+            host = Host(store=store, admission=admission, **kwargs)
             await host.start("127.0.0.1:0")
             started.append(host)
         yield started

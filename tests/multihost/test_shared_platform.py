@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from connectrpc.code import Code
@@ -16,6 +17,8 @@ from examples.kv.plugin import make_plugin as make_kv_plugin
 from plugin_di.gen.capability.logger.v1 import logger_pb2
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
 from plugin_di.gen.connectplugin.v1 import registry_pb2
+from plugin_di.host import join_tokens
+from plugin_di.host.admission import AdmissionPolicy
 from plugin_di.host.shared.config import StoreConfig
 from plugin_di.host.tracker import UNHEALTHY
 from plugin_di.plugin.host_client import HostClient
@@ -166,3 +169,22 @@ async def test_one_rate_limit_across_hosts(store: StoreConfig) -> None:
     # one host's limit, not two: each host alone would admit one_limit
     assert admitted <= one_limit + tolerance, (admitted, one_limit, tolerance)
     assert admitted >= 0.8 * one_limit, (admitted, one_limit)
+
+
+async def test_a_join_token_revoked_on_one_host_is_refused_on_the_other(
+    store: StoreConfig, tmp_path: Path
+) -> None:
+    key_file = join_tokens.create_key_file(tmp_path / "admission.key")
+    policy = AdmissionPolicy(key_file=key_file)
+    async with hosts_on(store, admission=policy) as (a, b), h2_client() as http:
+        token = a.admission.issue_join_token("kv", ["kv"], ttl=600)
+        claims = join_tokens.verify(token, join_tokens.load_keys(key_file), now=time.time())
+        first = await HostClient(b.url, http_client=http).handshake("kv", join_token=token)
+        assert first.runtime_id.startswith("kv-")
+        a.admission.revoke_join_token(claims.token_id, until=claims.expires_at)
+        await a.commit()
+        await eventually(lambda: claims.token_id in b.admission.state.revoked, what="revoked")
+        with pytest.raises(ConnectError) as info:
+            await HostClient(b.url, http_client=http).handshake("kv", join_token=token)
+        assert info.value.code is Code.UNAUTHENTICATED
+        assert f"join token {claims.token_id} was revoked" in info.value.message
