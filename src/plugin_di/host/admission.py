@@ -194,6 +194,11 @@ class Admission:
         self._allow = _merged(self.policy.allow)
         self._allow_cert = _merged(self.policy.allow_cert)
 
+    @property
+    def _launches(self) -> MutableMapping[str, tuple[str, frozenset[str]]]:
+        """The launch secrets expected now (kept under its old name for the tests)."""
+        return self.state.launches
+
     # -- credentials the host hands out --------------------------------------------------
     def issue_join_token(self, self_id: str, provides: Iterable[str], ttl: float) -> str:
         """A join token signed with this host's key (as ``plugin-di join-token`` makes)."""
