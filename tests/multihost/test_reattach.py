@@ -58,7 +58,10 @@ async def _works(client: HostClient) -> bool:
 async def test_a_host_restarted_on_the_same_store_finds_its_plugins(
     redis_server: RedisServer, tmp_path: Path, procs: list[Proc], http: object
 ) -> None:
-    env = {"PLUGIN_DI_LEASE_TTL": "5"}
+    # The restart (the host's start included, which a loaded machine can stretch to seconds)
+    # must stay within the lease: a longer outage ends the plugins' leases, and they join
+    # again (the memory-store test below shows that path).
+    env = {"PLUGIN_DI_LEASE_TTL": "20"}
     host = host_proc(tmp_path, "host", redis_server.url, env=env)
     procs.append(host)
     plugin = kv_proc(tmp_path, "kv", host.url)
