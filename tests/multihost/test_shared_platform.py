@@ -188,3 +188,22 @@ async def test_a_join_token_revoked_on_one_host_is_refused_on_the_other(
             await HostClient(b.url, http_client=http).handshake("kv", join_token=token)
         assert info.value.code is Code.UNAUTHENTICATED
         assert f"join token {claims.token_id} was revoked" in info.value.message
+
+
+async def test_a_registration_never_outlives_its_plugin(store: StoreConfig) -> None:
+    """The compare-and-set: a registration whose plugin is gone from the store is refused,
+    and the host takes back what it applied locally."""
+    async with hosts_on(store, count=1) as (a,), h2_client() as http:
+        provider = HostClient(a.url, http_client=http)
+        identity = await provider.handshake("kv", plugins=[make_kv_plugin()])
+        assert a.shared is not None
+        engine = a.shared.state.engine
+        # the plugin's record vanishes from the store, as when its lease ends, before this
+        # host heard of it
+        await engine._client.hdel(engine.prefix + ":m:plugins", identity.runtime_id)
+        with pytest.raises(ConnectError) as info:
+            await provider.register("kv", "1.0.0", KV_PATH, {"base_url": "http://127.0.0.1:9"})
+        assert info.value.code is Code.UNAUTHENTICATED
+        assert "handshake with a host again" in info.value.message
+        await eventually(lambda: not a.registry.store.registrations("kv"), what="undone")
+        assert not await engine._client.hlen(engine.prefix + ":m:regs")

@@ -227,7 +227,10 @@ class SharedState:
                 if touches:
                     await self.engine.touch([(o, t, c) for o, (t, c) in touches.items()])
                 self.connected = True
-            except StoreUnavailable as exc:
+            except Exception as exc:  # the writer must outlive any failure
+                if not isinstance(exc, StoreUnavailable):
+                    log.exception("shared store: a write failed unexpectedly")
+                    exc = StoreUnavailable(f"shared store write failed: {type(exc).__name__}")
                 self.connected = False
                 self._resync = True
                 for _, future in batch:
@@ -281,8 +284,10 @@ class SharedState:
                 down = False
                 self.connected = True
                 delay = _BACKOFF_MIN
-            except StoreUnavailable as exc:
-                if not down:
+            except Exception as exc:  # the feed must outlive any failure
+                if not isinstance(exc, StoreUnavailable):
+                    log.exception("shared store: following the change stream failed")
+                elif not down:
                     log.warning("%s; retrying with backoff", exc)
                 down = True
                 self.connected = False
