@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "host"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from host_support import h2_client
+from procs_support import Proc
 from redis_support import RedisServer
 
 from plugin_di.host.shared.config import StoreConfig
@@ -37,3 +39,19 @@ def store(redis_server: RedisServer, request: pytest.FixtureRequest) -> StoreCon
         sync_interval=0.02,
         prefix=f"t{next(_prefixes)}-{request.node.name[:40].replace('[', '-').strip(']')}",
     )
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    """Processes a test starts; stopped by their pids (last first) when it ends."""
+    started: list[Proc] = []
+    yield started
+    for proc in reversed(started):
+        proc.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[object]:
+    """An HTTP/2 client for the test's own calls."""
+    async with h2_client() as client:
+        yield client

@@ -12,7 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+from connectrpc.errors import ConnectError
+
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from plugin_di.plugin.handshake_line import HandshakeLine
+from plugin_di.plugin.host_client import HostClient
 
 ROOT = Path(__file__).resolve().parents[2]
 ALLOW = ["--allow", "app=", "--allow", "kv=kv", "--allow", "logger=logger"]
@@ -102,3 +107,20 @@ def kv_proc(tmp: Path, name: str, host_urls: str, env: dict[str, str] | None = N
         tmp / f"{name}.log",
         {"PLUGIN_DI_HOST_URL": host_urls, **(env or {})},
     )
+
+
+async def routed_put(client: HostClient, key: str) -> str:
+    """Discover kv through ``client``'s host and Put through its router; the provider id."""
+    found = await client.discover("kv")
+    kv = client.routed_client(KVServiceClient, found.endpoint)
+    await kv.put(kv_pb2.PutRequest(key=key, value=b"v"), timeout_ms=2000)
+    return found.endpoint.provider_id
+
+
+async def routes(client: HostClient) -> bool:
+    """Whether a routed call to kv through ``client``'s host works now."""
+    try:
+        await routed_put(client, "probe")
+    except ConnectError:
+        return False
+    return True

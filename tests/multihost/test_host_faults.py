@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import pytest
 from connectrpc.errors import ConnectError
-from host_support import h2_client
 from hosts_support import eventually
 from procs_support import Proc, host_proc, kv_proc
 from redis_support import RedisServer
@@ -24,14 +21,6 @@ from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.plugin.host_client import HostClient
 
 LEASE = {"PLUGIN_DI_LEASE_TTL": "5"}
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in reversed(started):
-        proc.stop()
 
 
 class Caller:
@@ -56,12 +45,6 @@ class Caller:
                 self.failed_tries += 1
                 last = error
         raise AssertionError(f"no host answered: {last}")
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[object]:
-    async with h2_client() as client:
-        yield client
 
 
 async def _caller(a: Proc, b: Proc, http: object) -> Caller:

@@ -10,49 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
-from host_support import h2_client
 from hosts_support import eventually
-from procs_support import Proc, host_proc, kv_proc
+from procs_support import Proc, host_proc, kv_proc, routed_put, routes
 from redis_support import RedisServer
 
-from examples.kv.gen.kv.v1 import kv_pb2
-from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from plugin_di.plugin.host_client import HostClient
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in reversed(started):
-        proc.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[object]:
-    async with h2_client() as client:
-        yield client
-
-
-async def _put(client: HostClient, key: str) -> str:
-    found = await client.discover("kv")
-    kv = client.routed_client(KVServiceClient, found.endpoint)
-    await kv.put(kv_pb2.PutRequest(key=key, value=b"v"), timeout_ms=2000)
-    return found.endpoint.provider_id
-
-
-async def _works(client: HostClient) -> bool:
-    try:
-        await _put(client, "probe")
-    except ConnectError:
-        return False
-    return True
 
 
 async def test_a_host_restarted_on_the_same_store_finds_its_plugins(
@@ -68,8 +35,8 @@ async def test_a_host_restarted_on_the_same_store_finds_its_plugins(
     procs.append(plugin)
     caller = HostClient(host.url, http_client=http)  # type: ignore[arg-type]
     await caller.handshake("app")
-    await eventually(lambda: _works(caller), limit=20, what="kv routable")
-    provider = await _put(caller, "before")
+    await eventually(lambda: routes(caller), limit=20, what="kv routable")
+    provider = await routed_put(caller, "before")
 
     failures: list[float] = []  # when each failed call started
     stop = asyncio.Event()
@@ -79,7 +46,7 @@ async def test_a_host_restarted_on_the_same_store_finds_its_plugins(
         while not stop.is_set() and count < 5000:
             started = time.monotonic()
             try:
-                assert await _put(caller, f"k{count}") == provider
+                assert await routed_put(caller, f"k{count}") == provider
             except ConnectError:
                 failures.append(started)
             count += 1
@@ -118,8 +85,8 @@ async def test_on_the_memory_store_plugins_join_the_restarted_host_again(
     procs.append(plugin)
     caller = HostClient(host.url, http_client=http)  # type: ignore[arg-type]
     await caller.handshake("app")
-    await eventually(lambda: _works(caller), limit=20, what="kv routable")
-    first = await _put(caller, "before")
+    await eventually(lambda: routes(caller), limit=20, what="kv routable")
+    first = await routed_put(caller, "before")
 
     host.keep_address()
     host.kill()
@@ -128,7 +95,7 @@ async def test_on_the_memory_store_plugins_join_the_restarted_host_again(
         await caller.discover("kv")
     assert info.value.code is Code.UNAUTHENTICATED  # the restarted host knows nobody
     await caller.handshake("app")
-    await eventually(lambda: _works(caller), limit=15, what="kv joined again")
+    await eventually(lambda: routes(caller), limit=15, what="kv joined again")
     found = await caller.discover("kv")
     assert found.single_provider  # registered once, under its new identity
     assert found.endpoint.provider_id != first

@@ -6,48 +6,16 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
-from host_support import h2_client
 from hosts_support import eventually
-from procs_support import Proc, host_proc, kv_proc
+from procs_support import Proc, host_proc, kv_proc, routed_put, routes
 from redis_support import RedisServer
 
-from examples.kv.gen.kv.v1 import kv_pb2
-from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from plugin_di.plugin.host_client import HostClient
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in reversed(started):
-        proc.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[object]:
-    async with h2_client() as client:
-        yield client
-
-
-async def _routed_put(client: HostClient, key: str) -> None:
-    found = await client.discover("kv")
-    kv = client.routed_client(KVServiceClient, found.endpoint)
-    await kv.put(kv_pb2.PutRequest(key=key, value=b"v"), timeout_ms=2000)
-
-
-async def _works(client: HostClient) -> bool:
-    try:
-        await _routed_put(client, "probe")
-    except ConnectError:
-        return False
-    return True
 
 
 async def test_hosts_reconnect_and_lose_nothing_when_the_store_restarts(
@@ -62,12 +30,12 @@ async def test_hosts_reconnect_and_lose_nothing_when_the_store_restarts(
     procs.append(plugin)
     caller = HostClient(b.url, http_client=http)  # type: ignore[arg-type]
     await caller.handshake("app")
-    await eventually(lambda: _works(caller), limit=20, what="kv routable through b")
+    await eventually(lambda: routes(caller), limit=20, what="kv routable through b")
     provider = (await caller.discover("kv")).endpoint.provider_id
 
     redis_server.stop(signal.SIGKILL)
     # Reads and routing need no store: the replica answers.
-    await _routed_put(caller, "during the outage")
+    await routed_put(caller, "during the outage")
     # Writes do: a handshake (a new identity) is refused, UNAVAILABLE, not lost silently.
     with pytest.raises(ConnectError) as info:
         await HostClient(a.url, http_client=http).handshake("app")  # type: ignore[arg-type]
@@ -87,7 +55,7 @@ async def test_hosts_reconnect_and_lose_nothing_when_the_store_restarts(
     await eventually(joins, limit=15, what="a writes to the store again")
     # b follows the store again: the identity a just issued is valid on b
     on_b = HostClient(b.url, http_client=http, identity=late.identity)  # type: ignore[arg-type]
-    await eventually(lambda: _works(on_b), limit=10, what="b follows the store again")
+    await eventually(lambda: routes(on_b), limit=10, what="b follows the store again")
     # nothing persisted was lost: the same single provider, and its heartbeats keep it
     found = await on_b.discover("kv")
     assert found.endpoint.provider_id == provider

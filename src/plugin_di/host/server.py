@@ -223,7 +223,7 @@ class Host:
             from plugin_di.host.shared.commit import CommitWrites
 
             interceptors.append(CommitWrites(shared.state))
-            self._follow_shared(shared)
+            shared.follow(self.router, self.graph)
         kwargs: dict[str, Any] = {"interceptors": interceptors}
         handshake = HandshakeService(
             self.tokens,
@@ -295,20 +295,6 @@ class Host:
     def platform_managed(self) -> list[str]:
         """Runtime ids whose leases this host keeps (the plugins its platform added)."""
         return self.platform.managed()
-
-    def _follow_shared(self, shared: SharedPlatform) -> None:
-        """Keep this host's own views (routes, dependency graph) in step with plugins that
-        other hosts admitted, and with the ends of leases."""
-
-        def plugin_changed(runtime_id: str, old: PluginRecord | None,
-                           new: PluginRecord | None) -> None:  # fmt: skip
-            if new is None:
-                self.router.remove(runtime_id)
-                self.graph.remove(runtime_id)
-            else:
-                self.graph.add(Node(new.runtime_id, new.self_id, new.provides, new.requires))
-
-        shared.registry_store.plugins_map.on_change(plugin_changed)
 
     async def commit(self) -> None:
         """Wait until the shared store took every change this host made (nothing to wait

@@ -17,6 +17,8 @@ from typing import Any
 from plugin_di.clock import SYSTEM_CLOCK, WALL_CLOCK, Clock
 from plugin_di.host.admission import AdmissionState
 from plugin_di.host.broker import Grant
+from plugin_di.host.depgraph import DependencyGraph, Node
+from plugin_di.host.router import ServiceRouter
 from plugin_di.host.shared import codecs
 from plugin_di.host.shared.config import StoreConfig
 from plugin_di.host.shared.engine import GuardFailed, StoreUnavailable
@@ -25,6 +27,7 @@ from plugin_di.host.shared.keeper import LeaseKeeper, decode_host, encode_host, 
 from plugin_di.host.shared.limits import SharedTokenBuckets
 from plugin_di.host.shared.registry_store import SharedRegistryStore
 from plugin_di.host.shared.state import ReplicatedMap, SharedState
+from plugin_di.host.store import PluginRecord
 from plugin_di.host.tracker import HealthReport
 
 __all__ = ["GuardFailed", "SharedPlatform", "StoreConfig", "StoreUnavailable"]
@@ -111,6 +114,20 @@ class SharedPlatform:
             self.host_id,
             managed=managed,
         )
+
+    def follow(self, router: ServiceRouter, graph: DependencyGraph) -> None:
+        """Keep a host's own views in step with plugins other hosts admitted and with the
+        ends of leases: a plugin gone from the store leaves the router and the graph."""
+
+        def plugin_changed(runtime_id: str, old: PluginRecord | None,
+                           new: PluginRecord | None) -> None:  # fmt: skip
+            if new is None:
+                router.remove(runtime_id)
+                graph.remove(runtime_id)
+            else:
+                graph.add(Node(new.runtime_id, new.self_id, new.provides, new.requires))
+
+        self.registry_store.plugins_map.on_change(plugin_changed)
 
     async def start(self, url: str) -> None:
         """Connect and load the replica, enter this host, and start the background work."""
