@@ -34,6 +34,11 @@ ClientT = TypeVar("ClientT", bound=ConnectClient)
 PROVIDES_KEY = "plugin-di.provides"
 REQUIRES_KEY = "plugin-di.requires"
 BASE_URL_KEY = "plugin-di.base-url"
+HEARTBEAT_KEY = "plugin-di.heartbeat"
+"""Handshake metadata: this plugin reports its health periodically (a heartbeat), so a
+host on a shared store need not probe it to keep its lease."""
+LEASE_TTL_KEY = "plugin-di.lease-ttl"
+"""Handshake ``server_metadata`` of a host on a shared store: the lease, in seconds."""
 
 HEALTHY = lifecycle_pb2.HEALTH_STATE_HEALTHY
 DEGRADED = lifecycle_pb2.HEALTH_STATE_DEGRADED
@@ -72,7 +77,11 @@ def declaration_metadata(plugins: Sequence[Plugin], base_url: str = "") -> dict[
         for p in plugins
         for d in p.requires
     ]
-    metadata = {PROVIDES_KEY: ",".join(provides), REQUIRES_KEY: ",".join(requires)}
+    metadata = {
+        PROVIDES_KEY: ",".join(provides),
+        REQUIRES_KEY: ",".join(requires),
+        HEARTBEAT_KEY: "1",
+    }
     if base_url:
         metadata[BASE_URL_KEY] = base_url
     return metadata
@@ -99,6 +108,9 @@ class HostClient:
     ) -> None:
         self.host_url = host_url.rstrip("/")
         self.identity = identity
+        self.lease_ttl: float | None = None
+        """Seconds the host keeps this plugin registered without a heartbeat (announced
+        in the handshake by hosts on a shared store), else None."""
         self._cookie = (magic_cookie_key, magic_cookie_value)
         self._owned: PluginHTTPClient | None = None
         if http_client is None:
@@ -149,6 +161,10 @@ class HostClient:
         )
         if not response.runtime_id or not response.runtime_token:
             raise HostClientError(f"host at {self.host_url} issued no runtime identity")
+        try:
+            self.lease_ttl = float(response.server_metadata[LEASE_TTL_KEY])
+        except (KeyError, ValueError):
+            self.lease_ttl = None
         self.identity = RuntimeIdentity(response.runtime_id, response.runtime_token, self.host_url)
         return self.identity
 
