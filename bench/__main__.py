@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import channels, cold_start, edge, gopeer, memory
+from bench import channels, cold_start, edge, gopeer, memory, multihost
 from bench import lifecycle as lifecycle_bench
 from bench._measure import Sample, concurrent, median_sample, sequential
 from bench.security import measure_security
@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     lifecycle_1k = lifecycle_bench.measure(1_000, repeat=repeat)["total"]
     lifecycle_10k = lifecycle_bench.measure(10_000, repeat=repeat)["total"]
     security = measure_security(n=20_000 if args.quick else 300_000, rounds=1 if args.quick else 5)
+    shared = multihost.measure(args.quick)
 
     print(_table(seq, conc))
     print()
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lifecycle, 10,000 providers:      {lifecycle_10k:8.3f} s")
     print(f"token validations:                {security.token_validations:12,.0f} /s")
     print(f"rate-limiter checks:              {security.limiter_checks:12,.0f} /s")
+    print(multihost.report(shared))
 
     fast = seq[FAST]
     results: dict[str, Any] = {
@@ -222,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratelimit_checks_per_s": security.limiter_checks,
         **public_edge,
         "go_peer_missing": gopeer.missing(),
+        **shared,
         "quick": args.quick,
         "machine": {
             "python": sys.version.split()[0],

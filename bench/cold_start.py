@@ -21,7 +21,7 @@ from bench.channels import REQUEST, ROOT, spawned
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from examples.kv.plugin import make_plugin
 from plugin_di.di.app import App
-from plugin_di.di.providers import ProcessPlugin
+from plugin_di.di.providers import ProcessPlugin, app_zygote
 from plugin_di.launch.zygote import Zygote
 from plugin_di.plugin import env as plugin_env
 from plugin_di.plugin.handshake_line import HandshakeLine
@@ -64,7 +64,8 @@ async def app_start(n: int, *, zygote: bool = True) -> tuple[float, float]:
         end = time.perf_counter()
     finally:
         await app.stop()
-    ready = app.zygote.shared.ready_at if zygote else None
+    shared = app_zygote(app)
+    ready = shared.ready_at if zygote and shared is not None else None
     if zygote and ready is None:
         raise RuntimeError("the app's zygote did not start; see the log")
     return (end - start) * 1000, (end - (ready or start)) * 1000

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from plugin_di._version import __version__ as __version__
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -26,6 +26,11 @@ _EXPORTS: dict[str, str] = {
     "ProcessPlugin": "plugin_di.di.providers",
     "RemotePlugin": "plugin_di.di.providers",
     "InterceptorChainProvider": "plugin_di.di.providers",
+    "LaunchOptions": "plugin_di.launch.config",
+    "Supervision": "plugin_di.launch.config",
+    "RestartPolicy": "plugin_di.launch.config",
+    "Backoff": "plugin_di.launch.config",
+    "CrashLoop": "plugin_di.launch.config",
     "Host": "plugin_di.host.server",
     "Settings": "plugin_di.settings",
     # plugins
@@ -52,8 +57,10 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "App",
+    "Backoff",
     "BreakerConfig",
     "Clock",
+    "CrashLoop",
     "Dependency",
     "EmitterProvider",
     "FakeClock",
@@ -63,6 +70,7 @@ __all__ = [
     "InMemoryPlugin",
     "InterceptorChain",
     "InterceptorChainProvider",
+    "LaunchOptions",
     "Lifecycle",
     "LifecycleProvider",
     "Plugin",
@@ -72,12 +80,14 @@ __all__ = [
     "Rate",
     "RateLimitPolicy",
     "RemotePlugin",
+    "RestartPolicy",
     "RetryPolicy",
     "RuntimeCredentials",
     "Service",
     "Settings",
     "Shutdowner",
     "ShutdownerProvider",
+    "Supervision",
     "SystemClock",
     "inprocess_client",
     "serve",
@@ -96,6 +106,13 @@ if TYPE_CHECKING:
     )
     from plugin_di.di.shutdown import Shutdowner, ShutdownerProvider
     from plugin_di.host.server import Host
+    from plugin_di.launch.config import (
+        Backoff,
+        CrashLoop,
+        LaunchOptions,
+        RestartPolicy,
+        Supervision,
+    )
     from plugin_di.plugin.client import PluginClient
     from plugin_di.plugin.definition import Dependency, Plugin, PluginSet, Service
     from plugin_di.plugin.health import HealthState

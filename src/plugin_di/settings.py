@@ -63,6 +63,23 @@ class Settings(BaseSettings):
     rate_limit_rps: float = Field(default=1000.0, gt=0)
     rate_limit_burst: int = Field(default=2000, gt=0)
 
+    # where the host platform keeps its state (docs/deploy.md)
+    store: str = Field(
+        default="memory://",
+        description="memory:// (one host, nothing to install) or redis://HOST:PORT/DB "
+        "(several hosts sharing one platform)",
+    )
+    lease_ttl: float = Field(
+        default=30.0,
+        gt=0,
+        description="on a shared store: seconds a plugin stays registered after its last heartbeat",
+    )
+    store_sync_interval: float = Field(
+        default=0.05,
+        gt=0,
+        description="on a shared store: seconds between a host's rate-limit count syncs",
+    )
+
     # admission: who may join the host platform (docs/security.md#admission)
     admission_key_file: Path | None = Field(
         default=None,

@@ -45,10 +45,17 @@ from plugin_di.di.providers import (  # noqa: E402
 from plugin_di.di.providers_events import PluginGaveUp, PluginRestarted  # noqa: E402
 from plugin_di.launch import events as launch_events  # noqa: E402
 from plugin_di.launch.checksum import ChecksumMismatchError, sha256_file  # noqa: E402
+from plugin_di.launch.config import (  # noqa: E402
+    Backoff,
+    CrashLoop,
+    LaunchConfig,
+    LaunchOptions,
+    RestartPolicy,
+    Supervision,
+)
 from plugin_di.launch.events import HealthState  # noqa: E402
-from plugin_di.launch.process import LaunchConfig, PluginProcess  # noqa: E402
+from plugin_di.launch.process import PluginProcess  # noqa: E402
 from plugin_di.launch.process_handle import ProcessHandle  # noqa: E402
-from plugin_di.launch.supervisor import Backoff, CrashLoop  # noqa: E402
 from plugin_di.plugin.definition import Plugin  # noqa: E402
 
 FAKE = str(LAUNCH_TESTS / "fake_plugin.py")
@@ -172,7 +179,11 @@ async def test_mixed_placements_start_before_dependents_and_stop_after(
     checksum = sha256_file(ROOT / "examples" / "kv" / "__main__.py")
     inventory, events = await run_inventory(
         lambda events: ProcessPlugin(
-            named("kv"), module="examples.kv", cwd=str(ROOT), checksum=checksum, events=events
+            named("kv"),
+            module="examples.kv",
+            cwd=str(ROOT),
+            supervision=Supervision(checksum=checksum),
+            events=events,
         )
     )
     assert inventory.at_stop == b"3"
@@ -196,7 +207,11 @@ async def test_mixed_placements_start_before_dependents_and_stop_after(
 async def test_process_plugin_on_a_unix_socket() -> None:
     inventory, events = await run_inventory(
         lambda events: ProcessPlugin(
-            named("kv"), module="examples.kv", cwd=str(ROOT), unix_socket=True, events=events
+            named("kv"),
+            module="examples.kv",
+            cwd=str(ROOT),
+            launch=LaunchOptions(unix_socket=True),
+            events=events,
         )
     )
     started = [e for e in events if isinstance(e, launch_events.PluginStarted)]
@@ -267,7 +282,7 @@ async def test_kill_9_fails_calls_unavailable_restarts_and_keeps_the_client() ->
                 named("kv"),
                 module="examples.kv",
                 cwd=str(ROOT),
-                backoff=Backoff(base=0.05),
+                supervision=Supervision(backoff=Backoff(base=0.05)),
                 events=events,
             )
         ),
@@ -342,8 +357,8 @@ async def test_plugin_that_never_handshakes_fails_start_and_rolls_back() -> None
             lambda events: ProcessPlugin(
                 named("kv"),
                 command=[sys.executable, FAKE, "silent", token],
-                start_timeout=0.5,
-                verify=False,
+                launch=LaunchOptions(start_timeout=0.5),
+                supervision=Supervision(verify=False),
             )
         ),
         sinks=[],
@@ -378,9 +393,11 @@ async def test_crash_loop_limit_marks_unhealthy_and_emits_the_event() -> None:
         flaky = ProcessPlugin(
             named("flaky"),
             command=[sys.executable, FAKE, "die"],
-            verify=False,  # the fake serves nothing
-            crash_loop=CrashLoop(max_crashes=3, window=60),
-            backoff=Backoff(base=1),
+            supervision=Supervision(
+                verify=False,  # the fake serves nothing
+                crash_loop=CrashLoop(max_crashes=3, window=60),
+                backoff=Backoff(base=1),
+            ),
             clock=clock,
             events=events_,
         )
@@ -403,7 +420,10 @@ async def test_checksum_mismatch_refuses_to_launch() -> None:
     app = App(
         container(
             lambda events: ProcessPlugin(
-                named("kv"), module="examples.kv", cwd=str(ROOT), checksum="0" * 64
+                named("kv"),
+                module="examples.kv",
+                cwd=str(ROOT),
+                supervision=Supervision(checksum="0" * 64),
             )
         ),
         sinks=[],
@@ -435,7 +455,11 @@ async def test_restart_never_leaves_calls_failing_unavailable_with_the_reason() 
     app = App(
         container(
             lambda events: ProcessPlugin(
-                named("kv"), module="examples.kv", cwd=str(ROOT), restart="never", events=events
+                named("kv"),
+                module="examples.kv",
+                cwd=str(ROOT),
+                supervision=Supervision(restart=RestartPolicy.NEVER),
+                events=events,
             )
         ),
         sinks=[],
@@ -465,6 +489,7 @@ async def test_restart_never_leaves_calls_failing_unavailable_with_the_reason() 
 TYPED_SNIPPET = """
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from plugin_di.di.providers import InMemoryPlugin, ProcessPlugin, RemotePlugin
+from plugin_di.launch.config import Backoff, LaunchOptions, RestartPolicy, Supervision
 from plugin_di.plugin.definition import Plugin
 
 
@@ -472,6 +497,21 @@ def typed(plugin: Plugin) -> None:
     reveal_type(ProcessPlugin(plugin, module="examples.kv").client(KVServiceClient)())
     reveal_type(InMemoryPlugin(plugin).client(KVServiceClient)())
     reveal_type(RemotePlugin(plugin, "http://127.0.0.1:1").client(KVServiceClient)())
+
+
+def configured(plugin: Plugin) -> None:
+    kv = ProcessPlugin(
+        plugin,
+        module="examples.kv",
+        launch=LaunchOptions(unix_socket=False, auto_mtls=True, start_timeout=5.0),
+        supervision=Supervision(restart=RestartPolicy.ALWAYS, backoff=Backoff(base=1.0)),
+    )
+    reveal_type(kv.client(KVServiceClient)())
+
+
+def misconfigured(plugin: Plugin) -> None:
+    ProcessPlugin(plugin, module="m", launch=LaunchOptions(start_timeout="soon"))  # bad-1
+    ProcessPlugin(plugin, module="m", supervision=Supervision(backoff=2.0))  # bad-2
 """
 
 
@@ -491,10 +531,13 @@ def test_dependents_get_the_generated_client_type_under_mypy_strict(tmp_path: Pa
     )
     revealed = [line for line in result.stdout.splitlines() if "Revealed type" in line]
     expected = '"examples.kv.gen.kv.v1.kv_connect.KVServiceClient"'
-    assert len(revealed) == 3, result.stdout + result.stderr
+    assert len(revealed) == 4, result.stdout + result.stderr
     assert all(line.endswith(expected) for line in revealed), revealed
     ours = [line for line in result.stdout.splitlines() if line.startswith(str(snippet))]
-    assert not [line for line in ours if ": error:" in line], ours
+    errors = {int(line.split(":")[1]) for line in ours if ": error:" in line}
+    lines = TYPED_SNIPPET.splitlines()
+    bad = {n for n, line in enumerate(lines, 1) if "# bad-" in line}
+    assert errors == bad, ours  # the configuration is typed: only the misuses are errors
 
 
 def test_unknown_placement_and_missing_url_are_clear() -> None:

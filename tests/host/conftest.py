@@ -1,4 +1,4 @@
-"""Fixtures: a Host served by hypercorn on 127.0.0.1:0 with a FakeClock."""
+"""Fixtures: a Host served on 127.0.0.1:0 with a FakeClock."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def cache_plugin(min_version: str = "") -> Plugin:
 async def served(
     plugin: Plugin, grace: float = 1.0, address: str = "127.0.0.1:0"
 ) -> AsyncIterator[tuple[PluginServer, str]]:
-    """Serve ``plugin`` with hypercorn on ``address`` in this loop; yield (server, url)."""
+    """Serve ``plugin`` on ``address`` in this loop; yield (server, url)."""
     server = PluginServer(plugin, grace_period=grace)
     bound = bind_socket(address)
     ready = asyncio.Event()

@@ -1,4 +1,5 @@
-"""The router over Connect, gRPC and gRPC-Web (real hypercorn HTTP/2 on both legs)."""
+"""The router over Connect, gRPC and gRPC-Web (real servers on both legs; to providers at
+http:// URLs the router speaks HTTP/1.1, and HTTP/2 for gRPC)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,26 @@ from connectrpc.client import ResponseMetadata
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
-from host_support import ADMISSION, NO_GZIP, RecordingLogger, h2_client, logger_plugin, served
+from host_support import (
+    ADMISSION,
+    NO_GZIP,
+    RecordingLogger,
+    h2_client,
+    join_host,
+    logger_plugin,
+    served,
+)
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from examples.kv.plugin import make_plugin as make_kv_plugin
 from plugin_di.gen.capability.logger.v1 import logger_pb2
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
+from plugin_di.host.router import Upstream
 from plugin_di.host.server import Host
 from plugin_di.host.tracker import DEGRADED, UNHEALTHY
 from plugin_di.plugin.host_client import HostClient
+from plugin_di.rpc.split import SplitTransport
 
 
 @pytest.mark.parametrize(
@@ -56,6 +67,45 @@ async def test_routed_unary_and_server_stream(host: Host, protocol: ProtocolType
             await client.put(kv_pb2.PutRequest(key="", value=b"x"))
         assert info.value.code is Code.INVALID_ARGUMENT  # the provider's error, carried back
         await stream.aclose()
+
+
+async def test_http_providers_are_reached_over_http1_and_grpc_over_h2c(host: Host) -> None:
+    """A provider at an ``http://`` URL (as connect-plugin-go registers) is reached over
+    HTTP/1.1 keep-alive; only gRPC requests open HTTP/2 to it."""
+    kv = make_kv_plugin()
+    async with served(kv) as (_, url):
+        provider = await join_host(host.url, kv, "kv", url)
+        caller = HostClient(host.url)
+        try:
+            await caller.handshake("app")
+            found = await caller.discover("kv")
+            upstream = host.router.client(Upstream(url=url)).transport
+            assert isinstance(upstream, SplitTransport)
+            base = caller.address + found.endpoint.endpoint_url
+            for protocol in (ProtocolType.CONNECT, ProtocolType.GRPC_WEB):
+                client = KVServiceClient(
+                    base,
+                    http_client=caller.http_client,
+                    protocol=protocol,
+                    interceptors=[caller.auth],
+                    **NO_GZIP,
+                )
+                await client.put(kv_pb2.PutRequest(key=protocol.name, value=b"1"))
+                assert (await client.get(kv_pb2.GetRequest(key=protocol.name))).found
+            assert upstream.h1.idle_connections >= 1  # kept alive between calls
+            assert not upstream.h2_started
+            grpc = KVServiceClient(
+                base,
+                http_client=caller.http_client,
+                protocol=ProtocolType.GRPC,
+                interceptors=[caller.auth],
+                **NO_GZIP,
+            )
+            assert (await grpc.get(kv_pb2.GetRequest(key="CONNECT"))).found
+            assert upstream.h2_started
+        finally:
+            await caller.close()
+            await provider.close()
 
 
 async def _raw(
@@ -101,7 +151,15 @@ async def test_router_errors_and_header_stripping(host: Host) -> None:
         assert (await _raw(http, ghost, auth))[0] == 404
         wrong_type = f"{host.url}/services/kv/{pid}/capability.logger.v1.Logger/Log"
         assert (await _raw(http, wrong_type, auth))[0] == 404
-        assert (await _raw(http, f"{host.url}/services/logger/{pid}", auth))[0] == 404
+        status, payload = await _raw(http, f"{host.url}/services/logger/{pid}", auth)
+        assert (status, payload["code"]) == (400, "invalid_argument")  # malformed path
+        other = f"{host.url}/services/logger/{pid}/kv.v1.KVService/Get"  # not its service
+        status, payload = await _raw(http, other, auth, body)
+        assert (status, payload["code"]) == (404, "unimplemented")
+        unknown = f"{host.url}/services/logger/{pid}/capability.logger.v1.Logger/Nope"
+        status, payload = await _raw(http, unknown, auth, body)
+        assert (status, payload["code"]) == (404, "unimplemented")
+        assert len(logger.lines) == 2  # neither reached the provider
 
         host.tracker.report(pid, DEGRADED, "slow")
         assert (await _raw(http, route, auth, body))[0] == 200
@@ -166,3 +224,51 @@ async def test_routed_calls_are_rate_limited_per_caller() -> None:
             assert info.value.code is Code.RESOURCE_EXHAUSTED
     finally:
         await host.stop()
+
+
+async def test_a_removed_providers_client_is_closed(host: Host) -> None:
+    """One client per provider URL; when no provider uses a URL any more, it is closed."""
+    router = host.router
+    upstream = Upstream(url="http://127.0.0.1:9")
+    router.set_upstream("a-1", upstream)
+    router.set_upstream("b-1", upstream)
+    first = router.client(upstream)
+    assert router.client(Upstream(url=upstream.url)) is first  # one cache, by URL
+    router.remove("a-1")
+    assert router.client(upstream) is first  # b-1 still uses it
+    router.remove("b-1")
+    replacement = router.client(upstream)
+    assert replacement is not first
+    await router.aclose()  # also waits for the closing of the first
+    assert first.lean is not None
+    with pytest.raises(ConnectionError, match="closed"):
+        await first.lean.fetch("GET", upstream.url + "/x")
+
+
+async def test_an_in_process_provider_gets_the_path_and_the_query_apart() -> None:
+    """An ASGI provider sees ``/{Service}/{Method}`` as its path and the query on its own."""
+    from plugin_di.clock import FakeClock
+
+    seen: list[tuple[str, bytes, bytes]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope["path"], scope["raw_path"], scope["query_string"]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    host = Host(clock=FakeClock(), sweep_interval=1e9, open_registration=True)
+    provider = host.tokens.issue("rec")
+    caller = host.tokens.issue("app")
+    host.registry.register(provider.runtime_id, "rec", "1.0.0", "/capability.logger.v1.Logger/")
+    host.router.set_upstream(provider.runtime_id, Upstream(app=app))
+    http = host.in_memory_client()
+    route = f"{host.url}/services/rec/{provider.runtime_id}/capability.logger.v1.Logger/Log"
+    auth = {
+        "authorization": f"Bearer {caller.token}",
+        "x-plugin-runtime-id": caller.runtime_id,
+        "content-type": "application/json",
+    }
+    response = await http.get(route + "?connect=v1&encoding=json&message=%7B%7D", auth)
+    assert response.status == 200
+    path = "/capability.logger.v1.Logger/Log"
+    assert seen == [(path, path.encode(), b"connect=v1&encoding=json&message=%7B%7D")]

@@ -7,6 +7,7 @@ served by uvicorn on its own Unix socket. Real servers, real generated clients.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 import subprocess
@@ -21,7 +22,7 @@ from connectrpc.client import ResponseMetadata
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
-from host_support import ADMISSION, RecordingLogger, join_host, logger_plugin, served_fast
+from host_support import ADMISSION, RecordingLogger, join_host, logger_plugin, served, served_fast
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
@@ -106,10 +107,18 @@ async def test_routed_unary_stream_and_provider_errors_over_fast_channels(
             await provider.close()
 
 
+@contextlib.asynccontextmanager
+async def _served_http(plugin: Any) -> AsyncIterator[str]:
+    async with served(plugin) as (_, url):
+        yield url
+
+
+@pytest.mark.parametrize("provider_on", ["unix", "http"])
 async def test_routed_unary_calls_skip_the_asgi_router(
-    fast_host: Host, monkeypatch: pytest.MonkeyPatch
+    fast_host: Host, monkeypatch: pytest.MonkeyPatch, provider_on: str
 ) -> None:
-    """Unary calls take the host's short path; a stream still goes through the ASGI router."""
+    """Unary calls take the host's short path (spliced to a provider on a Unix socket, or at
+    an ``http://`` URL: HTTP/1.1); a stream still goes through the ASGI router."""
     assert fast_host.fast_url is not None
     proxied: list[str] = []
     proxy = fast_host.router._proxy
@@ -120,7 +129,9 @@ async def test_routed_unary_calls_skip_the_asgi_router(
 
     monkeypatch.setattr(fast_host.router, "_proxy", counting)
     kv = make_kv_plugin()
-    async with served_fast(kv) as url:
+    serving = served_fast(kv) if provider_on == "unix" else _served_http(kv)
+    async with serving as url:
+        assert url.startswith("unix:" if provider_on == "unix" else "http://")
         provider = await join_host(fast_host.fast_url, kv, "kv", url)
         assert provider.identity is not None
         caller = HostClient(fast_host.fast_url)
@@ -274,7 +285,7 @@ async def test_streamed_request_body_passes_through_and_bad_upstream_is_internal
 async def test_fast_loopback_tcp_channel(clock: FakeClock) -> None:
     host = Host(clock=clock, sweep_interval=1e9, fast_bind="127.0.0.1:0", admission=ADMISSION)
     assert host.fast_url is not None
-    assert host.fast_url.startswith("http+h1fast://127.0.0.1:")
+    assert host.fast_url.startswith("http://127.0.0.1:")
     await host.start()
     try:
         kv = make_kv_plugin()

@@ -22,10 +22,11 @@ from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from examples.kv.plugin import make_plugin
 from plugin_di.di.app import App
-from plugin_di.di.providers import ProcessPlugin
+from plugin_di.di.providers import ProcessPlugin, app_zygote
 from plugin_di.launch.checksum import module_file, sha256_file
-from plugin_di.launch.process import LaunchConfig, PluginProcess
-from plugin_di.launch.shared_zygote import SharedZygote, main_imports
+from plugin_di.launch.config import LaunchConfig, LaunchOptions, Supervision
+from plugin_di.launch.process import PluginProcess
+from plugin_di.launch.zygote import SharedZygote, main_imports
 from plugin_di.settings import Settings
 from tests.plugin.procs import ROOT, plugin_env
 
@@ -55,6 +56,12 @@ async def _call(container: Any, name: str = "kv") -> bytes:
     return bytes((await client.get(pb.GetRequest(key="k"))).value)
 
 
+def _zygote_of(app: App) -> SharedZygote:
+    shared = app_zygote(app)
+    assert shared is not None, "no plugin of the app forks from a zygote"
+    return shared
+
+
 async def _new_pid(handle: Any, old: int, seconds: float = 30) -> int:
     """The pid of the handle's next process (bounded wait)."""
     deadline = time.monotonic() + seconds
@@ -70,30 +77,29 @@ async def test_default_app_forks_its_plugins_from_one_zygote_and_stops_it() -> N
     container.kv2 = _kv()
     app = App(container, name="zygote_default")
     async with started(app):
-        zygote = app.zygote.shared.zygote
+        zygote = _zygote_of(app).zygote
         assert zygote is not None
         pids = [container.kv().pid, container.kv2().pid]
         assert [_ppid(pid) for pid in pids] == [zygote.pid, zygote.pid]  # forked, not spawned
-        assert "examples.kv.plugin" in app.zygote.shared.optional  # preloaded
+        assert "examples.kv.plugin" in _zygote_of(app).optional  # preloaded
         assert await _call(container) == b"kv"
         assert await _call(container, "kv2") == b"kv2"
     assert wait_gone([*pids, zygote.pid], 10) == []
-    assert app.zygote.shared.zygote is None
+    assert _zygote_of(app).zygote is None
 
 
 async def test_opt_outs_spawn() -> None:
     container = containers.DynamicContainer()
-    container.kv = _kv(zygote=False)
+    container.kv = _kv(launch=LaunchOptions(zygote=False))
     async with started(App(container, name="zygote_opt_out")) as app:
         assert _ppid(container.kv().pid) == os.getpid()
-        assert app.zygote.shared.zygote is None
+        assert app_zygote(app) is None
         assert await _call(container) == b"kv"
 
     container = containers.DynamicContainer()
     container.kv = _kv()
     async with started(App(container, name="zygote_off", settings=Settings(zygote=False))) as app:
-        assert not app.zygote.enabled
-        assert app.zygote.shared.zygote is None
+        assert app_zygote(app) is None
         assert _ppid(container.kv().pid) == os.getpid()
 
 
@@ -102,7 +108,7 @@ async def test_what_a_fork_would_run_differently_is_spawned() -> None:
     container.dev = _kv(env={"PYTHONDEVMODE": "1"})  # read when an interpreter starts
     container.kv = _kv()
     async with started(App(container, name="zygote_mixed")) as app:
-        zygote = app.zygote.shared.zygote
+        zygote = _zygote_of(app).zygote
         assert zygote is not None
         assert _ppid(container.dev().pid) == os.getpid()
         assert _ppid(container.kv().pid) == zygote.pid
@@ -116,7 +122,7 @@ async def test_a_plugin_killed_by_sigkill_is_forked_again() -> None:
         old = handle.pid
         os.kill(old, signal.SIGKILL)
         new = await _new_pid(handle, old)
-        zygote = app.zygote.shared.zygote
+        zygote = _zygote_of(app).zygote
         assert zygote is not None
         assert _ppid(new) == zygote.pid
         assert await _call(container) == b"kv"
@@ -127,16 +133,16 @@ async def test_a_dead_zygote_is_started_again_and_its_plugins_restarted() -> Non
     container = containers.DynamicContainer()
     container.kv = _kv()
     async with started(App(container, name="zygote_death")) as app:
-        first = app.zygote.shared.zygote
+        first = _zygote_of(app).zygote
         assert first is not None
         handle = container.kv()
         old = handle.pid
         os.kill(first.pid, signal.SIGKILL)  # its children get their parent-death SIGTERM
         new = await _new_pid(handle, old)
-        second = app.zygote.shared.zygote
+        second = _zygote_of(app).zygote
         assert second is not None
         assert second.pid != first.pid
-        assert app.zygote.shared.starts == 2
+        assert _zygote_of(app).starts == 2
         assert _ppid(new) == second.pid
         assert await _call(container) == b"kv"
     assert wait_gone([old, new, first.pid, second.pid], 10) == []
@@ -176,12 +182,12 @@ async def test_a_zygote_that_cannot_start_leaves_plugins_to_be_spawned(
 async def test_a_checksummed_plugin_is_forked_without_preloading_its_code() -> None:
     checksum = sha256_file(module_file("examples.kv"))
     container = containers.DynamicContainer()
-    container.kv = _kv(checksum=checksum)
+    container.kv = _kv(supervision=Supervision(checksum=checksum))
     async with started(App(container, name="zygote_checksum")) as app:
-        zygote = app.zygote.shared.zygote
+        zygote = _zygote_of(app).zygote
         assert zygote is not None
         assert _ppid(container.kv().pid) == zygote.pid
-        assert not any(m.startswith("examples.") for m in app.zygote.shared.optional)
+        assert not any(m.startswith("examples.") for m in _zygote_of(app).optional)
         assert alive(container.kv().pid)
 
 
@@ -201,14 +207,14 @@ import asyncio, json, sys
 from dependency_injector import containers
 from examples.kv.plugin import make_plugin
 from plugin_di.di.app import App
-from plugin_di.di.providers import ProcessPlugin
+from plugin_di.di.providers import ProcessPlugin, app_zygote
 
 async def main():
     container = containers.DynamicContainer()
     container.kv = ProcessPlugin(make_plugin(), module="examples.kv", cwd=sys.argv[1])
     app = App(container, sinks=[])
     await app.start()
-    print(json.dumps([container.kv().pid, app.zygote.shared.zygote.pid]), flush=True)
+    print(json.dumps([container.kv().pid, app_zygote(app).zygote.pid]), flush=True)
     await asyncio.sleep(60)
 
 asyncio.run(main())

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from plugin_di.launch.logs import parse_line
+from plugin_di.launch._logs import parse_line
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 from launch_support import alive, fake_command, tick_until, until
 
 from plugin_di.clock import FakeClock
+from plugin_di.launch.config import Backoff, CrashLoop, LaunchConfig, RestartPolicy, Supervision
 from plugin_di.launch.events import (
     HealthState,
     PluginCrashed,
@@ -18,14 +19,8 @@ from plugin_di.launch.events import (
     PluginStarted,
     PluginStopped,
 )
-from plugin_di.launch.process import LaunchConfig, PluginProcess
-from plugin_di.launch.supervisor import (
-    Backoff,
-    CrashLoop,
-    RestartPolicy,
-    Supervisor,
-    SupervisorState,
-)
+from plugin_di.launch.process import PluginProcess
+from plugin_di.launch.supervisor import Supervisor, SupervisorState
 
 
 def test_backoff_doubles_up_to_the_maximum() -> None:
@@ -48,7 +43,7 @@ def test_restart_policy(policy: RestartPolicy, code: int, restarts: bool) -> Non
 
 
 class Harness:
-    def __init__(self, mode: str, **kw: object) -> None:
+    def __init__(self, mode: str, **supervision: object) -> None:
         self.clock = FakeClock()
         self.events: list[PluginEvent] = []
         self.urls: list[str] = []
@@ -76,7 +71,7 @@ class Harness:
             emit=self.events.append,
             on_up=on_up,
             on_down=on_down,
-            **kw,  # type: ignore[arg-type]
+            supervision=Supervision(**supervision),  # type: ignore[arg-type]
         )
 
     def of(self, kind: type[PluginEvent]) -> list[PluginEvent]:
@@ -154,7 +149,7 @@ async def test_crashes_outside_the_window_do_not_count() -> None:
 
 @pytest.mark.parametrize("policy", [RestartPolicy.NEVER, RestartPolicy.ON_FAILURE])
 async def test_no_restart_when_policy_says_so(policy: RestartPolicy) -> None:
-    h = Harness("serve", policy=policy)
+    h = Harness("serve", restart=policy)
     proc = await h.sup.start()
     # SIGTERM makes the fake exit 0: on-failure keeps it down too
     os.kill(proc.pid or 0, signal.SIGTERM)
@@ -165,7 +160,7 @@ async def test_no_restart_when_policy_says_so(policy: RestartPolicy) -> None:
 
 
 async def test_always_restarts_a_clean_exit() -> None:
-    h = Harness("serve", policy=RestartPolicy.ALWAYS)
+    h = Harness("serve", restart=RestartPolicy.ALWAYS)
     proc = await h.sup.start()
     try:
         os.kill(proc.pid or 0, signal.SIGTERM)

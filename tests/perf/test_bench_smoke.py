@@ -37,6 +37,15 @@ REQUIRED = (
     "ratelimit_checks_per_s",
     "plugin_idle_rss_mib",
     "host_kib_per_plugin",
+    # bench/multihost.py: several hosts on one redis-server
+    "store_register_ops_per_s",
+    "store_register_concurrent_ops_per_s",
+    "store_discover_ops_per_s",
+    "routed_p50_single_host_us",
+    "routed_p50_second_host_us",
+    "routed_second_host_ratio",
+    "failover_routable_ms",
+    # bench/edge.py: the public edge
     "served_http_vs_grpcio",
     "served_http_rps",
     "served_http_p50_us",

@@ -186,11 +186,16 @@ async def test_process_plugin_forks_from_a_zygote() -> None:
     from examples.kv.plugin import make_plugin
     from plugin_di.di.app import App
     from plugin_di.di.providers import ProcessPlugin
+    from plugin_di.launch.config import LaunchOptions
 
     async with zygote(DEFAULT_PRELOAD) as z:
         container = containers.DynamicContainer()
         container.kv = ProcessPlugin(
-            make_plugin(), module="examples.kv", cwd=str(ROOT), env=child_env(), zygote=z
+            make_plugin(),
+            module="examples.kv",
+            cwd=str(ROOT),
+            env=child_env(),
+            launch=LaunchOptions(zygote=z),
         )
         app = App(container, name="zygote_test")
         await app.start()

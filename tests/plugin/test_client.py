@@ -1,4 +1,5 @@
-"""PluginClient against real served plugins: h2c, HTTP/1.1, Unix socket, TLS."""
+"""PluginClient against real served plugins: the default (HTTP/1.1, gRPC over h2c), h2c,
+HTTP/1.1, Unix socket, TLS."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ async def _exercise(client: PluginClient) -> None:
 @pytest.mark.parametrize(
     ("http_version", "protocol"),
     [
+        ("auto", ProtocolType.CONNECT),
+        ("auto", ProtocolType.GRPC),
+        ("auto", ProtocolType.GRPC_WEB),
         ("h2", ProtocolType.CONNECT),
         ("h2", ProtocolType.GRPC),
         ("h2", ProtocolType.GRPC_WEB),

@@ -27,7 +27,7 @@ MAX_CALLS = 5000  # bounds each caller's loop
 async def test_sigterm_under_load_answers_every_accepted_call() -> None:
     with running(SERVE_KV) as plugin:
         address = plugin.line.address
-        urls = [f"http+h1fast://{address}", f"http://{address}"]  # HTTP/1.1, HTTP/2
+        urls = [f"http://{address}", f"http+h2c://{address}"]  # HTTP/1.1, HTTP/2
         answered = 0
         refused: list[str] = []
         dropped: list[str] = []

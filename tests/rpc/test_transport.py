@@ -1,4 +1,4 @@
-"""H1Transport over a Unix socket (and TCP) against a real hypercorn, plus raw-socket edge cases."""
+"""H1Transport over a Unix socket (and TCP) against the real server, plus raw-socket edge cases."""
 
 from __future__ import annotations
 
@@ -185,14 +185,26 @@ async def test_cancelled_call_drops_its_connection(
     assert (await client.get(pb.GetRequest(key="after"))).value == b"ok"
 
 
+class ServerWaits:
+    """Sends the server a 10 s deadline, whatever the call's own deadline is."""
+
+    async def intercept_unary(self, call_next: Any, request: Any, ctx: Any) -> Any:
+        ctx.request_headers["connect-timeout-ms"] = "10000"
+        return await call_next(request, ctx)
+
+
 async def test_deadline_is_deadline_exceeded_and_the_connection_is_not_reused(
     kv_uds: tuple[KV, KVServiceClient, PluginHTTPClient],
 ) -> None:
     kv, client, http = kv_uds
     kv.data["block"] = b"b"
+    # The server is told a long deadline: only the client's 50 ms can fire (otherwise the
+    # server may answer DEADLINE_EXCEEDED first, and that answer keeps the connection).
+    patient = connect_client(KVServiceClient, "unix:///x", http, interceptors=[ServerWaits()])
     with pytest.raises(ConnectError) as err:
-        await client.get(pb.GetRequest(key="block"), timeout_ms=50)
+        await patient.get(pb.GetRequest(key="block"), timeout_ms=50)
     assert err.value.code == Code.DEADLINE_EXCEEDED
+    assert kv.headers[-1]["connect-timeout-ms"] == "10000"
     assert isinstance(http.transport, H1Transport)
     assert http.transport.idle_connections == 0
     kv.release.set()
@@ -203,8 +215,9 @@ async def test_unary_over_tcp_fast_path() -> None:
     kv = KV()
     kv.data["t"] = b"tcp"
     async with serving(ServiceMux([KVServiceASGIApplication(kv)]), "127.0.0.1:0") as url:
-        fast = url.replace("http://", "http+h1fast://")
+        fast = url.replace("http://", "http+h1fast://")  # an alias of http:// now
         async with http_client(fast) as http:
+            assert isinstance(http.lean, H1Transport)
             client = connect_client(KVServiceClient, fast, http)
             assert (await client.get(pb.GetRequest(key="t"))).value == b"tcp"
             events = [e async for e in client.watch(pb.WatchRequest(prefix="count:5"))]
@@ -215,7 +228,7 @@ async def test_unary_over_tcp_fast_path() -> None:
             assert (await client.get(pb.GetRequest(key="t"))).found
 
 
-# --- raw HTTP/1.1 servers for the cases hypercorn will not produce on demand -----------------
+# --- raw HTTP/1.1 servers for the cases the server will not produce on demand -----------------
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 

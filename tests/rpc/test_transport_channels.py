@@ -1,4 +1,5 @@
-"""http_client per URL scheme (h2c, HTTP/1.1, TLS, mTLS, in-process) and the server behind it."""
+"""http_client per URL scheme (HTTP/1.1 + h2c, h2c, TLS, mTLS, in-process) and the server
+behind it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples pac
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
 from plugin_di.rpc.asgi import ServiceMux
+from plugin_di.rpc.h1 import H1Transport
 from plugin_di.rpc.serving import Listener, bind_socket, serve
+from plugin_di.rpc.split import SplitTransport
 from plugin_di.rpc.tls import CertKeyPair, ClientTLS, generate_ephemeral_cert, load_server_tls
 from plugin_di.rpc.transport import (
     asgi_http_client,
@@ -98,16 +101,56 @@ async def _roundtrip(client: KVServiceClient) -> None:
     assert [e.key async for e in client.watch(pb.WatchRequest(prefix="w"))] == ["w0", "w1", "w2"]
 
 
-async def test_h2c_default_carries_all_three_protocols() -> None:
-    async with serving(mux()) as (url, _, _), http_client(url) as http:
-        for protocol in ProtocolType:
-            await _roundtrip(connect_client(KVServiceClient, url, http, protocol=protocol))
+class Versions:
+    """An ASGI wrapper remembering the HTTP version of each request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.seen.append(scope["http_version"])
+        await self.app(scope, receive, send)
 
 
-async def test_http1_mode_carries_connect_and_grpc_web() -> None:
-    async with serving(mux()) as (url, _, _), http_client(url, http_version="http1") as http:
+async def test_default_is_http1_with_grpc_over_h2c() -> None:
+    """``http://`` speaks HTTP/1.1 (as Go's net/http does); the gRPC protocol goes over h2c."""
+    app = Versions(mux())
+    async with serving(app) as (url, _, _), http_client(url) as http:
+        assert isinstance(http.transport, SplitTransport)
         for protocol in (ProtocolType.CONNECT, ProtocolType.GRPC_WEB):
             await _roundtrip(connect_client(KVServiceClient, url, http, protocol=protocol))
+        assert set(app.seen) == {"1.1"}
+        assert http.transport.idle_connections >= 1  # kept alive for the next call
+        app.seen.clear()
+        await _roundtrip(connect_client(KVServiceClient, url, http, protocol=ProtocolType.GRPC))
+        assert set(app.seen) == {"2"}
+
+
+@pytest.mark.parametrize("how", ["url", "setting"])
+async def test_h2c_for_every_request_by_url_or_setting(how: str) -> None:
+    app = Versions(mux())
+    async with serving(app) as (url, _, _):
+        h2c = url.replace("http://", "http+h2c://") if how == "url" else url
+        mode = "h2" if how == "setting" else "auto"
+        async with http_client(h2c, http_version=mode) as http:
+            assert http.address == url
+            for protocol in ProtocolType:
+                await _roundtrip(connect_client(KVServiceClient, h2c, http, protocol=protocol))
+    assert set(app.seen) == {"2"}
+
+
+async def test_http1_mode_carries_connect_and_grpc_web_but_not_grpc() -> None:
+    app = Versions(mux())
+    async with serving(app) as (url, _, _), http_client(url, http_version="http1") as http:
+        assert isinstance(http.transport, H1Transport)
+        for protocol in (ProtocolType.CONNECT, ProtocolType.GRPC_WEB):
+            await _roundtrip(connect_client(KVServiceClient, url, http, protocol=protocol))
+        grpc = connect_client(KVServiceClient, url, http, protocol=ProtocolType.GRPC)
+        with pytest.raises(ConnectError):  # gRPC needs HTTP/2 and trailers
+            await grpc.get(pb.GetRequest(key="k"))
+    assert set(app.seen) == {"1.1"}
 
 
 def _write_pair(directory: Path, name: str, pair: CertKeyPair) -> tuple[Path, Path]:
@@ -171,7 +214,7 @@ async def test_graceful_shutdown_lets_the_call_in_flight_finish() -> None:
         call = asyncio.create_task(client.get(pb.GetRequest(key="block")))
         await asyncio.wait_for(kv.blocked.wait(), 5)
         stop.set()
-        await asyncio.sleep(0)  # let hypercorn see the trigger while the call is in flight
+        await asyncio.sleep(0)  # let the server see the trigger while the call is in flight
         assert not task.done()
         kv.release.set()
         assert (await asyncio.wait_for(call, 5)).value == b"value-of-block"
@@ -218,10 +261,12 @@ def test_url_parsing_and_refusals() -> None:
         unix_socket_path("unix:relative.sock")
     with pytest.raises(ValueError, match="unsupported endpoint URL"):
         http_client("ftp://x")
-    with pytest.raises(ValueError, match="https://"):
-        http_client("http://127.0.0.1:1", tls=ClientTLS())
-    with pytest.raises(ValueError, match="no TLS"):
-        http_client("https://127.0.0.1:1", http_version="h1fast")
+    assert client_address("http+h2c://127.0.0.1:5/") == "http://127.0.0.1:5"
+    for cleartext in ("http://127.0.0.1:1", "http+h2c://127.0.0.1:1", "http+h1fast://127.0.0.1:1"):
+        with pytest.raises(ValueError, match="https://"):
+            http_client(cleartext, tls=ClientTLS())
+    with pytest.raises(ValueError, match="'bogus' is not a valid HTTPMode"):
+        http_client("http://127.0.0.1:1", http_version="bogus")
 
 
 async def test_failed_startup_raises_and_releases_the_socket(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""SyncH1Transport with generated sync clients, against hypercorn running in a thread."""
+"""SyncH1Transport with generated sync clients, against the server running in a thread."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from plugin_di.clock import FakeClock
 from plugin_di.rpc.asgi import ServiceMux
 from plugin_di.rpc.h1sync import SyncH1Transport
 from plugin_di.rpc.serving import bind_socket, serve
+from plugin_di.rpc.split import SyncSplitTransport
 from plugin_di.rpc.transport import PluginSyncHTTPClient, connect_client, sync_http_client
 
 
@@ -121,13 +122,24 @@ def test_sync_unary_stream_and_errors_over_unix_socket(
     assert http.transport.idle_connections == 1
 
 
+class ServerWaits:
+    """Sends the server a 10 s deadline, whatever the call's own deadline is."""
+
+    def intercept_unary_sync(self, call_next: Any, request: Any, ctx: Any) -> Any:
+        ctx.request_headers["connect-timeout-ms"] = "10000"
+        return call_next(request, ctx)
+
+
 def test_sync_deadline_drops_the_connection(
     kv_sync: tuple[KV, KVServiceClientSync, PluginSyncHTTPClient],
 ) -> None:
     kv, client, http = kv_sync
     kv.data["block"] = b"b"
+    # The server is told a long deadline: only the client's 50 ms can fire (otherwise the
+    # server may answer DEADLINE_EXCEEDED first, and that answer keeps the connection).
+    patient = connect_client(KVServiceClientSync, "unix:///x", http, interceptors=[ServerWaits()])
     with pytest.raises(ConnectError) as err:
-        client.get(pb.GetRequest(key="block"), timeout_ms=50)
+        patient.get(pb.GetRequest(key="block"), timeout_ms=50)
     assert err.value.code == Code.DEADLINE_EXCEEDED
     assert isinstance(http.transport, SyncH1Transport)
     assert http.transport.idle_connections == 0
@@ -173,7 +185,13 @@ def test_sync_tcp_fast_path() -> None:
         with sync_http_client(url, http_version="h1fast") as http:
             assert isinstance(http.transport, SyncH1Transport)
             assert connect_client(KVServiceClientSync, url, http).get(pb.GetRequest(key="t")).found
-        with sync_http_client(url) as http:  # pyqwest's own sync transport, h2c
+        with sync_http_client(url) as http:  # the default: HTTP/1.1, gRPC over h2c
+            assert isinstance(http.transport, SyncSplitTransport)
+            for protocol in ProtocolType:
+                client = connect_client(KVServiceClientSync, url, http, protocol=protocol)
+                assert client.get(pb.GetRequest(key="t")).value == b"tcp"
+            assert http.transport.idle_connections == 1
+        with sync_http_client(url.replace("http://", "http+h2c://")) as http:
             client = connect_client(KVServiceClientSync, url, http, protocol=ProtocolType.GRPC)
             assert client.get(pb.GetRequest(key="t")).value == b"tcp"
 

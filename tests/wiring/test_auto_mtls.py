@@ -21,6 +21,7 @@ from plugin_di.di.app import App  # noqa: E402
 from plugin_di.di.providers import ProcessPlugin, plugin_handles  # noqa: E402
 from plugin_di.gen.connectplugin.health.v1 import health_pb2  # noqa: E402
 from plugin_di.gen.connectplugin.health.v1.health_connect import HealthServiceClient  # noqa: E402
+from plugin_di.launch.config import LaunchOptions  # noqa: E402
 from plugin_di.launch.process_handle import ProcessHandle  # noqa: E402
 from plugin_di.plugin import env  # noqa: E402
 from plugin_di.plugin.automtls import AutoMTLS  # noqa: E402
@@ -50,7 +51,9 @@ async def _health_status(url: str, tls: ClientTLS | None) -> int:
 
 async def test_only_the_launcher_can_call_an_auto_mtls_plugin() -> None:
     class Container(containers.DeclarativeContainer):
-        kv = ProcessPlugin(make_plugin(), module="examples.kv", cwd=str(ROOT), auto_mtls=True)
+        kv = ProcessPlugin(
+            make_plugin(), module="examples.kv", cwd=str(ROOT), launch=LaunchOptions(auto_mtls=True)
+        )
 
     app = App(Container)
     await app.start()
@@ -93,7 +96,9 @@ async def test_handlers_see_the_launcher_as_the_tls_peer() -> None:
     serve = [sys.executable, "-m", "plugin_di", "serve", "tests.wiring.flaky_kv:plugin"]
 
     class Container(containers.DeclarativeContainer):
-        kv = ProcessPlugin(make_plugin(), command=serve, cwd=str(ROOT), auto_mtls=True)
+        kv = ProcessPlugin(
+            make_plugin(), command=serve, cwd=str(ROOT), launch=LaunchOptions(auto_mtls=True)
+        )
 
     app = App(Container)
     await app.start()

@@ -19,6 +19,7 @@ from examples.kv.plugin import make_plugin  # noqa: E402
 from plugin_di.di.app import App  # noqa: E402
 from plugin_di.di.errors import StartError  # noqa: E402
 from plugin_di.di.providers import ProcessPlugin, RemotePlugin  # noqa: E402
+from plugin_di.launch.config import LaunchOptions  # noqa: E402
 from plugin_di.launch.process import LaunchConfig, PluginProcess  # noqa: E402
 from plugin_di.rpc.interceptors import InterceptorChain  # noqa: E402
 
@@ -71,7 +72,10 @@ def test_process_plugins_require_the_secret_unless_a_host_routes_to_them() -> No
         alone = ProcessPlugin(make_plugin(), module="examples.kv")
         hosted = ProcessPlugin(make_plugin(), module="examples.kv", host_url="http://127.0.0.1:1")
         forced = ProcessPlugin(
-            make_plugin(), module="examples.kv", host_url="http://127.0.0.1:1", require_auth=True
+            make_plugin(),
+            module="examples.kv",
+            host_url="http://127.0.0.1:1",
+            launch=LaunchOptions(require_auth=True),
         )
 
     container = Container()

@@ -40,7 +40,7 @@ from plugin_di.di.providers import (  # noqa: E402
 from plugin_di.di.providers_events import BreakerStateChanged, PluginRestarted  # noqa: E402
 from plugin_di.launch.events import HealthState  # noqa: E402
 from plugin_di.launch.process_handle import ProcessHandle  # noqa: E402
-from plugin_di.launch.supervisor import Backoff, SupervisorState  # noqa: E402
+from plugin_di.launch.supervisor import Backoff, Supervision, SupervisorState  # noqa: E402
 from plugin_di.plugin.definition import Plugin, Service  # noqa: E402
 from plugin_di.rpc.interceptors import (  # noqa: E402
     BreakerConfig,
@@ -80,7 +80,7 @@ async def test_auth_retry_breaker_and_rate_limit_over_a_process_plugin() -> None
             command=SERVE,
             cwd=str(ROOT),
             env={"PLUGIN_DI_RATE_LIMIT_RPS": "0.05", "PLUGIN_DI_RATE_LIMIT_BURST": "6"},
-            backoff=Backoff(base=1.0),
+            supervision=Supervision(backoff=Backoff(base=1.0)),
             clock=clock,
             chain=interceptors,
             events=events,

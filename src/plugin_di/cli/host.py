@@ -8,6 +8,9 @@ Admission (docs/security.md#admission): plugins join with a join token signed by
 ``--admission-key-file``, a client certificate signed by ``--client-ca`` and named by an
 ``--allow-cert`` entry, or an ``--allow`` entry for their self id. The flags add to the
 ``PLUGIN_DI_ADMISSION_*`` settings.
+
+``--store redis://HOST:PORT/DB`` (or ``PLUGIN_DI_STORE``) puts the platform's state in
+Redis, shared by every host started on it (docs/deploy.md); ``memory://`` is the default.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from plugin_di.plugin.handshake_line import HandshakeLine
 
 if TYPE_CHECKING:
     from plugin_di.host.admission import Admission, AdmissionPolicy
+    from plugin_di.host.shared.config import StoreConfig
     from plugin_di.settings import Settings
 
 
@@ -63,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CA of the client certificates the host admits (needs --tls-cert/--tls-key)",
     )
     parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="where the platform's state lives: memory:// (default: this host alone) or "
+        "redis://HOST:PORT/DB (shared by every host started on it); PLUGIN_DI_STORE",
+    )
+    parser.add_argument(
         "--open-registration",
         action="store_true",
         help="admit anyone to register any service type (development only)",
@@ -92,14 +102,17 @@ def _cert_der(path: str) -> bytes:
     return ssl.PEM_cert_to_DER_cert(pem[start:end])
 
 
-async def _serve(args: argparse.Namespace, settings: Settings, admission: Admission) -> int:
+async def _serve(
+    args: argparse.Namespace, settings: Settings, admission: Admission, store: StoreConfig
+) -> int:
     from plugin_di.host.server import Host
 
-    host = Host.from_settings(settings, admission=admission)
+    host = Host.from_settings(settings, admission=admission, store=store)
     try:
         await host.start(args.bind, certfile=args.tls_cert, keyfile=args.tls_key)
-    except OSError as exc:
+    except OSError as exc:  # a taken port, or a shared store that cannot be reached
         print(f"plugin-di host: {exc}", file=sys.stderr)
+        await host.stop()
         return 1
     address = host.url.split("://", 1)[1]
     cert = _cert_der(args.tls_cert) if args.tls_cert else b""
@@ -123,10 +136,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from plugin_di import eventloop
     from plugin_di.host.admission import Admission
+    from plugin_di.host.shared.config import StoreConfig
     from plugin_di.settings import Settings
 
     settings = Settings()
     try:
+        store = StoreConfig.from_settings(settings, args.store)
         policy = admission_policy(args, settings)
         if policy.client_ca is not None and not args.tls_cert:
             raise ValueError("--client-ca needs the host to serve TLS: add --tls-cert/--tls-key")
@@ -135,4 +150,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"plugin-di host: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
-    return eventloop.run(_serve(args, settings, admission), settings.event_loop)
+    return eventloop.run(_serve(args, settings, admission, store), settings.event_loop)

@@ -70,18 +70,16 @@ async def build(
         for i in order:
             provider = graph.providers[i]
             name = names[i]
-            lifecycle._owner = name
             how = _how(provider)
             began = clock.now()
             try:
-                value = None if how == _SKIP else provider()
-                if is_awaitable(value):
-                    value = await value
+                with lifecycle.building(name):
+                    value = None if how == _SKIP else provider()
+                    if is_awaitable(value):
+                        value = await value
             except Exception as exc:
                 emit(ProviderBuilt(name, clock.now() - began, exc))
                 raise ProviderBuildError(name, graph.location(i), exc) from exc
-            finally:
-                lifecycle._owner = None
             if verbose:
                 emit(ProviderBuilt(name, clock.now() - began))
             if how == _OVERRIDE:

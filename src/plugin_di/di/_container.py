@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dependency_injector import containers, providers
 
+from plugin_di.di._markers import AppObject
 from plugin_di.di.errors import UnknownProviderError
 from plugin_di.di.graph import ProviderGraph, walk_names
 
@@ -33,13 +34,21 @@ def container_name(container: Any, declared: type | None) -> str:
     return type(container).__name__
 
 
-def bind_markers(graph: ProviderGraph, values: Sequence[tuple[type, object]]) -> None:
-    """Bind every unbound ``providers.Dependency(instance_of=K)`` to the value given for K.
+def bind_markers(
+    graph: ProviderGraph, values: Sequence[tuple[type, object]], objects: Mapping[type, object]
+) -> None:
+    """Bind the markers of ``graph`` to the app's objects.
 
-    This is how `LifecycleProvider`, `ShutdownerProvider` and `EmitterProvider` (and plain
-    Dependency markers of those types) receive the app's objects.
+    Every unbound ``providers.Dependency(instance_of=K)`` gets the first of ``values``
+    whose type is K or a subclass: this is how `LifecycleProvider`, `ShutdownerProvider`
+    and `EmitterProvider` (and plain Dependency markers of those types) receive them.
+    Every `AppObject` marker, named or inline, gets ``objects[marker.kind]``, even one
+    that an earlier App bound.
     """
     for provider in graph.providers:
+        if isinstance(provider, AppObject):
+            _bind(provider, objects)
+            continue
         if not isinstance(provider, providers.Dependency) or provider.is_defined:
             continue
         wanted = provider.instance_of
@@ -49,6 +58,13 @@ def bind_markers(graph: ProviderGraph, values: Sequence[tuple[type, object]]) ->
             if issubclass(kind, wanted):
                 provider.override(providers.Object(value))
                 break
+    for marker in graph.markers:
+        _bind(marker, objects)
+
+
+def _bind(marker: AppObject, objects: Mapping[type, object]) -> None:
+    marker.reset_override()
+    marker.override(providers.Object(objects.get(marker.kind)))
 
 
 def resolve_roots(

@@ -5,16 +5,25 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from plugin_di.di.errors import LifecycleError, StopError
-from plugin_di.di.events import ShutdownRequested
-
-if TYPE_CHECKING:
-    from plugin_di.di.app import App
+from plugin_di.di.events import Event, ShutdownRequested
+from plugin_di.di.shutdown import Shutdowner
 
 
-async def run_app(app: App) -> int:
+class Runnable(Protocol):
+    """What `run_app` needs of an App."""
+
+    shutdowner: Shutdowner
+
+    async def start(self) -> None: ...
+    async def stop(self, reason: str = ...) -> None: ...
+    def emit(self, event: Event) -> None: ...
+    def interrupt(self, reason: str) -> None: ...
+
+
+async def run_app(app: Runnable) -> int:
     loop = asyncio.get_running_loop()
     signalled: asyncio.Future[str] = loop.create_future()
     installed = _install_signals(loop, signalled)
@@ -24,7 +33,7 @@ async def run_app(app: App) -> int:
         await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
         if signalled.done() and not start.done():
             app.emit(ShutdownRequested(1, signalled.result()))  # start fails: exit 1
-            app._interrupt(signalled.result())
+            app.interrupt(signalled.result())
         try:
             await start
         except LifecycleError as exc:

@@ -1,9 +1,11 @@
 """The DAG walk that runs start (or stop) hooks: a node runs once its prerequisites are done.
 
-Nodes are local indices. For start, a node's prerequisites are its dependencies; for
-stop, its dependents. A node runs its hooks one after the other; independent nodes
-run concurrently. Sync hooks run inline (no task); the first hook of a node that
-returns an awaitable moves the rest of the node into a task. One watchdog task,
+Nodes are local indices, in start order. For start, a node's prerequisites are its
+dependencies, and ready nodes are taken first in, first out (sync hooks run in the start
+order); for stop, its dependents, and the ready node latest in the start order is taken
+first (sync hooks stop in exactly the reverse order). A node runs its hooks one after the
+other; independent nodes run concurrently. Sync hooks run inline (no task); the first
+hook of a node that returns an awaitable moves the rest of the node into a task. One watchdog task,
 created only when a task exists, enforces the per-hook timeout, the global budget
 and the grace given to a cancelled hook before it is reported as still running.
 Time comes from the injected `Clock`, so tests drive timeouts with a `FakeClock`.
@@ -12,6 +14,7 @@ Time comes from the injected `Clock`, so tests drive timeouts with a `FakeClock`
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections import deque
 from collections.abc import Awaitable, Sequence
@@ -77,6 +80,7 @@ class Walk:
         total_timeout: float,
         cancel_grace: float,
         halt_on_error: bool,
+        backwards: bool = False,
         background: set[asyncio.Task[None]] | None = None,
     ) -> None:
         self.phase = phase
@@ -93,9 +97,11 @@ class Walk:
         self.total_timeout = total_timeout
         self.cancel_grace = cancel_grace
         self.halt_on_error = halt_on_error
+        self.backwards = backwards
         self.result = WalkResult(done=[[] for _ in names])
         self._running: dict[_Running, None] = {}
-        self._ready: deque[int] = deque()
+        self._ready: deque[int] = deque()  # start: first in, first out
+        self._latest: list[int] = []  # stop: a heap of -index, the latest started first
         self._waiting: list[int] = []
         self._finished = bytearray(len(names))
         self._halted = False
@@ -107,12 +113,16 @@ class Walk:
 
     async def run(self) -> WalkResult:
         self._deadline = self.clock.now() + self.total_timeout
-        self._waiting = [len(p) for p in self.prereqs]
-        self._ready.extend(i for i, w in enumerate(self._waiting) if w == 0)
+        waiting = self._waiting = [len(p) for p in self.prereqs]
+        if self.backwards:
+            self._latest = [-i for i, w in enumerate(waiting) if w == 0]
+            heapq.heapify(self._latest)
+        else:
+            self._ready.extend(i for i, w in enumerate(waiting) if w == 0)
         try:
             while True:
-                while self._ready and not self._halted:
-                    self._advance(self._ready.popleft(), 0)
+                while not self._halted and (self._ready or self._latest):
+                    self._advance(self._take(), 0)
                 if not self._running:
                     break
                 await self._wake.wait()
@@ -136,6 +146,10 @@ class Walk:
             self._halt_all(HookCancelledError(f"{self.phase} interrupted: {reason}"))
 
     # -- running a node --------------------------------------------------------------
+
+    def _take(self) -> int:
+        """The next ready node (there is one)."""
+        return -heapq.heappop(self._latest) if self.backwards else self._ready.popleft()
 
     def _advance(self, i: int, k: int) -> None:
         """Start node ``i``; its first async hook moves the rest of the node into a task."""
@@ -240,7 +254,10 @@ class Walk:
         for j in self.followers[i]:
             waiting[j] -= 1
             if waiting[j] == 0:
-                self._ready.append(j)
+                if self.backwards:
+                    heapq.heappush(self._latest, -j)
+                else:
+                    self._ready.append(j)
 
     # -- timeouts --------------------------------------------------------------------
 

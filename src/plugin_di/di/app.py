@@ -16,23 +16,23 @@ failure or a timeout rolls back every hook that started, with a fresh stop budge
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from dependency_injector import providers
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
-from plugin_di.di import _build
+from plugin_di.di import _build, _export
 from plugin_di.di._container import (
     bind_markers,
     container_name,
     instantiate,
     resolve_roots,
 )
-from plugin_di.di._walks import APP_NODE, Walks, stop_error
-from plugin_di.di._zygote import AppZygote
-from plugin_di.di.errors import LifecycleError, MissingDependencyError
+from plugin_di.di._phases import APP_NODE, Phases, stop_error
+from plugin_di.di._plan import Plan, plan, to_networkx
+from plugin_di.di._run import run_app
+from plugin_di.di.errors import CycleError, MissingDependencyError
 from plugin_di.di.events import (
     Emitter,
     Event,
@@ -42,7 +42,7 @@ from plugin_di.di.events import (
     Stopped,
     Stopping,
 )
-from plugin_di.di.graph import ProviderGraph, collect
+from plugin_di.di.graph import ProviderGraph
 from plugin_di.di.lifecycle import Hook, Lifecycle
 from plugin_di.di.shutdown import Shutdowner
 from plugin_di.settings import Settings
@@ -88,17 +88,15 @@ class App:
         self.events = Emitter(sinks)
         self.lifecycle = Lifecycle()
         self.shutdowner = Shutdowner()
-        # the warm zygote the app's 'python -m' process plugins fork from (di._zygote)
-        self.zygote = AppZygote(self.lifecycle, self.settings)
-        self._graph = collect(self.container, self.name)
+        self._graph = ProviderGraph.collect(self.container, self.name)
         bind_markers(
             self._graph,
             [(Lifecycle, self.lifecycle), (Shutdowner, self.shutdowner), (Emitter, self.events)],
+            {Lifecycle: self.lifecycle, Settings: self.settings},
         )
         self._roots = resolve_roots(self._graph, list(invoke), declared)
         self._nodes = self._graph.reachable(self._roots)
-        self._order: list[int] | None = None
-        self._stages: list[int] = []
+        self._plan: Plan | None = None
         self._nx: nx.DiGraph | None = None
         self._state: State = "new"
         self._done: list[list[Hook]] = []
@@ -108,7 +106,7 @@ class App:
         self._built = False
         # hooks that ignored cancellation and may still be running (see StartError.still_running)
         self.background: set[asyncio.Task[None]] = set()
-        self._walks = Walks(
+        self._phases = Phases(
             events=self.events,
             clock=self.clock,
             settings=self.settings,
@@ -140,14 +138,16 @@ class App:
         (start stage, from 1; None when the graph has a cycle).
         """
         if self._nx is None:
-            with contextlib.suppress(LifecycleError):
-                self._ensure_order()
-            self._nx = self._graph.to_networkx(self._nodes, self._stages)
+            try:
+                stage_of: dict[int, int] | None = self._ensure_plan().stage_of
+            except CycleError:
+                stage_of = None
+            self._nx = to_networkx(self._graph, self._nodes, stage_of)
         return self._nx
 
     def validate(self) -> None:
         """Raise `CycleError` or `MissingDependencyError`; builds and starts nothing."""
-        self._ensure_order()
+        self._ensure_plan()
         idle = self._idle()
         wanted = [i for i in self._nodes if i not in idle] if idle else self._nodes
         missing = self._graph.missing(wanted, self._roots)
@@ -155,18 +155,19 @@ class App:
             raise MissingDependencyError(missing)
 
     def start_order(self) -> list[list[str]]:
-        """The providers grouped by start stage; each stage may start concurrently."""
-        order = self._ensure_order()
-        stages: dict[int, list[str]] = {}
-        for i in order:
-            stages.setdefault(self._stages[i], []).append(self._graph.names[i])
-        return [stages[s] for s in sorted(stages)]
+        """The providers grouped by start stage (networkx's topological generations); each
+        stage may start concurrently. Stop runs this order backwards."""
+        names = self._graph.names
+        return [[names[i] for i in stage] for stage in self._ensure_plan().stages]
 
     def export(self, fmt: Literal["text", "dot", "mermaid"] = "text") -> str:
         """The graph as a text tree, Graphviz DOT or a Mermaid flowchart, with start order."""
-        from plugin_di.di import export
-
-        return export.render(self, fmt)
+        try:
+            stages, cycle = self.start_order(), None
+        except CycleError as exc:
+            stages, cycle = [], exc
+        view = _export.GraphView(self.name, self._graph, self._nodes, self._roots, stages, cycle)
+        return _export.render(view, fmt)
 
     def _idle(self) -> set[int]:
         """Nodes not built: blueprints (factory-like providers) and `providers.Dependency`
@@ -182,10 +183,10 @@ class App:
             and isinstance(graph.providers[i], (*_build.BLUEPRINTS, providers.Dependency))
         }
 
-    def _ensure_order(self) -> list[int]:
-        if self._order is None:
-            self._order, self._stages = self._graph.order(self._nodes)
-        return self._order
+    def _ensure_plan(self) -> Plan:
+        if self._plan is None:
+            self._plan = plan(self._graph, self._nodes)
+        return self._plan
 
     # -- events ---------------------------------------------------------------------
 
@@ -218,7 +219,7 @@ class App:
         began = self.clock.now()
         try:
             await self.build()
-            result = await self._walks.start()
+            result = await self._phases.start()
         except BaseException as exc:
             self._fail(exc)
             raise
@@ -228,7 +229,7 @@ class App:
             self.emit(Started(self.name, result.count, self.clock.now() - began))
             self._ready.set()
             return
-        error = await self._walks.rollback(result)
+        error = await self._phases.rollback(result)
         self._fail(error)
         raise error
 
@@ -239,7 +240,7 @@ class App:
         `StopError` (once: a second call returns quietly).
         """
         if self._state == "starting":
-            self._interrupt(reason)
+            self.interrupt(reason)
             await self._finished.wait()
             return
         if self._state == "stopping":
@@ -251,7 +252,7 @@ class App:
         self.emit(Stopping(self.name, reason))
         began = self.clock.now()
         try:
-            result = await self._walks.stop(self._done, self.settings.stop_timeout)
+            result = await self._phases.stop(self._done, self.settings.stop_timeout)
             error = stop_error(result)
             self.emit(Stopped(self.name, result.count, self.clock.now() - began, error))
         finally:
@@ -260,9 +261,10 @@ class App:
         if error is not None:
             raise error
 
-    def _interrupt(self, reason: str) -> None:
-        """Abort a start in progress: running hooks are cancelled, then rolled back."""
-        self._walks.interrupt(reason)
+    def interrupt(self, reason: str) -> None:
+        """Abort a start in progress (or the next one): its running hooks are cancelled,
+        then everything that started is rolled back, and `start` raises `StartError`."""
+        self._phases.interrupt(reason)
 
     def _fail(self, error: BaseException) -> None:
         self._state = "failed"
@@ -290,14 +292,15 @@ class App:
         self._built = True
 
     async def _build(self) -> None:
-        order = self._ensure_order()
+        order = self._ensure_plan().order
         idle = self._idle()
         built = [i for i in order if i not in idle]
-        with self.zygote.building():
-            hooks = await _build.build(self._graph, built, self.lifecycle, self.events, self.clock)
+        hooks = await _build.build(self._graph, built, self.lifecycle, self.events, self.clock)
+        lifecycle = self.lifecycle
         by_node = dict(zip(built, hooks, strict=True))
-        self._walks.load(self._graph, order, by_node, self.zygote, self.lifecycle.hooks(None))
-        self.lifecycle._sealed = True
+        shared, extra = lifecycle.shared_nodes(), lifecycle.hooks(None)
+        self._phases.load(self._graph, order, by_node, shared, extra)
+        lifecycle.seal()
 
     # -- run ------------------------------------------------------------------------
 
@@ -316,8 +319,6 @@ class App:
         A signal during start aborts it (rolled back, exit code 1); after start, a signal
         (exit code 0) or `Shutdowner.shutdown` (its code) stops the app.
         """
-        from plugin_di.di._run import run_app
-
         return await run_app(self)
 
     def __repr__(self) -> str:

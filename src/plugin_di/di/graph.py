@@ -6,9 +6,7 @@ Every provider reachable by name from the container is a node, named by its path
 their dependencies count as dependencies of the named provider that uses them.
 An overridden provider depends on what its last override depends on.
 
-Edges point from a provider to what it needs. Start order is the reverse: a node's
-*stage* is one more than the highest stage among its dependencies, and every node
-of a stage may start concurrently.
+Edges point from a provider to what it needs; `plugin_di.di._plan` orders them.
 """
 
 from __future__ import annotations
@@ -19,14 +17,12 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dependency_injector import containers, providers
 
-from plugin_di.di.errors import CycleError, MissingDependency
-
-if TYPE_CHECKING:
-    import networkx as nx
+from plugin_di.di._markers import AppObject
+from plugin_di.di.errors import MissingDependency
 
 Provider = providers.Provider[Any]
 
@@ -36,6 +32,7 @@ class ProviderGraph:
 
     ``deps[i]`` are the indices node ``i`` needs. ``origins[i]`` is the declarative
     container class and attribute that declared node ``i`` (for error locations).
+    ``markers`` are the inline `AppObject` markers the named providers use.
     """
 
     def __init__(self, root: str) -> None:
@@ -45,7 +42,25 @@ class ProviderGraph:
         self.origins: list[tuple[type | None, str]] = []
         self.deps: list[list[int]] = []
         self.index: dict[str, int] = {}
+        self.markers: list[AppObject] = []
         self._by_id: dict[int, int] = {}
+
+    @classmethod
+    def collect(cls, container: Any, root: str) -> ProviderGraph:
+        """Read every named provider of ``container`` (nested containers included)."""
+        graph = cls(root)
+        by_id = graph._by_id
+        for name, provider, declared, attr in walk_names(container, root):
+            if id(provider) in by_id:
+                continue  # an alias of a provider already named
+            by_id[id(provider)] = len(graph.names)
+            graph.index[name] = len(graph.names)
+            graph.names.append(name)
+            graph.providers.append(provider)
+            graph.origins.append((declared, attr))
+        for provider in graph.providers:
+            graph.deps.append(_dependencies(provider, by_id, graph.markers))
+        return graph
 
     def __len__(self) -> int:
         return len(self.names)
@@ -76,56 +91,6 @@ class ProviderGraph:
                     seen[d] = 1
                     stack.append(d)
         return [i for i in range(len(self.names)) if seen[i]]
-
-    def order(self, nodes: Sequence[int]) -> tuple[list[int], list[int]]:
-        """Start order of ``nodes`` (dependencies first) and the stage of every node.
-
-        ``stages[i]`` is node ``i``'s start stage, from 1 (0 for nodes not in ``nodes``).
-        Raises `CycleError` with the path of one cycle.
-        """
-        deps = self.deps
-        size = len(self.names)
-        waiting = [0] * size
-        dependents: list[list[int]] = [[] for _ in range(size)]
-        for i in nodes:
-            ds = deps[i]
-            waiting[i] = len(ds)
-            for d in ds:
-                dependents[d].append(i)
-        stage = [0] * size
-        order = [i for i in nodes if waiting[i] == 0]
-        for i in order:
-            stage[i] = 1
-        for i in order:  # grows while it is read: Kahn's algorithm, breadth first
-            next_stage = stage[i] + 1
-            for j in dependents[i]:
-                if stage[j] < next_stage:
-                    stage[j] = next_stage
-                waiting[j] -= 1
-                if waiting[j] == 0:
-                    order.append(j)
-        if len(order) != len(nodes):
-            left = [i for i in nodes if waiting[i] > 0]
-            path = self._cycle(left)
-            raise CycleError([self.names[i] for i in path], [self.location(i) for i in path])
-        return order, stage
-
-    def _cycle(self, left: Sequence[int]) -> list[int]:
-        """One cycle among the nodes Kahn's algorithm left over, as a closed path.
-
-        Every leftover node still waits for a leftover dependency, so following any
-        such dependency from any leftover node must come back to a node already seen.
-        """
-        candidates = set(left)
-        node = min(left)
-        path: list[int] = [node]
-        position = {node: 0}
-        while True:
-            node = next(d for d in self.deps[node] if d in candidates)
-            if node in position:
-                return [*path[position[node] :], node]
-            position[node] = len(path)
-            path.append(node)
 
     def missing(self, nodes: Sequence[int], roots: Sequence[int]) -> list[MissingDependency]:
         """Dependencies nothing provides, each with the chain from a root that needs it."""
@@ -169,21 +134,6 @@ class ProviderGraph:
                     queue.append(d)
         return parents
 
-    def to_networkx(self, nodes: Sequence[int], stages: Sequence[int] | None) -> nx.DiGraph:
-        """A networkx DiGraph of ``nodes``; edges point from a provider to what it needs."""
-        import networkx as nx
-
-        graph = nx.DiGraph(name=self.root)
-        for i in nodes:
-            graph.add_node(
-                self.names[i],
-                provider=self.providers[i],
-                kind=self.kind(i),
-                stage=stages[i] if stages else None,
-            )
-        graph.add_edges_from((self.names[i], self.names[d]) for i in nodes for d in self.deps[i])
-        return graph
-
 
 def walk_names(container: Any, root: str) -> Iterator[tuple[str, Provider, type | None, str]]:
     """Every named provider of ``container`` with its path, declaring class and attribute.
@@ -206,24 +156,7 @@ def walk_names(container: Any, root: str) -> Iterator[tuple[str, Provider, type 
                 yield name, provider, cls, attr
 
 
-def collect(container: Any, root: str) -> ProviderGraph:
-    """Read every named provider of ``container`` (nested containers included)."""
-    graph = ProviderGraph(root)
-    by_id = graph._by_id
-    for name, provider, cls, attr in walk_names(container, root):
-        if id(provider) in by_id:
-            continue  # an alias of a provider already named
-        by_id[id(provider)] = len(graph.names)
-        graph.index[name] = len(graph.names)
-        graph.names.append(name)
-        graph.providers.append(provider)
-        graph.origins.append((cls, attr))
-    for provider in graph.providers:
-        graph.deps.append(_dependencies(provider, by_id))
-    return graph
-
-
-def _dependencies(provider: Provider, by_id: dict[int, int]) -> list[int]:
+def _dependencies(provider: Provider, by_id: dict[int, int], markers: list[AppObject]) -> list[int]:
     found: list[int] = []
     anonymous: list[Provider] = []
     for p in _direct(provider):
@@ -240,6 +173,8 @@ def _dependencies(provider: Provider, by_id: dict[int, int]) -> list[int]:
         if id(p) in seen:
             continue
         seen.add(id(p))
+        if isinstance(p, AppObject):
+            markers.append(p)
         for q in _direct(p):
             i = by_id.get(id(q))
             if i is None:

@@ -22,10 +22,13 @@ from __future__ import annotations
 import inspect
 import types
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, TypeVar, cast
 
 from dependency_injector import providers
+
+T = TypeVar("T")
 
 HookFunc = Callable[[], object]
 """A hook body: a plain function, or one returning an awaitable (``async def``)."""
@@ -123,7 +126,9 @@ class Lifecycle:
     def __init__(self) -> None:
         self._owner: str | None = None
         self._hooks: dict[str | None, list[Hook]] = {}
+        self._shared: dict[str, SharedNode] = {}
         self._sealed = False
+        self._scope = _Scope(self._leave)
 
     def append(self, hook: Hook) -> None:
         """Add a hook. It belongs to the provider being built when it is appended.
@@ -144,11 +149,81 @@ class Lifecycle:
         """Hooks appended while ``owner`` was built (None: appended outside any build)."""
         return self._hooks.get(owner, ())
 
+    @property
+    def owner(self) -> str | None:
+        """The provider being built now (hooks appended now belong to it), or None."""
+        return self._owner
+
+    def building(self, owner: str) -> AbstractContextManager[None]:
+        """``with lifecycle.building(name):``: hooks appended inside belong to ``name``."""
+        self._owner = owner
+        return self._scope
+
+    def _leave(self) -> None:
+        self._owner = None
+
+    def seal(self) -> None:
+        """The app is built: from now on hooks can only be appended while a provider is."""
+        self._sealed = True
+
+    def shared(self, name: str, make: Callable[[], T], hook: Callable[[T], Hook]) -> T:
+        """The app's one ``name`` object, made by ``make`` when first asked for.
+
+        Ask while a provider is built: that provider then needs the object. Its hook,
+        ``hook(obj)``, runs in a node of its own, ``<name>``, which needs nothing and
+        is needed by every provider that asked: it starts as early as the start walk
+        allows and stops after the last of them. Raises RuntimeError outside a build.
+        """
+        owner = self._owner
+        if owner is None:
+            raise RuntimeError(f"Lifecycle.shared({name!r}): ask while a provider is built")
+        node = self._shared.get(name)
+        if node is None:
+            value = make()
+            node = self._shared[name] = SharedNode(f"<{name}>", value, hook(value))
+        node.users[owner] = None
+        return cast(T, node.value)
+
+    def find_shared(self, name: str) -> object | None:
+        """The object `shared` made for ``name``; None while nothing asked for it."""
+        node = self._shared.get(name)
+        return node.value if node is not None else None
+
+    def shared_nodes(self) -> Sequence[SharedNode]:
+        """The nodes of the shared objects, in the order they were first asked for."""
+        return list(self._shared.values())
+
     def __len__(self) -> int:
         return sum(len(h) for h in self._hooks.values())
 
     def __repr__(self) -> str:
         return f"<Lifecycle hooks={len(self)}>"
+
+
+@dataclass(eq=False)
+class SharedNode:
+    """A shared object's node in the start walk: its hook and the providers needing it."""
+
+    name: str
+    value: object
+    hook: Hook
+    users: dict[str, None] = field(default_factory=dict)
+    """The providers that asked for it (a dict: ordered, each once)."""
+
+
+class _Scope:
+    """Ends a `Lifecycle.building` block (a plain class: a provider builds in microseconds)."""
+
+    __slots__ = ("_leave",)
+
+    def __init__(self, leave: Callable[[], None]) -> None:
+        self._leave = leave
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self._leave()
 
 
 class LifecycleProvider(providers.Dependency[Lifecycle]):

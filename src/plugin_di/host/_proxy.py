@@ -1,5 +1,6 @@
-"""The router's HTTP plumbing: refusals in the caller's protocol, the request body, and
-relaying the provider's answer (status, headers, body, gRPC trailers) back to the caller.
+"""The router's HTTP plumbing: the caller's credentials split from the headers it forwards,
+refusals in the caller's protocol, the request body, and relaying the provider's answer
+(status, headers, body, gRPC trailers) back to the caller.
 """
 
 from __future__ import annotations
@@ -11,9 +12,51 @@ from collections.abc import AsyncIterator, Iterable
 import pyqwest
 from connectrpc.code import Code
 
+from plugin_di.host.auth import AUTHORIZATION_HEADER, RUNTIME_ID_HEADER
 from plugin_di.rpc.asgi import Receive, Scope, Send, send_error
 
-STRIP_RESPONSE = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade"})
+# The caller's credentials (never forwarded) and hop-by-hop headers.
+_STRIP_REQUEST = frozenset(
+    {
+        b"authorization",
+        b"x-plugin-runtime-id",
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+    }
+)
+_RUNTIME_ID = RUNTIME_ID_HEADER.encode()
+_AUTHORIZATION = AUTHORIZATION_HEADER.encode()
+
+
+def split_credentials(
+    raw: Iterable[tuple[bytes, bytes]],
+) -> tuple[str | None, str | None, list[tuple[bytes, bytes]]]:
+    """One pass over request headers: (runtime id, authorization, the headers to forward)."""
+    runtime_id: str | None = None
+    authorization: str | None = None
+    headers: list[tuple[bytes, bytes]] = []
+    for key, value in raw:
+        name = key.lower()
+        if name in _STRIP_REQUEST:
+            if name == _RUNTIME_ID:
+                runtime_id = bytes(value).decode("latin-1")
+            elif name == _AUTHORIZATION:
+                authorization = bytes(value).decode("latin-1")
+            continue
+        headers.append((name, value))
+    return runtime_id, authorization, headers
+
+
+# Hop-by-hop headers, and the ones the host's own server writes (a copy would repeat them).
+# Lower-case names: the header names of a pyqwest response are lower-case too.
+STRIP_RESPONSE = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "upgrade", "date", "server"}
+)
 
 
 async def refuse(scope: Scope, receive: Receive, send: Send, code: Code, message: str) -> None:
@@ -116,3 +159,13 @@ async def request_body(receive: Receive) -> bytes | AsyncIterator[bytes]:
                 return
 
     return rest()
+
+
+def is_grpc_request(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a request is the gRPC protocol: it needs HTTP/2 (`plugin_di.rpc.split`)."""
+    for name, value in headers:
+        if name == b"content-type":
+            return value.startswith(b"application/grpc") and not value.startswith(
+                b"application/grpc-web"
+            )
+    return False

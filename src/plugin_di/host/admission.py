@@ -24,8 +24,8 @@ import enum
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -148,6 +148,21 @@ class Admitted:
         return f"{by}, may provide {what}"
 
 
+@dataclass
+class AdmissionState:
+    """What admission learns at run time: plain dicts on one host; replicated maps of the
+    shared store on several, so an admission or a revocation made on one holds on all.
+
+    ``allowed``: self id -> types admitted at run time (`Admission.allow`); ``launches``:
+    SHA-256 (hex) of a launch secret -> (self id, types); ``revoked``: join token id ->
+    when its revocation may be forgotten (the token's expiry, Unix seconds).
+    """
+
+    allowed: MutableMapping[str, frozenset[str]] = field(default_factory=dict)
+    launches: MutableMapping[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
+    revoked: MutableMapping[str, float] = field(default_factory=dict)
+
+
 def _merged(entries: Iterable[AllowEntry]) -> dict[str, frozenset[str]]:
     merged: dict[str, frozenset[str]] = {}
     for entry in entries:
@@ -163,13 +178,26 @@ def _refuse(code: Code, message: str, peer: str | None) -> ConnectError:
 class Admission:
     """Decides each handshake under an `AdmissionPolicy`; ``clock`` is wall time (Unix s)."""
 
-    def __init__(self, policy: AdmissionPolicy | None = None, *, clock: Clock = WALL_CLOCK) -> None:
+    def __init__(
+        self,
+        policy: AdmissionPolicy | None = None,
+        *,
+        clock: Clock = WALL_CLOCK,
+        state: AdmissionState | None = None,
+    ) -> None:
         self.policy = policy if policy is not None else AdmissionPolicy()
         self.clock = clock
+        self.state = state if state is not None else AdmissionState()
+        """Run-time admissions, launch secrets and revocations (the host replaces it with
+        the shared store's maps when it runs on one)."""
         self._keys = join_tokens.load_keys(self.policy.key_file) if self.policy.key_file else ()
         self._allow = _merged(self.policy.allow)
         self._allow_cert = _merged(self.policy.allow_cert)
-        self._launches: dict[bytes, tuple[str, frozenset[str]]] = {}
+
+    @property
+    def _launches(self) -> MutableMapping[str, tuple[str, frozenset[str]]]:
+        """The launch secrets expected now (kept under its old name for the tests)."""
+        return self.state.launches
 
     # -- credentials the host hands out --------------------------------------------------
     def issue_join_token(self, self_id: str, provides: Iterable[str], ttl: float) -> str:
@@ -187,13 +215,38 @@ class Admission:
         forgets it when the process ends), so a plugin that joins again is admitted again.
         """
         entry = AllowEntry.of(self_id, provides, "launched plugin")
-        digest = hashlib.sha256(secret.encode()).digest()
-        self._launches[digest] = (entry.self_id, entry.provides)
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        launches = self.state.launches
+        launches[digest] = (entry.self_id, entry.provides)
 
         def forget() -> None:
-            self._launches.pop(digest, None)
+            launches.pop(digest, None)
 
         return forget
+
+    # -- decisions made at run time ------------------------------------------------------
+    def allow(self, self_id: str, provides: Iterable[str]) -> AllowEntry:
+        """Admit ``self_id`` to provide ``provides`` from now on, like an ``--allow`` entry
+        (on a shared store: on every host). ValueError when the self id or a type is invalid."""
+        entry = AllowEntry.of(self_id, provides, "allow")
+        self.state.allowed[entry.self_id] = entry.provides
+        log.info("admission: %s may now join, to provide %s", entry.self_id,
+                 ", ".join(sorted(entry.provides)) or "nothing")  # fmt: skip
+        return entry
+
+    def withdraw(self, self_id: str) -> bool:
+        """Undo `allow` for ``self_id`` (plugins already admitted keep their identity until
+        it is revoked); True if there was such an admission."""
+        found = self.state.allowed.pop(normalize_self_id(self_id), None) is not None
+        if found:
+            log.info("admission: %s is no longer admitted at run time", self_id)
+        return found
+
+    def revoke_join_token(self, token_id: str, until: float) -> None:
+        """Refuse the join token ``token_id`` (its ``jti``, as the host logs it) from now on;
+        ``until`` is its expiry (Unix seconds), after which the revocation is forgotten."""
+        self.state.revoked[token_id] = until
+        log.info("admission: join token %s revoked", token_id)
 
     # -- the decision --------------------------------------------------------------------
     def admit(
@@ -220,6 +273,9 @@ class Admission:
                     )
                 return Admitted(self_id, granted, AdmittedBy.CLIENT_CERTIFICATE, name)
         granted = self._allow.get(self_id)
+        added = self.state.allowed.get(self_id)
+        if added is not None:
+            granted = added if granted is None else granted | added
         if granted is not None:
             return Admitted(self_id, granted, AdmittedBy.ALLOW_LIST)
         if self.policy.open_registration:
@@ -256,11 +312,17 @@ class Admission:
             except join_tokens.JoinTokenError as exc:
                 raise _refuse(Code.UNAUTHENTICATED, f"{exc}: ask the operator for a new one",
                               peer) from None  # fmt: skip
+            if claims.token_id in self.state.revoked:
+                raise _refuse(
+                    Code.UNAUTHENTICATED,
+                    f"join token {claims.token_id} was revoked: ask the operator for a new one",
+                    peer,
+                )
             bound, provides, by = claims.self_id, claims.provides, AdmittedBy.JOIN_TOKEN
             detail = claims.token_id
         else:
-            digest = hashlib.sha256(credential.encode("utf-8", "replace")).digest()
-            launch = self._launches.get(digest)
+            digest = hashlib.sha256(credential.encode("utf-8", "replace")).hexdigest()
+            launch = self.state.launches.get(digest)
             if launch is None:
                 raise _refuse(
                     Code.UNAUTHENTICATED,

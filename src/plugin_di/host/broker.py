@@ -9,8 +9,11 @@ broker lock, and a handler calling back into the broker deadlocked).
 from __future__ import annotations
 
 import base64
+import dataclasses
+import hashlib
 import hmac
 import secrets
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 from connectrpc.code import Code
@@ -40,9 +43,15 @@ class Capability:
     app: ASGIApp
 
 
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
 @dataclass(frozen=True)
 class Grant:
-    """A right to call one capability until ``expires_at``."""
+    """A right to call one capability until ``expires_at``. The broker keeps the
+    token's SHA-256 (hex) in ``token``; the grant `CapabilityBroker.request` returns
+    holds the token itself."""
 
     grant_id: str
     capability_type: str
@@ -73,14 +82,17 @@ class CapabilityBroker:
         *,
         ttl: float = DEFAULT_CAPABILITY_GRANT_TTL,
         clock: Clock = SYSTEM_CLOCK,
+        grants: MutableMapping[str, Grant] | None = None,
     ) -> None:
+        """``grants`` keeps the issued grants (a dict by default; the shared store's
+        replicated map when hosts share their state)."""
         if ttl <= 0:
             raise ValueError(f"capability grant ttl must be positive, got {ttl}")
         self.base_url = base_url.rstrip("/")
         self.ttl = ttl
         self._clock = clock
         self._capabilities: dict[str, Capability] = {}
-        self._grants: dict[str, Grant] = {}
+        self._grants: MutableMapping[str, Grant] = grants if grants is not None else {}
 
     # -- capabilities --------------------------------------------------------------------
     def register(self, capability_type: str, version: str, app: ASGIApp | Plugin) -> None:
@@ -122,7 +134,7 @@ class CapabilityBroker:
             runtime_id=runtime_id,
             expires_at=self._clock.now() + self.ttl,
         )
-        self._grants[grant.grant_id] = grant
+        self._grants[grant.grant_id] = dataclasses.replace(grant, token=_digest(grant.token))
         return grant
 
     def endpoint_url(self, grant: Grant) -> str:
@@ -159,7 +171,7 @@ class CapabilityBroker:
             raise ConnectError(
                 Code.UNAUTHENTICATED, "capability grant expired: request the capability again"
             )
-        if not hmac.compare_digest(grant.token.encode(), token.encode("utf-8", "replace")):
+        if not hmac.compare_digest(grant.token, _digest(token)):
             raise ConnectError(Code.UNAUTHENTICATED, "invalid bearer token for this grant")
         if grant.capability_type != capability_type:
             raise ConnectError(

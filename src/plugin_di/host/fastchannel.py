@@ -36,7 +36,7 @@ class LocalChannel:
         if self._bound.network == "unix":
             self.url = self._bound.url
         else:
-            self.url = "http+h1fast://" + self._bound.address
+            self.url = "http://" + self._bound.address
 
     def take(self) -> BoundSocket:
         """The bound socket, handed to the server that will serve (and close) it."""

@@ -39,6 +39,9 @@ from plugin_di.rpc.validation import validate_service_type, validate_version
 PROVIDES_KEY = "plugin-di.provides"
 REQUIRES_KEY = "plugin-di.requires"
 BASE_URL_KEY = "plugin-di.base-url"
+LEASE_TTL_KEY = "plugin-di.lease-ttl"
+"""Handshake ``server_metadata``: seconds a plugin stays registered without a heartbeat
+(only from hosts on a shared store)."""
 SERVER_VERSION = "0.1.0"
 
 log = logging.getLogger(__name__)
@@ -96,8 +99,10 @@ class HandshakeService:
         app_versions: Sequence[int] = (1,),
         magic_cookie_key: str = DEFAULT_MAGIC_COOKIE_KEY,
         magic_cookie_value: str = DEFAULT_MAGIC_COOKIE_VALUE,
+        server_metadata: Mapping[str, str] | None = None,
     ) -> None:
         self._tokens = tokens
+        self._server_metadata = {"server_version": SERVER_VERSION, **(server_metadata or {})}
         self._admission = admission
         self._on_identity = on_identity
         self._capabilities = capabilities
@@ -136,7 +141,7 @@ class HandshakeService:
         response = pb.HandshakeResponse(
             core_protocol_version=CORE_PROTOCOL_VERSION,
             app_protocol_version=app_version,
-            server_metadata={"server_version": SERVER_VERSION},
+            server_metadata=self._server_metadata,
             host_capabilities=self._capabilities(),
         )
         if request.self_id:

@@ -24,7 +24,7 @@ from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.gen.connectplugin.v1 import registry_pb2 as pb
 from plugin_di.host.auth import TokenValidator, check_credentials
 from plugin_di.host.selection import Selector
-from plugin_di.host.store import InMemoryStore, Registration, RegistryStore
+from plugin_di.host.store import InMemoryStore, ObservableStore, Registration, RegistryStore
 from plugin_di.host.tracker import DEGRADED, HealthReport, HealthTracker
 from plugin_di.rpc.validation import (
     SemVer,
@@ -100,6 +100,8 @@ class ServiceRegistry:
         self._clock = clock
         self._watchers: dict[str, set[Watcher]] = {}
         self.tracker.add_listener(self._on_health)
+        if isinstance(self.store, ObservableStore):
+            self.store.subscribe(self._publish)
 
     # -- authorization ------------------------------------------------------------------
     def set_allowed_services(self, runtime_id: str, types: Iterable[str] | None) -> None:

@@ -1,16 +1,34 @@
-"""The service router: ``/services/{type}/{provider_id}/{method path}`` reverse proxy.
+"""The service router: ``/services/{type}/{provider_id}/[{Service}/]{Method}`` reverse proxy.
 
-The caller must present live runtime credentials, which are stripped before
-forwarding. The request and response bodies stream in both directions; gRPC
-trailers are passed through; ``connect-timeout-ms`` / ``grpc-timeout`` travel
-with the request, so the provider sees the caller's deadline. Errors produced by
-the router itself are written in the caller's protocol (Connect, gRPC, gRPC-Web).
+The path is parsed once (`plugin_di.host.routepath`), from the bytes the caller sent, and
+only ``/{Service}/{Method}`` of the service the provider registered travels on: no path
+the caller writes can reach another service of the provider (its PluginControl, say).
+The caller must present live runtime credentials, which are stripped before forwarding.
+The request and response bodies stream in both directions; gRPC trailers are passed
+through; ``connect-timeout-ms`` / ``grpc-timeout`` travel with the request, so the provider
+sees the caller's deadline. Errors produced by the router itself are written in the
+caller's protocol (Connect, gRPC, gRPC-Web):
 
-Upstream leg: the issue asked for httpx, but httpcore's HTTP/2 connection drops
-response trailers (it only handles ResponseReceived, DataReceived and StreamEnded
-events), so gRPC could not be proxied. pyqwest (connectrpc's own client, hyper
-underneath) streams bodies and exposes trailers, so it carries the upstream leg.
-In-memory providers are ASGI apps and are called directly, with no socket.
+============================================  =====================
+the router refuses                            code
+============================================  =====================
+a malformed path or query                     INVALID_ARGUMENT
+missing or wrong credentials                  UNAUTHENTICATED
+the caller's rate spent                       RESOURCE_EXHAUSTED
+an unknown provider or service type           NOT_FOUND
+a service or method the provider did not      UNIMPLEMENTED
+register (as a server answers an unknown
+method)
+the plugin control plane                      PERMISSION_DENIED
+an unhealthy or unreachable provider          UNAVAILABLE
+============================================  =====================
+
+Upstream leg: one client per provider URL (`plugin_di.rpc.transport.http_client`, which
+does not decode bodies here). ``http://`` providers are reached over HTTP/1.1 keep-alive,
+as connect-plugin-go serves, and gRPC requests over HTTP/2 cleartext; ``unix://`` over
+HTTP/1.1; ``https://`` by ALPN. Requests over HTTP/1.1 go through the lean transport
+directly (a Connect unary answer buffered in one piece); the rest stream through pyqwest,
+which carries trailers. In-memory providers are ASGI apps and are called directly.
 
 Blue-green replacement: ``switch(old, new)`` atomically points calls addressed to
 ``old`` at ``new``; ``drain(old)`` waits (event-driven) for ``old``'s in-flight calls.
@@ -20,74 +38,49 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pyqwest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from plugin_di.host._proxy import Relay, is_unary, refuse, request_body
-from plugin_di.host.auth import (
-    AUTHORIZATION_HEADER,
-    RUNTIME_ID_HEADER,
-    TokenValidator,
-    check_credentials,
+from plugin_di.host._proxy import (
+    Relay,
+    is_grpc_request,
+    is_unary,
+    refuse,
+    request_body,
+    split_credentials,
 )
+from plugin_di.host.auth import RUNTIME_ID_HEADER, TokenValidator, check_credentials
 from plugin_di.host.registry import ServiceRegistry
+from plugin_di.host.routepath import (
+    SERVICES_PREFIX,
+    RouteTarget,
+    checked_query,
+    parse_route_path,
+    raw_path_of,
+    upstream_path,
+)
 from plugin_di.rpc.asgi import GRPC_STATUS, ASGIApp, Receive, Scope, Send, send_error
 from plugin_di.rpc.h1 import H1Transport
 from plugin_di.rpc.interceptors.ratelimit import Rate, TokenBucketLimiter
 from plugin_di.rpc.tls import ClientTLS
 from plugin_di.rpc.transport import PluginHTTPClient, http_client
 
+__all__ = ["SERVICES_PREFIX", "InFlightCalls", "ServiceRouter", "Upstream", "split_credentials"]
+
 log = logging.getLogger(__name__)
-
-SERVICES_PREFIX = "/services/"
-_STRIP_REQUEST = frozenset(
-    {
-        b"authorization",
-        b"x-plugin-runtime-id",
-        b"host",
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"transfer-encoding",
-        b"upgrade",
-        b"content-length",
-    }
-)
-# Lower-case names; the header names of a pyqwest response are lower-case too.
-_RUNTIME_ID = RUNTIME_ID_HEADER.encode()
-_AUTHORIZATION = AUTHORIZATION_HEADER.encode()
-
-
-def split_credentials(
-    raw: Iterable[tuple[bytes, bytes]],
-) -> tuple[str | None, str | None, list[tuple[bytes, bytes]]]:
-    """One pass over request headers: (runtime id, authorization, the headers to forward)."""
-    runtime_id: str | None = None
-    authorization: str | None = None
-    headers: list[tuple[bytes, bytes]] = []
-    for key, value in raw:
-        name = key.lower()
-        if name in _STRIP_REQUEST:
-            if name == _RUNTIME_ID:
-                runtime_id = bytes(value).decode("latin-1")
-            elif name == _AUTHORIZATION:
-                authorization = bytes(value).decode("latin-1")
-            continue
-        headers.append((name, value))
-    return runtime_id, authorization, headers
 
 
 @dataclass(frozen=True)
 class Upstream:
     """Where a provider is reached: a base URL, or an in-process ASGI app.
 
-    ``http://`` goes over HTTP/2 prior knowledge (all three protocols); ``https://``
-    (trusting ``tls``), ``unix:///path`` and ``http+h1fast://`` use the transport
-    ``plugin_di.rpc.transport.http_client`` picks (HTTP/1.1 ones cannot carry gRPC).
+    ``http://`` is HTTP/1.1 (gRPC requests: HTTP/2 cleartext), ``http+h2c://`` HTTP/2
+    cleartext, ``https://`` TLS trusting ``tls``, ``unix:///path`` HTTP/1.1 on a socket:
+    the transports ``plugin_di.rpc.transport.http_client`` picks.
     """
 
     url: str = ""
@@ -113,19 +106,6 @@ class InFlightCalls:
             self.idle.set()
 
 
-def new_http_client() -> tuple[pyqwest.HTTPTransport, pyqwest.Client]:
-    """The upstream client: HTTP/2 prior knowledge, no content decoding, no redirects."""
-    transport = pyqwest.HTTPTransport(
-        http_version=pyqwest.HTTPVersion.HTTP2,
-        enable_gzip=False,
-        enable_brotli=False,
-        enable_zstd=False,
-        follow_redirects=False,
-        enable_otel=False,
-    )
-    return transport, pyqwest.Client(transport)
-
-
 class ServiceRouter:
     """ASGI app mounted at ``/services/``."""
 
@@ -133,7 +113,6 @@ class ServiceRouter:
         self,
         registry: ServiceRegistry,
         tokens: TokenValidator,
-        client: pyqwest.Client | None = None,
         *,
         limiter: TokenBucketLimiter | None = None,
         rate: Rate | None = None,
@@ -142,12 +121,11 @@ class ServiceRouter:
         self._limiter = limiter
         self._rate = rate
         self._tokens = tokens
-        self._client = client
-        self._transport: pyqwest.HTTPTransport | None = None
         self._upstreams: dict[str, Upstream] = {}
         self._aliases: dict[str, str] = {}
         self._in_flight: dict[str, InFlightCalls] = {}
-        self._other_clients: dict[str, PluginHTTPClient] = {}
+        self._clients: dict[str, PluginHTTPClient] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     # -- endpoints -----------------------------------------------------------------------
     def set_upstream(self, runtime_id: str, upstream: Upstream) -> None:
@@ -160,10 +138,24 @@ class ServiceRouter:
         An alias *from* it (set by ``switch``) stays: callers that discovered the
         replaced provider keep reaching its successor.
         """
-        self._upstreams.pop(runtime_id, None)
+        upstream = self._upstreams.pop(runtime_id, None)
         for old, new in list(self._aliases.items()):
             if new == runtime_id:
                 del self._aliases[old]
+        if upstream is not None and all(u.url != upstream.url for u in self._upstreams.values()):
+            self._close_client(upstream.url)
+
+    def _close_client(self, url: str) -> None:
+        """Close the client of a URL no provider uses any more (its idle connections)."""
+        client = self._clients.pop(url, None)
+        if client is None:
+            return
+        try:
+            closing = asyncio.get_running_loop().create_task(client.aclose())
+        except RuntimeError:  # no loop: nothing can be awaited; the pool dies with it
+            return
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     def switch(self, old: str, new: str) -> None:
         """From now on, calls addressed to ``old`` go to ``new`` (one dict write: atomic)."""
@@ -186,25 +178,21 @@ class ServiceRouter:
             await tracker.idle.wait()
 
     async def aclose(self) -> None:
-        for client in self._other_clients.values():
+        """Close every upstream client."""
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
             await client.aclose()
-        self._other_clients.clear()
-        if self._transport is not None:
-            await self._transport.aclose()
-            self._transport = None
-            self._client = None
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
-    def _http(self, upstream: Upstream, target: str) -> tuple[pyqwest.Client, str]:
-        """The client for an upstream and the full URL of ``target`` on it."""
-        if upstream.url.startswith("http://"):
-            if self._client is None:
-                self._transport, self._client = new_http_client()
-            return self._client, upstream.url + target
-        client = self._other_clients.get(upstream.url)
+    def client(self, upstream: Upstream) -> PluginHTTPClient:
+        """The one client of ``upstream``'s URL (made on first use; bodies not decoded)."""
+        client = self._clients.get(upstream.url)
         if client is None:
-            client = http_client(upstream.url, tls=upstream.tls)
-            self._other_clients[upstream.url] = client
-        return client, client.address + target
+            client = http_client(upstream.url, tls=upstream.tls, decode=False)
+            self._clients[upstream.url] = client
+        return client
 
     # -- ASGI ----------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -212,21 +200,22 @@ class ServiceRouter:
             return
         runtime_id, authorization, headers = split_credentials(scope["headers"])
         try:
-            provider, target, upstream = self.route(
-                scope["path"], scope.get("query_string", b""), runtime_id, authorization
-            )
+            target = parse_route_path(raw_path_of(scope))
+            query = checked_query(scope.get("query_string", b""))
+            provider, path, upstream = self.route(target, runtime_id, authorization)
         except ConnectError as error:
             await refuse(scope, receive, send, error.code, error.message)
             return
         tracker = self.tracker(provider)
         tracker.enter()
         try:
-            if upstream.app is not None:
+            if upstream.app is not None:  # the query string stays in its own scope key
                 child = dict(scope)
-                child.update(path=target, raw_path=target.encode(), root_path="", headers=headers)
+                child.update(path=path, raw_path=path.encode(), root_path="", headers=headers)
                 await upstream.app(child, receive, send)
             else:
-                await self._proxy(scope, receive, send, upstream, target, headers, provider)
+                full = f"{path}?{query}" if query else path
+                await self._proxy(scope, receive, send, upstream, full, headers, provider)
         finally:
             tracker.leave()
 
@@ -237,36 +226,26 @@ class ServiceRouter:
             tracker = self._in_flight[provider] = InFlightCalls()
         return tracker
 
-    def upstream_of(self, path: str) -> Upstream | None:
-        """Where a ``/services/...`` path would go, without checking anything; None when
-        that is not known yet (`route` then explains why)."""
-        parts = path.removeprefix(SERVICES_PREFIX).split("/", 2)
-        if len(parts) < 3:
-            return None
-        provider = self._aliases.get(parts[1], parts[1])
+    def upstream_of(self, target: RouteTarget) -> Upstream | None:
+        """Where ``target`` would go, without checking anything; None when that is not
+        known yet (`route` then explains why)."""
+        provider = self._aliases.get(target.provider, target.provider)
         upstream = self._upstreams.get(provider)
         if upstream is not None:
             return upstream
-        registration = self._registry.registration_of(provider, parts[0])
+        registration = self._registry.registration_of(provider, target.service_type)
         base_url = registration.metadata.get("base_url", "") if registration else ""
         return Upstream(url=base_url.rstrip("/")) if base_url else None
 
     def route(
-        self, path: str, query: bytes, runtime_id: str | None, authorization: str | None
+        self, target: RouteTarget, runtime_id: str | None, authorization: str | None
     ) -> tuple[str, str, Upstream]:
-        """Check the caller and find the provider: (provider id, target path, upstream).
+        """Check the caller and find the provider: (provider id, path on it, upstream).
 
         Raises ConnectError: UNAUTHENTICATED, RESOURCE_EXHAUSTED (the caller's rate),
-        NOT_FOUND, or UNAVAILABLE (an unhealthy provider).
+        NOT_FOUND, UNIMPLEMENTED or PERMISSION_DENIED (not a method the provider
+        registered), or UNAVAILABLE (an unhealthy provider).
         """
-        rest = path.removeprefix(SERVICES_PREFIX)
-        parts = rest.split("/", 2)
-        if len(parts) < 3 or not all(parts):
-            raise ConnectError(
-                Code.NOT_FOUND,
-                "invalid service path: expected /services/{type}/{provider_id}/{method}",
-            )
-        service_type, addressed, method = parts
 
         def get(name: str) -> str | None:
             return runtime_id if name == RUNTIME_ID_HEADER else authorization
@@ -279,14 +258,16 @@ class ServiceRouter:
                 f"rate limit exceeded for routed calls: {rate.rps:g}/s, burst {rate.burst}; "
                 "slow down",
             )
+        addressed = target.provider
         provider = self._aliases.get(addressed, addressed)
-        registration = self._registry.registration_of(provider, service_type)
+        registration = self._registry.registration_of(provider, target.service_type)
         if registration is None:
             raise ConnectError(
                 Code.NOT_FOUND,
-                f"provider {addressed!r} not found for service {service_type!r}: discover the "
-                "service again",
+                f"provider {addressed!r} not found for service {target.service_type!r}: "
+                "discover the service again",
             )
+        path = upstream_path(target, registration.endpoint_path, addressed)
         if not self._registry.tracker.routable(provider):
             raise ConnectError(
                 Code.UNAVAILABLE, f"provider {addressed!r} is unhealthy; try another provider"
@@ -301,11 +282,7 @@ class ServiceRouter:
                     "metadata base_url or launch the plugin through the host",
                 )
             upstream = Upstream(url=base_url.rstrip("/"))
-        prefix = registration.endpoint_path.strip("/")
-        if prefix and not method.startswith(prefix + "/"):
-            method = f"{prefix}/{method}"
-        target = "/" + method + (("?" + query.decode("latin-1")) if query else "")
-        return provider, target, upstream
+        return provider, path, upstream
 
     async def _proxy(
         self,
@@ -319,7 +296,8 @@ class ServiceRouter:
     ) -> None:
         relay = Relay(scope, send)
         try:
-            lean = self.lean(upstream)
+            client = self.client(upstream)
+            lean = None if is_grpc_request(headers) else client.lean
             pairs = [
                 (k.decode("latin-1"), v.decode("latin-1"))
                 for k, v in headers
@@ -331,20 +309,11 @@ class ServiceRouter:
             method = scope["method"]
             if method not in ("GET", "HEAD"):
                 content = await request_body(receive)
+            url = client.address + target
             if lean is not None:
-                transport, base = lean
-                if isinstance(content, bytes | None) and is_unary(headers):
-                    # A Connect unary answer is one message: the buffered fast path.
-                    await relay(await transport.fetch(method, base + target, pairs, content))
-                    return
-                response = await transport.execute(
-                    pyqwest.Request(method, base + target, pyqwest.Headers(pairs), content)
-                )
-                async with response:
-                    await relay(response)
+                await self._relay_lean(lean, relay, method, url, pairs, content, headers)
             else:
                 request_headers = pyqwest.Headers(pairs)
-                client, url = self._http(upstream, target)
                 async with client.stream(method, url, request_headers, content) as response:
                     await relay(response)
         except (
@@ -374,16 +343,21 @@ class ServiceRouter:
             if not relay.started:
                 await send_error(scope, send, Code.INTERNAL, "internal error in the host router")
 
-    def lean(self, upstream: Upstream) -> tuple[H1Transport, str] | None:
-        """The lean HTTP/1.1 transport and base URL for a ``unix://``/``http+h1fast://``
-        upstream (called without pyqwest's client glue), else None."""
-        if upstream.url.startswith("http://"):
-            return None
-        client = self._other_clients.get(upstream.url)
-        if client is None:
-            client = http_client(upstream.url, tls=upstream.tls)
-            self._other_clients[upstream.url] = client
-        transport = client.transport
-        if isinstance(transport, H1Transport):
-            return transport, client.address
-        return None
+    @staticmethod
+    async def _relay_lean(
+        lean: H1Transport,
+        relay: Relay,
+        method: str,
+        url: str,
+        pairs: list[tuple[str, str]],
+        content: bytes | AsyncIterator[bytes] | None,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Relay over the lean HTTP/1.1 transport, called without pyqwest's client glue."""
+        if isinstance(content, bytes | None) and is_unary(headers):
+            # A Connect unary answer is one message: the buffered fast path.
+            await relay(await lean.fetch(method, url, pairs, content))
+            return
+        response = await lean.execute(pyqwest.Request(method, url, pyqwest.Headers(pairs), content))
+        async with response:
+            await relay(response)

@@ -21,7 +21,7 @@ import logging
 import os
 import ssl
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pyqwest
 from pyqwest.testing import ASGITransport
@@ -49,10 +49,11 @@ from plugin_di.host.broker import CAPABILITIES_PREFIX, BrokerService, Capability
 from plugin_di.host.client_cert import ClientCertScope, client_certificate_context
 from plugin_di.host.depgraph import DependencyGraph, Node
 from plugin_di.host.fastchannel import LocalChannel
-from plugin_di.host.handshake import HandshakeService
+from plugin_di.host.handshake import LEASE_TTL_KEY, HandshakeService
 from plugin_di.host.platform import Platform
 from plugin_di.host.registry import RegistryService, ServiceRegistry
 from plugin_di.host.router import SERVICES_PREFIX, ServiceRouter
+from plugin_di.host.shared.config import StoreConfig
 from plugin_di.host.shortroute import RoutedShortPaths
 from plugin_di.host.store import PluginRecord, RegistryStore
 from plugin_di.host.tokens import TokenStore
@@ -81,6 +82,9 @@ from plugin_di.rpc.serving import (
 )
 from plugin_di.settings import Settings
 
+if TYPE_CHECKING:
+    from plugin_di.host.shared import SharedPlatform
+
 log = logging.getLogger(__name__)
 
 IN_MEMORY_URL = "http://in-memory.host"
@@ -95,6 +99,15 @@ _HOST_CLIENTS = (
     CapabilityBrokerClient,
     HealthClient,
 )
+
+
+def _shared(store: RegistryStore | StoreConfig | None, token_ttl: float,
+            host: Host) -> SharedPlatform | None:  # fmt: skip
+    if not isinstance(store, StoreConfig) or not store.shared:
+        return None
+    from plugin_di.host.shared import SharedPlatform
+
+    return SharedPlatform(store, runtime_token_ttl=token_ttl, managed=host.platform_managed)
 
 
 def _admission(admission: AdmissionPolicy | Admission | None, open_registration: bool) -> Admission:
@@ -117,7 +130,7 @@ class Host:
         runtime_token_ttl: float = 24 * 3600.0,
         capability_grant_ttl: float = 3600.0,
         clock: Clock = SYSTEM_CLOCK,
-        store: RegistryStore | None = None,
+        store: RegistryStore | StoreConfig | None = None,
         admission: AdmissionPolicy | Admission | None = None,
         open_registration: bool = False,
         app_versions: tuple[int, ...] = (1,),
@@ -147,27 +160,52 @@ class Host:
         ``fast_uds=True`` also serves the host on a Unix socket (0600, in a private 0700
         directory); ``fast_bind`` (``unix:/path`` or ``127.0.0.1:0``) picks the
         address instead. Either is bound at once, so ``fast_url`` (``unix:///...`` or
-        ``http+h1fast://127.0.0.1:PORT``) is known before the host starts: give it to local
+        ``http://127.0.0.1:PORT``) is known before the host starts: give it to local
         process plugins as their host URL (``host_url=host.provided.fast_url``).
 
         ``limits`` are the listeners' header, idle and connection limits (Settings
         HEADER_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_STREAMS, MAX_HEADER_BYTES).
+
+        ``store`` is where the platform's state lives: a `RegistryStore` for the registry
+        alone (the in-memory one by default), or a `StoreConfig` (Settings STORE,
+        LEASE_TTL): ``redis://...`` puts every part's state (identities, registry,
+        health, grants, admissions, rate-limit buckets) in Redis, shared with the other
+        hosts on it, each host keeping a replica in memory (docs/deploy.md).
         """
         self.limits = limits if limits is not None else Limits()
         """The listeners' header, idle and connection limits."""
         self.clock = clock
+        self.shared = shared = _shared(store, runtime_token_ttl, self)
+        """The shared platform state, when the store is shared (else None)."""
         self.admission = _admission(admission, open_registration)
-        self.tokens = TokenStore(runtime_token_ttl, clock)
-        self.tracker = HealthTracker()
+        if shared is not None:
+            self.admission.state = shared.admission
+            self.tokens: TokenStore = shared.tokens
+            self.tracker = HealthTracker(shared.health)
+            shared.health.on_change(self.tracker.changed)
+            registry_store: RegistryStore | None = shared.registry_store
+            grants_clock: Clock = shared.clock  # grant expiry is compared across hosts
+        else:
+            self.tokens = TokenStore(runtime_token_ttl, clock)
+            self.tracker = HealthTracker()
+            registry_store = None if isinstance(store, StoreConfig) else store
+            grants_clock = clock
         self.registry = ServiceRegistry(
-            store,
+            registry_store,
             self.tracker,
             clock=clock,
             open_registration=self.admission.policy.open_registration,
         )
         self.graph = DependencyGraph()
-        self.broker = CapabilityBroker(IN_MEMORY_URL, ttl=capability_grant_ttl, clock=clock)
-        self.limiter = TokenBucketLimiter(clock) if rate_limit is not None else None
+        self.broker = CapabilityBroker(
+            IN_MEMORY_URL,
+            ttl=capability_grant_ttl,
+            clock=grants_clock,
+            grants=shared.grants if shared is not None else None,
+        )
+        self.limiter: TokenBucketLimiter | None = None
+        if rate_limit is not None:
+            self.limiter = shared.limiter if shared is not None else TokenBucketLimiter(clock)
         self.router = ServiceRouter(
             self.registry, self.tokens, limiter=self.limiter, rate=rate_limit
         )
@@ -181,6 +219,11 @@ class Host:
                 host_rate_limits(rate_limit), self.limiter, key=self._rate_key
             )
             interceptors.insert(0, rate_limits)
+        if shared is not None:
+            from plugin_di.host.shared.commit import CommitWrites
+
+            interceptors.append(CommitWrites(shared.state))
+            shared.follow(self.router, self.graph)
         kwargs: dict[str, Any] = {"interceptors": interceptors}
         handshake = HandshakeService(
             self.tokens,
@@ -188,6 +231,9 @@ class Host:
             on_identity=self.add_identity,
             capabilities=self.broker.capabilities,
             app_versions=app_versions,
+            server_metadata=(
+                {LEASE_TTL_KEY: f"{shared.config.lease_ttl:g}"} if shared is not None else None
+            ),
         )
         apps: list[Any] = [
             HandshakeServiceASGIApplication(handshake, **kwargs),
@@ -228,6 +274,7 @@ class Host:
             "rate_limit": Rate(settings.rate_limit_rps, settings.rate_limit_burst),
             "limits": settings.limits(),
             "admission": AdmissionPolicy.from_settings(settings),
+            "store": StoreConfig.from_settings(settings),
         }
         options.update(kwargs)
         return cls(**options)
@@ -243,6 +290,17 @@ class Host:
         ):
             return "id:" + str(runtime_id)
         return default_rate_limit_key(ctx)
+
+    # -- the shared state ----------------------------------------------------------------
+    def platform_managed(self) -> list[str]:
+        """Runtime ids whose leases this host keeps (the plugins its platform added)."""
+        return self.platform.managed()
+
+    async def commit(self) -> None:
+        """Wait until the shared store took every change this host made (nothing to wait
+        for with the in-memory store)."""
+        if self.shared is not None:
+            await self.shared.commit()
 
     # -- identities ----------------------------------------------------------------------
     def add_identity(self, record: PluginRecord, provides: frozenset[str] | None) -> None:
@@ -316,6 +374,8 @@ class Host:
         elif bind is not None or certfile is not None:
             raise RuntimeError(f"host already bound to {self.url}: give bind and TLS once")
         assert self._bound is not None
+        if self.shared is not None:
+            await self.shared.start(self.url)  # the replica is loaded before any call
         served: Any = self.app
         context: ssl.SSLContext | None
         client_ca = self.admission.policy.client_ca
@@ -383,6 +443,8 @@ class Host:
             self._bound = None
         await self.platform.aclose()
         await self.router.aclose()
+        if self.shared is not None:
+            await self.shared.stop()
 
     def sweep(self) -> tuple[list[str], int]:
         """Purge expired runtime tokens and grants now."""

@@ -1,14 +1,16 @@
-"""Routed Connect unary calls on the host's fast channel: checked, then spliced.
+"""Routed Connect unary calls on the host's short path: checked, then spliced.
 
-On the fast channel (`plugin_di.rpc.fastserve`, uvicorn with the short path of
-`plugin_di.rpc.fastproto`) a routed call used to cost the host a whole uvicorn request
-cycle plus the ASGI router. `RoutedShortPaths` takes a Connect unary call to
-``/services/...`` whose provider listens on a local socket (``unix://`` or
-``http+h1fast://``) and does only what the router must, with no task and no await:
-the same `ServiceRouter.route` checks (credentials, the caller's rate, registration,
-health), the same credentials stripped, the target path rewritten, and the same
-per-provider in-flight count that blue-green ``drain`` waits on. The request then goes to
-the provider and its answer back to the caller as bytes (`plugin_di.host.splice`).
+Through ASGI, a routed call costs the host a whole request cycle plus the router.
+On cleartext HTTP/1.1 the server asks its short paths first
+(`plugin_di.rpc.serving.shortpath`), and `RoutedShortPaths` takes a Connect unary call to
+``/services/...`` whose provider speaks HTTP/1.1 on cleartext (``http://``, ``unix://``
+or its alias ``http+h1fast://``) and does only what the router must, with no task and no await:
+the path parsed from the request line by the router's one parse
+(`plugin_di.host.routepath`: a malformed one is refused here, INVALID_ARGUMENT), the same
+`ServiceRouter.route` checks (credentials, the caller's rate, registration, the method,
+health), the same credentials stripped, only ``/{Service}/{Method}`` forwarded, and the
+same per-provider in-flight count that blue-green ``drain`` waits on. The request then
+goes to the provider and its answer back to the caller as bytes (`plugin_di.host.splice`).
 
 Everything else goes through the ASGI router: streams, gRPC-Web, chunked bodies, and
 providers reached over HTTP/2, TLS or in process.
@@ -21,16 +23,16 @@ import functools
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from plugin_di.host._proxy import is_unary
-from plugin_di.host.router import SERVICES_PREFIX, ServiceRouter, split_credentials
-from plugin_di.host.splice import SplicePool
+from plugin_di.host._proxy import is_unary, split_credentials
+from plugin_di.host.routepath import SERVICES_PREFIX, RouteTarget, parse_route_path
+from plugin_di.host.router import ServiceRouter
+from plugin_di.host.splice import SPLICE_SCHEMES, SplicePool, splice_authority
 from plugin_di.rpc.asgi import DEFAULT_MAX_MESSAGE_BYTES, error_response
 from plugin_di.rpc.serving.shortpath import Answer, Exchange, Headers, ShortPathHandler
 
 __all__ = ["RoutedShortPaths"]
 
 _PREFIX = SERVICES_PREFIX.encode()
-_LEAN_SCHEMES = ("unix:", "http+h1fast://")
 
 
 class RoutedShortPaths:
@@ -43,8 +45,8 @@ class RoutedShortPaths:
         self._hosts: dict[str, bytes] = {}
 
     def match(self, method: bytes, path: bytes, headers: Headers) -> ShortPathHandler | None:
-        """A handler for a routed Connect unary POST to a local provider, else None."""
-        if method != b"POST" or not path.startswith(_PREFIX) or b"%" in path:
+        """A handler for a routed Connect unary POST to an HTTP/1.1 provider, else None."""
+        if method != b"POST" or not path.startswith(_PREFIX):
             return None
         length = -1
         for name, value in headers:
@@ -54,26 +56,29 @@ class RoutedShortPaths:
                 return None
         if not 0 <= length <= self._max_body or not is_unary(headers):
             return None
-        text = path.decode("latin-1")
-        upstream = self._router.upstream_of(text)
-        if upstream is not None and not upstream.url.startswith(_LEAN_SCHEMES):
+        try:
+            target = parse_route_path(path)
+        except ConnectError as error:
+            return functools.partial(_refuse_with, error)
+        upstream = self._router.upstream_of(target)
+        if upstream is not None and not upstream.url.startswith(SPLICE_SCHEMES):
             return None  # HTTP/2, TLS or in process: the ASGI router serves those
-        return functools.partial(self._start, text)
+        return functools.partial(self._start, target)
 
     def close(self) -> None:
         """Close the idle provider connections."""
         self._pool.close()
 
-    def _start(self, path: str, exchange: Exchange) -> None:
+    def _start(self, route: RouteTarget, exchange: Exchange) -> None:
         runtime_id, authorization, headers = split_credentials(exchange.headers)
         router = self._router
         try:
-            provider, target, upstream = router.route(path, b"", runtime_id, authorization)
+            provider, target, upstream = router.route(route, runtime_id, authorization)
         except ConnectError as error:
             _refuse(exchange, error.code, error.message)
             return
         url = upstream.url
-        if upstream.app is not None or not url.startswith(_LEAN_SCHEMES):
+        if upstream.app is not None or not url.startswith(SPLICE_SCHEMES):
             # Registered elsewhere since the head was read: rare; the caller retries.
             _refuse(exchange, Code.UNAVAILABLE, f"provider {provider!r} moved; call again")
             return
@@ -95,13 +100,16 @@ class RoutedShortPaths:
     def _host(self, url: str) -> bytes:
         line = self._hosts.get(url)
         if line is None:
-            host = "localhost" if url.startswith("unix:") else url.split("://", 1)[1]
-            line = self._hosts[url] = f"host: {host}\r\n".encode()
+            line = self._hosts[url] = f"host: {splice_authority(url)}\r\n".encode()
         return line
 
 
 def _unreachable(provider: str, exchange: Exchange, why: str) -> None:
     _refuse(exchange, Code.UNAVAILABLE, f"provider {provider!r} is unreachable: {why}")
+
+
+def _refuse_with(error: ConnectError, exchange: Exchange) -> None:
+    _refuse(exchange, error.code, error.message)
 
 
 def _refuse(exchange: Exchange, code: Code, message: str) -> None:

@@ -1,12 +1,14 @@
-"""Relay one HTTP/1.1 request to a local provider and its response back, as bytes.
+"""Relay one HTTP/1.1 request to a provider and its response back, as bytes.
 
 The host's short path for routed calls (`plugin_di.host.shortroute`) has already checked
-the caller and rewritten the request head. What is left is moving bytes: the request goes
-to a pooled keep-alive connection to the provider's socket in one write, and the response
-is written to the caller as it arrives, never re-encoded. httptools parses the response
-only to know where it ends and whether the connection may be reused.
+the caller and built the request head from the path the router parsed and checked. What
+is left is moving bytes: the request goes to a pooled keep-alive connection to the
+provider in one write, and the response is written to the caller as it arrives, never
+re-encoded. httptools parses the response only to know where it ends and whether the
+connection may be reused.
 
-Failures follow the lean client's rules (`plugin_di.rpc.h1`): a pooled connection that
+Failures follow the lean client's rules (`plugin_di.rpc.h1`): a connection idle for
+`IDLE_TIMEOUT` is not reused (the provider may be timing it out); a pooled connection that
 turns out to be closed before any byte of the answer came back is retried once on a new
 one (nothing was processed); a provider that cannot be reached, or goes away before its
 answer started, is UNAVAILABLE; one that goes away mid-answer drops the caller's
@@ -22,10 +24,14 @@ from collections.abc import Callable
 
 import httptools
 
+from plugin_di.rpc._http1 import split_url
 from plugin_di.rpc.serving.shortpath import Exchange
-from plugin_di.rpc.transport import unix_socket_path
+from plugin_di.rpc.transport import IDLE_TIMEOUT, client_address, unix_socket_path
 
-__all__ = ["SplicePool"]
+__all__ = ["SPLICE_SCHEMES", "SplicePool", "splice_authority"]
+
+SPLICE_SCHEMES = ("unix:", "http://", "http+h1fast://")
+"""Provider URLs spoken in HTTP/1.1 on cleartext: the ones a request can be spliced to."""
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +77,7 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = False
         self._paused = False  # reads stopped while the caller drains
         self.closed = False
+        self.idle_since = 0.0  # loop time it went back to the pool
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
@@ -167,8 +174,15 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
 
+def splice_authority(url: str) -> str:
+    """The Host header value for a provider URL (``localhost`` on a Unix socket)."""
+    if url.startswith("unix:"):
+        return "localhost"
+    return client_address(url).split("://", 1)[1]
+
+
 class SplicePool:
-    """Keep-alive connections to providers (``unix://`` or ``http+h1fast://``), by URL."""
+    """Keep-alive connections to providers (`SPLICE_SCHEMES`), by URL."""
 
     def __init__(self) -> None:
         self._idle: dict[str, list[_Connection]] = {}
@@ -189,9 +203,15 @@ class SplicePool:
         """
         call = _Call(upstream, data, exchange, done, refuse)
         idle = self._idle.get(upstream)
-        while idle:
-            connection = idle.pop()
-            if not connection.closed:
+        if idle:
+            now = asyncio.get_running_loop().time()
+            while idle:
+                connection = idle.pop()
+                if connection.closed:
+                    continue
+                if now - connection.idle_since >= IDLE_TIMEOUT:
+                    connection._close()  # the provider may be closing it right now
+                    continue
                 connection.send(call)
                 return
         call.retried = True  # a new connection is not stale: no retry
@@ -210,9 +230,9 @@ class SplicePool:
                     lambda: _Connection(self, upstream), unix_socket_path(upstream)
                 )
             else:
-                host, _, port = upstream.removeprefix("http+h1fast://").rpartition(":")
+                host, port, _ = split_url(client_address(upstream))
                 _, connection = await loop.create_connection(
-                    lambda: _Connection(self, upstream), host.strip("[]"), int(port)
+                    lambda: _Connection(self, upstream), host, port
                 )
         except OSError as error:
             log.warning("cannot reach provider at %s: %s", upstream, error)
@@ -230,6 +250,7 @@ class SplicePool:
         if self._closing or len(idle) >= _IDLE_PER_UPSTREAM:
             connection._close()
         else:
+            connection.idle_since = asyncio.get_running_loop().time()
             idle.append(connection)
 
     def discard(self, upstream: str, connection: _Connection) -> None:

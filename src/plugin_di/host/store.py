@@ -1,15 +1,17 @@
-"""Registry state behind an interface: the in-memory store here, a shared one later.
+"""Registry state behind an interface: the in-memory store here, the shared one in
+`plugin_di.host.shared` (several hosts on Redis).
 
 The store holds plain data (plugins, their declarations, registrations and
 allow-lists); behaviour (authorization, selection, watch events) lives in the
-registry, so a store shared by several hosts only has to implement this protocol.
+registry, so a store shared by several hosts only has to implement this protocol
+(and `ObservableStore`, to tell the registry of changes made by other hosts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,14 @@ class RegistryStore(Protocol):
     def registrations(self, service_type: str) -> Sequence[Registration]: ...
     def registrations_of(self, runtime_id: str) -> Sequence[Registration]: ...
     def service_types(self) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class ObservableStore(Protocol):
+    """A store that other hosts change too: it tells the registry which service types
+    changed under it, so the registry's watchers hear of them."""
+
+    def subscribe(self, on_change: Callable[[str], None]) -> None: ...
 
 
 class InMemoryStore:

@@ -69,7 +69,7 @@ class TokenStore:
         base = normalize_self_id(self_id)
         for _ in range(64):
             candidate = f"{base}-{secrets.token_hex(_SUFFIX_BYTES)}"
-            if candidate not in self._tokens:
+            if candidate not in self:
                 return candidate
         raise RuntimeError(f"could not find a free runtime id for {base!r}")  # pragma: no cover
 

@@ -8,7 +8,7 @@ Waiting for a state is event-driven (no polling sleep).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 from connectrpc.code import Code
@@ -52,8 +52,10 @@ HealthListener = Callable[[str, "HealthReport | None", "HealthReport | None"], N
 class HealthTracker:
     """Per-runtime-id health reports, listeners, and event-driven waits."""
 
-    def __init__(self) -> None:
-        self._reports: dict[str, HealthReport] = {}
+    def __init__(self, reports: MutableMapping[str, HealthReport] | None = None) -> None:
+        """``reports`` holds the last report per runtime id (a dict by default; the shared
+        store's replicated map when hosts share their state)."""
+        self._reports: MutableMapping[str, HealthReport] = reports if reports is not None else {}
         self._listeners: list[HealthListener] = []
         self._waiters: dict[str, list[tuple[tuple[int, ...], asyncio.Future[HealthReport]]]] = {}
 
@@ -103,6 +105,10 @@ class HealthTracker:
             waiters = self._waiters.get(runtime_id, [])
             if waiter in waiters:
                 waiters.remove(waiter)
+
+    def changed(self, runtime_id: str, old: HealthReport | None, new: HealthReport | None) -> None:
+        """Tell listeners and waiters of a change made elsewhere (another host's report)."""
+        self._notify(runtime_id, old, new)
 
     def _notify(self, runtime_id: str, old: HealthReport | None, new: HealthReport | None) -> None:
         for listener in list(self._listeners):

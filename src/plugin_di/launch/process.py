@@ -16,20 +16,19 @@ import secrets
 import shutil
 import signal
 import tempfile
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.launch._logs import forward_line, plugin_logger
+from plugin_di.launch.config import LaunchAdmission, LaunchConfig
 from plugin_di.launch.failures import PluginStartError, describe_exit
-from plugin_di.launch.logs import forward_line, plugin_logger
 from plugin_di.plugin import env as plugin_env
 from plugin_di.plugin.handshake_line import HandshakeLine, HandshakeLineError
 from plugin_di.plugin.security import REQUIRE_AUTH
 
 if TYPE_CHECKING:
-    from plugin_di.launch.shared_zygote import SharedZygote
-    from plugin_di.launch.zygote import Zygote, ZygoteChild
+    from plugin_di.launch.zygote import ZygoteChild
     from plugin_di.rpc.tls import CertKeyPair, ClientTLS
 
 __all__ = [
@@ -46,48 +45,6 @@ _DRAIN_SECONDS = 0.5
 
 ShutdownCall = Callable[[float], Awaitable[object]]
 """Asks the plugin to stop gracefully (PluginControl.Shutdown) within a grace period."""
-
-
-class LaunchAdmission(Protocol):
-    """A host in this process that admits a launched plugin by its launch secret
-    (`plugin_di.host.admission.Admission`)."""
-
-    def expect_launch(
-        self, secret: str, self_id: str, provides: Iterable[str]
-    ) -> Callable[[], None]: ...
-
-
-@dataclass(frozen=True)
-class LaunchConfig:
-    """How to start one plugin process. Durations are in seconds."""
-
-    name: str
-    command: Sequence[str]
-    env: Mapping[str, str] = field(default_factory=dict)
-    cwd: str | None = None
-    inherit_env: bool = True
-    magic_cookie_key: str = plugin_env.DEFAULT_MAGIC_COOKIE_KEY
-    magic_cookie_value: str = plugin_env.DEFAULT_MAGIC_COOKIE_VALUE
-    protocol_versions: Sequence[int] = (1,)
-    host_url: str | None = None
-    admission: LaunchAdmission | None = None
-    """The in-process host at ``host_url``: each launch registers its secret with it,
-    admitting the plugin (as ``name``) to provide ``provides``, and withdraws it at exit."""
-    provides: Sequence[str] = ()
-    join_token: str | None = None
-    """A join token for a host elsewhere (the operator's), sent instead of the secret."""
-    unix_socket: bool = False
-    auto_mtls: bool = False
-    require_auth: bool = False
-    start_timeout: float = 15.0
-    shutdown_grace: float = 5.0
-    kill_timeout: float = 2.0
-    stderr_tail_lines: int = 20
-    zygote: Zygote | SharedZygote | None = None
-    """Fork ``python -m MODULE`` commands from this warm zygote instead of spawning them.
-
-    A `Zygote` refuses other commands; a `SharedZygote` (an app's) leaves them, and any
-    command it cannot run as a spawn would, to be spawned."""
 
 
 class PluginProcess:

@@ -13,21 +13,14 @@ from connectrpc.errors import ConnectError
 from connectrpc.interceptor import Interceptor
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.launch._control import remote_health, shutdown_call
+from plugin_di.launch._endpoint import EndpointClient, Target, close_target, target_for
 from plugin_di.launch.checksum import command_file, verify_checksum
-from plugin_di.launch.control import remote_health, shutdown_call
-from plugin_di.launch.endpoint import EndpointClient, Target, close_target, target_for
+from plugin_di.launch.config import DEFAULT_SUPERVISION, LaunchConfig, Supervision
 from plugin_di.launch.events import EmitFn, PluginHealth, discard
 from plugin_di.launch.handle import ClientT, PluginHandle
-from plugin_di.launch.process import LaunchConfig, PluginProcess, PluginStartError, ShutdownCall
-from plugin_di.launch.supervisor import (
-    DEFAULT_BACKOFF,
-    DEFAULT_CRASH_LOOP,
-    Backoff,
-    CrashLoop,
-    RestartPolicy,
-    Supervisor,
-    SupervisorState,
-)
+from plugin_di.launch.process import PluginProcess, PluginStartError, ShutdownCall
+from plugin_di.launch.supervisor import Supervisor, SupervisorState
 from plugin_di.plugin.client import PluginClient, PluginClientError
 from plugin_di.plugin.definition import Plugin
 from plugin_di.rpc.interceptors import BearerClient, InterceptorChain
@@ -39,6 +32,9 @@ class ProcessHandle(PluginHandle):
     With ``verify`` (the default), each launch ends with a HandshakeService call that
     checks the magic cookie, the app protocol version and that the process serves
     this plugin; a refusal fails the start like a missing handshake line.
+
+    ``supervision``: the checksum and handshake check of each launch, and what follows a
+    crash (`Supervisor`).
 
     Every client (the dependents' and the launcher's PluginControl calls) sends the
     launch's secret as ``Authorization: Bearer``, innermost, so it wins over a chain's own
@@ -55,11 +51,7 @@ class ProcessHandle(PluginHandle):
         plugin: Plugin,
         config: LaunchConfig,
         *,
-        restart: RestartPolicy | str = RestartPolicy.ON_FAILURE,
-        backoff: Backoff = DEFAULT_BACKOFF,
-        crash_loop: CrashLoop = DEFAULT_CRASH_LOOP,
-        checksum: str | None = None,
-        verify: bool = True,
+        supervision: Supervision = DEFAULT_SUPERVISION,
         clock: Clock = SYSTEM_CLOCK,
         interceptors: Iterable[Interceptor] = (),
         chain: InterceptorChain | None = None,
@@ -68,8 +60,8 @@ class ProcessHandle(PluginHandle):
     ) -> None:
         super().__init__(plugin, interceptors=interceptors, chain=chain, emit=emit)
         self.config = config
-        self.checksum = checksum
-        self.verify = verify
+        self.checksum = supervision.checksum
+        self.verify = supervision.verify
         self._secret: str | None = None
         self.endpoint = EndpointClient(plugin.name, auth=[BearerClient(lambda: self._secret)])
         self._clock = clock
@@ -77,9 +69,7 @@ class ProcessHandle(PluginHandle):
         self.supervisor = Supervisor(
             plugin.name,
             self._launch,
-            policy=RestartPolicy(restart),
-            backoff=backoff,
-            crash_loop=crash_loop,
+            supervision=supervision,
             clock=clock,
             emit=lambda event: self.emit(event),
             on_up=self._on_up,

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from connectrpc.interceptor import Interceptor
 
-from plugin_di.launch.control import remote_health
-from plugin_di.launch.endpoint import EndpointClient, Target, close_target, target_for
+from plugin_di.launch._control import remote_health
+from plugin_di.launch._endpoint import EndpointClient, Target, close_target, target_for
 from plugin_di.launch.events import (
     EmitFn,
     HealthState,
@@ -31,6 +31,9 @@ class PluginUnreachableError(ConnectionError):
 
 class RemoteHandle(PluginHandle):
     """Clients call ``url``. ``start()`` binds it and, with ``check``, asks the plugin's health.
+
+    ``http://`` is spoken in HTTP/1.1 with keep-alive (gRPC-protocol clients over h2c), so a
+    connect-plugin-go plugin, or any net/http server, is reachable as it is.
 
     ``tls`` (`plugin_di.rpc.tls.ClientTLS`): the CA to trust and, for mTLS, the client
     certificate, for ``https://`` URLs.

@@ -15,10 +15,18 @@ import collections
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.launch.config import (
+    DEFAULT_BACKOFF,
+    DEFAULT_CRASH_LOOP,
+    DEFAULT_SUPERVISION,
+    Backoff,
+    CrashLoop,
+    RestartPolicy,
+    Supervision,
+)
 from plugin_di.launch.events import (
     EmitFn,
     HealthState,
@@ -32,44 +40,19 @@ from plugin_di.launch.events import (
 )
 from plugin_di.launch.process import PluginProcess, PluginStartError, ShutdownCall, describe_exit
 
+__all__ = [
+    "DEFAULT_BACKOFF",
+    "DEFAULT_CRASH_LOOP",
+    "Backoff",
+    "CrashLoop",
+    "Launch",
+    "RestartPolicy",
+    "Supervision",
+    "Supervisor",
+    "SupervisorState",
+]
+
 logger = logging.getLogger(__name__)
-
-
-class RestartPolicy(StrEnum):
-    """When a plugin process that ended by itself is launched again."""
-
-    NEVER = "never"
-    ON_FAILURE = "on-failure"
-    ALWAYS = "always"
-
-    def restarts(self, exit_code: int | None) -> bool:
-        if self is RestartPolicy.ALWAYS:
-            return True
-        return self is RestartPolicy.ON_FAILURE and exit_code != 0
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential delay before restart ``n`` (1-based): ``min(max, base * factor**(n-1))``."""
-
-    base: float = 0.2
-    max: float = 30.0
-    factor: float = 2.0
-
-    def delay(self, attempt: int) -> float:
-        return float(min(self.max, self.base * self.factor ** max(attempt - 1, 0)))
-
-
-@dataclass(frozen=True)
-class CrashLoop:
-    """Give up after ``max_crashes`` crashes within ``window`` seconds."""
-
-    max_crashes: int = 5
-    window: float = 60.0
-
-
-DEFAULT_BACKOFF = Backoff()
-DEFAULT_CRASH_LOOP = CrashLoop()
 
 
 class SupervisorState(Enum):
@@ -87,16 +70,15 @@ Launch = Callable[[], Awaitable[PluginProcess]]
 
 
 class Supervisor:
-    """Runs one plugin process and relaunches it per policy. ``start()``, then ``stop()``."""
+    """Runs one plugin process and relaunches it per ``supervision`` (its restart policy,
+    backoff and crash loop). ``start()``, then ``stop()``."""
 
     def __init__(
         self,
         name: str,
         launch: Launch,
         *,
-        policy: RestartPolicy = RestartPolicy.ON_FAILURE,
-        backoff: Backoff = DEFAULT_BACKOFF,
-        crash_loop: CrashLoop = DEFAULT_CRASH_LOOP,
+        supervision: Supervision = DEFAULT_SUPERVISION,
         clock: Clock = SYSTEM_CLOCK,
         emit: EmitFn = discard,
         on_up: Callable[[PluginProcess], Awaitable[None]] | None = None,
@@ -104,9 +86,9 @@ class Supervisor:
         shutdown_call: Callable[[PluginProcess], ShutdownCall | None] | None = None,
     ) -> None:
         self.name = name
-        self.policy = policy
-        self.backoff = backoff
-        self.crash_loop = crash_loop
+        self.policy = supervision.restart
+        self.backoff = supervision.backoff
+        self.crash_loop = supervision.crash_loop
         self._launch = launch
         self._clock = clock
         self._emit = emit

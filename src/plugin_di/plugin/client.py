@@ -7,9 +7,9 @@
         await kv.get(GetRequest(key="a"))
 
 The endpoint's scheme picks the transport (`plugin_di.rpc.transport`):
-``http://`` speaks HTTP/2 cleartext (or HTTP/1.1 with ``http_version="http1"``),
-``https://`` TLS, ``unix:///path`` a Unix socket. Compression is off: these
-channels are local.
+``http://`` speaks HTTP/1.1 with keep-alive, gRPC calls over HTTP/2 cleartext
+(``http_version="h2"`` or an ``http+h2c://`` URL: HTTP/2 for all), ``https://`` TLS,
+``unix:///path`` a Unix socket. Compression is off: these channels are local.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from connectrpc.errors import ConnectError
 from connectrpc.interceptor import Interceptor
 from connectrpc.protocol import ProtocolType
 
-from plugin_di import __version__
+from plugin_di._version import __version__
 from plugin_di.gen.connectplugin.v1 import handshake_pb2 as pb
 from plugin_di.gen.connectplugin.v1.handshake_connect import HandshakeServiceClient
 from plugin_di.plugin import env
@@ -53,7 +53,7 @@ class PluginClient:
         app_protocol_versions: Sequence[int] = (1,),
         interceptors: Iterable[Interceptor] = (),
         tls: ClientTLS | None = None,
-        http_version: HTTPMode | str = HTTPMode.H2,
+        http_version: HTTPMode | str = HTTPMode.AUTO,
         protocol: ProtocolType = ProtocolType.CONNECT,
         timeout_ms: int | None = None,
         client_metadata: Mapping[str, str] | None = None,

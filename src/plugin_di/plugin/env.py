@@ -21,7 +21,16 @@ UNIX_SOCKET_DIR = "PLUGIN_UNIX_SOCKET_DIR"
 """When set, the plugin serves on a Unix socket created in this directory."""
 
 HOST_URL = "PLUGIN_DI_HOST_URL"
-"""Base URL of the host platform, when there is one."""
+"""Base URL of the host platform, when there is one; several hosts of one platform
+(a shared store) as a comma-separated list, the first tried first."""
+
+BASE_URL = "PLUGIN_DI_BASE_URL"
+"""The URL hosts reach this plugin at, when it is not the address it listens on (a plugin
+bound to 0.0.0.0 in a container: ``http://kv:8080``, ``http://$(POD_IP):8080``)."""
+
+HEARTBEAT_INTERVAL = "PLUGIN_DI_HEARTBEAT_INTERVAL"
+"""Seconds between a joined plugin's heartbeats (default: a third of the lease the host
+announces, else 10)."""
 
 JOIN_TOKEN = "PLUGIN_DI_JOIN_TOKEN"
 """The credential a self-registering plugin sends on its handshake with the host at

@@ -15,7 +15,7 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 
-from plugin_di import __version__
+from plugin_di._version import __version__
 from plugin_di.gen.connectplugin.v1 import handshake_pb2 as pb
 from plugin_di.gen.connectplugin.v1.handshake_connect import HandshakeService
 from plugin_di.plugin.definition import Plugin

@@ -46,6 +46,7 @@ from plugin_di.plugin.host_rpc import (
     declaration_metadata,
 )
 from plugin_di.plugin.identity import IdentityStore, RuntimeIdentity
+from plugin_di.plugin.keepalive import Backoff, Keepalive, Rejoin, split_urls
 
 __all__ = [
     "BASE_URL_KEY",
@@ -98,7 +99,13 @@ class HostSession:
         *,
         base_url: str = "",
         on_report: OnReport | None = None,
+        urls: Sequence[str] = (),
+        rejoin: Rejoin | None = None,
+        heartbeat: float | None = None,
     ) -> None:
+        """``urls``: every host this plugin may use (it fails over among them);
+        ``rejoin``: handshake again when a host no longer knows the identity;
+        ``heartbeat``: seconds between heartbeats (default: from the host's lease)."""
         self.client = client
         self.plugins = list(as_plugin_set(plugins).values())
         self.base_url = base_url
@@ -112,23 +119,55 @@ class HostSession:
         self._changed = asyncio.Event()
         self._lock = asyncio.Lock()
         self._stopping = False
+        self.keepalive = Keepalive(self, urls=urls, rejoin=rejoin, interval=heartbeat)
 
-    async def start(self) -> None:
-        """Register every provided service, start watching, and report health."""
+    async def register_all(self) -> None:
+        """Register every provided service (again, after joining anew) and report health."""
         metadata = {"base_url": self.base_url} if self.base_url else {}
+        registrations = []
         for plugin in self.plugins:
             for service in plugin.services:
-                self.registrations.append(
+                registrations.append(
                     await self.client.register(
                         service.service_type, service.version, service.path + "/", metadata
                     )
                 )
+        self.registrations = registrations
+        if self.state:
+            self.state = 0  # a new identity has no health yet: report it
+            await self._report()
+
+    async def start(self) -> None:
+        """Register every provided service, start watching, report health, and keep the
+        membership alive (heartbeats, failover, rejoin)."""
+        await self.register_all()
         ready = [asyncio.Event() for _ in self.dependencies]
         for state, first in zip(self.dependencies.values(), ready, strict=True):
             self._tasks.append(asyncio.create_task(self._watch(state, first)))
-        if ready:
-            await asyncio.wait([asyncio.create_task(e.wait()) for e in ready])
-        await self._report()
+        try:
+            if ready:
+                await asyncio.wait([asyncio.create_task(e.wait()) for e in ready])
+            await self._report()
+        except BaseException:
+            # Cancelled or refused while starting: no watch may outlive the session.
+            await self._cancel_watches()
+            raise
+        self.keepalive.start()
+
+    async def heartbeat(self) -> None:
+        """Report the current health again (keeps the lease; fails when the host is gone)."""
+        if not self.state:
+            await self._report()
+            return
+        await self.client.report_health(self.state, self.reason, self.unavailable)
+
+    async def use_host(self, host_url: str) -> None:
+        """Move to another host of the same platform, keeping the identity."""
+        old = self.client
+        client = HostClient(host_url, identity=old.identity)
+        client.lease_ttl = old.lease_ttl
+        self.client = client
+        await old.close()
 
     async def _watch(self, state: _DependencyState, first: asyncio.Event) -> None:
         dep = state.dependency
@@ -154,11 +193,16 @@ class HostSession:
                 # connectrpc turns the task's cancellation into ConnectError(CANCELED)
                 if self._stopping or error.code is Code.CANCELED:
                     return
+                self.keepalive.alarm()
                 if error.code in (Code.UNAUTHENTICATED, Code.PERMISSION_DENIED):
-                    log.error("watching %s: %s", dep.type, error.message)
-                    first.set()
-                    return
-                log.warning("watch on %s ended (%s); watching again", dep.type, error.message)
+                    if self.keepalive.rejoin is None:
+                        log.error("watching %s: %s", dep.type, error.message)
+                        first.set()
+                        return
+                    log.warning("watching %s: %s; waiting to join again", dep.type,
+                                error.message)  # fmt: skip
+                else:
+                    log.warning("watch on %s ended (%s); watching again", dep.type, error.message)
             first.set()
             if self._stopping:
                 return
@@ -204,15 +248,19 @@ class HostSession:
         while self.state != state:
             await self._changed.wait()
 
-    async def stop(self) -> None:
-        """Stop watching and unregister (errors ignored: the host may be gone)."""
-        self._stopping = True
+    async def _cancel_watches(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+
+    async def stop(self) -> None:
+        """Stop watching and unregister (errors ignored: the host may be gone)."""
+        self._stopping = True
+        await self.keepalive.stop()
+        await self._cancel_watches()
         for registration in self.registrations:
             with contextlib.suppress(ConnectError, HostClientError):
                 await self.client.unregister(registration)
@@ -260,8 +308,12 @@ async def follow_identity(
     )
 
 
+_REFUSED = (Code.UNAUTHENTICATED, Code.PERMISSION_DENIED, Code.INVALID_ARGUMENT,
+            Code.FAILED_PRECONDITION, Code.NOT_FOUND, Code.UNIMPLEMENTED)  # fmt: skip
+
+
 async def self_register(
-    host_url: str,
+    host_url: str | Sequence[str],
     plugins: PluginsLike,
     *,
     base_url: str,
@@ -269,12 +321,23 @@ async def self_register(
     on_report: OnReport | None = None,
     on_session: OnSession | None = None,
     join_token: str = "",
+    heartbeat: float | None = None,
+    attempts: int | None = None,
 ) -> HostSession:
-    """Self-registering: handshake with the host at ``host_url`` (admitted by ``join_token``
-    when given), then start a session."""
+    """Self-registering: handshake with a host (admitted by ``join_token`` when given),
+    then start a session.
+
+    ``host_url`` is one URL or several (a list, or comma-separated): the first that answers
+    is joined, the others are where the plugin fails over to. A host that cannot be reached
+    is retried with backoff (``attempts`` bounds the tries; None: until it answers); a
+    refusal (admission, versions) ends the attempt at once.
+    """
     listed = list(as_plugin_set(plugins).values())
-    client = HostClient(host_url, http_client=http_client)
-    try:
+    urls = split_urls(host_url)
+    if not urls:
+        raise HostClientError("no host URL to join")
+
+    async def handshake(client: HostClient) -> None:
         await client.handshake(
             "-".join(p.name for p in listed),
             plugins=listed,
@@ -282,10 +345,36 @@ async def self_register(
             self_version=listed[0].version,
             join_token=join_token,
         )
-    except BaseException:
-        await client.close()
-        raise
-    session = HostSession(client, listed, base_url=base_url, on_report=on_report)
+
+    backoff = Backoff()
+    tried = 0
+    while True:
+        url = urls[tried % len(urls)]
+        client = HostClient(url, http_client=http_client)
+        tried += 1
+        try:
+            await handshake(client)
+            break
+        except (ConnectError, OSError) as error:
+            await client.close()
+            code = error.code if isinstance(error, ConnectError) else Code.UNAVAILABLE
+            if code in _REFUSED or (attempts is not None and tried >= attempts):
+                raise
+            log.warning("joining the host at %s failed: %s; retrying with backoff", url,
+                        getattr(error, "message", error))  # fmt: skip
+        except BaseException:
+            await client.close()
+            raise
+        await backoff.wait()
+    session = HostSession(
+        client,
+        listed,
+        base_url=base_url,
+        on_report=on_report,
+        urls=urls,
+        rejoin=handshake,
+        heartbeat=heartbeat,
+    )
     return await _started(session, on_session)
 
 
@@ -316,6 +405,9 @@ class HostMembership:
         environ = os.environ if environ is None else environ
         self.host_url = environ.get(env.HOST_URL, "")
         self.join_token = environ.get(env.JOIN_TOKEN, "")
+        self.base_url = environ.get(env.BASE_URL, "")
+        beat = environ.get(env.HEARTBEAT_INTERVAL, "")
+        self.heartbeat = float(beat) if beat else None
         self.sessions: list[HostSession] = []
         self._on_session = on_session
         self._task: asyncio.Task[HostSession] | None = None
@@ -330,10 +422,11 @@ class HostMembership:
             coro = self_register(
                 self.host_url,
                 self.plugins,
-                base_url=line.url,
+                base_url=self.base_url or line.url,
                 on_report=mirror,
                 on_session=self._joined,
                 join_token=self.join_token,
+                heartbeat=self.heartbeat,
             )
         else:
             coro = follow_identity(

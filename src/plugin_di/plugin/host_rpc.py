@@ -11,7 +11,6 @@ Plugin layer: imports only rpc and generated code (no host, networkx or pydantic
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -35,6 +34,11 @@ ClientT = TypeVar("ClientT", bound=ConnectClient)
 PROVIDES_KEY = "plugin-di.provides"
 REQUIRES_KEY = "plugin-di.requires"
 BASE_URL_KEY = "plugin-di.base-url"
+HEARTBEAT_KEY = "plugin-di.heartbeat"
+"""Handshake metadata: this plugin reports its health periodically (a heartbeat), so a
+host on a shared store need not probe it to keep its lease."""
+LEASE_TTL_KEY = "plugin-di.lease-ttl"
+"""Handshake ``server_metadata`` of a host on a shared store: the lease, in seconds."""
 
 HEALTHY = lifecycle_pb2.HEALTH_STATE_HEALTHY
 DEGRADED = lifecycle_pb2.HEALTH_STATE_DEGRADED
@@ -73,7 +77,11 @@ def declaration_metadata(plugins: Sequence[Plugin], base_url: str = "") -> dict[
         for p in plugins
         for d in p.requires
     ]
-    metadata = {PROVIDES_KEY: ",".join(provides), REQUIRES_KEY: ",".join(requires)}
+    metadata = {
+        PROVIDES_KEY: ",".join(provides),
+        REQUIRES_KEY: ",".join(requires),
+        HEARTBEAT_KEY: "1",
+    }
     if base_url:
         metadata[BASE_URL_KEY] = base_url
     return metadata
@@ -82,10 +90,11 @@ def declaration_metadata(plugins: Sequence[Plugin], base_url: str = "") -> dict[
 class HostClient:
     """Calls from a plugin to the host platform.
 
-    ``host_url`` is the host's ``url`` (``http://``/``https://``, served by hypercorn) or,
-    for a plugin on the host's machine, its ``fast_url`` (``unix:///path`` or
-    ``http+h1fast://127.0.0.1:PORT``): the lean HTTP/1.1 transport is used there, and routed
-    calls cost a fraction of what they cost over HTTP/2.
+    ``host_url`` is the host's ``url`` or, for a plugin on the host's machine, its
+    ``fast_url`` (``unix:///path`` or ``http://127.0.0.1:PORT``). The transport is
+    `plugin_di.rpc.transport.http_client`'s for the URL: ``http://`` speaks HTTP/1.1 with
+    keep-alive (as connect-plugin-go's host serves), gRPC calls over h2c; ``https://``
+    negotiates by ALPN.
     """
 
     def __init__(
@@ -99,22 +108,19 @@ class HostClient:
     ) -> None:
         self.host_url = host_url.rstrip("/")
         self.identity = identity
+        self.lease_ttl: float | None = None
+        """Seconds the host keeps this plugin registered without a heartbeat (announced
+        in the handshake by hosts on a shared store), else None."""
         self._cookie = (magic_cookie_key, magic_cookie_value)
-        self._transport: pyqwest.HTTPTransport | None = None
         self._owned: PluginHTTPClient | None = None
-        lean = self.host_url.startswith(("unix:", "http+h1fast://"))
         if http_client is None:
-            if lean:
-                self._owned = http_client = _lean_client(self.host_url)
-            else:
-                self._transport = pyqwest.HTTPTransport(http_version=pyqwest.HTTPVersion.HTTP2)
-                http_client = pyqwest.Client(self._transport)
+            self._owned = http_client = _client_for(self.host_url)
         self.http_client = http_client
         # The base URL generated clients use: a Unix socket's is http://localhost.
         if isinstance(http_client, PluginHTTPClient):
             self.address = http_client.address
         else:
-            self.address = client_address(self.host_url) if lean else self.host_url
+            self.address = client_address(self.host_url)
         self.auth = BearerAuth(lambda: self.identity)
         common: dict[str, Any] = {"http_client": http_client, **_NO_COMPRESSION}
         self._handshake = HandshakeServiceClient(self.address, **common)
@@ -155,6 +161,10 @@ class HostClient:
         )
         if not response.runtime_id or not response.runtime_token:
             raise HostClientError(f"host at {self.host_url} issued no runtime identity")
+        try:
+            self.lease_ttl = float(response.server_metadata[LEASE_TTL_KEY])
+        except (KeyError, ValueError):
+            self.lease_ttl = None
         self.identity = RuntimeIdentity(response.runtime_id, response.runtime_token, self.host_url)
         return self.identity
 
@@ -233,14 +243,10 @@ class HostClient:
     async def close(self) -> None:
         """Close the HTTP transport this client created (not one it was given)."""
         if self._owned is not None:
-            await self._owned.aclose()
+            await self._owned.aclose()  # lets pyqwest's threads settle, if they ran
             self._owned = None
-        if self._transport is not None:
-            await self._transport.aclose()
-            self._transport = None
-            await asyncio.sleep(0.05)  # pyqwest's tokio threads settle before the loop ends
 
 
-def _lean_client(url: str) -> PluginHTTPClient:
-    """The lean HTTP/1.1 client for a host's fast channel URL."""
+def _client_for(url: str) -> PluginHTTPClient:
+    """The client for a host URL: `plugin_di.rpc.transport.http_client`'s choice."""
     return http_client(url)

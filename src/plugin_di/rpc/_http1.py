@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 
 from pyqwest import Headers, ReadError
 
-__all__ = ["decode_body", "decode_stream", "split_url"]
+__all__ = ["IDLE_TIMEOUT", "HeadersArg", "as_headers", "decode_body", "decode_stream", "split_url"]
+
+IDLE_TIMEOUT = 15.0
+"""Seconds a pooled HTTP/1.1 connection may stay idle (servers time out at 20 s or more)."""
+
+HeadersArg = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
+"""Request headers in any form pyqwest's client methods accept."""
+
+
+def as_headers(headers: HeadersArg) -> Headers:
+    """``headers`` as a pyqwest ``Headers``."""
+    if headers is None:
+        return Headers()
+    if isinstance(headers, Headers):
+        return headers
+    return Headers(headers.items() if isinstance(headers, Mapping) else list(headers))
 
 
 def split_url(url: str) -> tuple[str, int, str]:

@@ -42,11 +42,16 @@ from plugin_di.rpc._h1conn import (
     StaleConnection,
     parse_head,
 )
-from plugin_di.rpc._http1 import decode_body, decode_stream, split_url
+from plugin_di.rpc._http1 import (
+    IDLE_TIMEOUT,
+    HeadersArg,
+    as_headers,
+    decode_body,
+    decode_stream,
+    split_url,
+)
 
 __all__ = ["H1Transport"]
-
-HeadersArg = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
 
 
 class H1Transport:
@@ -64,7 +69,7 @@ class H1Transport:
         *,
         unix_path: str | None = None,
         max_idle: int = 64,
-        idle_timeout: float = 60.0,
+        idle_timeout: float = IDLE_TIMEOUT,
         connect_timeout: float | None = 10.0,
         read_timeout: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
@@ -118,7 +123,7 @@ class H1Transport:
             raise ConnectionError("the HTTP/1.1 transport is closed; create a new client")
         body = b"" if content is None else bytes(content)
         if len(body) > INLINE_BODY_BYTES:
-            response = await self.execute(Request(method, url, _headers(headers), body))
+            response = await self.execute(Request(method, url, as_headers(headers), body))
             return await _read_full(response)
         host, port, target = split_url(url)
         data = self._head_bytes(method, host, port, target, headers, body).encode("latin-1")
@@ -387,7 +392,10 @@ class H1Transport:
                 )
             else:
                 opening = loop.create_connection(lambda: Connection(loop, read_timeout), host, port)
-            _, conn = await asyncio.wait_for(opening, self._connect_timeout)
+            # Not asyncio.wait_for: on Python 3.11 it drops a cancellation that lands as the
+            # connection opens, and the cancelled call would go on (a stream, for ever).
+            async with asyncio.timeout(self._connect_timeout):
+                _, conn = await opening
         except TimeoutError as exc:
             raise ConnectionError(f"connecting to {self._where(host, port)} timed out") from exc
         except OSError as exc:
@@ -414,14 +422,6 @@ class H1Transport:
         conn.idle_since = self._clock.now()
         conn.reused = False
         pool.append(conn)
-
-
-def _headers(headers: HeadersArg) -> Headers:
-    if headers is None:
-        return Headers()
-    if isinstance(headers, Headers):
-        return headers
-    return Headers(headers.items() if isinstance(headers, Mapping) else list(headers))
 
 
 async def _read_full(response: Response) -> FullResponse:

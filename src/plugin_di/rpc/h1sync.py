@@ -25,7 +25,7 @@ from pyqwest import Headers, HTTPVersion, ReadError, SyncRequest, SyncResponse
 from pyqwest._pyqwest import get_sync_timeout  # what pyqwest's own WSGI transport reads
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
-from plugin_di.rpc._http1 import decode_body, split_url
+from plugin_di.rpc._http1 import IDLE_TIMEOUT, decode_body, split_url
 
 __all__ = ["SyncH1Transport"]
 
@@ -63,7 +63,7 @@ class SyncH1Transport:
         *,
         unix_path: str | None = None,
         max_idle: int = 64,
-        idle_timeout: float = 60.0,
+        idle_timeout: float = IDLE_TIMEOUT,
         connect_timeout: float | None = 10.0,
         read_timeout: float | None = None,
         clock: Clock = SYSTEM_CLOCK,

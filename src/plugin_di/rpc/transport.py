@@ -1,22 +1,35 @@
 """Pick the HTTP client for an endpoint URL, and build generated Connect clients on it.
 
-=============================  ==========================================================
-URL                            transport
-=============================  ==========================================================
-``http://host:port``           pyqwest, HTTP/2 cleartext with prior knowledge (default;
-                               needed for the gRPC protocol), or HTTP/1.1
-``https://host:port``          pyqwest, TLS (CA or pinned server certificate, optional
-                               client certificate for mTLS), ALPN h2 / http/1.1
-``unix:///path/to.sock``       ``H1Transport``: lean HTTP/1.1 keep-alive pool on the socket
-``http+h1fast://host:port``    ``H1Transport`` over TCP: the fast loopback path
-(an ASGI app)                  ``asgi_http_client``: in-process, no socket
-=============================  ==========================================================
+==============================  ========================================================
+URL                             transport (``http_version="auto"``, the default)
+==============================  ========================================================
+``http://host:port``            HTTP/1.1 with pooled keep-alive connections (the lean
+                                ``H1Transport``), as Go's net/http and connect-go speak
+                                it; gRPC-protocol requests go over HTTP/2 cleartext with
+                                prior knowledge to the same address (`SplitTransport`)
+``http+h2c://host:port``        pyqwest, HTTP/2 cleartext with prior knowledge, for all
+``https://host:port``           pyqwest, TLS (CA or pinned server certificate, optional
+                                client certificate for mTLS), ALPN h2 / http/1.1
+``unix:///path/to.sock``        ``H1Transport`` on the socket (HTTP/1.1: no gRPC)
+``http+h1fast://host:port``     an alias of ``http://`` (kept for old configurations)
+(an ASGI app)                   ``asgi_http_client``: in-process, no socket
+==============================  ========================================================
+
+``http_version`` changes what ``http://`` speaks: ``"h2"`` is HTTP/2 with prior knowledge
+for every request (what ``http+h2c://`` spells in the URL); ``"http1"`` is HTTP/1.1 only
+(the gRPC protocol then fails). On ``https://``, ``"http1"`` turns ALPN off.
+
+Pooled HTTP/1.1 connections are dropped after 15 s idle (`IDLE_TIMEOUT`), below the
+keep-alive timeout of servers (20 s or more), and a request that finds its pooled
+connection closed by the server before any answer is retried once on a new one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterable, Mapping
+import functools
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
@@ -37,13 +50,16 @@ from pyqwest import (
 from pyqwest.testing import ASGITransport
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.rpc._http1 import IDLE_TIMEOUT
 from plugin_di.rpc.h1 import H1Transport
 from plugin_di.rpc.h1sync import SyncH1Transport
+from plugin_di.rpc.split import PYQWEST_SETTLE_SECONDS, SplitTransport, SyncSplitTransport
 
 if TYPE_CHECKING:  # rpc.tls pulls in cryptography, which a plain-HTTP caller need not load
     from plugin_di.rpc.tls import ClientTLS
 
 __all__ = [
+    "IDLE_TIMEOUT",
     "HTTPMode",
     "PluginHTTPClient",
     "PluginSyncHTTPClient",
@@ -55,24 +71,24 @@ __all__ = [
     "unix_socket_path",
 ]
 
-# pyqwest's tokio threads can abort the interpreter at exit unless the loop runs a little
-# after the transport is closed (measured: 0.05 s gave 0 failures in 30 runs).
-_PYQWEST_SETTLE_SECONDS = 0.05
 _UNIX_HOST = "localhost"
 _BYTES_OR_NONE = (bytes, bytearray, memoryview, type(None))
 _HeadersArg = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
 _Params = Any
+_Fetch = Callable[[str, str, _HeadersArg, Any], Coroutine[Any, Any, FullResponse]]
 
 
 class HTTPMode(StrEnum):
     """Which HTTP a ``http://`` URL is spoken with."""
 
+    AUTO = "auto"
+    """HTTP/1.1 keep-alive (the lean transport), gRPC requests over h2c; ALPN on https."""
     H2 = "h2"
-    """HTTP/2 cleartext with prior knowledge (pyqwest); the only one that carries gRPC."""
+    """HTTP/2 cleartext with prior knowledge (pyqwest) for every request."""
     HTTP1 = "http1"
-    """HTTP/1.1 (pyqwest)."""
+    """HTTP/1.1 only (the lean transport on cleartext): no gRPC protocol."""
     H1FAST = "h1fast"
-    """HTTP/1.1 with the lean pure-Python transport: the fastest on loopback."""
+    """An alias of ``http1`` (kept for old configurations)."""
 
 
 class PluginHTTPClient(Client):
@@ -90,7 +106,17 @@ class PluginHTTPClient(Client):
         self._entered = False
         # The lean transport answers buffered requests itself: no pyqwest Request/Response
         # round trip through Rust and no re-reading of the body, per call.
-        self._fetch = transport.fetch if isinstance(transport, H1Transport) else None
+        self._fetch: _Fetch | None = None
+        if isinstance(transport, H1Transport | SplitTransport):
+            self._fetch = transport.fetch
+
+    @property
+    def lean(self) -> H1Transport | None:
+        """The lean HTTP/1.1 transport serving this client's non-gRPC requests, if any."""
+        transport = self.transport
+        if isinstance(transport, H1Transport):
+            return transport
+        return transport.h1 if isinstance(transport, SplitTransport) else None
 
     # Plain functions returning the coroutine: one frame less per call than ``async def``.
     def get(
@@ -154,7 +180,7 @@ class PluginHTTPClient(Client):
                 await close()
         self._entered = False
         if self._settle:
-            await asyncio.sleep(_PYQWEST_SETTLE_SECONDS)
+            await asyncio.sleep(PYQWEST_SETTLE_SECONDS)
 
 
 class PluginSyncHTTPClient:
@@ -187,12 +213,16 @@ class PluginSyncHTTPClient:
             close()
 
 
+_CLEARTEXT_ALIASES = ("http+h1fast://", "http+h2c://")
+
+
 def client_address(url: str) -> str:
     """The base URL a generated client should use for an endpoint URL."""
     if url.startswith("unix:"):
         return f"http://{_UNIX_HOST}"
-    if url.startswith("http+h1fast://"):
-        return "http://" + url.removeprefix("http+h1fast://").rstrip("/")
+    for alias in _CLEARTEXT_ALIASES:
+        if url.startswith(alias):
+            return "http://" + url.removeprefix(alias).rstrip("/")
     return url.rstrip("/")
 
 
@@ -206,42 +236,58 @@ def unix_socket_path(url: str) -> str:
     return path
 
 
-def _lean_target(url: str, mode: HTTPMode) -> tuple[bool, str | None]:
-    """Whether ``url`` takes the lean HTTP/1.1 transport, and its Unix socket path (None: TCP)."""
-    if url.startswith("unix:"):
-        return True, unix_socket_path(url)
-    lean = url.startswith("http+h1fast://") or (
-        url.startswith("http://") and mode is HTTPMode.H1FAST
-    )
-    return lean, None
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How a URL is spoken: the lean HTTP/1.1 pool, pyqwest, or both (`SplitTransport`)."""
+
+    lean: bool
+    unix_path: str | None = None
+    pyqwest: dict[str, Any] | None = None  # options of pyqwest's transport, if one is used
 
 
-def _pyqwest_options(
+def _plan(
     url: str,
     mode: HTTPMode,
     tls: ClientTLS | None,
     read_timeout: float | None,
     connect_timeout: float,
-) -> dict[str, Any]:
-    """Keyword arguments for pyqwest's ``HTTPTransport`` / ``SyncHTTPTransport`` for ``url``."""
-    timeouts: dict[str, Any] = {"timeout": read_timeout, "connect_timeout": connect_timeout}
-    if url.startswith("http://"):
+    decode: bool,
+) -> _Plan:
+    options: dict[str, Any] = {"timeout": read_timeout, "connect_timeout": connect_timeout}
+    if not decode:  # a relay passes bodies on as they came, and never follows redirects
+        options.update(
+            enable_gzip=False,
+            enable_brotli=False,
+            enable_zstd=False,
+            follow_redirects=False,
+            enable_otel=False,
+        )
+    if url.startswith("unix:"):
+        return _Plan(lean=True, unix_path=unix_socket_path(url))
+    if url.startswith(("http://", *_CLEARTEXT_ALIASES)):
         if tls is not None:
             raise ValueError(f"TLS settings were given for {url!r}; use an https:// URL")
-        version = HTTPVersion.HTTP1 if mode is HTTPMode.HTTP1 else HTTPVersion.HTTP2
-        return {"http_version": version, **timeouts}
+        h2 = {**options, "http_version": HTTPVersion.HTTP2}
+        if url.startswith("http+h2c://") or mode is HTTPMode.H2:
+            return _Plan(lean=False, pyqwest=h2)
+        if mode in (HTTPMode.HTTP1, HTTPMode.H1FAST):
+            return _Plan(lean=True)
+        return _Plan(lean=True, pyqwest=h2)  # AUTO: gRPC over h2c beside the pool
     if url.startswith("https://"):
-        if mode is HTTPMode.H1FAST:
-            raise ValueError("the lean HTTP/1.1 transport has no TLS; use h2 or http1 for https")
         tls_kwargs: dict[str, Any] = tls.transport_kwargs() if tls is not None else {}
-        return {
-            **tls_kwargs,
-            "tls_include_system_certs": "tls_ca_cert" not in tls_kwargs,
-            "http_version": HTTPVersion.HTTP1 if mode is HTTPMode.HTTP1 else None,
-            **timeouts,
-        }
+        http1 = mode in (HTTPMode.HTTP1, HTTPMode.H1FAST)
+        return _Plan(
+            lean=False,
+            pyqwest={
+                **options,
+                **tls_kwargs,
+                "tls_include_system_certs": "tls_ca_cert" not in tls_kwargs,
+                "http_version": HTTPVersion.HTTP1 if http1 else None,
+            },
+        )
     raise ValueError(
-        f"unsupported endpoint URL {url!r}: use http://, https://, unix:/// or http+h1fast://"
+        f"unsupported endpoint URL {url!r}: use http://, https://, unix:///, http+h2c:// "
+        "or http+h1fast://"
     )
 
 
@@ -249,10 +295,11 @@ def http_client(
     url: str,
     *,
     tls: ClientTLS | None = None,
-    http_version: HTTPMode | str = HTTPMode.H2,
+    http_version: HTTPMode | str = HTTPMode.AUTO,
     read_timeout: float | None = None,
     connect_timeout: float = 10.0,
     clock: Clock = SYSTEM_CLOCK,
+    decode: bool = True,
 ) -> PluginHTTPClient:
     """An HTTP client for ``url``, the transport chosen by its scheme (see the module doc).
 
@@ -261,46 +308,55 @@ def http_client(
 
     ``read_timeout`` bounds each socket read of the lean transport (and the whole request on
     pyqwest's); deadlines of single calls are the Connect client's ``timeout_ms``.
+    ``decode=False`` (a relay) leaves response bodies as they came and follows no redirect.
     """
-    mode = HTTPMode(http_version)
-    lean_transport, path = _lean_target(url, mode)
-    if lean_transport:
-        lean = H1Transport(
-            unix_path=path,
-            read_timeout=read_timeout,
-            connect_timeout=connect_timeout,
-            clock=clock,
-        )
-        return PluginHTTPClient(lean, client_address(url))
-    options = _pyqwest_options(url, mode, tls, read_timeout, connect_timeout)
-    return PluginHTTPClient(HTTPTransport(**options), client_address(url), settle=True)
+    plan = _plan(url, HTTPMode(http_version), tls, read_timeout, connect_timeout, decode)
+    address = client_address(url)
+    if not plan.lean:
+        assert plan.pyqwest is not None
+        return PluginHTTPClient(HTTPTransport(**plan.pyqwest), address, settle=True)
+    lean = H1Transport(
+        unix_path=plan.unix_path,
+        idle_timeout=IDLE_TIMEOUT,
+        read_timeout=read_timeout,
+        connect_timeout=connect_timeout,
+        clock=clock,
+    )
+    if plan.pyqwest is None:
+        return PluginHTTPClient(lean, address)
+    h2 = functools.partial(HTTPTransport, **plan.pyqwest)
+    return PluginHTTPClient(SplitTransport(lean, h2), address)
 
 
 def sync_http_client(
     url: str,
     *,
     tls: ClientTLS | None = None,
-    http_version: HTTPMode | str = HTTPMode.H2,
+    http_version: HTTPMode | str = HTTPMode.AUTO,
     read_timeout: float | None = None,
     connect_timeout: float = 10.0,
     clock: Clock = SYSTEM_CLOCK,
 ) -> PluginSyncHTTPClient:
     """The blocking ``http_client``: same URL schemes, for generated ``XxxClientSync`` classes.
 
-    Call-at-a-time code on ``unix://`` or ``h1fast`` is fastest here (no event loop hop).
+    Call-at-a-time code over HTTP/1.1 is fastest here (no event loop hop).
     """
-    mode = HTTPMode(http_version)
-    lean_transport, path = _lean_target(url, mode)
-    if lean_transport:
-        lean = SyncH1Transport(
-            unix_path=path,
-            read_timeout=read_timeout,
-            connect_timeout=connect_timeout,
-            clock=clock,
-        )
-        return PluginSyncHTTPClient(lean, client_address(url))
-    options = _pyqwest_options(url, mode, tls, read_timeout, connect_timeout)
-    return PluginSyncHTTPClient(SyncHTTPTransport(**options), client_address(url))
+    plan = _plan(url, HTTPMode(http_version), tls, read_timeout, connect_timeout, True)
+    address = client_address(url)
+    if not plan.lean:
+        assert plan.pyqwest is not None
+        return PluginSyncHTTPClient(SyncHTTPTransport(**plan.pyqwest), address)
+    lean = SyncH1Transport(
+        unix_path=plan.unix_path,
+        idle_timeout=IDLE_TIMEOUT,
+        read_timeout=read_timeout,
+        connect_timeout=connect_timeout,
+        clock=clock,
+    )
+    if plan.pyqwest is None:
+        return PluginSyncHTTPClient(lean, address)
+    h2 = functools.partial(SyncHTTPTransport, **plan.pyqwest)
+    return PluginSyncHTTPClient(SyncSplitTransport(lean, h2), address)
 
 
 def asgi_http_client(

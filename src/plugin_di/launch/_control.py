@@ -9,7 +9,7 @@ from connectrpc.errors import ConnectError
 
 from plugin_di.gen.connectplugin.v1 import lifecycle_pb2 as pb
 from plugin_di.gen.connectplugin.v1.lifecycle_connect import PluginControlClient
-from plugin_di.launch.endpoint import EndpointClient
+from plugin_di.launch._endpoint import EndpointClient
 from plugin_di.launch.events import HealthState, PluginHealth
 from plugin_di.launch.process import ShutdownCall
 

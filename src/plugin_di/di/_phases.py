@@ -1,9 +1,10 @@
-"""The App's start and stop walks over its built nodes: start, roll back, stop.
+"""The App's phases over its built nodes: start, roll back, stop.
 
 After the build every node the App manages is a local index in start order, with its
-hooks, dependencies and dependents. Two nodes may follow the providers: ``<zygote>``,
-needed by the nodes that fork from the app's zygote, and ``<app>``, which holds the
-hooks appended to the Lifecycle outside any build and needs every other node.
+hooks, dependencies and dependents. Nodes that are not providers follow them: one per
+object shared through the Lifecycle (``<name>``, needed by the providers that asked
+for it, see `Lifecycle.shared`), then ``<app>``, which holds the hooks appended to the
+Lifecycle outside any build and needs every other node. Each phase is one `Walk`.
 """
 
 from __future__ import annotations
@@ -14,18 +15,17 @@ from typing import Literal
 
 from plugin_di.clock import Clock
 from plugin_di.di._walk import Walk, WalkResult
-from plugin_di.di._zygote import ZYGOTE_NODE, AppZygote
 from plugin_di.di.errors import HookFailure, LifecycleError, StartError, StopError
 from plugin_di.di.events import Emitter, RolledBack, RollingBack
 from plugin_di.di.graph import ProviderGraph
-from plugin_di.di.lifecycle import Hook
+from plugin_di.di.lifecycle import Hook, SharedNode
 from plugin_di.settings import Settings
 
 APP_NODE = "<app>"
 """Name of the node that owns hooks appended to the Lifecycle outside any build."""
 
 
-class Walks:
+class Phases:
     """One App's built nodes and the walks that start, roll back and stop them."""
 
     def __init__(
@@ -54,12 +54,12 @@ class Walks:
         graph: ProviderGraph,
         order: Sequence[int],
         hooks: Mapping[int, list[Hook]],
-        zygote: AppZygote,
+        shared: Sequence[SharedNode],
         extra: Sequence[Hook],
     ) -> None:
         """Take the built nodes: ``order`` (graph indices) with ``hooks`` by graph index,
-        then the ``<zygote>`` node if a node forks from it and the ``<app>`` node for
-        ``extra``, the hooks appended outside a build."""
+        then a node for each ``shared`` object and the ``<app>`` node for ``extra``, the
+        hooks appended outside a build."""
         local = {g: k for k, g in enumerate(order)}
         self.names = [graph.names[i] for i in order]
         self.hooks = [hooks.get(i, []) for i in order]
@@ -68,28 +68,24 @@ class Walks:
         for k, ds in enumerate(self.deps):
             for d in ds:
                 self.dependents[d].append(k)
-        self._add_zygote_node(zygote)
+        if shared:
+            by_name = {name: k for k, name in enumerate(self.names)}
+            for node in shared:
+                self._add_node(node.name, [node.hook], [], [by_name[u] for u in node.users])
         if extra:  # after every provider, before none
-            last = len(self.names)
-            self.names.append(APP_NODE)
-            self.hooks.append(list(extra))
-            self.deps.append(list(range(last)))
-            self.dependents.append([])
-            for k in range(last):
-                self.dependents[k].append(last)
+            self._add_node(APP_NODE, list(extra), list(range(len(self.names))), [])
 
-    def _add_zygote_node(self, zygote: AppZygote) -> None:
-        """The ``<zygote>`` node: no prerequisites, needed by every node forking from it."""
-        users = [k for k, name in enumerate(self.names) if name in zygote.users]
-        if not users:
-            return
-        z = len(self.names)
-        self.names.append(ZYGOTE_NODE)
-        self.hooks.append([zygote.hook()])
-        self.deps.append([])
+    def _add_node(self, name: str, hooks: list[Hook], deps: list[int], users: list[int]) -> None:
+        """A node that needs ``deps`` and is needed by ``users``."""
+        k = len(self.names)
+        self.names.append(name)
+        self.hooks.append(hooks)
+        self.deps.append(deps)
         self.dependents.append(users)
-        for k in users:
-            self.deps[k].append(z)
+        for d in deps:
+            self.dependents[d].append(k)
+        for u in users:
+            self.deps[u].append(k)
 
     def interrupt(self, reason: str) -> None:
         """Abort a start in progress (or the next one): running hooks are cancelled."""
@@ -170,6 +166,7 @@ class Walks:
             total_timeout=budget,
             cancel_grace=self.cancel_grace,
             halt_on_error=halt_on_error,
+            backwards=phase == "stop",
             background=self.background,
         )
 

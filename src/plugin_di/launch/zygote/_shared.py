@@ -1,10 +1,10 @@
 """One warm zygote shared by the process plugins of an app: how they start by default.
 
-An `App` makes one `SharedZygote` (unless ``Settings.zygote`` is off). Every
-``ProcessPlugin`` it builds that runs ``python -m MODULE`` registers with it, and the
-app's start walk gets a ``<zygote>`` node those plugins depend on: it starts the zygote
-(its imports, ~200 ms, while the plugins' other dependencies start) and stops it after the
-last of them stopped. Supervisor restarts fork from it too.
+The ``ProcessPlugin`` providers an `App` builds that run ``python -m MODULE`` share one
+`SharedZygote` (unless ``Settings.zygote`` is off), through the app's Lifecycle
+(``Lifecycle.shared``): the app's start walk gets a ``<zygote>`` node those plugins depend
+on, which starts the zygote (its imports, ~200 ms, while the plugins' other dependencies
+start) and stops it after the last of them stopped. Supervisor restarts fork from it too.
 
 Forking never makes a plugin fail that spawning would have started:
 
@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from plugin_di.launch.zygote import (
+from plugin_di.launch.zygote._zygote import (
     DEFAULT_PRELOAD,
     OPTIONAL_PRELOAD,
     Zygote,

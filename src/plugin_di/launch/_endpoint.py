@@ -44,7 +44,7 @@ class Target:
 
 
 def target_for(url: str, cert_der: bytes = b"", *, tls: ClientTLS | None = None) -> Target:
-    """The `Target` for a plugin URL (``http://`` h2c, ``https://``, ``unix:///``...).
+    """The `Target` for a plugin URL (``http://``, ``https://``, ``unix:///``...).
 
     The transport is `plugin_di.rpc.transport.http_client`'s choice for the scheme.
     ``cert_der``, the certificate from a handshake line, is pinned: it is the only

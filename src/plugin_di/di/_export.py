@@ -6,48 +6,38 @@ no dependencies, and everything in one stage may start concurrently.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Iterator, Sequence
+from typing import Literal
 
 from plugin_di.di.errors import CycleError
-
-if TYPE_CHECKING:
-    from plugin_di.di.app import App
+from plugin_di.di.graph import ProviderGraph
 
 Format = Literal["text", "dot", "mermaid"]
 FORMATS: tuple[Format, ...] = ("text", "dot", "mermaid")
 
 
-def render(app: App, fmt: Format = "text") -> str:
-    """The graph of ``app`` in format ``fmt``."""
-    if fmt == "text":
-        return to_text(app)
-    if fmt == "dot":
-        return to_dot(app)
-    if fmt == "mermaid":
-        return to_mermaid(app)
-    raise ValueError(f"unknown graph format {fmt!r}; expected one of {', '.join(FORMATS)}")
+class GraphView:
+    """What an export shows: the managed ``nodes`` of ``graph`` (indices), the ``roots``
+    (empty: none given), and the start ``stages`` by name, or the ``cycle`` instead."""
 
-
-class _View:
-    """What every format needs: nodes, their deps, kinds and stages (None on a cycle)."""
-
-    def __init__(self, app: App) -> None:
-        graph = app.providers
-        self.title = app.name
-        self.nodes = list(app._nodes)
+    def __init__(
+        self,
+        title: str,
+        graph: ProviderGraph,
+        nodes: Sequence[int],
+        roots: Sequence[int],
+        stages: Sequence[Sequence[str]],
+        cycle: CycleError | None = None,
+    ) -> None:
+        self.title = title
+        self.nodes = list(nodes)
         self.names = graph.names
         self.deps = graph.deps
         self.kind = graph.kind
-        self.roots = list(app._roots)
-        self.cycle: CycleError | None = None
-        try:
-            self.stages = app.start_order()
-            self.stage_of = {n: s for s, names in enumerate(self.stages, 1) for n in names}
-        except CycleError as exc:
-            self.cycle = exc
-            self.stages = []
-            self.stage_of = {}
+        self.roots = list(roots)
+        self.cycle = cycle
+        self.stages = stages
+        self.stage_of = {n: s for s, names in enumerate(stages, 1) for n in names}
         self.edges = sum(len(self.deps[i]) for i in self.nodes)
 
     def summary(self) -> str:
@@ -73,9 +63,19 @@ class _View:
         return [i for i in self.nodes if i not in needed] or self.nodes[:1]
 
 
-def to_text(app: App) -> str:
+def render(view: GraphView, fmt: Format = "text") -> str:
+    """``view`` in format ``fmt``."""
+    if fmt == "text":
+        return to_text(view)
+    if fmt == "dot":
+        return to_dot(view)
+    if fmt == "mermaid":
+        return to_mermaid(view)
+    raise ValueError(f"unknown graph format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def to_text(view: GraphView) -> str:
     """A summary, the start order, then a tree from each root down to what it needs."""
-    view = _View(app)
     lines = [view.summary(), *view.order_lines(), "dependencies (a provider, then what it needs):"]
     shown: set[int] = set()
     starts = view.tree_roots() + view.nodes  # the nodes: what a cycle hides from every root
@@ -99,9 +99,8 @@ def to_text(app: App) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_dot(app: App) -> str:
+def to_dot(view: GraphView) -> str:
     """Graphviz DOT; nodes of one start stage share a rank."""
-    view = _View(app)
     out = [f"digraph {_quote(view.title)} {{", f"  // {view.summary()}"]
     out += [f"  // {line}" for line in view.order_lines()]
     out += ["  rankdir=BT;", "  node [shape=box, fontname=Helvetica];"]
@@ -118,9 +117,8 @@ def to_dot(app: App) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_mermaid(app: App) -> str:
+def to_mermaid(view: GraphView) -> str:
     """A Mermaid flowchart; node ids are ``n0``, ``n1``... in start order."""
-    view = _View(app)
     ordered = [n for names in view.stages for n in names] or [view.names[i] for i in view.nodes]
     ids = {name: f"n{k}" for k, name in enumerate(ordered)}
     out = ["flowchart BT", f"  %% {view.summary()}"]

@@ -1,6 +1,6 @@
 """The zygote process: import the plugin runtime once, then fork plugins on request.
 
-Started by `plugin_di.launch.zygote.Zygote.start` as ``python -m plugin_di.launch._zygote_main
+Started by `plugin_di.launch.zygote.Zygote.start` as ``python -m plugin_di.launch.zygote._main
 REQUIRED... [-- OPTIONAL...]``. It imports the required modules (any failure is reported and
 ends it), then the optional ones (best effort: a plugin's own modules; one that fails is
 imported again, and fails visibly, in the plugin), warms the runtime's caches, freezes the

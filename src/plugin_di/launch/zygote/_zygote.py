@@ -30,7 +30,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from plugin_di.launch._zygote_main import CTRL_FD_ENV, MAX_FDS, MAX_MESSAGE, OPTIONAL_MARK
+from plugin_di.launch.zygote._main import CTRL_FD_ENV, MAX_FDS, MAX_MESSAGE, OPTIONAL_MARK
 
 __all__ = ["DEFAULT_PRELOAD", "OPTIONAL_PRELOAD", "Zygote", "ZygoteChild", "ZygoteError"]
 
@@ -76,27 +76,24 @@ class ZygoteChild:
 
     def __init__(
         self,
-        zygote: Zygote,
         pid: int,
         stdout: asyncio.StreamReader,
         stderr: asyncio.StreamReader,
+        exit_code: asyncio.Future[int],
     ) -> None:
-        self._zygote = zygote
         self.pid = pid
         self.stdout = stdout
         self.stderr = stderr
-        self.returncode: int | None = None
-        self._exited = asyncio.Event()
+        self._exit_code = exit_code  # resolved by the zygote when it reports the exit
 
-    def _set_exit(self, code: int) -> None:
-        self.returncode = code
-        self._exited.set()
+    @property
+    def returncode(self) -> int | None:
+        """The exit code (negative for a signal), None while it runs."""
+        return self._exit_code.result() if self._exit_code.done() else None
 
     async def wait(self) -> int:
         """Wait for the exit; the code is negative for a signal (as asyncio reports it)."""
-        await self._exited.wait()
-        assert self.returncode is not None
-        return self.returncode
+        return await asyncio.shield(self._exit_code)
 
     def send_signal(self, signum: int) -> None:
         """Signal the plugin process (nothing if it has exited)."""
@@ -131,7 +128,7 @@ class Zygote:
         self.interpreter_env = interpreter_env(os.environ if env is None else env)
         self.skipped: list[str] = []
         """Optional preloads that failed to import (``"module: error"``)."""
-        self._children: dict[int, ZygoteChild] = {}
+        self._exit_codes: dict[int, asyncio.Future[int]] = {}  # of the children still running
         self._early_exits: dict[int, int] = {}
         self._replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         # spawn requests sent and not yet answered, oldest first: the zygote answers in order,
@@ -181,7 +178,7 @@ class Zygote:
             process = await asyncio.create_subprocess_exec(
                 python,
                 "-m",
-                "plugin_di.launch._zygote_main",
+                "plugin_di.launch.zygote._main",
                 *preload,
                 *((OPTIONAL_MARK, *optional) if optional else ()),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -215,9 +212,9 @@ class Zygote:
                 event = json.loads(data)
                 if "exit" in event:
                     pid, code = int(event["exit"]), int(event["code"])
-                    child = self._children.pop(pid, None)
-                    if child is not None:
-                        child._set_exit(code)
+                    exit_code = self._exit_codes.pop(pid, None)
+                    if exit_code is not None:
+                        exit_code.set_result(code)
                     else:
                         self._early_exits[pid] = code
                 elif self._pending:
@@ -238,9 +235,9 @@ class Zygote:
                 waiter = self._pending.popleft()
                 if not waiter.done():
                     waiter.set_result(gone)
-            for child in self._children.values():  # their exit codes cannot be known any more
-                child._set_exit(-signal.SIGKILL)
-            self._children.clear()
+            for exit_code in self._exit_codes.values():  # they cannot be known any more
+                exit_code.set_result(-signal.SIGKILL)
+            self._exit_codes.clear()
 
     async def spawn(
         self,
@@ -295,12 +292,12 @@ class Zygote:
         pid = int(reply["pid"])
         stdout = await _reader(out_r, limit)
         stderr = await _reader(err_r, limit)
-        child = ZygoteChild(self, pid, stdout, stderr)
+        exit_code: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if pid in self._early_exits:
-            child._set_exit(self._early_exits.pop(pid))
+            exit_code.set_result(self._early_exits.pop(pid))
         else:
-            self._children[pid] = child
-        return child
+            self._exit_codes[pid] = exit_code
+        return ZygoteChild(pid, stdout, stderr, exit_code)
 
     async def aclose(self) -> None:
         """Stop the zygote (plugins it forked keep running until stopped or orphaned)."""
