@@ -152,6 +152,7 @@ def _route_checks(shared: Any, registry: Any, seconds: float) -> dict[str, float
     """ns per `ServiceRouter.route` (credentials, rate limit, registration, health): the
     checks of every routed call, on the shared store's replica and on the memory store."""
     from plugin_di.host.registry import ServiceRegistry
+    from plugin_di.host.routepath import parse_route_path
     from plugin_di.host.router import ServiceRouter
     from plugin_di.host.store import PluginRecord
     from plugin_di.host.tokens import TokenStore
@@ -169,13 +170,14 @@ def _route_checks(shared: Any, registry: Any, seconds: float) -> dict[str, float
     ):
         identity = tokens.issue("app")
         router = ServiceRouter(reg, tokens, limiter=limiter, rate=rate)
-        path, auth = "/services/logger/kv-1/kv.v1.KVService/Get", "Bearer " + identity.token
-        router.route(path, b"", identity.runtime_id, auth)
+        path, auth = b"/services/logger/kv-1/kv.v1.KVService/Get", "Bearer " + identity.token
+        target = parse_route_path(path)
+        router.route(target, identity.runtime_id, auth)
         count, start = 0, time.perf_counter()
         deadline = start + seconds
         while time.perf_counter() < deadline:
             for _ in range(1000):
-                router.route(path, b"", identity.runtime_id, auth)
+                router.route(parse_route_path(path), identity.runtime_id, auth)
             count += 1000
         out[f"route_check_{name}_ns"] = (time.perf_counter() - start) / count * 1e9
     return out
