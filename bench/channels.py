@@ -226,11 +226,12 @@ _HOST_SCRIPT = """
 import asyncio, sys
 from plugin_di import eventloop
 from bench.host_server import ADMISSION
+from plugin_di.host.config import HostConfig
 from plugin_di.host.server import Host
 from plugin_di.settings import Settings
 
 async def main(fast):
-    host = Host(rate_limit=None, fast_uds=fast, admission=ADMISSION)
+    host = Host(HostConfig(rate_limit=None), fast_uds=fast, admission=ADMISSION)
     url = await host.start("127.0.0.1:0")
     print(host.fast_url if fast else url, flush=True)
     try:

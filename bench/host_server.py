@@ -10,6 +10,7 @@ import asyncio
 import sys
 
 from plugin_di.host.admission import AdmissionPolicy, AllowEntry
+from plugin_di.host.config import HostConfig
 from plugin_di.host.server import Host
 
 ADMISSION = AdmissionPolicy(allow=(AllowEntry("kv", frozenset({"kv"})), AllowEntry("app")))
@@ -18,7 +19,7 @@ ADMISSION = AdmissionPolicy(allow=(AllowEntry("kv", frozenset({"kv"})), AllowEnt
 
 async def main() -> None:
     """Serve a Host on 127.0.0.1 until stdin reaches end of file."""
-    host = Host(rate_limit=None, admission=ADMISSION)
+    host = Host(HostConfig(rate_limit=None), admission=ADMISSION)
     print(await host.start("127.0.0.1:0"), flush=True)
     try:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)

@@ -170,14 +170,14 @@ def _route_checks(shared: Any, registry: Any, seconds: float) -> dict[str, float
     ):
         identity = tokens.issue("app")
         router = ServiceRouter(reg, tokens, limiter=limiter, rate=rate)
-        path, auth = "/services/logger/kv-1/kv.v1.KVService/Get", "Bearer " + identity.token
-        target = parse_route_path(path.encode())
+        path, auth = b"/services/logger/kv-1/kv.v1.KVService/Get", "Bearer " + identity.token
+        target = parse_route_path(path)
         router.route(target, identity.runtime_id, auth)
         count, start = 0, time.perf_counter()
         deadline = start + seconds
         while time.perf_counter() < deadline:
             for _ in range(1000):
-                router.route(target, identity.runtime_id, auth)
+                router.route(parse_route_path(path), identity.runtime_id, auth)
             count += 1000
         out[f"route_check_{name}_ns"] = (time.perf_counter() - start) / count * 1e9
     return out

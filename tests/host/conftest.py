@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from host_support import ADMISSION
 
 from plugin_di.clock import FakeClock
+from plugin_di.host.config import HostConfig
 from plugin_di.host.server import Host
 
 
@@ -24,7 +25,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def host(clock: FakeClock) -> AsyncIterator[Host]:
-    h = Host(clock=clock, sweep_interval=1e9, admission=ADMISSION)  # sweeping tested on its own
+    h = Host(
+        HostConfig(sweep_interval=1e9), clock=clock, admission=ADMISSION
+    )  # sweeping tested on its own
     await h.start("127.0.0.1:0")
     try:
         yield h
@@ -34,7 +37,7 @@ async def host(clock: FakeClock) -> AsyncIterator[Host]:
 
 @pytest.fixture
 async def fast_host(clock: FakeClock) -> AsyncIterator[Host]:
-    host = Host(clock=clock, sweep_interval=1e9, fast_uds=True, admission=ADMISSION)
+    host = Host(HostConfig(sweep_interval=1e9), clock=clock, fast_uds=True, admission=ADMISSION)
     await host.start("127.0.0.1:0")
     try:
         yield host

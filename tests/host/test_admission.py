@@ -3,6 +3,7 @@ and the rogue provider that used to register beside the real one."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from examples.kv.plugin import make_plugin as make_kv
 from plugin_di.clock import FakeClock
 from plugin_di.host import join_tokens
 from plugin_di.host.admission import Admission, AdmissionPolicy, AllowEntry
+from plugin_di.host.config import HostConfig
 from plugin_di.host.server import Host
 from plugin_di.plugin.definition import Plugin, Service
 from plugin_di.plugin.host_client import HostClient
@@ -37,7 +39,9 @@ async def admitting_host(tmp_path: Path, wall: FakeClock) -> AsyncIterator[Host]
         key_file=join_tokens.create_key_file(tmp_path / "admission.key"),
         allow=(AllowEntry("gokv", frozenset({"kv"})),),
     )
-    host = Host(clock=FakeClock(), sweep_interval=1e9, admission=Admission(policy, clock=wall))
+    host = Host(
+        HostConfig(sweep_interval=1e9), clock=FakeClock(), admission=Admission(policy, clock=wall)
+    )
     await host.start("127.0.0.1:0")
     try:
         yield host
@@ -207,7 +211,7 @@ async def test_a_rogue_provider_cannot_register_beside_the_real_one(
 
 
 async def test_a_host_without_a_key_accepts_no_join_token(http: pyqwest.Client) -> None:
-    host = Host(clock=FakeClock(), sweep_interval=1e9)
+    host = Host(HostConfig(sweep_interval=1e9), clock=FakeClock())
     await host.start("127.0.0.1:0")
     try:
         token = join_tokens.issue(b"x" * 32, "kv", ["kv"], ttl=60, now=NOW)
@@ -222,7 +226,11 @@ async def test_open_registration_admits_anyone_and_warns_at_start(
     http: pyqwest.Client, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     policy = AdmissionPolicy(key_file=join_tokens.create_key_file(tmp_path / "k"))
-    host = Host(clock=FakeClock(), sweep_interval=1e9, admission=policy, open_registration=True)
+    host = Host(
+        HostConfig(sweep_interval=1e9),
+        clock=FakeClock(),
+        admission=dataclasses.replace(policy, open_registration=True),
+    )
     await host.start("127.0.0.1:0")
     try:
         assert re.search(

@@ -22,6 +22,7 @@ from plugin_di.clock import FakeClock
 from plugin_di.host import join_tokens
 from plugin_di.host.admission import AdmissionPolicy, AllowEntry
 from plugin_di.host.client_cert import ClientCertScope, current_client_cert_name
+from plugin_di.host.config import HostConfig
 from plugin_di.host.server import Host
 from plugin_di.plugin.host_client import HostClient
 from plugin_di.rpc.tls import CertKeyPair, generate_ephemeral_cert
@@ -101,7 +102,7 @@ async def tls_host(tmp_path: Path) -> AsyncIterator[TLSHost]:
         allow_cert=(AllowEntry("edge", frozenset({"kv"})),),
         client_ca=tmp_path / "ca.pem",
     )
-    host = Host(clock=FakeClock(), sweep_interval=1e9, admission=policy)
+    host = Host(HostConfig(sweep_interval=1e9), clock=FakeClock(), admission=policy)
     await host.start("127.0.0.1:0", certfile=tmp_path / "c.pem", keyfile=tmp_path / "k.pem")
     try:
         yield TLSHost(host, server.cert_pem, ca)

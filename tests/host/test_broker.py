@@ -11,6 +11,7 @@ from host_support import ADMISSION, NO_GZIP, RecordingLogger, h2_client, logger_
 from plugin_di.clock import FakeClock
 from plugin_di.gen.capability.logger.v1 import logger_pb2
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
+from plugin_di.host.config import HostConfig
 from plugin_di.host.server import Host
 from plugin_di.plugin.host_client import HostClient
 
@@ -89,10 +90,8 @@ async def test_handshake_advertises_capabilities(host: Host) -> None:
 async def test_sweeper_purges_expired_tokens_and_grants() -> None:
     clock = FakeClock()
     host = Host(
+        HostConfig(runtime_token_ttl=100, capability_grant_ttl=50, sweep_interval=60),
         clock=clock,
-        runtime_token_ttl=100,
-        capability_grant_ttl=50,
-        sweep_interval=60,
         admission=ADMISSION,
     )
     host.register_capability("logger", "1.0.0", logger_plugin())

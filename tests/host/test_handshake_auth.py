@@ -14,6 +14,7 @@ from host_support import ADMISSION, NO_GZIP, h2_client, logger_plugin
 from plugin_di.clock import FakeClock
 from plugin_di.gen.connectplugin.v1 import handshake_pb2
 from plugin_di.gen.connectplugin.v1.handshake_connect import HandshakeServiceClient
+from plugin_di.host.config import HostConfig
 from plugin_di.host.server import Host
 from plugin_di.plugin.env import DEFAULT_MAGIC_COOKIE_KEY, DEFAULT_MAGIC_COOKIE_VALUE
 from plugin_di.plugin.host_client import HostClient
@@ -58,7 +59,7 @@ async def test_handshake_checks_and_identity(host: Host) -> None:
 
 async def test_token_expires_with_ttl_and_is_purged() -> None:
     clock = FakeClock()
-    host = Host(clock=clock, runtime_token_ttl=0.1, admission=ADMISSION)
+    host = Host(HostConfig(runtime_token_ttl=0.1), clock=clock, admission=ADMISSION)
     await host.start()
     try:
         async with h2_client() as http:
@@ -99,7 +100,7 @@ CALLS: dict[str, Call] = {
 async def test_every_host_rpc_requires_credentials(rpc: str) -> None:
     clock = FakeClock()
     host = Host(
-        clock=clock, rate_limit=None, sweep_interval=1e9, admission=ADMISSION
+        HostConfig(rate_limit=None, sweep_interval=1e9), clock=clock, admission=ADMISSION
     )  # limits are tested apart
     await host.start()
     try:

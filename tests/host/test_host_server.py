@@ -97,7 +97,7 @@ def test_host_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     host = Host.from_settings()
     assert host.tokens.ttl == 120
     assert host.broker.ttl == 30
-    default = Host.from_settings(settings=None, open_registration=True)
+    default = Host.from_settings(settings=None, admission=AdmissionPolicy(open_registration=True))
     assert default.registry.open_registration
     assert not host.registry.open_registration
 

@@ -27,6 +27,8 @@ from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from examples.kv.plugin import make_plugin as make_kv_plugin
 from plugin_di.gen.capability.logger.v1 import logger_pb2
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
+from plugin_di.host.admission import AdmissionPolicy
+from plugin_di.host.config import HostConfig
 from plugin_di.host.router import Upstream
 from plugin_di.host.server import Host
 from plugin_di.host.tracker import DEGRADED, UNHEALTHY
@@ -206,7 +208,11 @@ async def test_routed_calls_are_rate_limited_per_caller() -> None:
     from plugin_di.clock import FakeClock
     from plugin_di.rpc.interceptors.ratelimit import Rate
 
-    host = Host(clock=FakeClock(), rate_limit=Rate(0, 2), sweep_interval=1e9, admission=ADMISSION)
+    host = Host(
+        HostConfig(rate_limit=Rate(0, 2), sweep_interval=1e9),
+        clock=FakeClock(),
+        admission=ADMISSION,
+    )
     await host.start()
     try:
         async with served(logger_plugin()) as (_, url), h2_client() as http:
@@ -256,7 +262,11 @@ async def test_an_in_process_provider_gets_the_path_and_the_query_apart() -> Non
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    host = Host(clock=FakeClock(), sweep_interval=1e9, open_registration=True)
+    host = Host(
+        HostConfig(sweep_interval=1e9),
+        clock=FakeClock(),
+        admission=AdmissionPolicy(open_registration=True),
+    )
     provider = host.tokens.issue("rec")
     caller = host.tokens.issue("app")
     host.registry.register(provider.runtime_id, "rec", "1.0.0", "/capability.logger.v1.Logger/")

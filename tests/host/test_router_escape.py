@@ -30,6 +30,7 @@ from examples.kv.plugin import make_plugin as make_kv_plugin  # noqa: E402
 from plugin_di.clock import FakeClock  # noqa: E402
 from plugin_di.gen.grpc.health.v1 import health_pb2  # noqa: E402
 from plugin_di.gen.grpc.health.v1.health_connect import HealthClient  # noqa: E402
+from plugin_di.host.config import HostConfig  # noqa: E402
 from plugin_di.host.server import Host  # noqa: E402
 from plugin_di.plugin.host_client import HostClient  # noqa: E402
 from plugin_di.rpc.transport import connect_client, http_client  # noqa: E402
@@ -60,7 +61,12 @@ def provider() -> Iterator[PluginProcess]:
 @pytest.fixture
 async def routed(provider: PluginProcess) -> AsyncIterator[tuple[Host, str, dict[str, str]]]:
     """A host with a fast channel on TCP; the provider registered; a caller's credentials."""
-    host = Host(clock=FakeClock(), sweep_interval=1e9, fast_bind="127.0.0.1:0", admission=ADMISSION)
+    host = Host(
+        HostConfig(sweep_interval=1e9),
+        clock=FakeClock(),
+        fast_bind="127.0.0.1:0",
+        admission=ADMISSION,
+    )
     await host.start("127.0.0.1:0")
     registrant = await join_host(host.url, make_kv_plugin(), "kv", provider.url)
     caller = HostClient(host.url)

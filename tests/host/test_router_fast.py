@@ -31,6 +31,7 @@ from plugin_di.clock import FakeClock
 from plugin_di.gen.capability.logger.v1 import logger_pb2
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
 from plugin_di.gen.connectplugin.v1 import registry_pb2
+from plugin_di.host.config import HostConfig
 from plugin_di.host.router import Upstream
 from plugin_di.host.server import Host
 from plugin_di.host.tracker import DEGRADED, UNHEALTHY
@@ -41,7 +42,7 @@ from plugin_di.rpc.transport import unix_socket_path
 
 
 async def test_fast_channel_socket_is_private_and_removed(clock: FakeClock) -> None:
-    host = Host(clock=clock, sweep_interval=1e9, fast_uds=True, admission=ADMISSION)
+    host = Host(HostConfig(sweep_interval=1e9), clock=clock, fast_uds=True, admission=ADMISSION)
     assert host.fast_url is not None
     assert host.fast_url.startswith("unix:///")
     path = Path(unix_socket_path(host.fast_url))
@@ -283,7 +284,9 @@ async def test_streamed_request_body_passes_through_and_bad_upstream_is_internal
 
 
 async def test_fast_loopback_tcp_channel(clock: FakeClock) -> None:
-    host = Host(clock=clock, sweep_interval=1e9, fast_bind="127.0.0.1:0", admission=ADMISSION)
+    host = Host(
+        HostConfig(sweep_interval=1e9), clock=clock, fast_bind="127.0.0.1:0", admission=ADMISSION
+    )
     assert host.fast_url is not None
     assert host.fast_url.startswith("http://127.0.0.1:")
     await host.start()

@@ -40,6 +40,7 @@ from plugin_di.gen.connectplugin.health.v1.health_connect import (  # noqa: E402
 from plugin_di.gen.grpc.health.v1 import health_pb2 as grpc_health  # noqa: E402
 from plugin_di.gen.grpc.health.v1.health_connect import HealthClient  # noqa: E402
 from plugin_di.host.admission import AdmissionPolicy, AllowEntry  # noqa: E402
+from plugin_di.host.config import HostConfig  # noqa: E402
 from plugin_di.host.server import Host  # noqa: E402
 from plugin_di.plugin.client import PluginClient  # noqa: E402
 from plugin_di.plugin.definition import Plugin, Service  # noqa: E402
@@ -208,7 +209,7 @@ async def test_go_plugin_and_go_consumer_on_a_plugin_di_host() -> None:
     admission = AdmissionPolicy(
         allow=(AllowEntry("go-kv", frozenset({"kv"})), AllowEntry("go-consumer"))
     )
-    host = Host(admission=admission, sweep_interval=1e9)
+    host = Host(HostConfig(sweep_interval=1e9), admission=admission)
     host.register_capability(
         "logger",
         "1.0.0",

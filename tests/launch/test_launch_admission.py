@@ -23,6 +23,7 @@ from examples.kv.plugin import make_plugin  # noqa: E402
 from plugin_di.di.app import App  # noqa: E402
 from plugin_di.di.providers import ProcessPlugin  # noqa: E402
 from plugin_di.gen.connectplugin.v1 import registry_pb2  # noqa: E402
+from plugin_di.host.config import HostConfig  # noqa: E402
 from plugin_di.host.server import Host  # noqa: E402
 from plugin_di.launch.process import LaunchConfig, PluginProcess  # noqa: E402
 from plugin_di.plugin import env  # noqa: E402
@@ -89,7 +90,7 @@ async def test_an_app_launched_plugin_joins_its_host_by_its_launch_secret(
     caplog.set_level(logging.INFO, logger="plugin_di.host")
 
     class Container(containers.DeclarativeContainer):
-        host = providers.Singleton(Host, bind="127.0.0.1:0", sweep_interval=1e9)
+        host = providers.Singleton(Host, HostConfig(sweep_interval=1e9), bind="127.0.0.1:0")
         kv = ProcessPlugin(make_plugin(), module="examples.kv", cwd=str(ROOT), host=host)
 
     app = App(Container)

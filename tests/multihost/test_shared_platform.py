@@ -19,6 +19,7 @@ from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
 from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.host import join_tokens
 from plugin_di.host.admission import AdmissionPolicy
+from plugin_di.host.config import HostConfig
 from plugin_di.host.shared.config import StoreConfig
 from plugin_di.host.tracker import UNHEALTHY
 from plugin_di.plugin.host_client import HostClient
@@ -136,7 +137,7 @@ async def test_one_rate_limit_across_hosts(store: StoreConfig) -> None:
     rate = Rate(20.0, 10)
     kv = make_kv_plugin()
     async with (
-        hosts_on(store, rate_limit=rate) as hosts,
+        hosts_on(store, config=HostConfig(rate_limit=rate)) as hosts,
         served(kv) as (_, url),
         h2_client() as http,
     ):

@@ -22,7 +22,7 @@ import contextlib
 import enum
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pyqwest
 from pyqwest.testing import ASGITransport
@@ -31,16 +31,14 @@ from plugin_di.gen.connectplugin.v1 import lifecycle_pb2, plugininfo_pb2
 from plugin_di.gen.connectplugin.v1.lifecycle_connect import PluginControlClient
 from plugin_di.gen.connectplugin.v1.plugininfo_connect import PluginIdentityClient
 from plugin_di.host.admission import Admitted, AdmittedBy
-from plugin_di.host.depgraph import Impact
-from plugin_di.host.router import Upstream
+from plugin_di.host.depgraph import DependencyGraph, Impact
+from plugin_di.host.registry import ServiceRegistry
+from plugin_di.host.router import ServiceRouter, Upstream
 from plugin_di.host.store import Declaration, PluginRecord, Requirement
-from plugin_di.host.tokens import generate_token
-from plugin_di.host.tracker import DEGRADED, HEALTHY
+from plugin_di.host.tokens import TokenStore, generate_token
+from plugin_di.host.tracker import DEGRADED, HEALTHY, HealthTracker
 from plugin_di.rpc.asgi import ASGIApp
 from plugin_di.rpc.transport import http_client
-
-if TYPE_CHECKING:
-    from plugin_di.host.server import Host
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +109,25 @@ def _record(runtime_id: str, info: plugininfo_pb2.GetPluginInfoResponse, self_id
     )
 
 
+class PlatformParts(Protocol):
+    """What the platform changes on a host: its parts, and how a plugin joins or leaves."""
+
+    url: str
+    graph: DependencyGraph
+    registry: ServiceRegistry
+    tokens: TokenStore
+    router: ServiceRouter
+    tracker: HealthTracker
+
+    def add_identity(self, record: PluginRecord, provides: frozenset[str] | None) -> None: ...
+
+    def forget(self, runtime_id: str) -> None: ...
+
+
 class Platform:
     """Add, remove and replace plugins on a running host."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: PlatformParts) -> None:
         self._host = host
         self._links: dict[str, _Link] = {}
 

@@ -5,21 +5,17 @@ CapabilityBroker, grpc.health.v1, gRPC reflection, the router at
 ``/services/`` and capability endpoints at ``/capabilities/``. In-memory
 plugins reach it with no socket through ``in_memory_client()``.
 
-One server (`plugin_di.rpc.serving`: HTTP/1.1 and HTTP/2 on one port, Connect, gRPC and
-gRPC-Web, TLS when given) serves it at ``url``. With ``fast_uds=True`` (or ``fast_bind=``)
-the same server also listens at ``fast_url``: a 0600 Unix socket in a private 0700
-directory, or loopback TCP, for plugins on this machine. On cleartext HTTP/1.1, routed
-Connect unary calls and the host's own unary RPCs skip the ASGI cycle (short paths).
+One server serves it at ``url`` and, with a local channel, at ``fast_url``
+(`plugin_di.host.listeners`). Its tunables are a `HostConfig`; admission, the store and the
+clock are its collaborators.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
-import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -46,15 +42,14 @@ from plugin_di.gen.connectplugin.v1.registry_connect import (
 from plugin_di.gen.grpc.health.v1.health_connect import HealthASGIApplication, HealthClient
 from plugin_di.host.admission import Admission, AdmissionPolicy
 from plugin_di.host.broker import CAPABILITIES_PREFIX, BrokerService, CapabilityBroker
-from plugin_di.host.client_cert import ClientCertScope, client_certificate_context
+from plugin_di.host.config import HostConfig
 from plugin_di.host.depgraph import DependencyGraph, Node
-from plugin_di.host.fastchannel import LocalChannel
 from plugin_di.host.handshake import LEASE_TTL_KEY, HandshakeService
+from plugin_di.host.listeners import HostListeners
 from plugin_di.host.platform import Platform
 from plugin_di.host.registry import RegistryService, ServiceRegistry
 from plugin_di.host.router import SERVICES_PREFIX, ServiceRouter
 from plugin_di.host.shared.config import StoreConfig
-from plugin_di.host.shortroute import RoutedShortPaths
 from plugin_di.host.store import PluginRecord, RegistryStore
 from plugin_di.host.tokens import TokenStore
 from plugin_di.host.tracker import HealthTracker, LifecycleService
@@ -63,22 +58,11 @@ from plugin_di.plugin.health import GrpcHealthService, Health
 from plugin_di.plugin.reflection import reflection_apps
 from plugin_di.rpc.asgi import ASGIApp, ServiceMux
 from plugin_di.rpc.errors import SanitizeErrors
-from plugin_di.rpc.fastunary import UnaryShortPaths
 from plugin_di.rpc.interceptors.ratelimit import (
-    Rate,
     RateLimitInterceptor,
     TokenBucketLimiter,
     default_rate_limit_key,
     host_rate_limits,
-)
-from plugin_di.rpc.serving import (
-    AnyOf,
-    BoundSocket,
-    Limits,
-    Listener,
-    ServeConfig,
-    Server,
-    bind_socket,
 )
 from plugin_di.settings import Settings
 
@@ -89,8 +73,6 @@ log = logging.getLogger(__name__)
 
 IN_MEMORY_URL = "http://in-memory.host"
 _Path = str | os.PathLike[str]
-DEFAULT_RATE_LIMIT = Rate(1000.0, 2000)
-DEFAULT_SWEEP_INTERVAL = 60.0
 
 _HOST_CLIENTS = (
     HandshakeServiceClient,
@@ -110,15 +92,10 @@ def _shared(store: RegistryStore | StoreConfig | None, token_ttl: float,
     return SharedPlatform(store, runtime_token_ttl=token_ttl, managed=host.platform_managed)
 
 
-def _admission(admission: AdmissionPolicy | Admission | None, open_registration: bool) -> Admission:
+def _admission(admission: AdmissionPolicy | Admission | None) -> Admission:
     if isinstance(admission, Admission):
-        if open_registration and not admission.policy.open_registration:
-            raise ValueError("give open_registration in the Admission's policy")
         return admission
-    policy = admission if admission is not None else AdmissionPolicy()
-    if open_registration:
-        policy = dataclasses.replace(policy, open_registration=True)
-    return Admission(policy)
+    return Admission(admission if admission is not None else AdmissionPolicy())
 
 
 class Host:
@@ -126,58 +103,48 @@ class Host:
 
     def __init__(
         self,
+        config: HostConfig | None = None,
         *,
-        runtime_token_ttl: float = 24 * 3600.0,
-        capability_grant_ttl: float = 3600.0,
-        clock: Clock = SYSTEM_CLOCK,
-        store: RegistryStore | StoreConfig | None = None,
         admission: AdmissionPolicy | Admission | None = None,
-        open_registration: bool = False,
-        app_versions: tuple[int, ...] = (1,),
-        max_message_bytes: int = 4 * 1024 * 1024,
-        sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
-        rate_limit: Rate | None = DEFAULT_RATE_LIMIT,
+        store: RegistryStore | StoreConfig | None = None,
+        clock: Clock = SYSTEM_CLOCK,
         bind: str | None = None,
-        certfile: str | os.PathLike[str] | None = None,
-        keyfile: str | os.PathLike[str] | None = None,
+        certfile: _Path | None = None,
+        keyfile: _Path | None = None,
         fast_uds: bool = False,
         fast_bind: str | None = None,
-        limits: Limits | None = None,
     ) -> None:
-        """``bind`` (e.g. ``127.0.0.1:0``) takes the socket at once, so ``url`` is known
-        before the host starts: plugins built before it (``host_url=host.provided.url``)
-        get the real address. Without it, ``start()`` binds.
+        """``config`` holds the tunables (`HostConfig`; `from_settings` builds it from the
+        environment).
 
         ``admission`` (`AdmissionPolicy`, or an `Admission` with its own clock) decides who
         may take a runtime identity and what each may register: join tokens, launch
         secrets, client certificates, an allow-list (docs/security.md). The default admits
         only plugins the app launches with ``ProcessPlugin(host=...)`` and those the
-        platform adds. ``open_registration=True`` admits anyone to register anything, for
-        development. ``rate_limit`` is the
-        default per-caller rate (Settings RATE_LIMIT_RPS/BURST); host RPCs use
-        connect-plugin-go's per-method rates on top; None turns limiting off.
-
-        ``fast_uds=True`` also serves the host on a Unix socket (0600, in a private 0700
-        directory); ``fast_bind`` (``unix:/path`` or ``127.0.0.1:0``) picks the
-        address instead. Either is bound at once, so ``fast_url`` (``unix:///...`` or
-        ``http://127.0.0.1:PORT``) is known before the host starts: give it to local
-        process plugins as their host URL (``host_url=host.provided.fast_url``).
-
-        ``limits`` are the listeners' header, idle and connection limits (Settings
-        HEADER_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_STREAMS, MAX_HEADER_BYTES).
+        platform adds; ``AdmissionPolicy(open_registration=True)`` admits anyone, for
+        development.
 
         ``store`` is where the platform's state lives: a `RegistryStore` for the registry
         alone (the in-memory one by default), or a `StoreConfig` (Settings STORE,
         LEASE_TTL): ``redis://...`` puts every part's state (identities, registry,
         health, grants, admissions, rate-limit buckets) in Redis, shared with the other
         hosts on it, each host keeping a replica in memory (docs/deploy.md).
+
+        ``bind`` (e.g. ``127.0.0.1:0``; with ``certfile``/``keyfile``, TLS) takes the socket
+        at once, so ``url`` is known before the host starts: plugins built before it
+        (``host_url=host.provided.url``) get the real address. Without it, ``start()``
+        binds. ``fast_uds=True`` also serves the host on a Unix socket (0600, in a private
+        0700 directory); ``fast_bind`` (``unix:/path`` or ``127.0.0.1:0``) picks the address
+        instead. Either is bound at once, so ``fast_url`` is known before the host starts:
+        give it to local process plugins as their host URL.
         """
-        self.limits = limits if limits is not None else Limits()
-        """The listeners' header, idle and connection limits."""
+        self.config = config = config if config is not None else HostConfig()
+        runtime_token_ttl = config.runtime_token_ttl
+        rate_limit = config.rate_limit
         self.clock = clock
         self.shared = shared = _shared(store, runtime_token_ttl, self)
         """The shared platform state, when the store is shared (else None)."""
-        self.admission = _admission(admission, open_registration)
+        self.admission = _admission(admission)
         if shared is not None:
             self.admission.state = shared.admission
             self.tokens: TokenStore = shared.tokens
@@ -199,7 +166,7 @@ class Host:
         self.graph = DependencyGraph()
         self.broker = CapabilityBroker(
             IN_MEMORY_URL,
-            ttl=capability_grant_ttl,
+            ttl=config.capability_grant_ttl,
             clock=grants_clock,
             grants=shared.grants if shared is not None else None,
         )
@@ -211,7 +178,6 @@ class Host:
         )
         self.health = Health()
         self.platform = Platform(self)
-        self.sweep_interval = sweep_interval
         self.url = IN_MEMORY_URL
         interceptors: list[Any] = [SanitizeErrors(log)]
         if rate_limit is not None and self.limiter is not None:
@@ -230,7 +196,7 @@ class Host:
             self.admission,
             on_identity=self.add_identity,
             capabilities=self.broker.capabilities,
-            app_versions=app_versions,
+            app_versions=config.app_versions,
             server_metadata=(
                 {LEASE_TTL_KEY: f"{shared.config.lease_ttl:g}"} if shared is not None else None
             ),
@@ -243,18 +209,14 @@ class Host:
             HealthASGIApplication(GrpcHealthService(self.health), **kwargs),
             *reflection_apps([service_descriptor(c) for c in _HOST_CLIENTS], **kwargs),
         ]
-        self.app = ServiceMux(apps, max_message_bytes=max_message_bytes)
+        self.app = ServiceMux(apps, max_message_bytes=config.max_message_bytes)
         self._connect_apps = apps
         self.app.mount(SERVICES_PREFIX, self.router)
         self.app.mount(CAPABILITIES_PREFIX, self.broker)
-        self._bound: BoundSocket | None = None
-        self._tls: tuple[_Path | None, _Path | None] = (None, None)
-        self._server: Server | None = None
+        self._listeners = HostListeners()
         self._sweeper: asyncio.Task[None] | None = None
-        self._fast: LocalChannel | None = None
-        self._routed: RoutedShortPaths | None = None
         self.fast_url: str | None = None
-        """The fast local channel's URL, or None when the host has none."""
+        """The local channel's URL, or None when the host has none."""
         if fast_uds or fast_bind is not None:
             self.listen_fast(fast_bind)
         if bind is not None:
@@ -262,22 +224,17 @@ class Host:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> Host:
-        """A host configured from ``Settings`` (RUNTIME_TOKEN_TTL, CAPABILITY_GRANT_TTL,
-        MAX_MESSAGE_BYTES, RATE_LIMIT_RPS/BURST, ADMISSION_*, OPEN_REGISTRATION);
-        ``kwargs`` override."""
+        """A host configured from ``Settings`` (`HostConfig.from_settings`, ADMISSION_*,
+        OPEN_REGISTRATION, STORE); ``kwargs`` are the constructor's other arguments and
+        override."""
         if settings is None:
             settings = cast(Callable[[], Settings], Settings)()
         options: dict[str, Any] = {
-            "runtime_token_ttl": settings.runtime_token_ttl,
-            "capability_grant_ttl": settings.capability_grant_ttl,
-            "max_message_bytes": settings.max_message_bytes,
-            "rate_limit": Rate(settings.rate_limit_rps, settings.rate_limit_burst),
-            "limits": settings.limits(),
             "admission": AdmissionPolicy.from_settings(settings),
             "store": StoreConfig.from_settings(settings),
         }
         options.update(kwargs)
-        return cls(**options)
+        return cls(HostConfig.from_settings(settings), **options)
 
     def _rate_key(self, ctx: Any) -> str:
         """The caller's runtime id when its credentials are valid, else its IP address."""
@@ -337,70 +294,45 @@ class Host:
         self,
         bind: str = "127.0.0.1:0",
         *,
-        certfile: str | os.PathLike[str] | None = None,
-        keyfile: str | os.PathLike[str] | None = None,
+        certfile: _Path | None = None,
+        keyfile: _Path | None = None,
     ) -> str:
         """Take the socket now (connections wait until ``start()``); the host's base URL."""
-        if self._bound is not None:
-            raise RuntimeError(f"host already bound to {self.url}")
-        self._bound = bind_socket(bind)
-        self._tls = (certfile, keyfile)
-        scheme = "https" if certfile else "http"
-        self.url = f"{scheme}://{self._bound.address}"
+        self.url = self._listeners.bind(bind, certfile=certfile, keyfile=keyfile)
         self.broker.base_url = self.url
         return self.url
 
     def listen_fast(self, bind: str | None = None) -> str:
         """Take the local channel's socket now (default: a Unix socket in a new private
         directory); its URL, also in ``fast_url``. ``start()`` serves it beside ``url``."""
-        if self._fast is not None:
-            raise RuntimeError(f"host fast channel already bound to {self.fast_url}")
-        self._fast = LocalChannel(bind)
-        self.fast_url = self._fast.url
+        self.fast_url = self._listeners.bind_local(bind)
         return self.fast_url
 
     async def start(
         self,
         bind: str | None = None,
         *,
-        certfile: str | os.PathLike[str] | None = None,
-        keyfile: str | os.PathLike[str] | None = None,
+        certfile: _Path | None = None,
+        keyfile: _Path | None = None,
     ) -> str:
         """Serve until ``stop()`` on the socket ``listen()`` took, or on ``bind``; the URL."""
-        if self._server is not None:
+        listeners = self._listeners
+        if listeners.serving:
             raise RuntimeError(f"host already serving at {self.url}")
-        if self._bound is None:
+        if listeners.url is None:
             self.listen(bind or "127.0.0.1:0", certfile=certfile, keyfile=keyfile)
         elif bind is not None or certfile is not None:
             raise RuntimeError(f"host already bound to {self.url}: give bind and TLS once")
-        assert self._bound is not None
         if self.shared is not None:
             await self.shared.start(self.url)  # the replica is loaded before any call
-        served: Any = self.app
-        context: ssl.SSLContext | None
-        client_ca = self.admission.policy.client_ca
-        if client_ca is not None:  # TLS asks for client certificates; the handshake sees them
-            context = client_certificate_context(self._tls, client_ca)
-            served = ClientCertScope(self.app)
-        else:
-            context = self._tls_context()
-        listeners = [Listener(self._bound, context)]
-        if self._fast is not None:
-            listeners.append(Listener(self._fast.take()))
-        max_body = self.app.max_message_bytes
-        self._routed = RoutedShortPaths(self.router, max_body=max_body)
-        short_paths = AnyOf(
-            self._routed,
-            UnaryShortPaths(self._connect_apps, max_message_bytes=max_body),
+        await listeners.start(
+            self.app,
+            self.router,
+            self._connect_apps,
+            client_ca=self.admission.policy.client_ca,
+            limits=self.config.limits,
+            grace_period=self.config.grace_period,
         )
-        self._bound = None  # the server owns the sockets now
-        self._server = Server(
-            served,
-            listeners,
-            ServeConfig(self.limits, grace_period=2.0),
-            short_paths=short_paths,  # its deadlines run on real time, whatever the host's clock
-        )
-        await self._server.start()
         self._sweeper = asyncio.create_task(self._sweep_forever())
         if self.admission.policy.open_registration:
             log.warning(
@@ -413,34 +345,15 @@ class Host:
         )
         return self.url
 
-    def _tls_context(self) -> ssl.SSLContext | None:
-        certfile, keyfile = self._tls
-        if certfile is None or keyfile is None:
-            return None
-        from plugin_di.rpc.tls import load_server_tls
-
-        return load_server_tls(certfile, keyfile).ssl_context()
-
     async def stop(self) -> None:
-        """Stop serving; in-flight calls get the graceful timeout."""
+        """Stop serving; in-flight calls get the grace period."""
         self.health.shutdown()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
-        if self._server is not None:
-            await self._server.stop()
-            self._server = None
-        if self._routed is not None:
-            self._routed.close()
-            self._routed = None
-        if self._fast is not None:
-            self._fast.close()
-            self._fast = None
-        if self._bound is not None:
-            self._bound.close()  # a listen() that never served still holds its socket
-            self._bound = None
+        await self._listeners.stop()
         await self.platform.aclose()
         await self.router.aclose()
         if self.shared is not None:
@@ -452,7 +365,7 @@ class Host:
 
     async def _sweep_forever(self) -> None:
         while True:
-            await self.clock.sleep(self.sweep_interval)
+            await self.clock.sleep(self.config.sweep_interval)
             expired, grants = self.sweep()
             if expired or grants:
                 log.info(

@@ -28,6 +28,10 @@ MAX_FDS = 16
 OPTIONAL_MARK = "--"
 
 
+CHILD_FAILED = 70
+"""A forked child's exit code when it fails before its program runs (EX_SOFTWARE)."""
+
+
 def _serve(ctrl: socket.socket) -> int:
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -84,7 +88,7 @@ def _fork(
         _send(ctrl, {"error": f"fork failed: {exc.strerror}"})
         pid = -1
     if pid == 0:
-        code = 70
+        code = CHILD_FAILED
         try:
             selector, wake_r, wake_w = own
             selector.close()
