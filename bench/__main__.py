@@ -17,10 +17,11 @@ import platform
 import statistics
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import channels, cold_start, memory, multihost
+from bench import channels, cold_start, edge, gopeer, memory, multihost
 from bench import lifecycle as lifecycle_bench
 from bench._measure import Sample, concurrent, median_sample, sequential
 from bench.security import measure_security
@@ -29,7 +30,9 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 
 FAST = "process, Unix socket (lean h1)"
 FAST_SYNC = "process, Unix socket, sync client"
-H2C = "process, h2c"
+PLAIN = "process, TCP, plain http:// (h1)"
+H2C = "process, h2c (pyqwest)"
+GRPCIO_TO_SERVED = "process, gRPC h2c (grpcio stub)"
 ROUTED = "routed via host fast channel (UDS)"
 ROUTED_H2C = "routed via host h2c"
 GRPCIO = "grpcio server + stub"
@@ -67,22 +70,40 @@ SEQUENTIAL: dict[str, CaseFactory] = {
     "in-memory plugin, in-process ASGI": lambda: channels.in_memory("asgi"),
     FAST: lambda: channels.process_plugin("uds"),
     FAST_SYNC: channels.fast_channel_sync,
-    "process, TCP (lean h1)": lambda: channels.process_plugin("h1fast"),
+    PLAIN: lambda: channels.process_plugin("plain"),
     ROUTED: channels.routed,
     ROUTED_H2C: lambda: channels.routed("h2c"),
     H2C: lambda: channels.process_plugin("h2c"),
-    "process, HTTP/1.1 (pyqwest)": lambda: channels.process_plugin("http1"),
+    GRPCIO_TO_SERVED: channels.grpcio_to_served,
     "process, TLS h2": lambda: channels.process_plugin("tls"),
     GRPCIO: channels.grpcio_baseline,
 }
-CONCURRENT = (FAST, H2C, GRPCIO)
+CONCURRENT = (FAST, PLAIN, H2C, GRPCIO_TO_SERVED, GRPCIO)
 
 
-async def _rounds(rounds: int, seconds: float) -> tuple[dict[str, Sample], dict[str, Sample]]:
-    seq: dict[str, list[Sample]] = {name: [] for name in SEQUENTIAL}
+@dataclass
+class Rounds:
+    """Every round's samples: Python cases sequential and 32 in flight, the Go client's."""
+
+    seq: dict[str, list[Sample]]
+    conc: dict[str, list[Sample]]
+    go: edge.GoRuns | None
+    """None when the Go peer is missing"""
+
+
+async def _rounds(rounds: int, seconds: float) -> Rounds:
+    cases = dict(SEQUENTIAL)
+    go_missing = gopeer.missing()
+    seq: dict[str, list[Sample]] = {}
     conc: dict[str, list[Sample]] = {name: [] for name in CONCURRENT}
+    go: edge.GoRuns | None = None if go_missing else {}
     async with contextlib.AsyncExitStack() as stack:
-        calls = {name: await stack.enter_async_context(f()) for name, f in SEQUENTIAL.items()}
+        peers = None if go_missing else await stack.enter_async_context(edge.peers())
+        if peers is not None:
+            cases[edge.CLIENT_TO_GO] = lambda: edge.client_call(peers.go_url)
+            cases[edge.SYNC_CLIENT_TO_GO] = lambda: edge.sync_client_call(peers.go_url)
+        calls = {name: await stack.enter_async_context(f()) for name, f in cases.items()}
+        seq = {name: [] for name in calls}
         for call in calls.values():  # warm-up: connections, caches
             await sequential(call, seconds / 2)
         for _ in range(rounds):
@@ -90,11 +111,10 @@ async def _rounds(rounds: int, seconds: float) -> tuple[dict[str, Sample], dict[
                 seq[name].append(await sequential(call, seconds))
             for name in CONCURRENT:
                 conc[name].append(await concurrent(calls[name], seconds))
+            if peers is not None and go is not None:
+                await edge.go_round(peers, seconds, go)
     await asyncio.sleep(0.05)  # let pyqwest's threads settle before the loop ends
-    return (
-        {n: median_sample(s) for n, s in seq.items()},
-        {n: median_sample(s) for n, s in conc.items()},
-    )
+    return Rounds(seq, conc, go)
 
 
 async def _cold_starts(runs: int) -> dict[str, float]:
@@ -119,20 +139,17 @@ async def _cold_starts(runs: int) -> dict[str, float]:
     return {**cold, "rss": rss}
 
 
+def _row(name: str, s: Sample, baseline: float) -> str:
+    p99 = f"{s.p99_us:>9.0f}" if s.p99_us is not None else f"{'-':>9}"
+    return f"{name:<40}{s.rate:>10,.0f}{s.p50_us:>9.0f}{p99}{s.rate / baseline:>10.2f}x"
+
+
 def _table(seq: dict[str, Sample], conc: dict[str, Sample]) -> str:
-    grpc = seq[GRPCIO].rate
     lines = [f"{'call path':<40}{'calls/s':>10}{'p50 µs':>9}{'p99 µs':>9}{'vs grpcio':>11}"]
-    for name, s in seq.items():
-        lines.append(
-            f"{name:<40}{s.rate:>10,.0f}{s.p50_us:>9.0f}{s.p99_us:>9.0f}{s.rate / grpc:>10.2f}x"
-        )
+    lines += [_row(name, s, seq[GRPCIO].rate) for name, s in seq.items()]
     lines.append("")
-    grpc_c = conc[GRPCIO].rate
     lines.append(f"{'32 calls in flight':<40}{'calls/s':>10}{'p50 µs':>9}{'p99 µs':>9}")
-    for name, s in conc.items():
-        lines.append(
-            f"{name:<40}{s.rate:>10,.0f}{s.p50_us:>9.0f}{s.p99_us:>9.0f}{s.rate / grpc_c:>10.2f}x"
-        )
+    lines += [_row(name, s, conc[GRPCIO].rate) for name, s in conc.items()]
     return "\n".join(lines)
 
 
@@ -143,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds, seconds, cold_runs = (1, 0.2, 1) if args.quick else (5, 2.0, 10)
 
-    seq, conc = asyncio.run(_rounds(rounds, seconds))
+    measured = asyncio.run(_rounds(rounds, seconds))
+    seq = {n: median_sample(s) for n, s in measured.seq.items()}
+    conc = {n: median_sample(s) for n, s in measured.conc.items()}
+    public_edge = edge.results(measured.seq, measured.go, PLAIN, GRPCIO)
     cold = asyncio.run(_cold_starts(cold_runs))
     host_kib = asyncio.run(memory.host_kib_per_plugin(20 if args.quick else 300))
     repeat = 1 if args.quick else 5
@@ -153,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     shared = multihost.measure(args.quick)
 
     print(_table(seq, conc))
+    print()
+    print(edge.table(public_edge, measured.go))
+    if measured.go is None:
+        print(f"Go peer cases skipped: {gopeer.missing()}")
     print()
     for label, key, note in COLD_ROWS:
         print(f"{label:<46}{cold[key]:8.0f} ms{note}")
@@ -171,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         "process_unary_rps": fast.rate,
         "process_sync_unary_rps": seq[FAST_SYNC].rate,
         "process_h2c_unary_rps": seq[H2C].rate,
+        "process_grpcio_h2c_unary_rps": seq[GRPCIO_TO_SERVED].rate,
+        "process_grpcio_h2c_concurrent_rps": conc[GRPCIO_TO_SERVED].rate,
+        "process_plain_concurrent_rps": conc[PLAIN].rate,
         "grpcio_unary_rps": seq[GRPCIO].rate,
         "process_concurrent_rps": conc[FAST].rate,
         "process_h2c_concurrent_rps": conc[H2C].rate,
@@ -195,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         "lifecycle_10k_s": lifecycle_10k,
         "token_validations_per_s": security.token_validations,
         "ratelimit_checks_per_s": security.limiter_checks,
+        **public_edge,
+        "go_peer_missing": gopeer.missing(),
         **shared,
         "quick": args.quick,
         "machine": {
@@ -204,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         },
         "sequential": {n: vars(s) for n, s in seq.items()},
         "concurrent": {n: vars(s) for n, s in conc.items()},
+        "go_client": {
+            f"{name}, {in_flight} in flight": [vars(s) for s in samples]
+            for (name, in_flight), samples in (measured.go or {}).items()
+        },
     }
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {args.out}")

@@ -18,7 +18,8 @@ class Sample:
     rate: float
     """calls per second"""
     p50_us: float
-    p99_us: float
+    p99_us: float | None
+    """None where the measuring party reports no p99 (the Go peer's client)"""
 
 
 async def sequential(call: Call, seconds: float) -> Sample:
@@ -65,8 +66,9 @@ def _sample(rate: float, latencies_ns: list[int]) -> Sample:
 
 def median_sample(samples: list[Sample]) -> Sample:
     """Median of each figure across interleaved rounds."""
+    p99s = [s.p99_us for s in samples if s.p99_us is not None]
     return Sample(
         statistics.median(s.rate for s in samples),
         statistics.median(s.p50_us for s in samples),
-        statistics.median(s.p99_us for s in samples),
+        statistics.median(p99s) if p99s else None,
     )

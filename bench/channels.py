@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,8 @@ async def spawned(
 
 @contextlib.asynccontextmanager
 async def process_plugin(channel: str) -> AsyncIterator[Call]:
-    """A KV plugin process called over ``channel``: h2c, http1, h1fast, uds or tls."""
+    """A KV plugin process called over ``channel``: h2c, plain (HTTP/1.1: the
+    `bench.edge.PLAIN_HTTP` spelling of its URL), uds or tls."""
     with tempfile.TemporaryDirectory() as tmp:
         args: list[str] = []
         tls: ClientTLS | None = None
@@ -116,9 +117,18 @@ async def process_plugin(channel: str) -> AsyncIterator[Call]:
             ]
             tls = ClientTLS(ca_pem=pair.cert_pem)
         async with spawned(*args) as line:
-            url = line.url if channel != "tls" else line.url.replace("http://", "https://")
-            mode = {"http1": HTTPMode.HTTP1, "h1fast": HTTPMode.H1FAST}.get(channel, HTTPMode.H2)
-            async with http_client(url, tls=tls, http_version=mode) as http:
+            url = line.url
+            options: dict[str, Any] = {}
+            if channel == "tls":
+                url = url.replace("http://", "https://")
+                options = {"tls": tls, "http_version": HTTPMode.H2}
+            elif channel == "plain":
+                from bench.edge import plain_url
+
+                url = plain_url(url)
+            elif channel == "h2c":
+                options = {"http_version": HTTPMode.H2}
+            async with http_client(url, **options) as http:
                 client = connect_client(KVServiceClient, url, http)
                 await client.put(pb.PutRequest(key=KEY, value=VALUE))
 
@@ -143,18 +153,39 @@ async def fast_channel_sync() -> AsyncIterator[Call]:
                 yield call
 
 
-@contextlib.asynccontextmanager
-async def grpcio_baseline() -> AsyncIterator[Call]:
-    """The KV service on a grpc.aio server in its own process, called with a grpc.aio stub."""
-    import grpc
-
+@contextlib.contextmanager
+def grpc_stubs() -> Iterator[tuple[str, Any]]:
+    """grpcio stubs of the KV service, generated in a temporary directory: (dir, module)."""
     sys.path.insert(0, str(ROOT))
     from tools.protogen import generate_grpc_stubs
 
     with tempfile.TemporaryDirectory() as stubs_dir:
         package = generate_grpc_stubs(Path(stubs_dir))
         sys.path.insert(0, stubs_dir)
-        stubs: Any = __import__(f"{package}.kv.v1.kv_pb2_grpc", fromlist=["KVServiceStub"])
+        try:
+            yield stubs_dir, __import__(f"{package}.kv.v1.kv_pb2_grpc", fromlist=["KVServiceStub"])
+        finally:
+            sys.path.remove(stubs_dir)
+
+
+@contextlib.asynccontextmanager
+async def _grpcio_stub(target: str, stubs: Any) -> AsyncIterator[Call]:
+    import grpc
+
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = stubs.KVServiceStub(channel)
+        await stub.Put(pb.PutRequest(key=KEY, value=VALUE))
+
+        async def call() -> object:
+            return await stub.Get(REQUEST)
+
+        yield call
+
+
+@contextlib.asynccontextmanager
+async def grpcio_baseline() -> AsyncIterator[Call]:
+    """The KV service on a grpc.aio server in its own process, called with a grpc.aio stub."""
+    with grpc_stubs() as (stubs_dir, stubs):
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -168,13 +199,7 @@ async def grpcio_baseline() -> AsyncIterator[Call]:
             assert process.stdout is not None
             assert process.stdin is not None
             port = int(await asyncio.wait_for(process.stdout.readline(), timeout=30))
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = stubs.KVServiceStub(channel)
-                await stub.Put(pb.PutRequest(key=KEY, value=VALUE))
-
-                async def call() -> object:
-                    return await stub.Get(REQUEST)
-
+            async with _grpcio_stub(f"127.0.0.1:{port}", stubs) as call:
                 yield call
         finally:
             if process.stdin is not None:
@@ -184,7 +209,14 @@ async def grpcio_baseline() -> AsyncIterator[Call]:
             except TimeoutError:
                 process.kill()
                 await process.wait()
-            sys.path.remove(stubs_dir)
+
+
+@contextlib.asynccontextmanager
+async def grpcio_to_served() -> AsyncIterator[Call]:
+    """A served plugin (``plugin-di serve``, TCP) called by a grpc.aio stub: gRPC over h2c."""
+    with grpc_stubs() as (_, stubs):
+        async with spawned() as line, _grpcio_stub(line.address, stubs) as call:
+            yield call
 
 
 # The host process for the routed cases: a Host with rate limiting off (one caller making as

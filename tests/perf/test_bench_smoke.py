@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import gopeer
 from tests.plugin.procs import ROOT, plugin_env
 
 REQUIRED = (
@@ -44,6 +45,30 @@ REQUIRED = (
     "routed_p50_second_host_us",
     "routed_second_host_ratio",
     "failover_routable_ms",
+    # bench/edge.py: the public edge
+    "served_http_vs_grpcio",
+    "served_http_rps",
+    "served_http_p50_us",
+    "process_grpcio_h2c_unary_rps",
+    "process_grpcio_h2c_concurrent_rps",
+    "process_plain_concurrent_rps",
+    "grpcio_p50_us",
+)
+# Measured with the Go peer (../shared/go-peer) in the same run; absent without it.
+REQUIRED_WITH_GO_PEER = (
+    "served_vs_go_seq",
+    "served_vs_go_32",
+    "client_to_go_vs_go",
+    "go_server_seq_rps",
+    "go_server_seq_p50_us",
+    "go_server_32_rps",
+    "go_server_32_p50_us",
+    "served_go_client_seq_rps",
+    "served_go_client_seq_p50_us",
+    "served_go_client_32_rps",
+    "served_go_client_32_p50_us",
+    "client_to_go_rps",
+    "client_to_go_p50_us",
 )
 
 
@@ -60,8 +85,19 @@ def test_quick_bench_runs_every_case(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(out.read_text())
-    for key in REQUIRED:
+    required = REQUIRED
+    if gopeer.missing() is None:
+        required += REQUIRED_WITH_GO_PEER
+        assert results["go_peer_missing"] is None
+    else:
+        assert all(key not in results for key in REQUIRED_WITH_GO_PEER)
+        assert "Go peer cases skipped" in run.stdout
+    for key in required:
         assert isinstance(results[key], (int, float)), key
         assert results[key] > 0, key
+    for key in ("served_http_vs_grpcio", *REQUIRED_WITH_GO_PEER[:3]):
+        if key in results:
+            low, high = results["edge_ratio_ranges"][key]
+            assert 0 < low <= high, key
     assert results["quick"] is True
     assert "grpcio server + stub" in run.stdout

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +50,7 @@ class _Method:
     endpoint: EndpointUnary[Any, Any]
     metadata_interceptors: tuple[Any, ...]
     codecs: Mapping[bytes, Codec[Any, Any]]  # content-type -> codec
+    handlers: dict[bytes, ShortPathHandler]  # content-type -> its handler, built once
 
 
 @contextlib.asynccontextmanager
@@ -86,75 +86,115 @@ class UnaryShortPaths:
         metadata = tuple(app._metadata_interceptors)
         for path, endpoint in endpoints.items():
             if isinstance(endpoint, EndpointUnary):
-                self._methods[path.encode()] = _Method(endpoint, metadata, codecs)
+                target = _Method(endpoint, metadata, codecs, {})
+                for content_type, codec in codecs.items():
+                    target.handlers[content_type] = self._handler(target, codec)
+                self._methods[path.encode()] = target
 
     def match(self, method: bytes, path: bytes, headers: RawHeaders) -> ShortPathHandler | None:
         """A handler for a Connect unary POST this table can answer, else None."""
         target = self._methods.get(path)
         if target is None or method != b"POST":
             return None
-        codec = None
+        handler = None
         length = -1
         for name, value in headers:
             if name == b"content-type":
-                codec = target.codecs.get(value)
+                handler = target.handlers.get(value)
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else -1
             elif name == b"transfer-encoding" or (
                 name == b"content-encoding" and value != b"identity"
             ):
                 return None
-        if codec is None or not 0 <= length <= self._max:
+        if handler is None or not 0 <= length <= self._max:
             return None
-        return functools.partial(self._start, target, codec)
+        return handler
 
-    def _start(self, target: _Method, codec: Codec[Any, Any], exchange: Exchange) -> None:
-        exchange.answer_with(self.call(target, codec, exchange.headers, exchange.body))
+    def _handler(self, target: _Method, codec: Codec[Any, Any]) -> ShortPathHandler:
+        if self._track is _untracked:
 
-    async def call(
+            def start(exchange: Exchange) -> None:
+                exchange.answer_with(_call(target, codec, exchange.headers, exchange.body))
+
+        else:
+
+            def start(exchange: Exchange) -> None:
+                exchange.answer_with(self._tracked(target, codec, exchange.headers, exchange.body))
+
+        return start
+
+    def call(
+        self, target: _Method, codec: Codec[Any, Any], raw: RawHeaders, body: bytes
+    ) -> Coroutine[Any, Any, Answer]:
+        """Run one call: metadata interceptors, decode, endpoint, encode; errors as Connect."""
+        if self._track is _untracked:  # one coroutine and context manager fewer per call
+            return _call(target, codec, raw, body)
+        return self._tracked(target, codec, raw, body)
+
+    async def _tracked(
         self, target: _Method, codec: Codec[Any, Any], raw: RawHeaders, body: bytes
     ) -> Answer:
-        """Run one call: metadata interceptors, decode, endpoint, encode; errors as Connect."""
         async with self._track():
+            return await _call(target, codec, raw, body)
+
+
+async def _call(target: _Method, codec: Codec[Any, Any], raw: RawHeaders, body: bytes) -> Answer:
+    try:
+        ctx = _PROTOCOL.create_request_context(
+            target.endpoint.method, "POST", "http", _headers(raw)
+        )
+    except Exception as exc:  # a malformed protocol header
+        return _error_answer(exc, None)
+    endpoint = target.endpoint
+    if not target.metadata_interceptors and ctx._end_time is None:
+        # Nothing to start or end around the call and no deadline: what the general path
+        # below does in that case, without its run and timeout scope.
+        try:
+            response = await endpoint.function(
+                decode_message(codec, body, endpoint.method.input), ctx
+            )
+            data = codec.encode(response)
+        except Exception as exc:
+            return _error_answer(exc, ctx)
+        return _success(codec, data, ctx)
+    run = MetadataInterceptorsRun(target.metadata_interceptors, ctx)
+    response = None
+    error: Exception | None = None
+    try:
+        async with asyncio.timeout_at(_deadline(ctx)) as scope:
             try:
-                ctx = _PROTOCOL.create_request_context(
-                    target.endpoint.method, "POST", "http", _headers(raw)
-                )
-            except Exception as exc:  # a malformed protocol header
-                return _error_answer(exc, None)
-            run = MetadataInterceptorsRun(target.metadata_interceptors, ctx)
-            response: Any = None
-            error: Exception | None = None
-            try:
-                async with asyncio.timeout_at(_deadline(ctx)) as scope:
-                    try:
-                        await run.start()
-                        request = decode_message(codec, body, target.endpoint.method.input)
-                        response = await target.endpoint.function(request, ctx)
-                    except TimeoutError:
-                        raise
-                    except Exception as exc:
-                        error = exc
-            except TimeoutError as exc:
-                error = (
-                    ConnectError(Code.DEADLINE_EXCEEDED, "Request timed out")
-                    if scope.expired()
-                    else exc
-                )
-            except asyncio.CancelledError:  # the caller went away, or the stop's grace ran out
-                await run.end(ConnectError(Code.CANCELED, "Request was cancelled"))
+                await run.start()
+                request = decode_message(codec, body, endpoint.method.input)
+                response = await endpoint.function(request, ctx)
+            except TimeoutError:
                 raise
-            error = await run.end(error)
-            if error is None:
-                try:
-                    data = codec.encode(response)
-                except Exception as exc:
-                    error = exc
-                else:
-                    headers = [(b"content-type", _content_type(codec))]
-                    _context_headers(headers, ctx)
-                    return Answer(200, headers, data)
-            return _error_answer(error, ctx)
+            except Exception as exc:
+                error = exc
+    except TimeoutError as exc:
+        error = (
+            ConnectError(Code.DEADLINE_EXCEEDED, "Request timed out") if scope.expired() else exc
+        )
+    except asyncio.CancelledError:  # the caller went away, or the stop's grace ran out
+        await run.end(ConnectError(Code.CANCELED, "Request was cancelled"))
+        raise
+    error = await run.end(error)
+    if error is None:
+        try:
+            data = codec.encode(response)
+        except Exception as exc:
+            error = exc
+        else:
+            return _success(codec, data, ctx)
+    return _error_answer(error, ctx)
+
+
+def _success(codec: Codec[Any, Any], data: bytes, ctx: RequestContext[Any, Any]) -> Answer:
+    if ctx._response_headers is None and ctx._response_trailers is None:
+        return Answer(200, _content_type_headers(codec), data)  # nothing set: a shared tuple
+    headers = [(b"content-type", _content_type(codec))]
+    _context_headers(headers, ctx)
+    return Answer(200, headers, data)
 
 
 def _deadline(ctx: RequestContext[Any, Any]) -> float | None:
@@ -164,14 +204,29 @@ def _deadline(ctx: RequestContext[Any, Any]) -> float | None:
     return asyncio.get_running_loop().time() + timeout_ms / 1000
 
 
+class _RequestHeaders(Headers):
+    """connectrpc's `Headers`, with a ``get`` that skips the generic mapping protocol."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._store.get(key.lower(), default)
+
+
 def _headers(raw: RawHeaders) -> Headers:
-    headers = Headers()
+    """The request headers as connectrpc's `Headers` (names arrive lower-cased)."""
+    headers = _RequestHeaders.__new__(_RequestHeaders)  # Headers() costs an ABC check
+    headers._extra = None
+    headers._store = store = {}
     for name, value in raw:
-        headers.add(name.decode("latin-1"), value.decode("latin-1"))
+        key = name.decode("latin-1")
+        if key in store:
+            headers.add(key, value.decode("latin-1"))  # a repeated header keeps every value
+        else:
+            store[key] = value.decode("latin-1")
     return headers
 
 
 _CONTENT_TYPES: dict[str, bytes] = {}
+_CONTENT_TYPE_HEADERS: dict[str, tuple[tuple[bytes, bytes], ...]] = {}
 
 
 def _content_type(codec: Codec[Any, Any]) -> bytes:
@@ -179,6 +234,14 @@ def _content_type(codec: Codec[Any, Any]) -> bytes:
     cached = _CONTENT_TYPES.get(name)
     if cached is None:
         cached = _CONTENT_TYPES[name] = f"application/{name}".encode()
+    return cached
+
+
+def _content_type_headers(codec: Codec[Any, Any]) -> tuple[tuple[bytes, bytes], ...]:
+    name = codec.name()
+    cached = _CONTENT_TYPE_HEADERS.get(name)
+    if cached is None:
+        cached = _CONTENT_TYPE_HEADERS[name] = ((b"content-type", _content_type(codec)),)
     return cached
 
 

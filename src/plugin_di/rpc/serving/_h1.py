@@ -56,13 +56,16 @@ class H1Connection(asyncio.Protocol):
         self.hub = hub
         self.parser = httptools.HttpRequestParser(self)
         self.transport: Any = None
+        self.loop: Any = None
         self.deadline: float | None = None
         self.write_paused = False
         self._drainers: list[asyncio.Future[None]] = []
         self._reading_paused = False
         self._sniffing = False
         self._sniffed = b""
-        self._scope: dict[str, Any] = {}
+        self._scope: dict[str, Any] | None = None
+        """What every ASGI scope of the connection shares: built at its first ASGI request
+        (a connection the short path answers whole never needs it)."""
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
@@ -73,10 +76,19 @@ class H1Connection(asyncio.Protocol):
         self._answering: _Cycle | Exchange | None = None
         self._pipeline: deque[_Cycle | Exchange] = deque()
         self._closed = False
+        limits = hub.limits
+        self._max_head_bytes = limits.max_header_bytes
+        self._header_timeout = limits.header_timeout
+        self._idle_timeout = limits.idle_timeout
+        self._now = hub.clock.now
+        self._received_at = 0.0
+        """When the bytes being parsed arrived: the parser's callbacks all run within one
+        `data_received`, so they share one clock reading."""
 
     # -- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        self.loop = asyncio.get_running_loop()  # once: in 3.11 each lookup costs a getpid()
         hub = self.hub
         if not hub.admit(self):
             transport.abort()  # type: ignore[attr-defined]
@@ -89,7 +101,6 @@ class H1Connection(asyncio.Protocol):
             self._become_h2(b"")
             return
         self._sniffing = ssl_object is None
-        self._scope = base_scope(transport, hub.scheme, "1.1")
         self.deadline = hub.clock.now() + limits.header_timeout
 
     def data_received(self, data: bytes) -> None:
@@ -104,6 +115,7 @@ class H1Connection(asyncio.Protocol):
                     return
             self._sniffing = False
             self._sniffed = b""
+        self._received_at = self._now()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -172,23 +184,23 @@ class H1Connection(asyncio.Protocol):
         self._expect_continue = False
         self._discarded = 0
         if self._answering is None:
-            self.deadline = self.hub.clock.now() + self.hub.limits.header_timeout
+            self.deadline = self._received_at + self._header_timeout
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._count(len(url))
+        self._head_bytes += len(url)
+        if self._head_bytes > self._max_head_bytes:
+            raise _HeadTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
-        self._count(len(name) + len(value) + 4)
+        # counted here rather than in a helper: this runs for every header of every request
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > self._max_head_bytes:
+            raise _HeadTooLarge
         if name == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
         self._headers.append((name, value))
-
-    def _count(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > self.hub.limits.max_header_bytes:
-            raise _HeadTooLarge
 
     def on_headers_complete(self) -> None:
         parser = self.parser
@@ -216,6 +228,8 @@ class H1Connection(asyncio.Protocol):
             if handler is not None:
                 request = Exchange(self, handler, self._headers, keep_alive)
         if request is None:
+            if self._scope is None:
+                self._scope = base_scope(self.transport, hub.scheme, "1.1")
             scope = dict(self._scope)
             scope["method"] = method.decode("latin-1")
             scope["http_version"] = parser.get_http_version()
@@ -225,7 +239,7 @@ class H1Connection(asyncio.Protocol):
             scope["headers"] = self._headers
             request = _Cycle(self, scope, keep_alive, self._expect_continue)
         self._reading = request
-        self.deadline = hub.clock.now() + hub.limits.idle_timeout
+        self.deadline = self._received_at + self._idle_timeout
         if self._answering is None:
             self._start(request)
         else:
@@ -242,7 +256,7 @@ class H1Connection(asyncio.Protocol):
                 return
             request.feed(body)
             if request is self._answering:
-                self.deadline = self.hub.clock.now() + self.hub.limits.idle_timeout
+                self.deadline = self._received_at + self._idle_timeout
             if isinstance(request, _Cycle) and request.buffered > _READ_HIGH_WATER:
                 self._pause_reading()
 
@@ -260,7 +274,7 @@ class H1Connection(asyncio.Protocol):
         self._answering = request
         self.hub.begin(request)
         if isinstance(request, _Cycle):
-            request.task = self.hub.spawn(request.run())
+            request.task = self.loop.create_task(request.run())
 
     def response_done(self, request: _Cycle | Exchange, keep_alive: bool) -> None:
         """``request``'s response was written whole; go on with the next, or close."""
@@ -287,9 +301,8 @@ class H1Connection(asyncio.Protocol):
             self.transport.close()
             return
         self._resume_reading()
-        limits = self.hub.limits
-        timeout = limits.header_timeout if self._in_message else limits.idle_timeout
-        self.deadline = self.hub.clock.now() + timeout
+        timeout = self._header_timeout if self._in_message else self._idle_timeout
+        self.deadline = self._now() + timeout
 
     def request_lost(self, request: _Cycle | Exchange) -> None:
         """``request`` cannot be answered whole: the connection is dropped."""

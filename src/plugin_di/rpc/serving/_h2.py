@@ -45,6 +45,7 @@ _HOP_BY_HOP = frozenset(
 )
 _JSON = [(b"content-type", b"application/json")]
 _INTERNAL_BODY = b'{"code":"internal","message":"internal error"}'
+_COALESCE_BYTES = 16 * 1024
 
 
 class H2Connection(asyncio.Protocol):
@@ -66,8 +67,10 @@ class H2Connection(asyncio.Protocol):
             },
         )
         self.transport: Any = None
+        self.loop: Any = None
         self.deadline: float | None = None
         self.write_paused = False
+        self._flush_pending = False
         self._drainers: list[asyncio.Future[None]] = []
         self._scope: dict[str, Any] = {}
         self.streams: dict[int, _Stream] = {}
@@ -81,6 +84,7 @@ class H2Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Take over a connection an `H1Connection` admitted."""
         self.transport = transport
+        self.loop = asyncio.get_running_loop()
         hub = self.hub
         hub.connections.add(self)
         self._scope = base_scope(transport, hub.scheme, "2")
@@ -130,6 +134,7 @@ class H2Connection(asyncio.Protocol):
         if self._closed or self._going_away:
             return
         self._going_away = True
+        self.flush()  # what h2 holds goes out before the GOAWAY
         frame = GoAwayFrame(0)
         frame.last_stream_id = self._highest
         frame.error_code = ErrorCodes.NO_ERROR
@@ -160,7 +165,7 @@ class H2Connection(asyncio.Protocol):
         self.streams[stream_id] = stream
         self.deadline = None
         self.hub.begin(stream)
-        stream.task = self.hub.spawn(stream.run())
+        stream.task = self.loop.create_task(stream.run())
 
     def _request_scope(self, headers: list[tuple[bytes, bytes]]) -> dict[str, Any] | None:
         method = path = authority = None
@@ -236,9 +241,24 @@ class H2Connection(asyncio.Protocol):
 
     # -- streams' side -------------------------------------------------------------------
     def flush(self) -> None:
+        """Write what h2 has prepared, now."""
         data = self.h2.data_to_send()
         if data and not self._closed:
             self.transport.write(data)
+
+    def flush_soon(self) -> None:
+        """Write what h2 has prepared once the running callback or task step is over.
+
+        A unary response is headers, data and (gRPC) trailers sent one after another, and a
+        request's window update comes with them: one write for all instead of one each.
+        """
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_pending = False
+        self.flush()
 
     def stream_done(self, stream: _Stream) -> None:
         """``stream``'s response ended (whole or not)."""
@@ -422,7 +442,7 @@ class _Stream:
                 if self._unacked:
                     conn.h2.acknowledge_received_data(self._unacked, self.stream_id)
                     self._unacked = 0
-                    conn.flush()
+                    conn.flush_soon()
                 more = not self.body_complete
                 self.body_delivered = not more
                 return {"type": "http.request", "body": body, "more_body": more}
@@ -468,7 +488,7 @@ class _Stream:
                 raise RuntimeError("ASGI: more_trailers is not supported")
             trailers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
             self._conn.h2.send_headers(self.stream_id, trailers, end_stream=True)
-            self._conn.flush()
+            self._conn.flush_soon()
             self._finish()
         else:
             raise RuntimeError(f"ASGI: unexpected message {kind!r} on an HTTP/2 stream")
@@ -477,7 +497,7 @@ class _Stream:
         self._headers_sent = True
         headers = [(b":status", str(self._status).encode()), *self._headers]
         self._conn.h2.send_headers(self.stream_id, headers, end_stream=end)
-        self._conn.flush()
+        self._conn.flush_soon()
 
     async def _send_data(self, data: bytes, *, end: bool) -> None:
         conn = self._conn
@@ -496,7 +516,10 @@ class _Stream:
             chunk, view = view[:window], view[window:]
             if chunk or (end and not view):  # an empty DATA frame only to end the stream
                 connection.send_data(self.stream_id, bytes(chunk), end_stream=end and not view)
-                conn.flush()
+                if len(chunk) > _COALESCE_BYTES:
+                    conn.flush()  # large bodies go out as they are framed
+                else:
+                    conn.flush_soon()
             if not view:
                 break
         if conn.write_paused:

@@ -56,6 +56,7 @@ class ExchangeSide(Protocol):
     """What an `Exchange` needs from its HTTP/1.1 connection."""
 
     transport: asyncio.WriteTransport
+    loop: asyncio.AbstractEventLoop
     write_paused: bool
 
     @property
@@ -88,13 +89,29 @@ _STATUS_LINES: dict[int, bytes] = {}
 
 def serialize(answer: Answer, keep_alive: bool) -> bytes:
     """An `Answer` as HTTP/1.1 bytes, with its content-length."""
-    parts = [status_line(answer.status)]
-    for name, value in answer.headers:
+    status, headers, body = answer.status, answer.headers, answer.body
+    if type(headers) is tuple:  # shared header tuples (a unary success): their head is cached
+        key = (status, headers)
+        head = _HEADS.get(key)
+        if head is None:
+            head = _head(status, headers)
+            if len(_HEADS) < _MAX_CACHED_HEADS:
+                _HEADS[key] = head
+    else:
+        head = _head(status, headers)
+    close = b"" if keep_alive else b"connection: close\r\n"
+    return b"%s%scontent-length: %d\r\n\r\n%s" % (head, close, len(body), body)
+
+
+def _head(status: int, headers: Headers) -> bytes:
+    parts = [status_line(status)]
+    for name, value in headers:
         parts += (name, b": ", value, b"\r\n")
-    if not keep_alive:
-        parts.append(b"connection: close\r\n")
-    parts += (b"content-length: ", str(len(answer.body)).encode(), b"\r\n\r\n", answer.body)
     return b"".join(parts)
+
+
+_HEADS: dict[tuple[int, Headers], bytes] = {}
+_MAX_CACHED_HEADS = 64
 
 
 class Exchange:
@@ -169,11 +186,14 @@ class Exchange:
 
     def respond(self, answer: Answer) -> None:
         """Write a complete response and finish."""
-        if not self.response_complete:
-            if self._side.stopping:
-                self.keep_alive = False
-            self.write(serialize(answer, self.keep_alive))
-            self.finish()
+        if self.response_complete:
+            return
+        side = self._side
+        if side.stopping:
+            self.keep_alive = False
+        if not self.disconnected:
+            side.transport.write(serialize(answer, self.keep_alive))
+        self.finish()
 
     def write(self, data: bytes) -> None:
         """Write response bytes as they are (a relayed response)."""
@@ -210,12 +230,12 @@ class Exchange:
 
     def answer_with(self, answer: Awaitable[Answer]) -> None:
         """Respond with what ``answer`` returns, run as a task (`run`)."""
-        self.run(self._answer(answer))
+        self._task = self._side.loop.create_task(self._answer(answer))
 
     def run(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` as a task that the caller's disconnect and the end of a graceful
         stop's grace period cancel."""
-        self._task = asyncio.get_running_loop().create_task(work)
+        self._task = self._side.loop.create_task(work)
 
     async def _answer(self, pending: Awaitable[Answer]) -> None:
         try:
