@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from plugin_di.clock import Clock
@@ -129,10 +128,6 @@ class Hub:
 
     def end(self, request: InFlight) -> None:
         self.requests.end(request)
-
-    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run a request's work as a task (its connection cancels it if the caller leaves)."""
-        return asyncio.get_running_loop().create_task(work)
 
 
 def peer_certificate_pem(transport: asyncio.BaseTransport) -> str | None:
