@@ -427,6 +427,25 @@ async def test_gzip_response_body_is_decoded(sock_path: str, make_client: MakeCl
         await transport.aclose()
 
 
+async def test_unknown_content_encoding_reaches_the_caller_undecoded(
+    sock_path: str, make_client: MakeClient
+) -> None:
+    # As pyqwest does: the protocol layer refuses it (connectrpc: INTERNAL), not the transport.
+    async def foo_reply(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+    ) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-encoding: foo\r\ncontent-length: 3\r\n\r\nabc")
+        await writer.drain()
+
+    async with raw_server(sock_path, foo_reply):
+        transport = H1Transport(unix_path=sock_path)
+        http = make_client(transport)
+        response = await http.post("http://localhost/x", content=b"")
+        assert (response.headers["content-encoding"], response.content) == ("foo", b"abc")
+        await transport.aclose()
+
+
 async def test_nothing_listening_is_a_clear_connection_error(sock_path: str) -> None:
     transport = H1Transport(unix_path=sock_path)
     with pytest.raises(ConnectionError, match="is the plugin running"):

@@ -7,7 +7,12 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 from pyqwest import Headers, ReadError
 
-__all__ = ["decode_body", "decode_stream", "split_url"]
+__all__ = ["DECODED_ENCODINGS", "decode_body", "decode_stream", "split_url"]
+
+DECODED_ENCODINGS = ("gzip", "deflate")
+"""What the transports undo; any other content-encoding reaches the caller as it came, as with
+pyqwest, so the protocol layer refuses it (connectrpc: INTERNAL "unknown encoding") instead of
+the transport failing the call as a network error (UNAVAILABLE)."""
 
 
 def split_url(url: str) -> tuple[str, int, str]:
@@ -30,13 +35,11 @@ def split_url(url: str) -> tuple[str, int, str]:
 def decode_body(headers: Headers, body: bytes) -> bytes:
     # pyqwest's own transport undoes content-encoding; Connect unary replies use it.
     encoding = headers.get("content-encoding", "identity")
-    if encoding in ("identity", ""):
-        return body
     if encoding == "gzip":
         return zlib.decompress(body, wbits=zlib.MAX_WBITS | 16)
     if encoding == "deflate":
         return zlib.decompress(body)
-    raise ReadError(f"unsupported content-encoding {encoding!r} from the server")
+    return body  # identity, or an encoding left to the protocol layer (DECODED_ENCODINGS)
 
 
 async def decode_stream(encoding: str, stream: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:

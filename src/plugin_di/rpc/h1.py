@@ -42,7 +42,7 @@ from plugin_di.rpc._h1conn import (
     StaleConnection,
     parse_head,
 )
-from plugin_di.rpc._http1 import decode_body, decode_stream, split_url
+from plugin_di.rpc._http1 import DECODED_ENCODINGS, decode_body, decode_stream, split_url
 
 __all__ = ["H1Transport"]
 
@@ -213,7 +213,7 @@ class H1Transport:
             conn, key, chunked=head.chunked, keep_alive=head.keep_alive and head.chunked
         )
         encoding = headers.get("content-encoding", "identity")
-        if encoding in ("identity", ""):
+        if encoding not in DECODED_ENCODINGS:
             return _response(head.status, headers, body_stream)
         return _response(head.status, headers, decode_stream(encoding, body_stream))
 
