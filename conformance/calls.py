@@ -1,10 +1,13 @@
-"""One conformance call on a generated async client, as upstream testing_clients.md describes:
-send the requests (with their delays), read the responses, cancel when and how the case says."""
+"""One conformance call on a generated client, as upstream testing_clients.md describes: send
+the requests (with their delays), read the responses, cancel when and how the case says (async
+clients; the blocking ones cannot cancel)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+import queue
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +21,8 @@ from conformance.gen import config_pb2, service_pb2
 BEFORE_CLOSE_SEND = "before_close_send"
 AFTER_CLOSE_SEND = "after_close_send_ms"
 AFTER_RESPONSES = "after_num_responses"
+BLOCKING_WAIT_SECONDS = 30.0
+"""How long a blocking full-duplex request stream waits for its next message at most."""
 
 REQUEST_TYPES: dict[str, type[Message]] = {
     "Unary": service_pb2.UnaryRequest,
@@ -198,3 +203,67 @@ async def invoke(stub: Any, call: Call, headers: Headers) -> None:
     finally:
         if timer is not None:
             timer.cancel()
+
+
+# --- the blocking client ---------------------------------------------------------------------
+
+
+def _requests_blocking(call: Call) -> Iterator[Message]:
+    for message in call.messages:
+        if call.request_delay_ms:
+            time.sleep(call.request_delay_ms / 1000)
+        yield message
+
+
+def _full_duplex_blocking(stub: Any, call: Call, headers: Headers) -> None:
+    outbox: queue.Queue[Message | None] = queue.Queue()
+
+    def requests() -> Iterator[Message]:
+        while (message := outbox.get(timeout=BLOCKING_WAIT_SECONDS)) is not None:
+            yield message
+
+    responses = iter(stub.bidi_stream(requests(), headers=headers, timeout_ms=call.timeout_ms))
+    for sent, message in enumerate(call.messages, start=1):
+        if call.request_delay_ms:
+            time.sleep(call.request_delay_ms / 1000)
+        outbox.put(message)
+        try:
+            response = next(responses)
+        except StopIteration:
+            break
+        except ConnectError:
+            call.unsent = len(call.messages) - sent
+            raise
+        call.received(response.payload)
+    outbox.put(None)
+    for response in responses:
+        call.received(response.payload)
+
+
+def invoke_blocking(stub: Any, call: Call, headers: Headers) -> None:
+    """Make ``call`` on a generated ``XxxClientSync``; raise its ConnectError if it fails.
+
+    The blocking API has no way to cancel a call in flight: a case that asks for a
+    cancellation is refused with ValueError.
+    """
+    if call.cancel is not None:
+        raise ValueError("the blocking client cannot cancel a call in flight")
+    options: dict[str, Any] = {"headers": headers, "timeout_ms": call.timeout_ms}
+    if call.method == "ServerStream":
+        for response in stub.server_stream(call.messages[0], **options):
+            call.received(response.payload)
+    elif call.method == "ClientStream":
+        response = stub.client_stream(_requests_blocking(call), **options)
+        call.payloads.append(response.payload)
+    elif call.method == "BidiStream" and call.full_duplex:
+        _full_duplex_blocking(stub, call, headers)
+    elif call.method == "BidiStream":
+        for response in stub.bidi_stream(_requests_blocking(call), **options):
+            call.received(response.payload)
+    elif call.method == "IdempotentUnary":
+        response = stub.idempotent_unary(call.messages[0], use_get=call.use_get, **options)
+        call.payloads.append(response.payload)
+    elif call.method == "Unimplemented":
+        stub.unimplemented(call.messages[0], **options)
+    else:
+        call.payloads.append(stub.unary(call.messages[0], **options).payload)

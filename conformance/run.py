@@ -8,8 +8,9 @@ that gives its reason:
 
 - ``<name>.failing.txt``: known failures (``--known-failing``: they must fail);
 - ``<name>.flaky.txt``: known flaky cases (``--known-flaky``: they may fail);
-- ``<name>.hangs.txt``: cases that hang the run (``--skip``: the runner has no per-case deadline
-  in server mode, so one of these would stall the whole configuration).
+- ``<name>.skip.txt``: cases not run (``--skip``): those that hang the run (the runner has no
+  per-case deadline in server mode, so one of them stalls the whole configuration) and those
+  the API under test cannot express (the blocking client cannot cancel a call).
 
 The exit status is non-zero when any case fails unexpectedly, could not run, or a run timed out.
 """
@@ -42,22 +43,36 @@ class Configuration:
     name: str
     mode: str  # "server" or "client"
     program: tuple[str, ...]  # ``python -m`` arguments
+    features: str = ""  # the features file's name when it is not ``name``
 
     @property
     def config_file(self) -> Path:
-        return HERE / "configs" / f"{self.name}.yaml"
+        return HERE / "configs" / f"{self.features or self.name}.yaml"
 
     def expected(self, kind: str) -> Path:
-        """The pattern file of ``kind`` (failing, flaky or hangs) for this configuration."""
+        """The pattern file of ``kind`` (failing, flaky or skip) for this configuration."""
         return EXPECTED / f"{self.name}.{kind}.txt"
 
 
+_CLIENT = "conformance.client"
 _CALLS = f"--parallel={PARALLEL}"
 CONFIGURATIONS = (
     Configuration("server-hypercorn", "server", ("conformance.server", "--server", "hypercorn")),
     Configuration("server-uvicorn", "server", ("conformance.server", "--server", "uvicorn")),
-    Configuration("client-h1-lean", "client", ("conformance.client", "--h1", "lean", _CALLS)),
-    Configuration("client-pyqwest", "client", ("conformance.client", "--h1", "pyqwest", _CALLS)),
+    Configuration("client-h1-lean", "client", (_CLIENT, "--h1=lean", _CALLS)),
+    Configuration("client-pyqwest", "client", (_CLIENT, "--h1=pyqwest", _CALLS)),
+    Configuration(
+        "client-h1-lean-blocking",
+        "client",
+        (_CLIENT, "--h1=lean", "--api=blocking", _CALLS),
+        features="client-h1-lean",
+    ),
+    Configuration(
+        "client-pyqwest-blocking",
+        "client",
+        (_CLIENT, "--h1=pyqwest", "--api=blocking", _CALLS),
+        features="client-pyqwest",
+    ),
 )
 _BY_NAME = {c.name: c for c in CONFIGURATIONS}
 _EXPECTATION_FLAGS = (("failing", "--known-failing"), ("flaky", "--known-flaky"))
@@ -105,7 +120,8 @@ def parse(name: str, exit_code: int, output: str, *, timed_out: bool = False) ->
     )
 
 
-def _patterns(path: Path) -> list[str]:
+def patterns(path: Path) -> list[str]:
+    """The case patterns of a list file (comments and blank lines dropped); [] if absent."""
     if not path.exists():
         return []
     lines = (line.strip() for line in path.read_text().splitlines())
@@ -126,10 +142,10 @@ def runner_args(
     if config.mode == "server":  # in client mode the client sets its own pace (--parallel)
         args += ["--parallel", str(PARALLEL)]
     for kind, flag in _EXPECTATION_FLAGS:
-        if _patterns(config.expected(kind)):
+        if patterns(config.expected(kind)):
             args += [flag, f"@{config.expected(kind)}"]
-    if _patterns(config.expected("hangs")):
-        args += ["--skip", f"@{config.expected('hangs')}"]
+    if patterns(config.expected("skip")):
+        args += ["--skip", f"@{config.expected('skip')}"]
     for pattern in run:
         args += ["--run", pattern]
     return args
@@ -143,16 +159,16 @@ def _environ() -> dict[str, str]:
 
 
 def count_skipped(config: Configuration, run: Sequence[str] = ()) -> int:
-    """How many cases the hangs list removes, without running them.
+    """How many cases the skip list removes, without running them.
 
     The runner is given the list as ``--run`` patterns and a command that exits at once: it
     prints how many cases it selected, then fails each of them immediately.
     """
-    patterns = _patterns(config.expected("hangs"))
-    if not patterns or run:  # a --run selection: the overlap is not worth a second runner
+    skipped = patterns(config.expected("skip"))
+    if not skipped or run:  # a --run selection: the overlap is not worth a second runner
         return 0
     args = ["--mode", config.mode, "--conf", str(config.config_file), "-v"]
-    for pattern in patterns:
+    for pattern in skipped:
         args += ["--run", pattern]
     false = shutil.which("false") or "false"
     done = subprocess.run(
@@ -217,13 +233,13 @@ def failures(output: str) -> str:
 
 def summary(results: Sequence[Result]) -> str:
     """A table: one row per configuration."""
-    head = f"{'configuration':<18} {'cases':>6} {'passed':>7} {'failed':>7} {'known':>6}"
+    head = f"{'configuration':<24} {'cases':>6} {'passed':>7} {'failed':>7} {'known':>6}"
     head += f" {'not run':>8} {'skipped':>8}  status"
     rows = [head, "-" * len(head)]
     for r in results:
         status = "ok" if r.ok else ("TIMED OUT" if r.timed_out else "FAILED")
         rows.append(
-            f"{r.name:<18} {r.total:>6} {r.passed:>7} {r.failed:>7} {r.known_failing:>6}"
+            f"{r.name:<24} {r.total:>6} {r.passed:>7} {r.failed:>7} {r.known_failing:>6}"
             f" {r.not_run:>8} {r.skipped:>8}  {status}"
         )
     return "\n".join(rows)

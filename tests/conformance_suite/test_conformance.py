@@ -3,7 +3,7 @@
 The whole suite runs in ``make conformance`` (``python -m conformance.run``); here a few suites
 per configuration, a few hundred cases, run in server mode against each way plugin-di serves
 and in client mode against each of its clients. Known failures, flaky cases and cases that hang
-are read from ``conformance/expected/`` as in the full run.
+and cases not run are read from ``conformance/expected/`` as in the full run.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ SUBSETS: dict[str, tuple[str, ...]] = {
         "TLS Client Certs/HTTPVersion:2/**",
         "Client Cancellation/HTTPVersion:2/Protocol:PROTOCOL_GRPC/**/TLS:false/**",
     ),
+    "client-h1-lean-blocking": ("Basic/**/Codec:CODEC_PROTO/**",),
+    "client-pyqwest-blocking": ("Basic/HTTPVersion:2/Protocol:PROTOCOL_GRPC/**",),
 }
 
 

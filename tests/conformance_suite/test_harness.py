@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from conformance.run import CONFIGURATIONS, failures, parse, runner_args
+from conformance.run import CONFIGURATIONS, failures, parse, patterns, runner_args
 from conformance.wire import read_frame
 
 PASSING = """Computed 96 config case permutations.
@@ -56,9 +56,10 @@ def test_every_configuration_has_its_features_file_and_loads_its_lists() -> None
         assert config.config_file.exists(), config.config_file
         assert args[args.index("--mode") + 1] == config.mode
         assert args[-2:] == ["--run", "Basic/**"]
-        for kind, flag in (("failing", "--known-failing"), ("hangs", "--skip")):
-            if config.expected(kind).exists():
-                assert f"@{config.expected(kind)}" in args, (config.name, flag)
+        assert config.expected("failing").exists(), "every configuration lists its known failures"
+        for kind in ("failing", "flaky", "skip"):
+            listed = f"@{config.expected(kind)}" in args
+            assert listed == bool(patterns(config.expected(kind))), (config.name, kind)
 
 
 def test_frames_are_length_prefixed_and_a_truncated_frame_is_an_error() -> None:
