@@ -124,8 +124,10 @@ class ConformanceServer(service_connect.ConformanceService):
         full_duplex = False
         pending: list[Message] = []  # requests not yet echoed in a response
         sent = 0
+        first = True
         async for message in request:
-            if not pending and sent == 0:  # the first message carries the instructions
+            if first:  # the first message carries the instructions
+                first = False
                 definition = message.response_definition
                 full_duplex = message.full_duplex
                 _set_metadata(ctx, definition)
