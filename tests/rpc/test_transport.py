@@ -431,9 +431,7 @@ async def test_unknown_content_encoding_reaches_the_caller_undecoded(
     sock_path: str, make_client: MakeClient
 ) -> None:
     # As pyqwest does: the protocol layer refuses it (connectrpc: INTERNAL), not the transport.
-    async def foo_reply(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
-    ) -> None:
+    async def foo_reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-encoding: foo\r\ncontent-length: 3\r\n\r\nabc")
         await writer.drain()
