@@ -387,7 +387,10 @@ class H1Transport:
                 )
             else:
                 opening = loop.create_connection(lambda: Connection(loop, read_timeout), host, port)
-            _, conn = await asyncio.wait_for(opening, self._connect_timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for drops a cancellation that
+            # arrives as the dial completes, and the cancelled call would go on.
+            async with asyncio.timeout(self._connect_timeout):
+                _, conn = await opening
         except TimeoutError as exc:
             raise ConnectionError(f"connecting to {self._where(host, port)} timed out") from exc
         except OSError as exc:
