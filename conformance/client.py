@@ -2,8 +2,9 @@
 
 ``python -m conformance.client --h1 lean`` is the COMMAND of ``connectconformance --mode
 client``. It reads length-prefixed ``ClientCompatRequest``s on stdin, makes each call with a
-generated client on plugin-di's transports (`plugin_di.rpc.transport.http_client`), and writes a
-length-prefixed ``ClientCompatResponse`` per case, in the order the cases finish.
+generated client on plugin-di's transports (`plugin_di.rpc.transport.http_client`; with
+``--api blocking``, ``XxxClientSync`` on `sync_http_client`), and writes a length-prefixed
+``ClientCompatResponse`` per case, in the order the cases finish.
 
 The transport follows the case: ``https://`` (pyqwest, ALPN, the runner's CA and client
 certificate) with TLS; ``http://`` with HTTP/2 prior knowledge (h2c) for HTTP/2 cleartext; and
@@ -213,10 +214,7 @@ async def serve_cases(
 
     async with asyncio.TaskGroup() as group:
         while (data := await read_frame_async(reader)) is not None:
-            case = client_compat_pb2.ClientCompatRequest.FromString(data)
-            await slots.acquire()  # read no further ahead than the calls in flight
-            slots.release()
-            group.create_task(one(case))
+            group.create_task(one(client_compat_pb2.ClientCompatRequest.FromString(data)))
 
 
 def main(argv: list[str] | None = None) -> int:
