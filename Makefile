@@ -1,11 +1,12 @@
-# Two commands: `make test` and `make demo`. Each (re)creates .venv only when
+# Two commands: `make test` and `make demo` (and `make conformance`: the whole Connect
+# conformance suite, see docs/interop.md). Each (re)creates .venv only when
 # pyproject.toml changed since the last install.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo proto lint type bench clean
+.PHONY: test demo proto lint type bench conformance clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +37,12 @@ proto: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
+
+# Every configuration of conformance/run.py, each run bounded by `timeout` (CONFORMANCE_TIMEOUT
+# seconds); the suite is ../shared/conformance, or CONFORMANCE_DIR.
+CONFORMANCE_TIMEOUT ?= 1200
+conformance: $(STAMP)
+	$(BIN)/python -m conformance.run --timeout $(CONFORMANCE_TIMEOUT)
 
 clean:
 	rm -rf $(VENV)

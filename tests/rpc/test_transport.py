@@ -438,6 +438,55 @@ async def test_gzip_response_body_is_decoded(sock_path: str, make_client: MakeCl
         await transport.aclose()
 
 
+async def test_unknown_content_encoding_reaches_the_caller_undecoded(
+    sock_path: str, make_client: MakeClient
+) -> None:
+    # As pyqwest does: the protocol layer refuses it (connectrpc: INTERNAL), not the transport.
+    async def foo_reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-encoding: foo\r\ncontent-length: 3\r\n\r\nabc")
+        await writer.drain()
+
+    async with raw_server(sock_path, foo_reply):
+        transport = H1Transport(unix_path=sock_path)
+        http = make_client(transport)
+        response = await http.post("http://localhost/x", content=b"")
+        assert (response.headers["content-encoding"], response.content) == ("foo", b"abc")
+        await transport.aclose()
+
+
+async def test_a_call_cancelled_as_its_connection_opens_is_cancelled(
+    sock_path: str, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the conformance suite (Client Cancellation): on Python 3.11, asyncio.wait_for
+    # around the dial handed back the new connection and dropped such a cancellation.
+    requests: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        head, _ = await read_request(reader)
+        requests.append(head)
+        writer.write(OK)
+        await writer.drain()
+
+    loop = asyncio.get_running_loop()
+    open_connection = loop.create_unix_connection
+    calls: list[asyncio.Task[bytes]] = []
+
+    async def open_then_cancel(*args: Any, **kwargs: Any) -> Any:
+        opened = await open_connection(*args, **kwargs)
+        calls[0].cancel()  # the cancellation lands just as the dial completes
+        return opened
+
+    monkeypatch.setattr(loop, "create_unix_connection", open_then_cancel)
+    async with raw_server(sock_path, answer):
+        transport = H1Transport(unix_path=sock_path)
+        calls.append(asyncio.create_task(_post(make_client(transport))))
+        with pytest.raises(asyncio.CancelledError):
+            await calls[0]
+        await transport.aclose()
+    assert requests == []
+
+
 async def test_nothing_listening_is_a_clear_connection_error(sock_path: str) -> None:
     transport = H1Transport(unix_path=sock_path)
     with pytest.raises(ConnectionError, match="is the plugin running"):

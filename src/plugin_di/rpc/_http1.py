@@ -7,10 +7,23 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 
 from pyqwest import Headers, ReadError
 
-__all__ = ["IDLE_TIMEOUT", "HeadersArg", "as_headers", "decode_body", "decode_stream", "split_url"]
+__all__ = [
+    "DECODED_ENCODINGS",
+    "IDLE_TIMEOUT",
+    "HeadersArg",
+    "as_headers",
+    "decode_body",
+    "decode_stream",
+    "split_url",
+]
 
 IDLE_TIMEOUT = 15.0
 """Seconds a pooled HTTP/1.1 connection may stay idle (servers time out at 20 s or more)."""
+
+DECODED_ENCODINGS = ("gzip", "deflate")
+"""What the transports undo; any other content-encoding reaches the caller as it came, as with
+pyqwest, so the protocol layer refuses it (connectrpc: INTERNAL "unknown encoding") instead of
+the transport failing the call as a network error (UNAVAILABLE)."""
 
 HeadersArg = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
 """Request headers in any form pyqwest's client methods accept."""
@@ -45,13 +58,11 @@ def split_url(url: str) -> tuple[str, int, str]:
 def decode_body(headers: Headers, body: bytes) -> bytes:
     # pyqwest's own transport undoes content-encoding; Connect unary replies use it.
     encoding = headers.get("content-encoding", "identity")
-    if encoding in ("identity", ""):
-        return body
     if encoding == "gzip":
         return zlib.decompress(body, wbits=zlib.MAX_WBITS | 16)
     if encoding == "deflate":
         return zlib.decompress(body)
-    raise ReadError(f"unsupported content-encoding {encoding!r} from the server")
+    return body  # identity, or an encoding left to the protocol layer (DECODED_ENCODINGS)
 
 
 async def decode_stream(encoding: str, stream: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:

@@ -43,6 +43,7 @@ from plugin_di.rpc._h1conn import (
     parse_head,
 )
 from plugin_di.rpc._http1 import (
+    DECODED_ENCODINGS,
     IDLE_TIMEOUT,
     HeadersArg,
     as_headers,
@@ -218,7 +219,7 @@ class H1Transport:
             conn, key, chunked=head.chunked, keep_alive=head.keep_alive and head.chunked
         )
         encoding = headers.get("content-encoding", "identity")
-        if encoding in ("identity", ""):
+        if encoding not in DECODED_ENCODINGS:
             return _response(head.status, headers, body_stream)
         return _response(head.status, headers, decode_stream(encoding, body_stream))
 

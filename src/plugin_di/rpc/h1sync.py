@@ -25,7 +25,7 @@ from pyqwest import Headers, HTTPVersion, ReadError, SyncRequest, SyncResponse
 from pyqwest._pyqwest import get_sync_timeout  # what pyqwest's own WSGI transport reads
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
-from plugin_di.rpc._http1 import IDLE_TIMEOUT, decode_body, split_url
+from plugin_di.rpc._http1 import DECODED_ENCODINGS, IDLE_TIMEOUT, decode_body, split_url
 
 __all__ = ["SyncH1Transport"]
 
@@ -160,7 +160,7 @@ class SyncH1Transport:
             conn, key, chunked=chunked, keep_alive=keep_alive and chunked, deadline=deadline
         )
         encoding = headers.get("content-encoding", "identity")
-        if encoding in ("identity", ""):
+        if encoding not in DECODED_ENCODINGS:
             return _response(status, headers, stream)
         return _response(status, headers, _decode_stream(encoding, stream))
 

@@ -1,0 +1,1 @@
+"""The Connect conformance suite against plugin-di's servers and clients (docs/interop.md)."""

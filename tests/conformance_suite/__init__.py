@@ -1,0 +1,1 @@
+"""A bounded subset of the Connect conformance suite, and the harness's own checks."""
