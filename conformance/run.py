@@ -57,8 +57,10 @@ class Configuration:
 _CLIENT = "conformance.client"
 _CALLS = f"--parallel={PARALLEL}"
 CONFIGURATIONS = (
-    Configuration("server-hypercorn", "server", ("conformance.server", "--server", "hypercorn")),
-    Configuration("server-uvicorn", "server", ("conformance.server", "--server", "uvicorn")),
+    Configuration("server", "server", ("conformance.server", "--loop", "uvloop")),
+    Configuration(
+        "server-asyncio", "server", ("conformance.server", "--loop", "asyncio"), features="server"
+    ),
     Configuration("client-h1-lean", "client", (_CLIENT, "--h1=lean", _CALLS)),
     Configuration("client-pyqwest", "client", (_CLIENT, "--h1=pyqwest", _CALLS)),
     Configuration(

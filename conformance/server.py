@@ -1,6 +1,6 @@
 """The conformance server: ConformanceService served the way plugin-di serves a plugin.
 
-``python -m conformance.server --server hypercorn`` is the COMMAND of
+``python -m conformance.server [--loop uvloop|asyncio]`` is the COMMAND of
 ``connectconformance --mode server``. It reads one length-prefixed ``ServerCompatRequest`` on
 stdin, serves a plugin wrapping `ConformanceServer` through ``plugin_di.plugin.server.serve_async``
 on 127.0.0.1 port 0 (TLS and client certificates when asked), writes the length-prefixed
@@ -20,7 +20,6 @@ import logging
 import signal
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -39,20 +38,11 @@ from plugin_di.rpc.tls import der_to_pem
 HOST = "127.0.0.1"
 
 
-@dataclass(frozen=True)
-class Serving:
-    """One way plugin-di serves: the ``server_kind`` for serve_async and the event loop."""
-
-    server_kind: str | None
-    event_loop: eventloop.EventLoopKind = "asyncio"
-
-
-SERVINGS: dict[str, Serving] = {
-    "hypercorn": Serving("hypercorn"),  # TCP: h2c, HTTP/1.1 and TLS
-    "uvicorn": Serving("uvicorn", "auto"),  # the fast channel on TCP: HTTP/1.1 only
-    "default": Serving(None),  # whatever `plugin-di serve` picks (PLUGIN_DI_SERVER, else auto)
+LOOPS: dict[str, eventloop.EventLoopKind] = {
+    "uvloop": "auto",  # what `plugin-di serve` runs on
+    "asyncio": "asyncio",  # what an app's own asyncio.run serves on
 }
-"""The serving stacks ``--server`` selects; a new stack is one more line here."""
+"""The event loops ``--loop`` selects: the server's transports differ between the two."""
 
 
 def conformance_plugin() -> Plugin:
@@ -65,7 +55,7 @@ def conformance_plugin() -> Plugin:
     return Plugin(name="conformance", version="1.0.0", services=[service])
 
 
-async def serve(request: Any, serving: Serving, out: BinaryIO, workdir: Path) -> int:
+async def serve(request: Any, out: BinaryIO, workdir: Path) -> int:
     """Serve as ``request`` (a ServerCompatRequest) asks until SIGTERM; return the exit code."""
     environ = {plugin_config.SHUTDOWN_GRACE: "0.5"}
     if request.message_receive_limit:
@@ -91,7 +81,6 @@ async def serve(request: Any, serving: Serving, out: BinaryIO, workdir: Path) ->
         bind=f"{HOST}:0",
         tls_cert=cert_file,
         tls_key=key_file,
-        server_kind=serving.server_kind,
         environ=environ,
         stdout=io.StringIO(),  # the handshake line; stdout carries the runner's framing
         on_ready=ready,
@@ -100,7 +89,7 @@ async def serve(request: Any, serving: Serving, out: BinaryIO, workdir: Path) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", choices=sorted(SERVINGS), default="default")
+    parser.add_argument("--loop", choices=sorted(LOOPS), default="uvloop")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>`: every thread's stack on stderr
@@ -109,11 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         print("conformance server: no ServerCompatRequest on stdin", file=sys.stderr)
         return 2
     request = server_compat_pb2.ServerCompatRequest.FromString(data)
-    serving = SERVINGS[args.server]
     with tempfile.TemporaryDirectory(prefix="conformance-tls-") as workdir:
-        return eventloop.run(
-            serve(request, serving, sys.stdout.buffer, Path(workdir)), serving.event_loop
-        )
+        return eventloop.run(serve(request, sys.stdout.buffer, Path(workdir)), LOOPS[args.loop])
 
 
 if __name__ == "__main__":

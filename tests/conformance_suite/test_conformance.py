@@ -22,16 +22,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 SUBSETS: dict[str, tuple[str, ...]] = {
-    # every stream type over h2c in the three protocols; HTTP/1.1 over TLS; mTLS
-    "server-hypercorn": (
+    # every stream type over h2c in the three protocols; HTTP/1.1 over TLS; mTLS; Connect over
+    # HTTP/1.1 (the short path); errors; full-duplex streams the server ends first
+    "server": (
         "Basic/HTTPVersion:2/**/TLS:false/**",
         "Basic/HTTPVersion:1/Protocol:PROTOCOL_CONNECT/**/TLS:true/**",
+        "Basic/HTTPVersion:1/Protocol:PROTOCOL_CONNECT/Codec:CODEC_PROTO/**/TLS:false/**",
         "TLS Client Certs/HTTPVersion:2/Protocol:PROTOCOL_GRPC/**",
-    ),
-    "server-uvicorn": (
-        "Basic/**",
         "Connect with GET/**",
         "Errors/**/Codec:CODEC_PROTO/Compression:COMPRESSION_IDENTITY/**",
+    ),
+    "server-asyncio": (
+        "Basic/HTTPVersion:1/**/Codec:CODEC_PROTO/**/TLS:false/**",
+        "Basic/HTTPVersion:2/Protocol:PROTOCOL_GRPC/**/TLS:true/**",
     ),
     "client-h1-lean": ("Basic/**", "Connect Unexpected Responses/**", "Client Cancellation/**"),
     # h2c in the three protocols; HTTP/1.1 cleartext and over TLS; mTLS; cancellations
