@@ -19,12 +19,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bench import channels, cold_start, edge, gopeer, memory, multihost
 from bench import lifecycle as lifecycle_bench
 from bench._measure import Sample, concurrent, median_sample, sequential
 from bench.security import measure_security
+from plugin_di import eventloop
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -153,6 +154,11 @@ def _table(seq: dict[str, Sample], conc: dict[str, Sample]) -> str:
     return "\n".join(lines)
 
 
+def _loop_kind() -> eventloop.EventLoopKind:
+    kind = os.environ.get("PLUGIN_DI_EVENT_LOOP", "auto")
+    return cast(eventloop.EventLoopKind, kind if kind in ("uvloop", "asyncio") else "auto")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="every case briefly")
@@ -160,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds, seconds, cold_runs = (1, 0.2, 1) if args.quick else (5, 2.0, 10)
 
-    measured = asyncio.run(_rounds(rounds, seconds))
+    # The loop plugin-di runs apps and its CLI on (uvloop unless PLUGIN_DI_EVENT_LOOP says
+    # otherwise): the callers measured here are plugin-di's own clients.
+    measured = eventloop.run(_rounds(rounds, seconds), _loop_kind())
     seq = {n: median_sample(s) for n, s in measured.seq.items()}
     conc = {n: median_sample(s) for n, s in measured.conc.items()}
     public_edge = edge.results(measured.seq, measured.go, PLAIN, GRPCIO)
