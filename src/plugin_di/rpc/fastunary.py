@@ -34,6 +34,7 @@ from connectrpc.request import Headers, RequestContext
 
 from plugin_di.rpc.fastproto import Answer, Exchange, ShortPathHandler
 from plugin_di.rpc.fastproto import Headers as RawHeaders
+from plugin_di.rpc.header_bytes import UNSUPPORTED_MEDIA_TYPE_HEADERS, check_request_bytes
 
 __all__ = ["UnaryShortPaths"]
 
@@ -120,6 +121,8 @@ class UnaryShortPaths:
                 ctx = _PROTOCOL.create_request_context(
                     target.endpoint.method, "POST", "http", _headers(raw)
                 )
+            except UnicodeDecodeError:  # what the ASGI path refuses, refused the same way
+                return _refusal_answer(raw)
             except Exception as exc:  # a malformed protocol header
                 return _error_answer(exc, None)
             run = MetadataInterceptorsRun(target.metadata_interceptors, ctx)
@@ -165,10 +168,18 @@ def _deadline(ctx: RequestContext[Any, Any]) -> float | None:
 
 
 def _headers(raw: RawHeaders) -> Headers:
+    # UTF-8, as connectrpc's ASGI app decodes them: the same bytes are refused on both paths.
     headers = Headers()
     for name, value in raw:
-        headers.add(name.decode("latin-1"), value.decode("latin-1"))
+        headers.add(name.decode(), value.decode())
     return headers
+
+
+def _refusal_answer(raw: RawHeaders) -> Answer:
+    refused = check_request_bytes(raw)
+    if refused is None or refused.code is None:
+        return Answer(415, list(UNSUPPORTED_MEDIA_TYPE_HEADERS), b"")
+    return _error_answer(ConnectError(refused.code, refused.message), None)
 
 
 _CONTENT_TYPES: dict[str, bytes] = {}

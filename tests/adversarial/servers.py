@@ -1,0 +1,136 @@
+"""Real servers on loopback for adversarial tests: the host and a served KV plugin, by kind.
+
+A `Surface` is what a test attacks: a URL, the server kind behind it, whether it speaks
+HTTP/2 (gRPC needs it), and a valid call to prove it still serves. ``kind`` is ``hypercorn``
+(every protocol, HTTP/1.1 and HTTP/2) or ``fast`` (uvicorn: HTTP/1.1, Connect and gRPC-Web,
+with the short path for Connect unary calls). A new server kind is one more branch in
+`serve_host` and `serve_plugin`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.plugin import make_plugin
+from plugin_di.clock import FakeClock
+from plugin_di.gen.connectplugin.v1 import handshake_pb2
+from plugin_di.host.server import Host
+from plugin_di.plugin.server import PluginServer
+from plugin_di.rpc.hypercorn import bind_socket
+
+SERVER_KINDS = ("hypercorn", "fast")
+MAGIC_COOKIE = ("CONNECT_PLUGIN", "d3f40b3c2e1a5f8b9c4d7e6a1b2c3d4e")
+
+
+@dataclass(frozen=True)
+class ValidCall:
+    """A call that must succeed on a healthy surface: a unary path and its request bytes."""
+
+    path: str
+    request: bytes
+
+
+@dataclass(frozen=True)
+class Surface:
+    """A served surface under attack."""
+
+    name: str
+    url: str
+    kind: str
+    h2: bool
+    valid: ValidCall
+
+
+def handshake_request(self_id: str = "adversary") -> bytes:
+    """A HandshakeRequest the host accepts (it issues a runtime identity for ``self_id``)."""
+    return handshake_pb2.HandshakeRequest(
+        core_protocol_version=1,
+        app_protocol_version=1,
+        magic_cookie_key=MAGIC_COOKIE[0],
+        magic_cookie_value=MAGIC_COOKIE[1],
+        self_id=self_id,
+    ).SerializeToString()
+
+
+HOST_VALID = ValidCall("/connectplugin.v1.HandshakeService/Handshake", handshake_request())
+PLUGIN_VALID = ValidCall("/kv.v1.KVService/Get", kv_pb2.GetRequest(key="k").SerializeToString())
+
+
+@contextlib.asynccontextmanager
+async def serve_host(
+    kind: str, clock: FakeClock | None = None, **options: object
+) -> AsyncIterator[tuple[Host, Surface]]:
+    """A host served on loopback by ``kind``; ``options`` go to `Host` (e.g. rate_limit)."""
+    fast = {"fast_bind": "127.0.0.1:0"} if kind == "fast" else {}
+    host = Host(clock=clock or FakeClock(), sweep_interval=1e9, **fast, **options)  # type: ignore[arg-type]
+    await host.start("127.0.0.1:0")
+    try:
+        if kind == "fast":
+            assert host.fast_url is not None
+            surface = Surface("host/fast", host.fast_url, kind, False, HOST_VALID)
+        else:
+            surface = Surface("host/hypercorn", host.url, kind, True, HOST_VALID)
+        yield host, surface
+    finally:
+        await host.stop()
+
+
+@contextlib.asynccontextmanager
+async def serve_plugin(kind: str) -> AsyncIterator[tuple[PluginServer, Surface]]:
+    """The KV example plugin served in this loop by ``kind`` (fast: on a Unix socket)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fast = kind == "fast"
+        bound = bind_socket("unix:" + str(Path(tmp) / "kv.sock") if fast else "127.0.0.1:0")
+        server = PluginServer(make_plugin(), grace_period=1.0)
+        ready = asyncio.Event()
+        task = asyncio.create_task(server.run(bound, ready=ready.set, fast=fast))
+        async with asyncio.timeout(10):
+            await ready.wait()
+        try:
+            yield server, Surface(f"plugin/{kind}", bound.url, kind, not fast, PLUGIN_VALID)
+        finally:
+            server.request_stop(0.5, "test over")
+            async with asyncio.timeout(10):
+                await task
+
+
+@dataclass(frozen=True)
+class Method:
+    """One RPC a surface serves: its path, and whether either side streams."""
+
+    path: str
+    client_streaming: bool
+    server_streaming: bool
+
+    @property
+    def unary(self) -> bool:
+        return not (self.client_streaming or self.server_streaming)
+
+
+def methods_of(service_names: list[str]) -> list[Method]:
+    """Every method of the named services, from the protobuf descriptor pool."""
+    from google.protobuf import descriptor_pool
+
+    pool = descriptor_pool.Default()
+    found = []
+    for name in service_names:
+        if name.endswith(".ServerReflection"):
+            # Served from connectrpc-grpcreflect's own descriptors, not the default pool.
+            found.append(Method(f"/{name}/ServerReflectionInfo", True, True))
+            continue
+        service = pool.FindServiceByName(name)
+        for method in service.methods:
+            found.append(
+                Method(
+                    f"/{name}/{method.name}",
+                    bool(method.client_streaming),
+                    bool(method.server_streaming),
+                )
+            )
+    return found
