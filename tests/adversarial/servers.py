@@ -22,7 +22,9 @@ from plugin_di.clock import FakeClock
 from plugin_di.gen.connectplugin.v1 import handshake_pb2
 from plugin_di.host.server import Host
 from plugin_di.plugin.server import PluginServer
-from plugin_di.rpc.hypercorn import bind_socket
+from plugin_di.rpc.asgi import ASGIApp
+from plugin_di.rpc.fastserve import serve_fast
+from plugin_di.rpc.hypercorn import bind_socket, hypercorn_config, serve_asgi
 
 SERVER_KINDS = ("hypercorn", "fast")
 MAGIC_COOKIE = ("CONNECT_PLUGIN", "d3f40b3c2e1a5f8b9c4d7e6a1b2c3d4e")
@@ -96,6 +98,36 @@ async def serve_plugin(kind: str) -> AsyncIterator[tuple[PluginServer, Surface]]
             yield server, Surface(f"plugin/{kind}", bound.url, kind, not fast, PLUGIN_VALID)
         finally:
             server.request_stop(0.5, "test over")
+            async with asyncio.timeout(10):
+                await task
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: ASGIApp, kind: str) -> AsyncIterator[str]:
+    """Any ASGI app served in this loop by ``kind`` (fast: on a Unix socket); its URL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fast = kind == "fast"
+        bound = bind_socket("unix:" + str(Path(tmp) / "app.sock") if fast else "127.0.0.1:0")
+        url = bound.url
+        stop = asyncio.Event()
+        ready = asyncio.Event()
+        if fast:
+            serving = serve_fast(app, bound, shutdown=stop, ready=ready.set, graceful_timeout=0.5)
+        else:
+            serving = serve_asgi(
+                app,
+                bound,
+                config=hypercorn_config(graceful_timeout=0.5),
+                shutdown=stop,
+                ready=ready.set,
+            )
+        task = asyncio.create_task(serving)
+        async with asyncio.timeout(10):
+            await ready.wait()
+        try:
+            yield url
+        finally:
+            stop.set()
             async with asyncio.timeout(10):
                 await task
 

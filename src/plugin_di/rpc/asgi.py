@@ -9,6 +9,7 @@ app it holds.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -28,6 +29,7 @@ from plugin_di.rpc.wire_errors import (
 from plugin_di.rpc.wire_errors import request_header as _header
 
 __all__ = [
+    "DEFAULT_DRAIN_IDLE_SECONDS",
     "DEFAULT_DRAIN_LIMIT_BYTES",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "GRPC_STATUS",
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 # An unread request body up to this size is read and discarded to keep the connection usable.
 DEFAULT_DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+# ... unless its client pauses this long: a refusal does not wait on a client that stalls.
+DEFAULT_DRAIN_IDLE_SECONDS = 0.25
 _ENVELOPE_PREFIX = 5  # gRPC / gRPC-Web / Connect-streaming message prefix: flags + length
 
 Scope = MutableMapping[str, Any]
@@ -123,7 +127,8 @@ class ServiceMux:
     ``apps`` are generated ``XxxServiceASGIApplication`` objects, each mounted at its ``.path``.
     ``max_message_bytes`` is passed down to every app as connectrpc's ``read_max_bytes``, and a
     request whose Content-Length exceeds it is refused before its body is read (the unread body
-    is then discarded, up to ``drain_limit_bytes``, so the connection stays usable).
+    is then discarded, up to ``drain_limit_bytes`` and while its client pauses no longer than
+    ``drain_idle_seconds``, so the connection stays usable).
     """
 
     def __init__(
@@ -132,11 +137,13 @@ class ServiceMux:
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         drain_limit_bytes: int = DEFAULT_DRAIN_LIMIT_BYTES,
+        drain_idle_seconds: float = DEFAULT_DRAIN_IDLE_SECONDS,
     ) -> None:
         if max_message_bytes <= 0:
             raise ValueError(f"max_message_bytes must be positive, got {max_message_bytes}")
         self.max_message_bytes = max_message_bytes
         self.drain_limit_bytes = drain_limit_bytes
+        self._drain = _Drain(drain_limit_bytes, drain_idle_seconds)
         self._methods: dict[str, _Route] = {}
         self._services: dict[str, ASGIApp] = {}
         self._opaque: dict[str, ASGIApp] = {}
@@ -188,7 +195,7 @@ class ServiceMux:
             # answer ends; a stream's is not waited for (see `_Exchange`).
             bounded = route is not None and route.max_body is not None
             exchange = _Exchange(
-                receive, send, self.drain_limit_bytes, bounded or _bounded_body(scope)
+                receive, send, self._drain, bounded or _bounded_body(scope)
             )
             refused = check_request_bytes(scope["headers"], scope.get("query_string", b""))
             if refused is not None:
@@ -292,6 +299,12 @@ def _bounded_body(scope: Scope) -> bool:
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class _Drain:
+    limit_bytes: int
+    idle_seconds: float
+
+
 class _Exchange:
     """One request's receive/send: tracks the response start and drains an unread body.
 
@@ -299,18 +312,19 @@ class _Exchange:
     0.18 forgets an HTTP/2 stream once its response ended and drops the whole connection on a
     DATA frame still arriving for it; over HTTP/1.1 it closes the connection. So before the
     last response message goes out, what the app left unread of a ``bounded`` body (one the
-    client sends whole, whatever the answer) is read and discarded (up to ``drain_limit``
-    bytes). An unbounded one, a client or bidi stream, is never waited for: its client may
+    client sends whole, whatever the answer) is read and discarded, up to the policy's
+    bytes, and only while the client keeps sending: one that pauses longer than the policy's
+    idle time (a stalled or lying client) gets its answer without it. An unbounded one, a client or bidi stream, is never waited for: its client may
     wait for the answer first, and a refused stream must end at once. Apps that read their
     whole body pay one flag check.
     """
 
-    __slots__ = ("_drain_limit", "_receive", "_send", "_trailers", "body_done", "started")
+    __slots__ = ("_drain", "_receive", "_send", "_trailers", "body_done", "started")
 
-    def __init__(self, receive: Receive, send: Send, drain_limit: int, bounded: bool) -> None:
+    def __init__(self, receive: Receive, send: Send, drain: _Drain, bounded: bool) -> None:
         self._receive = receive
         self._send = send
-        self._drain_limit = drain_limit
+        self._drain = drain
         self._trailers = False
         # True once nothing more is to be read before the answer ends.
         self.body_done = not bounded
@@ -339,10 +353,16 @@ class _Exchange:
             and not self._trailers
             and not message.get("more_body", False)
         ) or (kind == "http.response.trailers" and not message.get("more_trailers", False)):
-            await self._drain()
+            await self._discard_body()
         await self._send(message)
 
-    async def _drain(self) -> None:
+    async def _discard_body(self) -> None:
         drained = 0
-        while not self.body_done and drained <= self._drain_limit:
-            drained += len((await self.receive()).get("body", b""))
+        limit, idle = self._drain.limit_bytes, self._drain.idle_seconds
+        try:
+            while not self.body_done and drained <= limit:
+                async with asyncio.timeout(idle):
+                    message = await self.receive()
+                drained += len(message.get("body", b""))
+        except TimeoutError:
+            self.body_done = True
