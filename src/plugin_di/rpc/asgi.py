@@ -194,9 +194,7 @@ class ServiceMux:
             # A body of one message (or of a declared length) is read to its end before the
             # answer ends; a stream's is not waited for (see `_Exchange`).
             bounded = route is not None and route.max_body is not None
-            exchange = _Exchange(
-                receive, send, self._drain, bounded or _bounded_body(scope)
-            )
+            exchange = _Exchange(receive, send, self._drain, bounded or _bounded_body(scope))
             refused = check_request_bytes(scope["headers"], scope.get("query_string", b""))
             if refused is not None:
                 await send_refusal(scope, exchange.send, refused)
@@ -314,9 +312,10 @@ class _Exchange:
     last response message goes out, what the app left unread of a ``bounded`` body (one the
     client sends whole, whatever the answer) is read and discarded, up to the policy's
     bytes, and only while the client keeps sending: one that pauses longer than the policy's
-    idle time (a stalled or lying client) gets its answer without it. An unbounded one, a client or bidi stream, is never waited for: its client may
-    wait for the answer first, and a refused stream must end at once. Apps that read their
-    whole body pay one flag check.
+    idle time (a stalled or lying client) gets its answer without it. An unbounded body, a
+    client or bidi stream, is never waited for: its client may wait for the answer first,
+    and a refused stream must end at once. Apps that read their whole body pay one flag
+    check.
     """
 
     __slots__ = ("_drain", "_receive", "_send", "_trailers", "body_done", "started")
