@@ -117,6 +117,21 @@ class _NotFoundToUnimplemented:
         await self._send(message)
 
 
+_NEEDS_HTTP2 = (
+    "the gRPC protocol needs HTTP/2 with trailers, which this connection lacks: "
+    "call over HTTP/2, or with Connect or gRPC-Web"
+)
+
+
+def _grpc_without_trailers(scope: Scope) -> bool:
+    """A gRPC (not gRPC-Web) request on a server without ASGI trailers (HTTP/1.1, uvicorn):
+    connectrpc would answer it with its RuntimeError's text."""
+    if "http.response.trailers" in (scope.get("extensions") or ()):
+        return False
+    kind = (_header(scope, b"content-type") or b"").lower()
+    return kind.startswith(b"application/grpc") and not kind.startswith(b"application/grpc-web")
+
+
 def _unknown(scope: Scope) -> str:
     return f"unknown service or method {scope.get('path', '')!r}"
 
@@ -201,6 +216,9 @@ class ServiceMux:
                 return
             if route is not None:
                 # The hot path: checked inline, the app awaited here (no extra coroutines).
+                if _grpc_without_trailers(scope):
+                    await send_error(scope, exchange.send, Code.UNIMPLEMENTED, _NEEDS_HTTP2)
+                    return
                 limit = route.max_body
                 if limit is not None:
                     raw = _header(scope, b"content-length")
@@ -234,7 +252,9 @@ class ServiceMux:
             opaque = self._opaque.get(path[: service_end + 1])
             if opaque is not None:
                 limit = self.max_message_bytes + _ENVELOPE_PREFIX
-                if await self._length_ok(scope, exchange, limit):
+                if _grpc_without_trailers(scope):
+                    await send_error(scope, exchange.send, Code.UNIMPLEMENTED, _NEEDS_HTTP2)
+                elif await self._length_ok(scope, exchange, limit):
                     rewrite = _NotFoundToUnimplemented(scope, exchange.send)
                     await self._run(opaque, scope, exchange, rewrite)
                 return
