@@ -20,6 +20,7 @@ from connectrpc.code import Code
 
 from plugin_di.rpc.header_bytes import check_request_bytes
 from plugin_di.rpc.lifespan import forward_lifespan
+from plugin_di.rpc.quiet_codecs import quiet_app
 from plugin_di.rpc.wire_errors import (
     GRPC_STATUS,
     error_response,
@@ -179,6 +180,7 @@ class ServiceMux:
         if name in self._services:
             raise ValueError(f"service {name!r} is mounted twice; mount each service once")
         _apply_read_limit(app, self.max_message_bytes)
+        quiet_app(app)
         self._services[name] = app
         self._lifespan_apps.append(app)
         methods = _service_methods(name)
@@ -243,6 +245,9 @@ class ServiceMux:
     async def _dispatch_other(self, path: str, scope: Scope, exchange: _Exchange) -> None:
         for prefix, app in self._prefixes:
             if path.startswith(prefix):
+                if _grpc_without_trailers(scope):  # a relayed answer would lose its status
+                    await send_error(scope, exchange.send, Code.UNIMPLEMENTED, _NEEDS_HTTP2)
+                    return
                 child = dict(scope)
                 child["root_path"] = scope.get("root_path", "") + prefix.rstrip("/")
                 await self._run(app, child, exchange, exchange.send)
