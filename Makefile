@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo proto lint type bench clean
+.PHONY: test demo proto lint type bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,14 @@ proto: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(QUICK),--quick,)
+
+# The long fuzz run (not in `make test`): FUZZ_EXAMPLES inputs per surface (host and served
+# plugin, on each server kind), figures written to FUZZ_REPORT (.md and .json) for the docs.
+FUZZ_EXAMPLES ?= 100000
+FUZZ_REPORT ?= docs/fuzz-figures.md
+fuzz: $(STAMP)
+	PLUGIN_DI_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PLUGIN_DI_FUZZ_REPORT=$(FUZZ_REPORT) \
+		$(BIN)/pytest tests/adversarial/test_fuzz.py -p no:randomly --timeout=0
 
 clean:
 	rm -rf $(VENV)

@@ -84,12 +84,14 @@ async def serve_host(
 
 
 @contextlib.asynccontextmanager
-async def serve_plugin(kind: str) -> AsyncIterator[tuple[PluginServer, Surface]]:
+async def serve_plugin(
+    kind: str, *, max_message_bytes: int = 4 * 1024 * 1024
+) -> AsyncIterator[tuple[PluginServer, Surface]]:
     """The KV example plugin served in this loop by ``kind`` (fast: on a Unix socket)."""
     with tempfile.TemporaryDirectory() as tmp:
         fast = kind == "fast"
         bound = bind_socket("unix:" + str(Path(tmp) / "kv.sock") if fast else "127.0.0.1:0")
-        server = PluginServer(make_plugin(), grace_period=1.0)
+        server = PluginServer(make_plugin(), grace_period=1.0, max_message_bytes=max_message_bytes)
         ready = asyncio.Event()
         task = asyncio.create_task(server.run(bound, ready=ready.set, fast=fast))
         async with asyncio.timeout(10):

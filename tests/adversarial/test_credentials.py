@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import pytest
 
 from examples.kv.gen.kv.v1 import kv_pb2
-from examples.kv.plugin import make_plugin
 from plugin_di.clock import FakeClock
 from plugin_di.gen.connectplugin.v1 import (
     broker_pb2,
@@ -26,20 +25,13 @@ from plugin_di.gen.connectplugin.v1 import (
 )
 from plugin_di.gen.grpc.health.v1 import health_pb2
 from plugin_di.host.server import Host
-from plugin_di.plugin.host_rpc import declaration_metadata
 
 from .calls import PROTOCOLS, call, supports, wire_protocol
-from .servers import HOST_VALID, SERVER_KINDS, Method, Surface, serve_host, serve_plugin
+from .identities import HANDSHAKE, REGISTER, Creds, join, register_kv
+from .servers import SERVER_KINDS, Method, Surface, serve_host, serve_plugin
 from .wire import answer_code, leaks
 
 TTL = 100.0
-HANDSHAKE = Method(HOST_VALID.path, False, False)
-
-
-@dataclass(frozen=True)
-class Creds:
-    runtime_id: str
-    token: str
 
 
 @dataclass
@@ -54,21 +46,6 @@ class Platform:
     revoked: Creds
 
 
-async def _handshake(surface: Surface, self_id: str, provides: bool = False) -> Creds:
-    request = handshake_pb2.HandshakeRequest(
-        core_protocol_version=1,
-        app_protocol_version=1,
-        magic_cookie_key="CONNECT_PLUGIN",
-        magic_cookie_value="d3f40b3c2e1a5f8b9c4d7e6a1b2c3d4e",
-        self_id=self_id,
-        client_metadata=declaration_metadata([make_plugin()] if provides else []),
-    )
-    reply = await call(surface, "connect", HANDSHAKE, request.SerializeToString())
-    assert reply.status == 200, reply.body
-    response = handshake_pb2.HandshakeResponse.FromString(reply.body)
-    return Creds(response.runtime_id, response.runtime_token)
-
-
 @pytest.fixture(params=SERVER_KINDS)
 async def platform(request: pytest.FixtureRequest) -> AsyncIterator[Platform]:
     clock = FakeClock()
@@ -79,31 +56,15 @@ async def platform(request: pytest.FixtureRequest) -> AsyncIterator[Platform]:
             surface,
         ),
     ):
-        expired = await _handshake(surface, "expiring")
+        expired = await join(surface, "expiring")
         clock.advance(TTL / 2)
-        provider = await _handshake(surface, "kv", provides=True)
-        other = await _handshake(surface, "app")
-        revoked = await _handshake(surface, "gone")
-        register = registry_pb2.RegisterServiceRequest(
-            service_type="kv",
-            version="1.0.0",
-            endpoint_path="/kv.v1.KVService/",
-            metadata={"base_url": kv.url},
-        )
-        reply = await call(
-            surface, "connect", REGISTER, register.SerializeToString(), _headers(provider)
-        )
-        assert reply.status == 200, reply.body
+        provider = await join(surface, "kv", provides_kv=True)
+        other = await join(surface, "app")
+        revoked = await join(surface, "gone")
+        await register_kv(surface, provider, kv.url)
         assert host.tokens.revoke(revoked.runtime_id)
         clock.advance(TTL / 2 + 1)  # the first identity expires, the others live on
         yield Platform(host, surface, provider, other, expired, revoked)
-
-
-def _headers(creds: Creds, scheme: bytes = b"Bearer ") -> list[tuple[bytes, bytes]]:
-    return [
-        (b"x-plugin-runtime-id", creds.runtime_id.encode()),
-        (b"authorization", scheme + creds.token.encode()),
-    ]
 
 
 def credentials(p: Platform, case: str) -> list[tuple[bytes, bytes]]:
@@ -111,16 +72,16 @@ def credentials(p: Platform, case: str) -> list[tuple[bytes, bytes]]:
     a = p.provider
     id_a = (b"x-plugin-runtime-id", a.runtime_id.encode())
     return {
-        "valid": _headers(a),
+        "valid": a.headers(),
         "none": [],
         "id only": [id_a],
         "token only": [(b"authorization", b"Bearer " + a.token.encode())],
-        "wrong": _headers(Creds(a.runtime_id, "A" * 43 + "=")),
-        "another plugin's": _headers(Creds(a.runtime_id, p.other.token)),
-        "expired": _headers(p.expired),
-        "revoked": _headers(p.revoked),
+        "wrong": Creds(a.runtime_id, "A" * 43 + "=").headers(),
+        "another plugin's": Creds(a.runtime_id, p.other.token).headers(),
+        "expired": p.expired.headers(),
+        "revoked": p.revoked.headers(),
         "non-ASCII": [id_a, (b"authorization", "Bearer tök\u00e9n".encode())],
-        "wrong scheme": _headers(a, b"Basic "),
+        "wrong scheme": a.headers(b"Basic "),
     }[case]
 
 
@@ -137,7 +98,6 @@ CASES = (
     "wrong scheme",
 )
 
-REGISTER = Method("/connectplugin.v1.ServiceRegistry/RegisterService", False, False)
 WATCH = Method("/connectplugin.v1.ServiceRegistry/WatchService", False, True)
 
 

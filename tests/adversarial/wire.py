@@ -74,9 +74,20 @@ class Endpoint:
         return cls(host=parsed.hostname, port=parsed.port)
 
     async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self.path:
-            return await asyncio.open_unix_connection(self.path, limit=1 << 24)
-        return await asyncio.open_connection(self.host, self.port, limit=1 << 24)
+        async with asyncio.timeout(5):
+            if self.path:
+                return await asyncio.open_unix_connection(self.path, limit=1 << 24)
+            return await asyncio.open_connection(self.host, self.port, limit=1 << 24)
+
+
+async def close(writer: asyncio.StreamWriter) -> None:
+    """Close a connection; abort it when it does not close at once (a peer not reading)."""
+    writer.close()
+    try:
+        async with asyncio.timeout(1):
+            await writer.wait_closed()
+    except (TimeoutError, OSError):
+        writer.transport.abort()
 
 
 @dataclass
@@ -127,9 +138,7 @@ async def h1_exchange(endpoint: Endpoint, request: bytes, *, within: float = 5.0
     except TimeoutError:
         raise NoAnswer(f"no answer within {within}s") from None
     finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+        await close(writer)
 
 
 async def read_h1_reply(reader: asyncio.StreamReader) -> Reply:
@@ -291,11 +300,7 @@ async def h2_exchange_many(
     except (TimeoutError, ConnectionError, h2.exceptions.ProtocolError):
         pass
     finally:
-        with contextlib.suppress(Exception):
-            writer.write(conn.data_to_send())
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+        await close(writer)
     return [done.get(sid, NoAnswer(f"stream {sid}: no complete answer")) for sid in order]
 
 
@@ -378,6 +383,29 @@ def answer_code(reply: Reply, protocol: str) -> str:
     except (ValueError, AttributeError):
         return f"http-{reply.status}"
     return str(code) if code else f"http-{reply.status}"
+
+
+def answer_message(reply: Reply, protocol: str) -> str:
+    """The error message of an answer, in any protocol ('' when there is none)."""
+    if protocol in ("grpc", "grpc-web"):
+        message = reply.header(b"grpc-message")
+        for flags, payload in envelopes(reply.body) if protocol == "grpc-web" else []:
+            if flags & 0x80:
+                for line in payload.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"grpc-message":
+                        message = value.strip()
+        return urllib.parse.unquote((message or b"").decode("latin-1"))
+    data: object = None
+    try:
+        if protocol == "connect-stream":
+            ends = [p for f, p in envelopes(reply.body) if f & 0x02]
+            data = (json.loads(ends[-1] or b"{}") if ends else {}).get("error", {})
+        else:
+            data = json.loads(reply.body)
+    except (ValueError, AttributeError):
+        return ""
+    return str(data.get("message", "")) if isinstance(data, dict) else ""
 
 
 _EXCEPTION_NAMES = sorted(
