@@ -579,8 +579,13 @@ class Figures:
         }
 
 
+class SurfaceDown(Exception):
+    """The surface refuses connections: its server is gone."""
+
+
 class Fuzzer:
-    """Sends `FuzzInput`s to a target and keeps its `Figures`."""
+    """Sends `FuzzInput`s to a target and keeps its `Figures`; raises `SurfaceDown` when the
+    server stops accepting connections (a crash the caller reports)."""
 
     def __init__(self, target: FuzzTarget, portal: Portal, check_every: int = 200) -> None:
         self.target = target
@@ -592,6 +597,8 @@ class Fuzzer:
     def send(self, inp: FuzzInput) -> str:
         """Send one input; its outcome code (crashes and leaks are recorded)."""
         outcome = self.portal.run(self._exchange(inp), WITHIN * 2)
+        if outcome in ("connection-ConnectionRefusedError", "connection-FileNotFoundError"):
+            raise SurfaceDown(f"{self.target.surface.name} refuses connections")
         self.figures.inputs += 1
         self.figures.codes[outcome] += 1
         if self.figures.inputs % self.check_every == 0:
@@ -640,7 +647,10 @@ class Fuzzer:
         valid = self.target.surface.valid
         method = Method(valid.path, False, False)
         inp = _input(self.target, method, "connect", False, valid.request)
-        reply = self.portal.run(self._request(inp), WITHIN * 2)
+        try:
+            reply = self.portal.run(self._request(inp), WITHIN * 2)
+        except (ConnectionRefusedError, FileNotFoundError) as exc:
+            raise SurfaceDown(f"{self.target.surface.name} refuses connections") from exc
         assert answer_code(reply, "connect") == "ok", (valid.path, reply)
         self.figures.valid_calls += 1
 
