@@ -102,7 +102,6 @@ def test_fuzz(target: tuple[FuzzTarget, list[Child]], portal: Portal, framing: s
     wanted = max(1, EXAMPLES // len(FRAMINGS))
     sent = 0
 
-    @given(FRAMINGS[framing](surface_target))
     def one(inp: FuzzInput) -> None:
         nonlocal sent
         fuzzer.send(inp)
@@ -113,13 +112,14 @@ def test_fuzz(target: tuple[FuzzTarget, list[Child]], portal: Portal, framing: s
             remaining = wanted - sent
             if remaining <= 0 or any(not child.alive() for child in children):
                 break
-            settings(
+            run = settings(
                 max_examples=remaining,
                 deadline=None,
                 database=None,
                 phases=[Phase.generate],
                 suppress_health_check=list(HealthCheck),
-            )(one)()
+            )(given(FRAMINGS[framing](surface_target))(one))
+            run()
     for child in children:
         if not child.alive():
             figures.crashes.append(f"{child.surface.name} died: {child.died()}")
