@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import selectors
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from plugin.procs import read_line  # tests/ is on sys.path: the plugin tests' helper
 
 from plugin_di.plugin.handshake_line import HandshakeLine
 
@@ -48,19 +48,6 @@ class Child:
         return f"exited with {code}; its log ends:\n{tail}"
 
 
-def _first_line(proc: subprocess.Popen[str], within: float = 30.0) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + within
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if selector.select(timeout=0.1):
-                return proc.stdout.readline()
-            if proc.poll() is not None:
-                return ""
-    return ""
-
-
 @contextlib.contextmanager
 def _spawned(
     args: Sequence[str], env: Mapping[str, str], log: Path
@@ -80,7 +67,7 @@ def _spawned(
             text=True,
         )
     try:
-        line = _first_line(proc)
+        line = read_line(proc, 30.0)
         if not line:
             raise AssertionError(f"{args} printed nothing; its log:\n{log.read_text()}")
         yield proc, line
