@@ -45,8 +45,8 @@ async def join(surface: Surface, self_id: str, *, provides_kv: bool = False) -> 
     return Creds(response.runtime_id, response.runtime_token)
 
 
-async def register_kv(surface: Surface, creds: Creds, base_url: str) -> None:
-    """Register ``creds``' KV service, served at ``base_url``."""
+async def register_kv(surface: Surface, creds: Creds, base_url: str) -> str:
+    """Register ``creds``' KV service, served at ``base_url``; the registration id."""
     request = registry_pb2.RegisterServiceRequest(
         service_type="kv",
         version="1.0.0",
@@ -55,3 +55,4 @@ async def register_kv(surface: Surface, creds: Creds, base_url: str) -> None:
     )
     reply = await call(surface, "connect", REGISTER, request.SerializeToString(), creds.headers())
     assert reply.status == 200, reply.body
+    return str(registry_pb2.RegisterServiceResponse.FromString(reply.body).registration_id)

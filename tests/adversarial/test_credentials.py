@@ -44,6 +44,7 @@ class Platform:
     other: Creds  # another live plugin
     expired: Creds
     revoked: Creds
+    registration: str  # the provider's
 
 
 @pytest.fixture(params=SERVER_KINDS)
@@ -61,10 +62,10 @@ async def platform(request: pytest.FixtureRequest) -> AsyncIterator[Platform]:
         provider = await join(surface, "kv", provides_kv=True)
         other = await join(surface, "app")
         revoked = await join(surface, "gone")
-        await register_kv(surface, provider, kv.url)
+        registration = await register_kv(surface, provider, kv.url)
         assert host.tokens.revoke(revoked.runtime_id)
         clock.advance(TTL / 2 + 1)  # the first identity expires, the others live on
-        yield Platform(host, surface, provider, other, expired, revoked)
+        yield Platform(host, surface, provider, other, expired, revoked, registration)
 
 
 def credentials(p: Platform, case: str) -> list[tuple[bytes, bytes]]:
@@ -184,3 +185,29 @@ async def test_every_host_rpc_and_the_router_check_credentials(
             if code != expected or leaks(reply):
                 wrong.append(f"{method.path} {protocol}: {code} (want {expected}) {leaks(reply)}")
     assert not wrong, "\n".join(wrong)
+
+
+async def test_another_plugins_valid_credentials_cannot_withdraw_a_registration(
+    platform: Platform,
+) -> None:
+    unregister = Method("/connectplugin.v1.ServiceRegistry/UnregisterService", False, False)
+    request = registry_pb2.UnregisterServiceRequest(registration_id=platform.registration)
+    for protocol in PROTOCOLS:
+        if supports(platform.surface, protocol):
+            reply = await call(
+                platform.surface,
+                protocol,
+                unregister,
+                request.SerializeToString(),
+                platform.other.headers(),
+            )
+            assert answer_code(reply, protocol) == "permission_denied"
+    discover = registry_pb2.DiscoverServiceRequest(service_type="kv").SerializeToString()
+    found = await call(
+        platform.surface,
+        "connect",
+        Method("/connectplugin.v1.ServiceRegistry/DiscoverService", False, False),
+        discover,
+        platform.other.headers(),
+    )
+    assert answer_code(found, "connect") == "ok"  # still registered
