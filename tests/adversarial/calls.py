@@ -9,17 +9,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
+from .answers import answer_code
 from .servers import Method, Surface
-from .wire import (
-    Endpoint,
-    H2Request,
-    Headers,
-    Reply,
-    answer_code,
-    h1_exchange,
-    h1_request,
-    h2_exchange,
-)
+from .wire import Endpoint, H2Request, Headers, Reply, h1_exchange, h1_request, h2_exchange
 
 PROTOCOLS = ("connect", "grpc-web", "grpc")
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 
+from .answers import answer_code, answer_message, leaks
 from .calls import envelope
 from .servers import Surface
-from .wire import Endpoint, answer_code, answer_message, h1_exchange, h1_request, leaks
+from .wire import Endpoint, h1_exchange, h1_request
 
 
 async def test_grpc_over_http1_is_unimplemented_not_a_runtime_error(surface: Surface) -> None:
