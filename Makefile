@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo proto lint type bench conformance clean
+.PHONY: test demo proto lint type bench conformance fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,6 +43,14 @@ bench: $(STAMP)
 CONFORMANCE_TIMEOUT ?= 1200
 conformance: $(STAMP)
 	$(BIN)/python -m conformance.run --timeout $(CONFORMANCE_TIMEOUT)
+
+# The long fuzz run (not in `make test`): FUZZ_EXAMPLES inputs per surface (host and served
+# plugin, on each server kind), figures written to FUZZ_REPORT (.md and .json) for the docs.
+FUZZ_EXAMPLES ?= 100000
+FUZZ_REPORT ?= docs/fuzz-figures.md
+fuzz: $(STAMP)
+	PLUGIN_DI_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PLUGIN_DI_FUZZ_REPORT=$(FUZZ_REPORT) \
+		$(BIN)/pytest tests/adversarial/test_fuzz.py -p no:randomly --timeout=0
 
 clean:
 	rm -rf $(VENV)

@@ -31,7 +31,10 @@ async def run_app(app: Runnable) -> int:
         start = asyncio.ensure_future(app.start())
         first: set[asyncio.Future[Any]] = {start, signalled}
         await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
-        if signalled.done() and not start.done():
+        # A signal and the end of start can land in the same pass of the loop: then both
+        # are done here, and the start (which finished) is stopped as after any signal.
+        interrupted = signalled.done() and not start.done()
+        if interrupted:
             app.emit(ShutdownRequested(1, signalled.result()))  # start fails: exit 1
             app.interrupt(signalled.result())
         try:
@@ -50,6 +53,7 @@ async def run_app(app: Runnable) -> int:
             else:
                 requested.cancel()
                 code, reason = 0, signalled.result()
+        if not interrupted:
             app.emit(ShutdownRequested(code, reason))
         try:
             await app.stop(reason)

@@ -43,7 +43,10 @@ def check_credentials(get: HeaderGetter, tokens: TokenValidator) -> str:
             Code.UNAUTHENTICATED,
             "missing 'Authorization: Bearer <runtime token>' header",
         )
-    if not tokens.validate(runtime_id, authorization[len(_BEARER) :].strip()):
+    token = authorization[len(_BEARER) :].strip()
+    # Runtime ids and tokens are ASCII: anything else is refused before a validator sees it
+    # (some compare in constant time, which raises on other strings).
+    if not (runtime_id.isascii() and token.isascii()) or not tokens.validate(runtime_id, token):
         raise ConnectError(
             Code.UNAUTHENTICATED,
             "invalid or expired runtime token for this runtime id: handshake with the host again",

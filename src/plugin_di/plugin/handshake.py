@@ -113,10 +113,13 @@ class HandshakeServer(HandshakeService):
         request: pb.HandshakeRequest,
         ctx: RequestContext[pb.HandshakeRequest, pb.HandshakeResponse],
     ) -> pb.HandshakeResponse:
-        # The cookie guards against talking to the wrong program; it is not a secret.
+        # The cookie guards against talking to the wrong program; it is not a secret. Bytes:
+        # compare_digest raises on str with non-ASCII characters, which a caller may send.
         if not (
-            hmac.compare_digest(request.magic_cookie_key, self._cookie_key)
-            and hmac.compare_digest(request.magic_cookie_value, self._cookie_value)
+            hmac.compare_digest(request.magic_cookie_key.encode(), self._cookie_key.encode())
+            and hmac.compare_digest(
+                request.magic_cookie_value.encode(), self._cookie_value.encode()
+            )
         ):
             raise ConnectError(
                 Code.INVALID_ARGUMENT,

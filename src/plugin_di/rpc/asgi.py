@@ -9,22 +9,31 @@ app it holds.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
-import json
 import logging
-import struct
-import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from connectrpc.code import Code
 
+from plugin_di.rpc.header_bytes import check_request_bytes
 from plugin_di.rpc.lifespan import forward_lifespan
+from plugin_di.rpc.quiet_codecs import quiet_app
+from plugin_di.rpc.wire_errors import (
+    GRPC_STATUS,
+    error_response,
+    send_error,
+    send_refusal,
+)
+from plugin_di.rpc.wire_errors import request_header as _header
 
 __all__ = [
+    "DEFAULT_DRAIN_IDLE_SECONDS",
     "DEFAULT_DRAIN_LIMIT_BYTES",
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "GRPC_STATUS",
     "ASGIApp",
     "ConnectApp",
     "ServiceMux",
@@ -37,6 +46,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 # An unread request body up to this size is read and discarded to keep the connection usable.
 DEFAULT_DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+# ... unless its client pauses this long: a refusal does not wait on a client that stalls.
+DEFAULT_DRAIN_IDLE_SECONDS = 0.25
 _ENVELOPE_PREFIX = 5  # gRPC / gRPC-Web / Connect-streaming message prefix: flags + length
 
 Scope = MutableMapping[str, Any]
@@ -56,88 +67,6 @@ class ConnectApp(ASGIApp, Protocol):
 
     @property
     def path(self) -> str: ...
-
-
-# gRPC status numbers follow the order of connectrpc's Code enum (canceled = 1 ... 16).
-GRPC_STATUS: dict[Code, int] = {code: number for number, code in enumerate(Code, start=1)}
-
-# Connect unary errors: the HTTP status of each code (the Connect protocol's table), except
-# that an unknown route is a 404, as connect-go's mux answers.
-_HTTP_STATUS: dict[Code, int] = {
-    Code.CANCELED: 499,
-    Code.UNKNOWN: 500,
-    Code.INVALID_ARGUMENT: 400,
-    Code.DEADLINE_EXCEEDED: 504,
-    Code.NOT_FOUND: 404,
-    Code.ALREADY_EXISTS: 409,
-    Code.PERMISSION_DENIED: 403,
-    Code.RESOURCE_EXHAUSTED: 429,
-    Code.FAILED_PRECONDITION: 400,
-    Code.ABORTED: 409,
-    Code.OUT_OF_RANGE: 400,
-    Code.UNIMPLEMENTED: 404,
-    Code.INTERNAL: 500,
-    Code.UNAVAILABLE: 503,
-    Code.DATA_LOSS: 500,
-    Code.UNAUTHENTICATED: 401,
-}
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    # ASGI servers lower-case header names.
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return bytes(value)
-    return None
-
-
-async def send_error(scope: Scope, send: Send, code: Code, message: str) -> None:
-    """Answer the request with a Connect error, in the protocol its content-type names
-    (see `error_response`)."""
-    content_type = _header(scope, b"content-type") or b""
-    status, headers, body = error_response(content_type, code, message)
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-def error_response(
-    content_type: bytes, code: Code, message: str
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """A Connect error as (status, headers, body) in the protocol ``content_type`` names.
-
-    Connect unary: an HTTP error status and a JSON body. Connect streaming: HTTP 200 and an
-    end-of-stream message. gRPC: a trailers-only response (HTTP 200, ``grpc-status`` in the
-    headers). gRPC-Web: HTTP 200 and a trailer frame. No content-length.
-    """
-    base = content_type.decode("latin-1").lower().split(";", 1)[0].strip()
-    body: bytes
-    if base.startswith("application/grpc-web"):
-        trailer = (
-            f"grpc-status: {GRPC_STATUS[code]}\r\n"
-            f"grpc-message: {urllib.parse.quote(message, safe='')}\r\n"
-        ).encode()
-        status = 200
-        headers = [(b"content-type", base.encode())]
-        body = struct.pack(">BI", 0x80, len(trailer)) + trailer
-    elif base.startswith("application/grpc"):
-        status = 200
-        headers = [
-            (b"content-type", base.encode()),
-            (b"grpc-status", str(GRPC_STATUS[code]).encode()),
-            (b"grpc-message", urllib.parse.quote(message, safe="").encode()),
-        ]
-        body = b""
-    elif base.startswith("application/connect+"):
-        end = json.dumps({"error": {"code": code.value, "message": message}}).encode()
-        status = 200
-        headers = [(b"content-type", base.encode())]
-        body = struct.pack(">BI", 0x02, len(end)) + end
-    else:
-        status = _HTTP_STATUS[code]
-        headers = [(b"content-type", b"application/json")]
-        body = json.dumps({"code": code.value, "message": message}).encode()
-    return status, headers, body
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +118,21 @@ class _NotFoundToUnimplemented:
         await self._send(message)
 
 
+_NEEDS_HTTP2 = (
+    "the gRPC protocol needs HTTP/2 with trailers, which this connection lacks: "
+    "call over HTTP/2, or with Connect or gRPC-Web"
+)
+
+
+def _grpc_without_trailers(scope: Scope) -> bool:
+    """A gRPC (not gRPC-Web) request on a server without ASGI trailers (HTTP/1.1, uvicorn):
+    connectrpc would answer it with its RuntimeError's text."""
+    if "http.response.trailers" in (scope.get("extensions") or ()):
+        return False
+    kind = (_header(scope, b"content-type") or b"").lower()
+    return kind.startswith(b"application/grpc") and not kind.startswith(b"application/grpc-web")
+
+
 def _unknown(scope: Scope) -> str:
     return f"unknown service or method {scope.get('path', '')!r}"
 
@@ -199,7 +143,8 @@ class ServiceMux:
     ``apps`` are generated ``XxxServiceASGIApplication`` objects, each mounted at its ``.path``.
     ``max_message_bytes`` is passed down to every app as connectrpc's ``read_max_bytes``, and a
     request whose Content-Length exceeds it is refused before its body is read (the unread body
-    is then discarded, up to ``drain_limit_bytes``, so the connection stays usable).
+    is then discarded, up to ``drain_limit_bytes`` and while its client pauses no longer than
+    ``drain_idle_seconds``, so the connection stays usable).
     """
 
     def __init__(
@@ -208,11 +153,13 @@ class ServiceMux:
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         drain_limit_bytes: int = DEFAULT_DRAIN_LIMIT_BYTES,
+        drain_idle_seconds: float = DEFAULT_DRAIN_IDLE_SECONDS,
     ) -> None:
         if max_message_bytes <= 0:
             raise ValueError(f"max_message_bytes must be positive, got {max_message_bytes}")
         self.max_message_bytes = max_message_bytes
         self.drain_limit_bytes = drain_limit_bytes
+        self._drain = _Drain(drain_limit_bytes, drain_idle_seconds)
         self._methods: dict[str, _Route] = {}
         self._services: dict[str, ASGIApp] = {}
         self._opaque: dict[str, ASGIApp] = {}
@@ -233,6 +180,7 @@ class ServiceMux:
         if name in self._services:
             raise ValueError(f"service {name!r} is mounted twice; mount each service once")
         _apply_read_limit(app, self.max_message_bytes)
+        quiet_app(app)
         self._services[name] = app
         self._lifespan_apps.append(app)
         methods = _service_methods(name)
@@ -258,11 +206,21 @@ class ServiceMux:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            exchange = _Exchange(receive, send, self.drain_limit_bytes)
             path: str = scope["path"]
             route = self._methods.get(path)
+            # A body of one message (or of a declared length) is read to its end before the
+            # answer ends; a stream's is not waited for (see `_Exchange`).
+            bounded = route is not None and route.max_body is not None
+            exchange = _Exchange(receive, send, self._drain, bounded or _bounded_body(scope))
+            refused = check_request_bytes(scope["headers"], scope.get("query_string", b""))
+            if refused is not None:
+                await send_refusal(scope, exchange.send, refused)
+                return
             if route is not None:
                 # The hot path: checked inline, the app awaited here (no extra coroutines).
+                if _grpc_without_trailers(scope):
+                    await send_error(scope, exchange.send, Code.UNIMPLEMENTED, _NEEDS_HTTP2)
+                    return
                 limit = route.max_body
                 if limit is not None:
                     raw = _header(scope, b"content-length")
@@ -287,6 +245,9 @@ class ServiceMux:
     async def _dispatch_other(self, path: str, scope: Scope, exchange: _Exchange) -> None:
         for prefix, app in self._prefixes:
             if path.startswith(prefix):
+                if _grpc_without_trailers(scope):  # a relayed answer would lose its status
+                    await send_error(scope, exchange.send, Code.UNIMPLEMENTED, _NEEDS_HTTP2)
+                    return
                 child = dict(scope)
                 child["root_path"] = scope.get("root_path", "") + prefix.rstrip("/")
                 await self._run(app, child, exchange, exchange.send)
@@ -296,7 +257,9 @@ class ServiceMux:
             opaque = self._opaque.get(path[: service_end + 1])
             if opaque is not None:
                 limit = self.max_message_bytes + _ENVELOPE_PREFIX
-                if await self._length_ok(scope, exchange, limit):
+                if _grpc_without_trailers(scope):
+                    await send_error(scope, exchange.send, Code.UNIMPLEMENTED, _NEEDS_HTTP2)
+                elif await self._length_ok(scope, exchange, limit):
                     rewrite = _NotFoundToUnimplemented(scope, exchange.send)
                     await self._run(opaque, scope, exchange, rewrite)
                 return
@@ -345,24 +308,50 @@ class ServiceMux:
             await send_error(scope, exchange.send, Code.INTERNAL, "internal error")
 
 
+def _bounded_body(scope: Scope) -> bool:
+    """Whether the client sends its whole body whatever the answer: a declared length, or a
+    Connect unary call (one message). Streams of unknown length are not: a bidi client may
+    wait for the answer before it sends more, or before it ends its half of the stream."""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            return True
+        if key == b"content-type":
+            kind = bytes(value).lower()
+            if not kind.startswith((b"application/grpc", b"application/connect+")):
+                return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Drain:
+    limit_bytes: int
+    idle_seconds: float
+
+
 class _Exchange:
     """One request's receive/send: tracks the response start and drains an unread body.
 
     A response that ends before its request body was read breaks the connection: hypercorn
     0.18 forgets an HTTP/2 stream once its response ended and drops the whole connection on a
     DATA frame still arriving for it; over HTTP/1.1 it closes the connection. So before the
-    last response message goes out, what the app left unread is read and discarded (up to
-    ``drain_limit`` bytes). Apps that read their whole body pay one flag check.
+    last response message goes out, what the app left unread of a ``bounded`` body (one the
+    client sends whole, whatever the answer) is read and discarded, up to the policy's
+    bytes, and only while the client keeps sending: one that pauses longer than the policy's
+    idle time (a stalled or lying client) gets its answer without it. An unbounded body, a
+    client or bidi stream, is never waited for: its client may wait for the answer first,
+    and a refused stream must end at once. Apps that read their whole body pay one flag
+    check.
     """
 
-    __slots__ = ("_drain_limit", "_receive", "_send", "_trailers", "body_done", "started")
+    __slots__ = ("_drain", "_receive", "_send", "_trailers", "body_done", "started")
 
-    def __init__(self, receive: Receive, send: Send, drain_limit: int) -> None:
+    def __init__(self, receive: Receive, send: Send, drain: _Drain, bounded: bool) -> None:
         self._receive = receive
         self._send = send
-        self._drain_limit = drain_limit
+        self._drain = drain
         self._trailers = False
-        self.body_done = False
+        # True once nothing more is to be read before the answer ends.
+        self.body_done = not bounded
         self.started = False
 
     async def receive(self) -> Message:
@@ -388,10 +377,16 @@ class _Exchange:
             and not self._trailers
             and not message.get("more_body", False)
         ) or (kind == "http.response.trailers" and not message.get("more_trailers", False)):
-            await self._drain()
+            await self._discard_body()
         await self._send(message)
 
-    async def _drain(self) -> None:
+    async def _discard_body(self) -> None:
         drained = 0
-        while not self.body_done and drained <= self._drain_limit:
-            drained += len((await self.receive()).get("body", b""))
+        limit, idle = self._drain.limit_bytes, self._drain.idle_seconds
+        try:
+            while not self.body_done and drained <= limit:
+                async with asyncio.timeout(idle):
+                    message = await self.receive()
+                drained += len(message.get("body", b""))
+        except TimeoutError:
+            self.body_done = True

@@ -31,6 +31,7 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import Headers, RequestContext
 
+from plugin_di.rpc.header_bytes import UNSUPPORTED_MEDIA_TYPE_HEADERS, check_request_bytes
 from plugin_di.rpc.serving.shortpath import Answer, Exchange, ShortPathHandler
 from plugin_di.rpc.serving.shortpath import Headers as RawHeaders
 
@@ -144,6 +145,8 @@ async def _call(target: _Method, codec: Codec[Any, Any], raw: RawHeaders, body: 
         ctx = _PROTOCOL.create_request_context(
             target.endpoint.method, "POST", "http", _headers(raw)
         )
+    except UnicodeDecodeError:  # what the ASGI path refuses, refused the same way
+        return _refusal_answer(raw)
     except Exception as exc:  # a malformed protocol header
         return _error_answer(exc, None)
     endpoint = target.endpoint
@@ -212,21 +215,29 @@ class _RequestHeaders(Headers):
 
 
 def _headers(raw: RawHeaders) -> Headers:
-    """The request headers as connectrpc's `Headers` (names arrive lower-cased)."""
+    """The request headers as connectrpc's `Headers` (names arrive lower-cased), decoded as
+    UTF-8 as connectrpc's ASGI app does: the same bytes are refused on both paths."""
     headers = _RequestHeaders.__new__(_RequestHeaders)  # Headers() costs an ABC check
     headers._extra = None
     headers._store = store = {}
     for name, value in raw:
-        key = name.decode("latin-1")
+        key = name.decode()
         if key in store:
-            headers.add(key, value.decode("latin-1"))  # a repeated header keeps every value
+            headers.add(key, value.decode())  # a repeated header keeps every value
         else:
-            store[key] = value.decode("latin-1")
+            store[key] = value.decode()
     return headers
 
 
 _CONTENT_TYPES: dict[str, bytes] = {}
 _CONTENT_TYPE_HEADERS: dict[str, tuple[tuple[bytes, bytes], ...]] = {}
+
+
+def _refusal_answer(raw: RawHeaders) -> Answer:
+    refused = check_request_bytes(raw)
+    if refused is None or refused.code is None:
+        return Answer(415, list(UNSUPPORTED_MEDIA_TYPE_HEADERS), b"")
+    return _error_answer(ConnectError(refused.code, refused.message), None)
 
 
 def _content_type(codec: Codec[Any, Any]) -> bytes:

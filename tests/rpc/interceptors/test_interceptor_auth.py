@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import pytest
@@ -187,6 +188,33 @@ def test_validator_exceptions_do_not_leak(caplog: pytest.LogCaptureFixture) -> N
         assert info.value.code is Code.INTERNAL
         assert "hunter2" not in info.value.message
     assert "validator failed" in caplog.text
+
+
+def test_non_ascii_credentials_are_unauthenticated_not_internal() -> None:
+    # hmac.compare_digest raises TypeError on non-ASCII strings: a validator written that way
+    # must still see only ASCII, so a bad credential stays UNAUTHENTICATED.
+    def strict(token: str) -> str | None:
+        return "user" if hmac.compare_digest(token, "secret") else None
+
+    class Strict:
+        def validate(self, runtime_id: str, token: str) -> bool:
+            return hmac.compare_digest(runtime_id + token, "kv-1secret")
+
+    for auth, headers in [
+        (BearerAuthenticator(strict), {"authorization": "Bearer s\u00e9cret"}),
+        (
+            RuntimeTokenAuthenticator(Strict()),
+            {"authorization": "Bearer s\u00e9cret", "x-plugin-runtime-id": "kv-1"},
+        ),
+        (
+            RuntimeTokenAuthenticator(Strict()),
+            {"authorization": "Bearer secret", "x-plugin-runtime-id": "kv-\u00e9"},
+        ),
+    ]:
+        with pytest.raises(ConnectError) as info:
+            auth.authenticate(make_ctx(headers=headers))
+        assert info.value.code is Code.UNAUTHENTICATED
+        assert "not ASCII" in info.value.message
 
 
 async def test_api_key_scheme_for_user_plugins() -> None:

@@ -120,6 +120,10 @@ def _bearer_token(headers: Headers, header: str, prefix: str) -> str:
         value = value[len(prefix) :]
     if not value:
         raise _unauthenticated(f"empty token in {header} header")
+    if not value.isascii():
+        # Tokens are ASCII (RFC 6750's token68); validators that compare in constant time
+        # raise on anything else, which must not turn a bad credential into INTERNAL.
+        raise _unauthenticated(f"invalid token format in {header} header: not ASCII")
     return value
 
 
@@ -137,6 +141,8 @@ class RuntimeTokenAuthenticator:
         runtime_id = _header(headers, RUNTIME_ID_HEADER)
         if not runtime_id:
             raise _unauthenticated(f"missing {RUNTIME_ID_HEADER} header")
+        if not runtime_id.isascii():
+            raise _unauthenticated(f"invalid {RUNTIME_ID_HEADER} header: not ASCII")
         token = _bearer_token(headers, AUTHORIZATION_HEADER, _BEARER)
         try:
             ok = self._validate(runtime_id, token)

@@ -1,0 +1,1 @@
+"""Adversarial tests: the public edge attacked from loopback (issue 13)."""
