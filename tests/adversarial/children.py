@@ -44,8 +44,11 @@ class Child:
         code = self.proc.poll()
         if code is None:
             return ""
-        tail = self.log.read_text(errors="replace")[-2000:]
-        return f"exited with {code}; its log ends:\n{tail}"
+        return f"exited with {code}; {self.log_tail()}"
+
+    def log_tail(self, chars: int = 2000) -> str:
+        """The end of its log (where a server's tracebacks go)."""
+        return f"{self.surface.name}'s log ends:\n" + self.log.read_text(errors="replace")[-chars:]
 
 
 @contextlib.contextmanager

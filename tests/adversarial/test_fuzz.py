@@ -129,7 +129,8 @@ def test_fuzz(target: tuple[FuzzTarget, list[Child]], portal: Portal, framing: s
         fuzzer.check_valid_call()
     crashes = figures.crashes[crashes_before:]
     found = figures.leaks[leaks_before:]
-    assert not crashes, f"{len(crashes)} crashes, the first:\n" + "\n".join(crashes[:10])
+    logs = "\n".join(child.log_tail() for child in children) if crashes else ""
+    assert not crashes, f"{len(crashes)} crashes, the first:\n" + "\n".join(crashes[:10]) + logs
     assert not found, f"{len(found)} leaks, the first:\n" + "\n".join(found[:10])
 
 

@@ -9,7 +9,6 @@ app it holds.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -30,8 +29,6 @@ from plugin_di.rpc.wire_errors import (
 from plugin_di.rpc.wire_errors import request_header as _header
 
 __all__ = [
-    "DEFAULT_DRAIN_IDLE_SECONDS",
-    "DEFAULT_DRAIN_LIMIT_BYTES",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "GRPC_STATUS",
     "ASGIApp",
@@ -44,10 +41,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-# An unread request body up to this size is read and discarded to keep the connection usable.
-DEFAULT_DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
-# ... unless its client pauses this long: a refusal does not wait on a client that stalls.
-DEFAULT_DRAIN_IDLE_SECONDS = 0.25
 _ENVELOPE_PREFIX = 5  # gRPC / gRPC-Web / Connect-streaming message prefix: flags + length
 
 Scope = MutableMapping[str, Any]
@@ -142,9 +135,9 @@ class ServiceMux:
 
     ``apps`` are generated ``XxxServiceASGIApplication`` objects, each mounted at its ``.path``.
     ``max_message_bytes`` is passed down to every app as connectrpc's ``read_max_bytes``, and a
-    request whose Content-Length exceeds it is refused before its body is read (the unread body
-    is then discarded, up to ``drain_limit_bytes`` and while its client pauses no longer than
-    ``drain_idle_seconds``, so the connection stays usable).
+    request whose Content-Length exceeds it is refused before its body is read. An answer may
+    end before its request body was read: the server (`plugin_di.rpc.serving`) then discards
+    the rest, or resets the HTTP/2 stream with NO_ERROR, and the connection stays usable.
     """
 
     def __init__(
@@ -152,14 +145,10 @@ class ServiceMux:
         apps: Iterable[ConnectApp] = (),
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        drain_limit_bytes: int = DEFAULT_DRAIN_LIMIT_BYTES,
-        drain_idle_seconds: float = DEFAULT_DRAIN_IDLE_SECONDS,
     ) -> None:
         if max_message_bytes <= 0:
             raise ValueError(f"max_message_bytes must be positive, got {max_message_bytes}")
         self.max_message_bytes = max_message_bytes
-        self.drain_limit_bytes = drain_limit_bytes
-        self._drain = _Drain(drain_limit_bytes, drain_idle_seconds)
         self._methods: dict[str, _Route] = {}
         self._services: dict[str, ASGIApp] = {}
         self._opaque: dict[str, ASGIApp] = {}
@@ -208,10 +197,7 @@ class ServiceMux:
         if kind == "http":
             path: str = scope["path"]
             route = self._methods.get(path)
-            # A body of one message (or of a declared length) is read to its end before the
-            # answer ends; a stream's is not waited for (see `_Exchange`).
-            bounded = route is not None and route.max_body is not None
-            exchange = _Exchange(receive, send, self._drain, bounded or _bounded_body(scope))
+            exchange = _Exchange(send)
             refused = check_request_bytes(scope["headers"], scope.get("query_string", b""))
             if refused is not None:
                 await send_refusal(scope, exchange.send, refused)
@@ -231,18 +217,20 @@ class ServiceMux:
                     ):
                         return
                 try:
-                    await route.app(scope, exchange.receive, exchange.send)
+                    await route.app(scope, receive, exchange.send)
                 except Exception:
                     await self._failed(scope, exchange)
                 return
-            await self._dispatch_other(path, scope, exchange)
+            await self._dispatch_other(path, scope, receive, exchange)
         elif kind == "lifespan":
             await forward_lifespan(self._lifespan_apps, scope, receive, send)
         else:
             # websockets: nothing here speaks them; closing is the ASGI way to refuse.
             await send({"type": "websocket.close", "code": 1003})
 
-    async def _dispatch_other(self, path: str, scope: Scope, exchange: _Exchange) -> None:
+    async def _dispatch_other(
+        self, path: str, scope: Scope, receive: Receive, exchange: _Exchange
+    ) -> None:
         for prefix, app in self._prefixes:
             if path.startswith(prefix):
                 if _grpc_without_trailers(scope):  # a relayed answer would lose its status
@@ -250,7 +238,7 @@ class ServiceMux:
                     return
                 child = dict(scope)
                 child["root_path"] = scope.get("root_path", "") + prefix.rstrip("/")
-                await self._run(app, child, exchange, exchange.send)
+                await self._run(app, child, receive, exchange, exchange.send)
                 return
         service_end = path.find("/", 1)
         if service_end > 0:
@@ -261,7 +249,7 @@ class ServiceMux:
                     await send_error(scope, exchange.send, Code.UNIMPLEMENTED, _NEEDS_HTTP2)
                 elif await self._length_ok(scope, exchange, limit):
                     rewrite = _NotFoundToUnimplemented(scope, exchange.send)
-                    await self._run(opaque, scope, exchange, rewrite)
+                    await self._run(opaque, scope, receive, exchange, rewrite)
                 return
         await send_error(scope, exchange.send, Code.UNIMPLEMENTED, _unknown(scope))
 
@@ -278,9 +266,6 @@ class ServiceMux:
             return False
         if length <= limit:
             return True
-        if length > self.drain_limit_bytes:
-            # Too big to read even to discard it: answer now; the connection may not survive.
-            exchange.body_done = True
         await send_error(
             scope,
             exchange.send,
@@ -291,9 +276,11 @@ class ServiceMux:
         return False
 
     @classmethod
-    async def _run(cls, app: ASGIApp, scope: Scope, exchange: _Exchange, send: Send) -> None:
+    async def _run(
+        cls, app: ASGIApp, scope: Scope, receive: Receive, exchange: _Exchange, send: Send
+    ) -> None:
         try:
-            await app(scope, exchange.receive, send)
+            await app(scope, receive, send)
         except Exception:
             await cls._failed(scope, exchange)
 
@@ -308,85 +295,17 @@ class ServiceMux:
             await send_error(scope, exchange.send, Code.INTERNAL, "internal error")
 
 
-def _bounded_body(scope: Scope) -> bool:
-    """Whether the client sends its whole body whatever the answer: a declared length, or a
-    Connect unary call (one message). Streams of unknown length are not: a bidi client may
-    wait for the answer before it sends more, or before it ends its half of the stream."""
-    for key, value in scope["headers"]:
-        if key == b"content-length":
-            return True
-        if key == b"content-type":
-            kind = bytes(value).lower()
-            if not kind.startswith((b"application/grpc", b"application/connect+")):
-                return True
-    return False
-
-
-@dataclass(frozen=True, slots=True)
-class _Drain:
-    limit_bytes: int
-    idle_seconds: float
-
-
 class _Exchange:
-    """One request's receive/send: tracks the response start and drains an unread body.
+    """One request's send, remembering whether the answer has started (an unhandled error
+    is then answered INTERNAL only when nothing went out yet)."""
 
-    A response that ends before its request body was read breaks the connection: hypercorn
-    0.18 forgets an HTTP/2 stream once its response ended and drops the whole connection on a
-    DATA frame still arriving for it; over HTTP/1.1 it closes the connection. So before the
-    last response message goes out, what the app left unread of a ``bounded`` body (one the
-    client sends whole, whatever the answer) is read and discarded, up to the policy's
-    bytes, and only while the client keeps sending: one that pauses longer than the policy's
-    idle time (a stalled or lying client) gets its answer without it. An unbounded body, a
-    client or bidi stream, is never waited for: its client may wait for the answer first,
-    and a refused stream must end at once. Apps that read their whole body pay one flag
-    check.
-    """
+    __slots__ = ("_send", "started")
 
-    __slots__ = ("_drain", "_receive", "_send", "_trailers", "body_done", "started")
-
-    def __init__(self, receive: Receive, send: Send, drain: _Drain, bounded: bool) -> None:
-        self._receive = receive
+    def __init__(self, send: Send) -> None:
         self._send = send
-        self._drain = drain
-        self._trailers = False
-        # True once nothing more is to be read before the answer ends.
-        self.body_done = not bounded
         self.started = False
 
-    async def receive(self) -> Message:
-        message = await self._receive()
-        if message["type"] == "http.disconnect" or not message.get("more_body", False):
-            self.body_done = True
-        return message
-
     def send(self, message: Message) -> Awaitable[None]:
-        # A plain function handing back the server's own awaitable once the body was read
-        # (the usual case): no extra coroutine per response message.
+        # A plain function handing back the server's own awaitable: no extra coroutine.
         self.started = True
-        if self.body_done:
-            return self._send(message)
-        return self._send_unread(message)
-
-    async def _send_unread(self, message: Message) -> None:
-        kind = message["type"]
-        if kind == "http.response.start":
-            self._trailers = bool(message.get("trailers", False))
-        elif (
-            kind == "http.response.body"
-            and not self._trailers
-            and not message.get("more_body", False)
-        ) or (kind == "http.response.trailers" and not message.get("more_trailers", False)):
-            await self._discard_body()
-        await self._send(message)
-
-    async def _discard_body(self) -> None:
-        drained = 0
-        limit, idle = self._drain.limit_bytes, self._drain.idle_seconds
-        try:
-            while not self.body_done and drained <= limit:
-                async with asyncio.timeout(idle):
-                    message = await self.receive()
-                drained += len(message.get("body", b""))
-        except TimeoutError:
-            self.body_done = True
+        return self._send(message)
