@@ -45,9 +45,10 @@ conformance: $(STAMP)
 	$(BIN)/python -m conformance.run --timeout $(CONFORMANCE_TIMEOUT)
 
 # The long fuzz run (not in `make test`): FUZZ_EXAMPLES inputs per surface (host and served
-# plugin, on each server kind), figures written to FUZZ_REPORT (.md and .json) for the docs.
+# plugin, on each listener kind), figures written into FUZZ_REPORT between its markers, and
+# as JSON to fuzz-figures.json beside it.
 FUZZ_EXAMPLES ?= 100000
-FUZZ_REPORT ?= docs/fuzz-figures.md
+FUZZ_REPORT ?= docs/security.md
 fuzz: $(STAMP)
 	PLUGIN_DI_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PLUGIN_DI_FUZZ_REPORT=$(FUZZ_REPORT) \
 		$(BIN)/pytest tests/adversarial/test_fuzz.py -p no:randomly --timeout=0

@@ -141,8 +141,14 @@ def report() -> Iterator[None]:
         write_report(Path(REPORT))
 
 
+FIGURES_START = "<!-- fuzz figures: written by make fuzz -->"
+FIGURES_END = "<!-- end of fuzz figures -->"
+
+
 def write_report(path: Path) -> None:
-    """The figures as Markdown at ``path`` and as JSON beside it."""
+    """The figures as Markdown at ``path`` (between the `FIGURES_START` and `FIGURES_END`
+    markers when the file has them, as docs/security.md does; else the whole file) and as
+    JSON in ``fuzz-figures.json`` beside it."""
     data = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
@@ -150,7 +156,7 @@ def write_report(path: Path) -> None:
         "framings": list(FRAMINGS),
         "surfaces": {name: figures.as_dict() for name, figures in sorted(FIGURES.items())},
     }
-    path.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
+    (path.parent / "fuzz-figures.json").write_text(json.dumps(data, indent=2) + "\n")
     lines = [
         f"Fuzz run of {data['date']} ({data['machine']}): `make fuzz`, "
         f"{EXAMPLES:,} inputs requested per surface over {len(FRAMINGS)} framings "
@@ -165,4 +171,10 @@ def write_report(path: Path) -> None:
             f"| {name} | {figures['inputs']:,} | {figures['crashes']} | {figures['leaks']} | "
             f"{figures['valid_calls_after_batches']:,} | {codes} |"
         )
-    path.write_text("\n".join(lines) + "\n")
+    table = "\n".join(lines) + "\n"
+    text = path.read_text() if path.exists() else ""
+    if FIGURES_START in text and FIGURES_END in text:
+        before, rest = text.split(FIGURES_START, 1)
+        after = rest.split(FIGURES_END, 1)[1]
+        table = f"{before}{FIGURES_START}\n{table}{FIGURES_END}{after}"
+    path.write_text(table)

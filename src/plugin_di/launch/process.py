@@ -344,7 +344,8 @@ class PluginProcess:
         finally:
             timer.cancel()
             if not call.done():
-                call.cancel()
+                call.cancel()  # the client may turn it into ConnectError(CANCELED): retrieved
+                call.add_done_callback(_retrieve_outcome)
         if call.done() and not call.cancelled() and call.exception() is None:
             return True
         self._logger.debug("plugin %r did not accept Shutdown; sending SIGTERM", self.name)
@@ -375,3 +376,9 @@ class PluginProcess:
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
+
+
+def _retrieve_outcome(future: asyncio.Future[object]) -> None:
+    """Mark a given-up future's outcome as seen (asyncio logs an unretrieved exception)."""
+    if not future.cancelled():
+        future.exception()
