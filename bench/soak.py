@@ -1,14 +1,16 @@
 """A soak of the host: direct, routed and host calls plus Watch streams at a steady rate, for
 minutes, with the host's and the plugin's RSS sampled and the host's allocations diffed.
 
-``python -m bench.soak --minutes 5 --rate 300`` starts a Host in a child process (hypercorn
-and the fast channel, default limits), a KV plugin process on a Unix socket that registers
-with it, and drives, each second: ``rate`` calls, half direct to the plugin and half routed
-through the host (``--channel fast`` or ``h2c``), a DiscoverService and a ReportHealth,
-while ``--watchers`` routed Watch streams receive every Put. Every ``--sample`` seconds it
-prints both processes' RSS. With ``--tracemalloc FRAMES`` the host traces its allocations:
-a snapshot after the warm-up and one at the end are compared, and the sites that grew most
-are printed (``gc`` runs before each snapshot). ``--out FILE`` writes the figures as JSON.
+``python -m bench.soak --minutes 5 --rate 300`` starts a Host in a child process (its TCP
+listener and its local channel on a Unix socket, default limits), a KV plugin process on a Unix
+socket that registers with it, and drives, each second: ``rate`` calls, half direct to the
+plugin and half routed through the host (``--channel fast``: the local channel, HTTP/1.1;
+``h2c``: the TCP listener over HTTP/2 with prior knowledge), a DiscoverService and a
+ReportHealth, while ``--watchers`` routed Watch streams receive every Put. Every ``--sample``
+seconds it prints both processes' RSS. With ``--tracemalloc FRAMES`` the host traces its
+allocations: a snapshot after the warm-up and one at the end are compared, and the sites that
+grew most are printed (``gc`` runs before each snapshot). ``--out FILE`` writes the figures as
+JSON.
 Not part of ``make bench``: it runs for minutes.
 
 The host child is this module with ``--serve-host``: it prints its URLs, then obeys lines on
@@ -68,20 +70,24 @@ def rss_mib(pid: int) -> float:
 
 
 async def serve_host(frames: int, h2_closed_streams: int) -> None:
-    """Serve a Host (hypercorn and the fast channel) until stdin closes; obey its lines.
+    """Serve a Host (TCP and its local channel) until stdin closes; obey its lines.
 
     ``h2_closed_streams`` (when not 0) replaces how many closed streams each HTTP/2
-    connection remembers (h2's ``MAX_CLOSED_STREAMS``, 65,536): an experiment knob.
+    connection remembers (1,024 in plugin-di's server; h2's own default is 65,536): an
+    experiment knob.
     """
     from plugin_di.host.server import Host
 
     if h2_closed_streams:
-        import h2.connection
+        from plugin_di.rpc.serving import _h2
 
-        h2.connection.H2Connection.MAX_CLOSED_STREAMS = h2_closed_streams
+        _h2._H2State.MAX_CLOSED_STREAMS = h2_closed_streams
     if frames:
         tracemalloc.start(frames)
-    host = Host(fast_uds=True)
+    from plugin_di.host.admission import AdmissionPolicy, AllowEntry
+
+    admitted = (AllowEntry("kv", frozenset({"kv"})), AllowEntry("app"))
+    host = Host(fast_uds=True, admission=AdmissionPolicy(allow=admitted))
     url = await host.start("127.0.0.1:0")
     print(url, host.fast_url, flush=True)
     loop = asyncio.get_running_loop()
@@ -170,7 +176,8 @@ async def soak(args: argparse.Namespace) -> Figures:
             host_process(args.tracemalloc, args.h2_closed_streams) as host,
             spawned("--uds", str(Path(tmp) / "kv.sock"), on_pid=plugin_pid.append) as line,
         ):
-            host_url = host.fast_url if args.channel == "fast" else host.url
+            h2c = host.url.replace("http://", "http+h2c://", 1)
+            host_url = host.fast_url if args.channel == "fast" else h2c
             async with http_client(host_url) as host_http, http_client(line.url) as direct_http:
                 provider = HostClient(host_url, http_client=host_http)
                 await provider.handshake("kv", plugins=[make_plugin()])
@@ -292,7 +299,7 @@ def main() -> None:
         "--h2-closed-streams",
         type=int,
         default=0,
-        help="closed streams each HTTP/2 connection of the host remembers (0: h2's 65536)",
+        help="closed streams each HTTP/2 connection of the host remembers (0: the server's 1024)",
     )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--serve-host", action="store_true", help=argparse.SUPPRESS)

@@ -129,6 +129,23 @@ async def test_http1_and_http2_share_one_port() -> None:
         client.close()
 
 
+async def test_a_long_http2_connection_remembers_a_bounded_number_of_closed_streams() -> None:
+    # h2's default is 65,536 closed streams per connection: RSS grew in steps in a soak.
+    async with running(App()) as (server, host, port):
+        client = await RawH2.connect(host, port)
+        for batch in range(12):  # 1,200 streams, 100 at a time (the stream limit)
+            streams = [client.request("/echo", body=b"x") for _ in range(100)]
+            await client.flush()
+            await client.until(
+                lambda streams=streams: all(client.streams[s].ended for s in streams),
+                what=f"batch {batch}",
+            )
+        (connection,) = [c for hub in server.hubs for c in hub.connections]
+        remembered = len(connection.h2._closed_streams)  # type: ignore[attr-defined]
+        assert 0 < remembered <= 1024
+        client.close()
+
+
 async def test_tls_negotiates_h2_or_http1_by_alpn() -> None:
     pair = generate_ephemeral_cert("localhost")
     context = ServerTLS(pair.cert_pem, pair.key_pem).ssl_context()
