@@ -20,6 +20,8 @@ a new server builds a `Surface` for it and runs the framings against it.
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import contextlib
 import threading
 from collections import Counter
@@ -107,23 +109,41 @@ class Fuzzer:
     """Sends `FuzzInput`s to a target and keeps its `Figures`; raises `SurfaceDown` when the
     server stops accepting connections (a crash the caller reports)."""
 
-    def __init__(self, target: FuzzTarget, portal: Portal, check_every: int = 200) -> None:
+    def __init__(
+        self, target: FuzzTarget, portal: Portal, check_every: int = 200, window: int = 1
+    ) -> None:
+        """``window``: inputs in flight at once. 1 sends each input and waits for its answer;
+        more lets hypothesis draw the next inputs while the server answers (the long run's
+        speed), each still on its own connection."""
         self.target = target
         self.portal = portal
         self.check_every = check_every
+        self.window = window
         self.figures = Figures()
         self._endpoint = Endpoint.from_url(target.surface.url)
+        self._in_flight: collections.deque[concurrent.futures.Future[str]] = collections.deque()
 
-    def send(self, inp: FuzzInput) -> str:
-        """Send one input; its outcome code (crashes and leaks are recorded)."""
-        outcome = self.portal.run(self._exchange(inp), WITHIN * 2)
+    def send(self, inp: FuzzInput) -> None:
+        """Send one input (crashes and leaks are recorded); with a ``window`` above 1, return
+        once fewer than ``window`` inputs are unanswered."""
+        self._in_flight.append(
+            asyncio.run_coroutine_threadsafe(self._exchange(inp), self.portal.loop)
+        )
+        while len(self._in_flight) >= self.window:
+            self._count(self._in_flight.popleft().result(WITHIN * 2))
+
+    def settle(self) -> None:
+        """Wait for every input in flight and count its outcome."""
+        while self._in_flight:
+            self._count(self._in_flight.popleft().result(WITHIN * 2))
+
+    def _count(self, outcome: str) -> None:
         if outcome in ("connection-ConnectionRefusedError", "connection-FileNotFoundError"):
             raise SurfaceDown(f"{self.target.surface.name} refuses connections")
         self.figures.inputs += 1
         self.figures.codes[outcome] += 1
         if self.figures.inputs % self.check_every == 0:
             self.check_valid_call()
-        return outcome
 
     async def _exchange(self, inp: FuzzInput) -> str:
         try:

@@ -37,6 +37,7 @@ KV_METHODS = ("Get", "Put", "Delete", "List", "Watch")
 # A fuzzed Shutdown would stop the plugin under test: it is tested on its own elsewhere.
 NOT_FUZZED = frozenset({"/connectplugin.v1.PluginControl/Shutdown"})
 ROUNDS = 50  # hypothesis may run out of new inputs in a small space: it starts again
+WINDOW = 8  # inputs in flight while hypothesis draws the next ones
 
 FIGURES: dict[str, Figures] = {}
 
@@ -98,7 +99,7 @@ def target(
 @pytest.mark.parametrize("framing", list(FRAMINGS))
 def test_fuzz(target: tuple[FuzzTarget, list[Child]], portal: Portal, framing: str) -> None:
     surface_target, children = target
-    fuzzer = Fuzzer(surface_target, portal)
+    fuzzer = Fuzzer(surface_target, portal, window=WINDOW)
     fuzzer.figures = figures = FIGURES.setdefault(surface_target.surface.name, Figures())
     crashes_before, leaks_before = len(figures.crashes), len(figures.leaks)
     wanted = max(1, EXAMPLES // len(FRAMINGS))
@@ -122,6 +123,7 @@ def test_fuzz(target: tuple[FuzzTarget, list[Child]], portal: Portal, framing: s
                 suppress_health_check=list(HealthCheck),
             )(given(FRAMINGS[framing](surface_target))(one))
             run()
+        fuzzer.settle()
     for child in children:
         if not child.alive():
             figures.crashes.append(f"{child.surface.name} died: {child.died()}")
@@ -149,14 +151,20 @@ def write_report(path: Path) -> None:
     """The figures as Markdown at ``path`` (between the `FIGURES_START` and `FIGURES_END`
     markers when the file has them, as docs/security.md does; else the whole file) and as
     JSON in ``fuzz-figures.json`` beside it."""
+    json_path = path.parent / "fuzz-figures.json"
+    surfaces = {name: figures.as_dict() for name, figures in FIGURES.items()}
+    if json_path.exists():  # runs of some surfaces (pytest -k) add up to one report
+        earlier = json.loads(json_path.read_text())
+        if earlier.get("inputs_per_surface_requested") == EXAMPLES:
+            surfaces = {**earlier["surfaces"], **surfaces}
     data = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
         "inputs_per_surface_requested": EXAMPLES,
         "framings": list(FRAMINGS),
-        "surfaces": {name: figures.as_dict() for name, figures in sorted(FIGURES.items())},
+        "surfaces": dict(sorted(surfaces.items())),
     }
-    (path.parent / "fuzz-figures.json").write_text(json.dumps(data, indent=2) + "\n")
+    json_path.write_text(json.dumps(data, indent=2) + "\n")
     lines = [
         f"Fuzz run of {data['date']} ({data['machine']}): `make fuzz`, "
         f"{EXAMPLES:,} inputs requested per surface over {len(FRAMINGS)} framings "
