@@ -8,8 +8,9 @@ generated client on plugin-di's transports (`plugin_di.rpc.transport.http_client
 
 The transport follows the case: ``https://`` (pyqwest, ALPN, the runner's CA and client
 certificate) with TLS; ``http://`` with HTTP/2 prior knowledge (h2c) for HTTP/2 cleartext; and
-for HTTP/1.1 cleartext the transport ``--h1`` names: ``lean`` (``http+h1fast://``, the lean
-HTTP/1.1 transport) or ``pyqwest`` (``http://`` in pyqwest's HTTP/1.1 mode). The call itself
+for HTTP/1.1 cleartext the transport ``--h1`` names: ``lean`` (``http://`` as it is by default,
+the lean HTTP/1.1 transport) or ``pyqwest`` (``http://`` in pyqwest's HTTP/1.1 mode). The call
+itself
 follows upstream testing_clients.md, cancellations included.
 """
 
@@ -76,7 +77,7 @@ def transport_for(case: Any, h1: str, *, blocking: bool = False) -> Any:
         tls = ClientTLS(case.server_tls_cert, creds.cert or None, creds.key or None)
         return make(f"https://{address}", tls=tls, http_version=mode, **options)
     if mode is HTTPMode.HTTP1 and h1 == "lean":
-        return make(f"http+h1fast://{address}", **options)
+        return make(f"http://{address}", **options)  # the default: the lean HTTP/1.1 transport
     return make(f"http://{address}", http_version=mode, **options)
 
 
