@@ -19,21 +19,24 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, TypeVar
 
 import pyqwest
-from connectrpc._interceptor_async import MetadataInterceptorsRun
-from connectrpc._response_metadata import handle_response_headers, handle_response_trailers
-from connectrpc._server_shared import (
-    DEFAULT_READ_MAX_BYTES,
-    EndpointBidiStream,
-    EndpointClientStream,
-    EndpointServerStream,
-    EndpointUnary,
-)
 from connectrpc.client import ConnectClient
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.interceptor import Interceptor
 from connectrpc.request import Headers, RequestContext
+from connectrpc.server import DEFAULT_READ_MAX_BYTES
 
+from plugin_di._compat.connectrpc import (
+    EndpointBidiStream,
+    EndpointClientStream,
+    EndpointServerStream,
+    EndpointUnary,
+    MetadataInterceptorsRun,
+    app_endpoints,
+    app_metadata_interceptors,
+    handle_response_headers,
+    handle_response_trailers,
+)
 from plugin_di.plugin._errors import client_error
 from plugin_di.plugin.definition import Service
 
@@ -69,8 +72,8 @@ class Dispatcher:
             raise ValueError(f"service {app.path} has no implementation to dispatch to")
         # The generated application applies the interceptors when it resolves its
         # endpoints; leading metadata interceptors run before the body is read.
-        self._endpoints: Mapping[str, _Endpoint] = app._resolve_endpoints(service.impl)
-        self._metadata = app._metadata_interceptors
+        self._endpoints: Mapping[str, _Endpoint] = app_endpoints(app, service.impl)
+        self._metadata = app_metadata_interceptors(app)
         self._read_max_bytes = read_max_bytes
         self.service_name = app.path.strip("/")
 

@@ -3,8 +3,8 @@
 connectrpc-grpcreflect describes services with protobuf-py descriptors, while
 the generated code here uses google-protobuf. The bridge is the serialized
 ``FileDescriptorProto`` both share: each google ``FileDescriptor`` is rebuilt
-as a protobuf-py ``DescFile`` (dependencies first) with ``protobuf._codegen.file_desc``,
-the function protobuf-py's own generated code uses.
+as a protobuf-py ``DescFile`` (dependencies first) with protobuf-py's private ``file_desc``
+(borrowed in `plugin_di._compat.protobuf_py`), the function its own generated code uses.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from connectrpc_grpcreflect import (
     ServerReflectionService,
 )
 from protobuf import DescFile, DescService
-from protobuf._codegen import file_desc
+
+from plugin_di._compat.protobuf_py import file_desc
 
 # google.protobuf ships no type stubs here; descriptors are typed loosely.
 FileDescriptor = Any

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from connectrpc.code import Code
 
+from plugin_di._compat.connectrpc import set_app_read_max_bytes
 from plugin_di.rpc.header_bytes import check_request_bytes
 from plugin_di.rpc.lifespan import forward_lifespan
 from plugin_di.rpc.quiet_codecs import quiet_app
@@ -84,8 +85,7 @@ def _service_methods(service_name: str) -> dict[str, bool] | None:
 def _apply_read_limit(app: object, max_message_bytes: int) -> None:
     # connectrpc 0.13 reads the limit from this attribute on every request; the apps are
     # built by the caller, so the mux is the one place that knows the process-wide limit.
-    if hasattr(app, "_read_max_bytes"):
-        app._read_max_bytes = max_message_bytes
+    set_app_read_max_bytes(app, max_message_bytes)
 
 
 class _NotFoundToUnimplemented:

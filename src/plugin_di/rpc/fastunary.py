@@ -21,16 +21,24 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mappin
 from dataclasses import dataclass
 from typing import Any
 
-from connectrpc._codec import Codec
-from connectrpc._interceptor_async import MetadataInterceptorsRun
-from connectrpc._protocol import ConnectWireError, HTTPError
-from connectrpc._protocol_connect import ConnectServerProtocol
-from connectrpc._server_shared import EndpointUnary
-from connectrpc._shared import decode_message
 from connectrpc.code import Code
+from connectrpc.codec import Codec
 from connectrpc.errors import ConnectError
-from connectrpc.request import Headers, RequestContext
+from connectrpc.request import RequestContext
 
+from plugin_di._compat.connectrpc import (
+    ConnectServerProtocol,
+    ConnectWireError,
+    EndpointUnary,
+    HTTPError,
+    MetadataInterceptorsRun,
+    app_codecs,
+    app_endpoints,
+    app_metadata_interceptors,
+    app_service,
+    decode_message,
+    request_headers,
+)
 from plugin_di.rpc.header_bytes import UNSUPPORTED_MEDIA_TYPE_HEADERS, check_request_bytes
 from plugin_di.rpc.serving.shortpath import Answer, Exchange, ShortPathHandler
 from plugin_di.rpc.serving.shortpath import Headers as RawHeaders
@@ -76,15 +84,15 @@ class UnaryShortPaths:
             self._add(app)
 
     def _add(self, app: Any) -> None:
-        service = getattr(app, "_service", None)
+        service = app_service(app)
         if service is None or inspect.isasyncgen(service):
             return  # its service exists only once lifespan ran: ASGI serves it
         codecs: dict[bytes, Codec[Any, Any]] = {}
-        for name, codec in app._codecs.items():
+        for name, codec in (app_codecs(app) or {}).items():
             if name in ("proto", "json"):
                 codecs[f"application/{name}".encode()] = codec
-        endpoints: Mapping[str, Any] = app._resolve_endpoints(service)
-        metadata = tuple(app._metadata_interceptors)
+        endpoints = app_endpoints(app, service)
+        metadata = app_metadata_interceptors(app)
         for path, endpoint in endpoints.items():
             if isinstance(endpoint, EndpointUnary):
                 target = _Method(endpoint, metadata, codecs, {})
@@ -143,13 +151,15 @@ class UnaryShortPaths:
 async def _call(target: _Method, codec: Codec[Any, Any], raw: RawHeaders, body: bytes) -> Answer:
     try:
         ctx = _PROTOCOL.create_request_context(
-            target.endpoint.method, "POST", "http", _headers(raw)
+            target.endpoint.method, "POST", "http", request_headers(raw)
         )
     except UnicodeDecodeError:  # what the ASGI path refuses, refused the same way
         return _refusal_answer(raw)
     except Exception as exc:  # a malformed protocol header
         return _error_answer(exc, None)
     endpoint = target.endpoint
+    # ctx's private fields are read inline (a call each would cost more): see
+    # plugin_di._compat.connectrpc.HOT_PATH_ATTRIBUTES.
     if not target.metadata_interceptors and ctx._end_time is None:
         # Nothing to start or end around the call and no deadline: what the general path
         # below does in that case, without its run and timeout scope.
@@ -205,28 +215,6 @@ def _deadline(ctx: RequestContext[Any, Any]) -> float | None:
     if timeout_ms is None:
         return None
     return asyncio.get_running_loop().time() + timeout_ms / 1000
-
-
-class _RequestHeaders(Headers):
-    """connectrpc's `Headers`, with a ``get`` that skips the generic mapping protocol."""
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._store.get(key.lower(), default)
-
-
-def _headers(raw: RawHeaders) -> Headers:
-    """The request headers as connectrpc's `Headers` (names arrive lower-cased), decoded as
-    UTF-8 as connectrpc's ASGI app does: the same bytes are refused on both paths."""
-    headers = _RequestHeaders.__new__(_RequestHeaders)  # Headers() costs an ABC check
-    headers._extra = None
-    headers._store = store = {}
-    for name, value in raw:
-        key = name.decode()
-        if key in store:
-            headers.add(key, value.decode())  # a repeated header keeps every value
-        else:
-            store[key] = value.decode()
-    return headers
 
 
 _CONTENT_TYPES: dict[str, bytes] = {}

@@ -22,8 +22,8 @@ from types import TracebackType
 from typing import Self
 
 from pyqwest import Headers, HTTPVersion, ReadError, SyncRequest, SyncResponse
-from pyqwest._pyqwest import get_sync_timeout  # what pyqwest's own WSGI transport reads
 
+from plugin_di._compat.pyqwest import get_sync_timeout  # what pyqwest's WSGI transport reads
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.rpc._http1 import DECODED_ENCODINGS, IDLE_TIMEOUT, decode_body, split_url
 

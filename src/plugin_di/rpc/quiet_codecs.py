@@ -20,6 +20,12 @@ from typing import Any
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
+from plugin_di._compat.connectrpc import (
+    app_codecs,
+    app_compressions,
+    replace_app_codecs,
+    replace_app_compressions,
+)
 from plugin_di.rpc.errors import INTERNAL_MESSAGE
 
 __all__ = ["MAX_JSON_DEPTH", "QuietCodec", "QuietCompression", "json_too_deep", "quiet_app"]
@@ -141,19 +147,25 @@ class QuietCompression:
 def quiet_app(app: object) -> None:
     """Wrap the codecs and compressions of a connectrpc 0.13 ASGI app (in place; twice is
     harmless). Apps without them are left alone."""
-    codecs = getattr(app, "_codecs", None)
-    if isinstance(codecs, dict):
-        app._codecs = {  # type: ignore[attr-defined]
-            name: codec if isinstance(codec, QuietCodec) else QuietCodec(codec)
-            for name, codec in codecs.items()
-        }
-    compressions = getattr(app, "_compressions", None)
-    if isinstance(compressions, dict):
+    codecs = app_codecs(app)
+    if codecs is not None:
+        replace_app_codecs(
+            app,
+            {
+                name: codec if isinstance(codec, QuietCodec) else QuietCodec(codec)
+                for name, codec in codecs.items()
+            },
+        )
+    compressions = app_compressions(app)
+    if compressions is not None:
         # A new dict: connectrpc shares its default one between apps. Identity stays itself:
         # connectrpc recognizes it by its class, and it cannot fail but for the size limit.
-        app._compressions = {  # type: ignore[attr-defined]
-            name: c
-            if name == "identity" or isinstance(c, QuietCompression)
-            else QuietCompression(c)
-            for name, c in compressions.items()
-        }
+        replace_app_compressions(
+            app,
+            {
+                name: c
+                if name == "identity" or isinstance(c, QuietCompression)
+                else QuietCompression(c)
+                for name, c in compressions.items()
+            },
+        )

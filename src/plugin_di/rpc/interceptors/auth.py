@@ -22,6 +22,7 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import Headers, RequestContext
 
+from plugin_di._compat.connectrpc import header_value
 from plugin_di.rpc.interceptors.credentials import (
     API_KEY_HEADER,
     AUTHORIZATION_HEADER,
@@ -101,17 +102,8 @@ class Authenticator(Protocol):
     def authenticate(self, ctx: RequestContext[Any, Any]) -> AuthIdentity: ...
 
 
-def _header(headers: Headers, name: str) -> str | None:
-    # Hot path: read connectrpc's lowercased store directly (``name`` is lowercase); the
-    # public lookup costs two extra Python calls per header.
-    store = getattr(headers, "_store", None)
-    if type(store) is dict:
-        return store.get(name)
-    return headers.get(name)
-
-
 def _bearer_token(headers: Headers, header: str, prefix: str) -> str:
-    value = _header(headers, header)
+    value = header_value(headers, header)
     if not value:
         raise _unauthenticated(f"missing {header} header")
     if prefix:
@@ -138,7 +130,7 @@ class RuntimeTokenAuthenticator:
 
     def authenticate(self, ctx: RequestContext[Any, Any]) -> AuthIdentity:
         headers = ctx.request_headers
-        runtime_id = _header(headers, RUNTIME_ID_HEADER)
+        runtime_id = header_value(headers, RUNTIME_ID_HEADER)
         if not runtime_id:
             raise _unauthenticated(f"missing {RUNTIME_ID_HEADER} header")
         if not runtime_id.isascii():
