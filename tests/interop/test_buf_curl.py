@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from examples.kv.gen.kv.v1 import kv_pb2
-
-from .conftest import PluginProcess
+from tests.support.processes import PluginProcess
 
 BUF = shutil.which("buf", path=str(Path(sys.executable).parent)) or shutil.which("buf")
 needs_buf = pytest.mark.skipif(BUF is None, reason="buf is not installed (pip install buf-bin)")

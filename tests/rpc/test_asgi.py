@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +17,6 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.request import RequestContext
 from pyqwest import Client, HTTPTransport, HTTPVersion
 from pyqwest.testing import ASGITransport
-
-# The repository root holds the examples package; pytest's console script does not put it on
-# sys.path (until pyproject sets pytest's pythonpath).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient

@@ -8,7 +8,6 @@ import contextlib
 import datetime
 import logging
 import ssl
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,6 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.request import RequestContext
 from cryptography import x509
 from pyqwest.testing import ASGITransport
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples package
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from connectrpc.code import Code
@@ -16,8 +14,6 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.request import Headers, RequestContext
 from pyqwest import Client
 from pyqwest.testing import ASGITransport
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the examples package
 
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import (

@@ -10,7 +10,6 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
 from connectrpc.request import RequestContext
-from icp_support import KV, PROTOCOLS, kv_client, make_ctx, pb
 
 from plugin_di.clock import FakeClock
 from plugin_di.host.tokens import TokenStore
@@ -30,6 +29,7 @@ from plugin_di.rpc.interceptors.credentials import (
     RuntimeCredentials,
     api_key_client,
 )
+from tests.rpc.interceptors.support import KV, PROTOCOLS, kv_client, make_ctx, pb
 
 
 class Calls:

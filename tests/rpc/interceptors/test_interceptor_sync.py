@@ -14,7 +14,6 @@ import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
-from icp_support import pb, unavailable
 from pyqwest import SyncClient
 from pyqwest.testing import WSGITransport
 
@@ -29,6 +28,7 @@ from plugin_di.rpc.interceptors.credentials import (
     RuntimeCredentials,
 )
 from plugin_di.rpc.interceptors.ratelimit import Rate, RateLimitPolicy, retry_after_of
+from tests.rpc.interceptors.support import pb, unavailable
 
 
 class SyncKV:
