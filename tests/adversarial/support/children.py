@@ -20,11 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plugin_di.plugin.handshake_line import HandshakeLine
-from tests.support.processes import read_line
+from tests.support.processes import ROOT, read_line
 
 from .servers import HOST_VALID, PLUGIN_VALID, Surface
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

@@ -29,7 +29,8 @@ from plugin_di.rpc.interceptors.credentials import (
     RuntimeCredentials,
     api_key_client,
 )
-from tests.rpc.interceptors.support import KV, PROTOCOLS, kv_client, make_ctx, pb
+from tests.rpc.interceptors.support import PROTOCOLS, kv_client, make_ctx, pb
+from tests.support.kv import KV
 
 
 class Calls:
@@ -94,7 +95,7 @@ async def test_runtime_token_auth_over_each_protocol(
 ) -> None:
     ident = store.issue("kv")
     server = [ServerAuth(RuntimeTokenAuthenticator(store))]
-    service = KV()
+    service = KV(watch_values="identity")
     good = RuntimeCredentials()
     good.set(ident.runtime_id, ident.token)
     async with kv_client(

@@ -19,7 +19,8 @@ from plugin_di.rpc.interceptors.breaker import (
     CircuitState,
     default_is_failure,
 )
-from tests.rpc.interceptors.support import KV, kv_client, make_ctx, pb, unavailable
+from tests.rpc.interceptors.support import kv_client, make_ctx, pb, unavailable
+from tests.support.kv import KV
 
 C, OPEN, H = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 

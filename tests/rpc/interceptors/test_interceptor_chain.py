@@ -31,7 +31,8 @@ from plugin_di.rpc.interceptors.limits import HeaderLimits
 from plugin_di.rpc.interceptors.ratelimit import Rate, RateLimitInterceptor, RateLimitPolicy
 from plugin_di.rpc.interceptors.retry import RetryInterceptor, RetryPolicy
 from plugin_di.rpc.tls import InsecureTransportError
-from tests.rpc.interceptors.support import KV, SteppingClock, kv_client, pb, unavailable
+from tests.rpc.interceptors.support import SteppingClock, kv_client, pb, unavailable
+from tests.support.kv import KV
 
 # --- guard ---------------------------------------------------------------------------------
 

@@ -24,7 +24,8 @@ from plugin_di.rpc.interceptors.ratelimit import (
     retry_after_detail,
     retry_after_of,
 )
-from tests.rpc.interceptors.support import KV, PROTOCOLS, kv_client, make_ctx, pb
+from tests.rpc.interceptors.support import PROTOCOLS, kv_client, make_ctx, pb
+from tests.support.kv import KV
 
 
 def test_burst_then_refill() -> None:

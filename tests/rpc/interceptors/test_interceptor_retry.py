@@ -15,7 +15,8 @@ from connectrpc.request import RequestContext
 from plugin_di.clock import FakeClock
 from plugin_di.rpc.interceptors.ratelimit import retry_after_detail
 from plugin_di.rpc.interceptors.retry import RetryInterceptor, RetryPolicy
-from tests.rpc.interceptors.support import KV, SteppingClock, kv_client, make_ctx, pb, unavailable
+from tests.rpc.interceptors.support import SteppingClock, kv_client, make_ctx, pb, unavailable
+from tests.support.kv import KV
 
 
 class Flaky:
