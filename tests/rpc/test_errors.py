@@ -17,7 +17,7 @@ from pyqwest import Client
 from pyqwest.testing import ASGITransport
 
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
-from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
+from examples.kv.gen.kv.v1.kv_connect import KVService, KVServiceASGIApplication, KVServiceClient
 from plugin_di.rpc.asgi import ServiceMux
 from plugin_di.rpc.errors import INTERNAL_MESSAGE, SanitizeErrors, pack_detail, unpack_detail
 
@@ -25,7 +25,7 @@ SECRET = "db password=hunter2"
 PROTOCOLS = [ProtocolType.CONNECT, ProtocolType.GRPC, ProtocolType.GRPC_WEB]
 
 
-class FailingKV:
+class FailingKV(KVService):
     """Raises on purpose: a plain exception, a deliberate ConnectError, mid-stream failures."""
 
     async def get(self, request: pb.GetRequest, ctx: RequestContext[Any, Any]) -> pb.GetResponse:
@@ -44,17 +44,6 @@ class FailingKV:
         if request.prefix == "connect-error":
             raise ConnectError(Code.FAILED_PRECONDITION, "stream stopped on purpose")
         raise KeyError(SECRET)
-
-    async def put(self, request: pb.PutRequest, ctx: RequestContext[Any, Any]) -> pb.PutResponse:
-        raise ConnectError(Code.UNIMPLEMENTED, "read-only")
-
-    async def delete(
-        self, request: pb.DeleteRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.DeleteResponse:
-        raise ConnectError(Code.UNIMPLEMENTED, "read-only")
-
-    async def list(self, request: pb.ListRequest, ctx: RequestContext[Any, Any]) -> pb.ListResponse:
-        return pb.ListResponse()
 
 
 async def _client(protocol: ProtocolType) -> AsyncIterator[KVServiceClient]:
