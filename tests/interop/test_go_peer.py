@@ -40,7 +40,7 @@ from plugin_di.host.server import Host
 from plugin_di.plugin.client import PluginClient
 from plugin_di.plugin.definition import Plugin, Service
 from plugin_di.rpc.transport import connect_client, http_client
-from tests.interop.support import (
+from tests.interop.support.go_peer import (
     ClientRun,
     Running,
     free_port,

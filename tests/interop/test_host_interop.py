@@ -22,10 +22,9 @@ from examples.kv.gen.kv.v1 import kv_pb2
 from plugin_di.gen.connectplugin.v1 import handshake_pb2, registry_pb2
 from plugin_di.gen.grpc.health.v1 import health_pb2
 from plugin_di.plugin import env
+from tests.interop.support.buf import BUF, buf_curl, needs_buf
 from tests.support.processes import PluginProcess, running
 from tools.protogen import generate_grpc_stubs
-
-from .test_buf_curl import BUF, buf_curl, needs_buf
 
 ROOT = Path(__file__).resolve().parents[2]
 KV_PROTO = ROOT / "examples" / "kv" / "proto"
