@@ -158,6 +158,7 @@ def test_helpers_come_from_tests_support_or_the_own_package_support() -> None:
         ),
         ("class Probe:\n    async def get(self): ...\n    async def watch(self): ...\n", [], []),
     ],
+    ids=["sys.path.insert", "from-sys-import-path", "os.path", "KV-name", "KVService", "probe"],
 )
 def test_the_checks_catch_what_they_forbid(
     source: str, sys_path: list[int], doubles: list[str]
