@@ -156,7 +156,6 @@ async def fast_channel_sync() -> AsyncIterator[Call]:
 @contextlib.contextmanager
 def grpc_stubs() -> Iterator[tuple[str, Any]]:
     """grpcio stubs of the KV service, generated in a temporary directory: (dir, module)."""
-    sys.path.insert(0, str(ROOT))
     from tools.protogen import generate_grpc_stubs
 
     with tempfile.TemporaryDirectory() as stubs_dir:

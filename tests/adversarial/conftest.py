@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from .servers import SERVER_KINDS, Surface, serve_host, serve_plugin
+from .support.servers import SERVER_KINDS, Surface, serve_host, serve_plugin
 
 
 @pytest.fixture(params=[f"{role}/{kind}" for role in ("host", "plugin") for kind in SERVER_KINDS])

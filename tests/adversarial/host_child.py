@@ -12,7 +12,7 @@ import sys
 
 from plugin_di.host.config import HostConfig
 from plugin_di.host.server import Host
-from tests.adversarial.servers import ADMISSION
+from tests.adversarial.support.servers import ADMISSION
 
 
 async def main(kind: str, max_message_bytes: int) -> None:

@@ -26,10 +26,10 @@ from plugin_di.gen.connectplugin.v1 import (
 from plugin_di.gen.grpc.health.v1 import health_pb2
 from plugin_di.host.server import Host
 
-from .answers import answer_code, leaks
-from .calls import PROTOCOLS, call, supports, wire_protocol
-from .identities import HANDSHAKE, REGISTER, Creds, join, register_kv
-from .servers import SERVER_KINDS, Method, Surface, serve_host, serve_plugin
+from .support.answers import answer_code, leaks
+from .support.calls import PROTOCOLS, call, supports, wire_protocol
+from .support.identities import HANDSHAKE, REGISTER, Creds, join, register_kv
+from .support.servers import SERVER_KINDS, Method, Surface, serve_host, serve_plugin
 
 TTL = 100.0
 

@@ -14,7 +14,7 @@ import pytest
 
 from plugin_di.clock import FakeClock
 from plugin_di.rpc.serving import Limits, Server
-from tests.rpc.serving_support import RawH2, closed_by_peer, read_response, running, wait_until
+from tests.support.servers import RawH2, closed_by_peer, read_response, running, wait_until
 
 LIMITS = Limits(
     header_timeout=10.0,

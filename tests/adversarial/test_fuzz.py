@@ -25,10 +25,10 @@ from examples.kv.plugin import make_plugin
 from plugin_di.host.server import Host
 from plugin_di.plugin.server import PluginServer
 
-from .children import Child, host_child, plugin_child
-from .fuzz import FRAMINGS, Figures, Fuzzer, FuzzInput, FuzzTarget, Portal, SurfaceDown
-from .identities import HANDSHAKE, Creds, join, register_kv
-from .servers import SERVER_KINDS, Method, methods_of
+from .support.children import Child, host_child, plugin_child
+from .support.fuzz import FRAMINGS, Figures, Fuzzer, FuzzInput, FuzzTarget, Portal, SurfaceDown
+from .support.identities import HANDSHAKE, Creds, join, register_kv
+from .support.servers import SERVER_KINDS, Method, methods_of
 
 EXAMPLES = int(os.environ.get("PLUGIN_DI_FUZZ_EXAMPLES", "180"))
 REPORT = os.environ.get("PLUGIN_DI_FUZZ_REPORT", "")

@@ -12,10 +12,10 @@ from examples.kv.plugin import make_plugin
 from plugin_di.host.server import Host
 from plugin_di.plugin.server import PluginServer
 
-from .answers import answer_code, leaks
-from .calls import PROTOCOLS, call_code, content_type, supports
-from .servers import Method, Surface, methods_of
-from .wire import Reply
+from .support.answers import answer_code, leaks
+from .support.calls import PROTOCOLS, call_code, content_type, supports
+from .support.servers import Method, Surface, methods_of
+from .support.wire import Reply
 
 ROUTED = Method("/services/kv/kv-00000000/kv.v1.KVService/Get", False, False)
 

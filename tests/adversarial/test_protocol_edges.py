@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 
-from .answers import answer_code, answer_message, leaks
-from .calls import envelope
-from .servers import Surface
-from .wire import Endpoint, h1_exchange, h1_request
+from .support.answers import answer_code, answer_message, leaks
+from .support.calls import envelope
+from .support.servers import Surface
+from .support.wire import Endpoint, h1_exchange, h1_request
 
 
 async def test_grpc_over_http1_is_unimplemented_not_a_runtime_error(surface: Surface) -> None:
@@ -33,7 +33,7 @@ def test_deeply_nested_json_is_refused_not_a_crash_of_the_process() -> None:
     # protobuf-py's JSON parser (the reflection services use it) recursed until the process
     # died with SIGSEGV: one unauthenticated request killed any plugin, or the host. Served
     # in a child process, so that a regression fails this test instead of the test run.
-    from plugin.procs import SERVE_KV, running
+    from tests.support.processes import SERVE_KV, running
 
     deep = b"[" * 200_000
     with running(SERVE_KV) as kv:

@@ -39,11 +39,18 @@ from plugin_di.rpc.interceptors import (
     TokenBucketLimiter,
 )
 
-from .answers import answer_code, leaks
-from .calls import content_type, envelope, wire_protocol
-from .servers import SERVER_KINDS, Method, serve_app, serve_host
-from .streams_service import CHAT, COLLECT, FOLLOW, STREAM_METHODS, Streams, StreamsASGIApplication
-from .wire import Endpoint, H2Request, Reply, h1_exchange, h1_request, h2_exchange
+from .support.answers import answer_code, leaks
+from .support.calls import content_type, envelope, wire_protocol
+from .support.servers import SERVER_KINDS, Method, serve_app, serve_host
+from .support.streams_service import (
+    CHAT,
+    COLLECT,
+    FOLLOW,
+    STREAM_METHODS,
+    Streams,
+    StreamsASGIApplication,
+)
+from .support.wire import Endpoint, H2Request, Reply, h1_exchange, h1_request, h2_exchange
 
 WITHIN = 3.0  # seconds an answer may take; a refusal takes milliseconds
 RATE = Rate(1e-6, 1)

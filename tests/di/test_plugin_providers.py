@@ -19,22 +19,14 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from dependency_injector import containers, providers
 
-ROOT = Path(__file__).resolve().parents[2]
-LAUNCH_TESTS = ROOT / "tests" / "launch"
-for path in (str(ROOT), str(LAUNCH_TESTS)):
-    if path not in sys.path:
-        sys.path.insert(0, path)
-
-from launch_support import alive, sigkill_host_at_exit, tick_until, until  # noqa: E402
-
-from examples.kv.gen.kv.v1 import kv_pb2  # noqa: E402
-from examples.kv.gen.kv.v1.kv_connect import KVServiceClient  # noqa: E402
-from examples.kv.plugin import make_plugin  # noqa: E402
-from plugin_di.clock import FakeClock  # noqa: E402
-from plugin_di.di.app import App  # noqa: E402
-from plugin_di.di.errors import StartError, StopError  # noqa: E402
-from plugin_di.di.events import EmitterProvider, Event, HookExecuted  # noqa: E402
-from plugin_di.di.providers import (  # noqa: E402
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.plugin import make_plugin
+from plugin_di.clock import FakeClock
+from plugin_di.di.app import App
+from plugin_di.di.errors import StartError, StopError
+from plugin_di.di.events import EmitterProvider, Event, HookExecuted
+from plugin_di.di.providers import (
     InMemoryPlugin,
     ProcessPlugin,
     RemotePlugin,
@@ -42,10 +34,10 @@ from plugin_di.di.providers import (  # noqa: E402
     plugin_handles,
     plugins_health,
 )
-from plugin_di.di.providers_events import PluginGaveUp, PluginRestarted  # noqa: E402
-from plugin_di.launch import events as launch_events  # noqa: E402
-from plugin_di.launch.checksum import ChecksumMismatchError, sha256_file  # noqa: E402
-from plugin_di.launch.config import (  # noqa: E402
+from plugin_di.di.providers_events import PluginGaveUp, PluginRestarted
+from plugin_di.launch import events as launch_events
+from plugin_di.launch.checksum import ChecksumMismatchError, sha256_file
+from plugin_di.launch.config import (
     Backoff,
     CrashLoop,
     LaunchConfig,
@@ -53,12 +45,15 @@ from plugin_di.launch.config import (  # noqa: E402
     RestartPolicy,
     Supervision,
 )
-from plugin_di.launch.events import HealthState  # noqa: E402
-from plugin_di.launch.process import PluginProcess  # noqa: E402
-from plugin_di.launch.process_handle import ProcessHandle  # noqa: E402
-from plugin_di.plugin.definition import Plugin  # noqa: E402
+from plugin_di.launch.events import HealthState
+from plugin_di.launch.process import PluginProcess
+from plugin_di.launch.process_handle import ProcessHandle
+from plugin_di.plugin.definition import Plugin
+from tests.support.pids import alive, sigkill_host_at_exit
+from tests.support.processes import ROOT, plugin_env
+from tests.support.waiting import tick_until, until
 
-FAKE = str(LAUNCH_TESTS / "fake_plugin.py")
+FAKE = str(ROOT / "tests" / "launch" / "fake_plugin.py")  # the launch tests' fake plugin program
 
 
 def named(name: str) -> Plugin:
@@ -327,7 +322,11 @@ async def test_kill_9_fails_calls_unavailable_restarts_and_keeps_the_client() ->
 
 def test_host_killed_with_sigkill_leaves_no_plugin_behind() -> None:
     host = subprocess.Popen(
-        [sys.executable, str(LAUNCH_TESTS / "fx_host.py")], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "tests.launch.fx_host"],
+        cwd=ROOT,
+        env=plugin_env(),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     pids: list[int] = []
     with sigkill_host_at_exit(host, pids, gone_within=2.0):

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-
-# the examples package lives at the repository root
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from host_support import ADMISSION
 
 from plugin_di.clock import FakeClock
 from plugin_di.host.config import HostConfig
 from plugin_di.host.server import Host
+from tests.support.host import ADMISSION
 
 
 @pytest.fixture

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from examples.logger.plugin import plugin
 from plugin_di.plugin.host_client import serve_on_host

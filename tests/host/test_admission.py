@@ -13,7 +13,6 @@ import pyqwest
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
-from host_support import h2_client, logger_plugin
 
 from examples.kv.plugin import make_plugin as make_kv
 from plugin_di.clock import FakeClock
@@ -23,6 +22,7 @@ from plugin_di.host.config import HostConfig
 from plugin_di.host.server import Host
 from plugin_di.plugin.definition import Plugin, Service
 from plugin_di.plugin.host_client import HostClient
+from tests.support.host import h2_client, logger_plugin
 
 NOW = 1_700_000_000.0
 KV_PATH = "/kv.v1.KVService/"

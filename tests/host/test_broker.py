@@ -6,7 +6,6 @@ import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
-from host_support import ADMISSION, NO_GZIP, RecordingLogger, h2_client, logger_plugin
 
 from plugin_di.clock import FakeClock
 from plugin_di.gen.capability.logger.v1 import logger_pb2
@@ -14,6 +13,7 @@ from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
 from plugin_di.host.config import HostConfig
 from plugin_di.host.server import Host
 from plugin_di.plugin.host_client import HostClient
+from tests.support.host import ADMISSION, NO_GZIP, RecordingLogger, h2_client, logger_plugin
 
 
 async def test_grant_calls_capability_then_expires(host: Host, clock: FakeClock) -> None:

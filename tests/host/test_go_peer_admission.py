@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from host_support import h2_client
 
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.plugin.host_client import HostClient
 from plugin_di.rpc.transport import http_client
+from tests.support.host import h2_client
 
 ROOT = Path(__file__).resolve().parents[2]
 GO_PEER = Path(os.environ.get("GO_PEER_DIR") or ROOT.parent / "shared" / "go-peer")

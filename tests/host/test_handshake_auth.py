@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
-from host_support import ADMISSION, NO_GZIP, h2_client, logger_plugin
 
 from plugin_di.clock import FakeClock
 from plugin_di.gen.connectplugin.v1 import handshake_pb2
@@ -19,6 +18,7 @@ from plugin_di.host.server import Host
 from plugin_di.plugin.env import DEFAULT_MAGIC_COOKIE_KEY, DEFAULT_MAGIC_COOKIE_VALUE
 from plugin_di.plugin.host_client import HostClient
 from plugin_di.plugin.identity import RuntimeIdentity
+from tests.support.host import ADMISSION, NO_GZIP, h2_client, logger_plugin
 
 
 def _request(**kw: Any) -> handshake_pb2.HandshakeRequest:

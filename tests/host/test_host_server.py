@@ -8,7 +8,6 @@ import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
-from host_support import ADMISSION, NO_GZIP, h2_client, logger_plugin
 
 from plugin_di.clock import FakeClock
 from plugin_di.gen.grpc.health.v1 import health_pb2
@@ -18,6 +17,7 @@ from plugin_di.host.join_tokens import create_key_file
 from plugin_di.host.server import Host
 from plugin_di.plugin.host_client import HostClient
 from plugin_di.rpc.tls import generate_ephemeral_cert
+from tests.support.host import ADMISSION, NO_GZIP, h2_client, logger_plugin
 
 
 async def test_grpc_health_and_reflection(host: Host) -> None:

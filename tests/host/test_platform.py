@@ -5,13 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from host_support import (
-    RecordingLogger,
-    cache_plugin,
-    h2_client,
-    logger_plugin,
-    managed,
-)
 
 from plugin_di.gen.capability.logger.v1 import logger_pb2
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
@@ -20,6 +13,13 @@ from plugin_di.host.server import Host
 from plugin_di.host.tracker import DEGRADED, HEALTHY
 from plugin_di.plugin.host_client import HostClient, HostSession
 from plugin_di.plugin.server import PluginServer
+from tests.support.host import (
+    RecordingLogger,
+    cache_plugin,
+    h2_client,
+    logger_plugin,
+    managed,
+)
 
 
 async def test_late_dependency_brings_dependent_back_to_healthy(host: Host) -> None:

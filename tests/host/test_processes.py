@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from host_support import NO_GZIP, h2_client
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
@@ -28,6 +27,7 @@ from plugin_di.host import join_tokens
 from plugin_di.plugin.env import HOST_URL, JOIN_TOKEN
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.plugin.host_client import HostClient
+from tests.support.host import NO_GZIP, h2_client
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,7 +120,8 @@ async def test_cache_first_degraded_then_healthy_when_logger_arrives(
         assert states[-1] == registry_pb2.SERVICE_STATE_DEGRADED
 
         logger = Proc(
-            ["tests/host/proc_logger.py"], {**env, JOIN_TOKEN: _token(key_file, "logger", "logger")}
+            ["-m", "tests.host.proc_logger"],
+            {**env, JOIN_TOKEN: _token(key_file, "logger", "logger")},
         )
         procs.append(logger)
         assert await _next_state(watch) == registry_pb2.SERVICE_STATE_AVAILABLE

@@ -12,15 +12,6 @@ from connectrpc.client import ResponseMetadata
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
-from host_support import (
-    ADMISSION,
-    NO_GZIP,
-    RecordingLogger,
-    h2_client,
-    join_host,
-    logger_plugin,
-    served,
-)
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
@@ -34,6 +25,15 @@ from plugin_di.host.server import Host
 from plugin_di.host.tracker import DEGRADED, UNHEALTHY
 from plugin_di.plugin.host_client import HostClient
 from plugin_di.rpc.split import SplitTransport
+from tests.support.host import (
+    ADMISSION,
+    NO_GZIP,
+    RecordingLogger,
+    h2_client,
+    join_host,
+    logger_plugin,
+    served,
+)
 
 
 @pytest.mark.parametrize(

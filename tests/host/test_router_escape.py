@@ -10,30 +10,26 @@ never reached) and the answers are the router's, not GetPluginInfo's.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from host_support import ADMISSION, join_host
-from raw_http import CONTENT_TYPES, Answer, h1_request, h2_request, request_body
+
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.plugin import make_plugin as make_kv_plugin
+from plugin_di.clock import FakeClock
+from plugin_di.gen.grpc.health.v1 import health_pb2
+from plugin_di.gen.grpc.health.v1.health_connect import HealthClient
+from plugin_di.host.config import HostConfig
+from plugin_di.host.server import Host
+from plugin_di.plugin.host_client import HostClient
+from plugin_di.rpc.transport import connect_client, http_client
+from tests.host.support import CONTENT_TYPES, Answer, h1_request, h2_request, request_body
+from tests.support.host import ADMISSION, join_host
+from tests.support.processes import SERVE_KV, PluginProcess, running
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT / "tests") not in sys.path:
-    sys.path.insert(0, str(ROOT / "tests"))
-
-from plugin.procs import SERVE_KV, PluginProcess, running  # noqa: E402
-
-from examples.kv.gen.kv.v1 import kv_pb2  # noqa: E402
-from examples.kv.gen.kv.v1.kv_connect import KVServiceClient  # noqa: E402
-from examples.kv.plugin import make_plugin as make_kv_plugin  # noqa: E402
-from plugin_di.clock import FakeClock  # noqa: E402
-from plugin_di.gen.grpc.health.v1 import health_pb2  # noqa: E402
-from plugin_di.gen.grpc.health.v1.health_connect import HealthClient  # noqa: E402
-from plugin_di.host.config import HostConfig  # noqa: E402
-from plugin_di.host.server import Host  # noqa: E402
-from plugin_di.plugin.host_client import HostClient  # noqa: E402
-from plugin_di.rpc.transport import connect_client, http_client  # noqa: E402
 
 TARGETS = (
     "connectplugin.v1.PluginControl/Shutdown",

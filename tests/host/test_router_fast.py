@@ -22,7 +22,6 @@ from connectrpc.client import ResponseMetadata
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
-from host_support import ADMISSION, RecordingLogger, join_host, logger_plugin, served, served_fast
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
@@ -39,6 +38,14 @@ from plugin_di.plugin.env import HOST_URL
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.plugin.host_client import HostClient
 from plugin_di.rpc.transport import unix_socket_path
+from tests.support.host import (
+    ADMISSION,
+    RecordingLogger,
+    join_host,
+    logger_plugin,
+    served,
+    served_fast,
+)
 
 
 async def test_fast_channel_socket_is_private_and_removed(clock: FakeClock) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
-from host_support import RecordingLogger, join_host, logger_plugin, served_fast
 
 from plugin_di.gen.capability.logger.v1 import logger_pb2
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
@@ -23,6 +22,7 @@ from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.host.server import Host
 from plugin_di.plugin.host_client import HostClient
 from plugin_di.rpc.transport import unix_socket_path
+from tests.support.host import RecordingLogger, join_host, logger_plugin, served_fast
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

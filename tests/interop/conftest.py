@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from tests.support.processes import PluginProcess, running
 
-from plugin.procs import PluginProcess, running  # noqa: E402  (tests/ is on sys.path)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="package")
@@ -25,5 +22,5 @@ def kv_process() -> Iterator[PluginProcess]:
 @pytest.fixture(scope="package")
 def probe_process() -> Iterator[PluginProcess]:
     """A KV whose Watch sends three events and ends (for clients that wait for the end)."""
-    with running(["-m", "plugin_di.cli", "serve", "tests.plugin.support:served"]) as plugin:
+    with running(["-m", "plugin_di.cli", "serve", "tests.support.probe:served"]) as plugin:
         yield plugin

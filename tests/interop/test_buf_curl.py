@@ -4,21 +4,14 @@ gRPC-Web; plain HTTP clients speak Connect JSON and binary to it."""
 from __future__ import annotations
 
 import json
-import shutil
 import struct
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
 from examples.kv.gen.kv.v1 import kv_pb2
-
-from .conftest import PluginProcess
-
-BUF = shutil.which("buf", path=str(Path(sys.executable).parent)) or shutil.which("buf")
-needs_buf = pytest.mark.skipif(BUF is None, reason="buf is not installed (pip install buf-bin)")
+from tests.interop.support.buf import buf_curl, needs_buf
+from tests.support.processes import PluginProcess
 
 # (buf curl --protocol, extra flags): gRPC needs HTTP/2; the others run over HTTP/1.1.
 PROTOCOLS = [
@@ -27,17 +20,6 @@ PROTOCOLS = [
     ("grpc", ["--http2-prior-knowledge"]),
     ("grpcweb", []),
 ]
-
-
-def buf_curl(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    assert BUF is not None
-    return subprocess.run(
-        [BUF, "curl", "--timeout", "20s", *args, url],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 @needs_buf

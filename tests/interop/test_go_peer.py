@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,33 +18,29 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from dependency_injector import containers
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from examples.kv.gen.kv.v1 import kv_pb2  # noqa: E402
-from examples.kv.gen.kv.v1.kv_connect import KVServiceClient  # noqa: E402
-from examples.kv.plugin import make_plugin as make_kv_plugin  # noqa: E402
-from plugin_di.di.app import App  # noqa: E402
-from plugin_di.di.providers import RemotePlugin, plugin_handles  # noqa: E402
-from plugin_di.gen.capability.logger.v1 import logger_pb2  # noqa: E402
-from plugin_di.gen.capability.logger.v1.logger_connect import (  # noqa: E402
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.plugin import make_plugin as make_kv_plugin
+from plugin_di.di.app import App
+from plugin_di.di.providers import RemotePlugin, plugin_handles
+from plugin_di.gen.capability.logger.v1 import logger_pb2
+from plugin_di.gen.capability.logger.v1.logger_connect import (
     LoggerASGIApplication,
     LoggerClient,
 )
-from plugin_di.gen.connectplugin.health.v1 import health_pb2 as plugin_health  # noqa: E402
-from plugin_di.gen.connectplugin.health.v1.health_connect import (  # noqa: E402
+from plugin_di.gen.connectplugin.health.v1 import health_pb2 as plugin_health
+from plugin_di.gen.connectplugin.health.v1.health_connect import (
     HealthServiceClient,
 )
-from plugin_di.gen.grpc.health.v1 import health_pb2 as grpc_health  # noqa: E402
-from plugin_di.gen.grpc.health.v1.health_connect import HealthClient  # noqa: E402
-from plugin_di.host.admission import AdmissionPolicy, AllowEntry  # noqa: E402
-from plugin_di.host.config import HostConfig  # noqa: E402
-from plugin_di.host.server import Host  # noqa: E402
-from plugin_di.plugin.client import PluginClient  # noqa: E402
-from plugin_di.plugin.definition import Plugin, Service  # noqa: E402
-from plugin_di.rpc.transport import connect_client, http_client  # noqa: E402
-from tests.interop.go_peer import (  # noqa: E402
+from plugin_di.gen.grpc.health.v1 import health_pb2 as grpc_health
+from plugin_di.gen.grpc.health.v1.health_connect import HealthClient
+from plugin_di.host.admission import AdmissionPolicy, AllowEntry
+from plugin_di.host.config import HostConfig
+from plugin_di.host.server import Host
+from plugin_di.plugin.client import PluginClient
+from plugin_di.plugin.definition import Plugin, Service
+from plugin_di.rpc.transport import connect_client, http_client
+from tests.interop.support.go_peer import (
     ClientRun,
     Running,
     free_port,
@@ -54,7 +49,9 @@ from tests.interop.go_peer import (  # noqa: E402
     go_kv_client,
     go_kv_server,
 )
-from tests.plugin.procs import SERVE_KV, running  # noqa: E402
+from tests.support.processes import SERVE_KV, running
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.timeout(90)
 

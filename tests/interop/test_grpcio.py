@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from types import ModuleType
 
 import grpc
@@ -16,9 +15,8 @@ from protobuf import Oneof
 from examples.kv.gen.kv.v1 import kv_pb2
 from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.gen.grpc.health.v1 import health_pb2
+from tests.support.processes import PluginProcess, running
 from tools.protogen import generate_grpc_stubs
-
-from .conftest import PluginProcess, running
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +24,13 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModuleType]:
     """grpcio stubs generated from the project's protos, importing its committed messages."""
     out = tmp_path_factory.mktemp("grpc_stubs")
     package = generate_grpc_stubs(out)
-    sys.path.insert(0, str(out))
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(out))
         return {
             "kv": importlib.import_module(f"{package}.kv.v1.kv_pb2_grpc"),
             "health": importlib.import_module(f"{package}.grpc.health.v1.health_pb2_grpc"),
             "registry": importlib.import_module(f"{package}.connectplugin.v1.registry_pb2_grpc"),
         }
-    finally:
-        sys.path.remove(str(out))
 
 
 @pytest.fixture

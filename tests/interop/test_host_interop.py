@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +22,9 @@ from examples.kv.gen.kv.v1 import kv_pb2
 from plugin_di.gen.connectplugin.v1 import handshake_pb2, registry_pb2
 from plugin_di.gen.grpc.health.v1 import health_pb2
 from plugin_di.plugin import env
+from tests.interop.support.buf import BUF, buf_curl, needs_buf
+from tests.support.processes import PluginProcess, running
 from tools.protogen import generate_grpc_stubs
-
-from .conftest import PluginProcess, running
-from .test_buf_curl import BUF, buf_curl, needs_buf
 
 ROOT = Path(__file__).resolve().parents[2]
 KV_PROTO = ROOT / "examples" / "kv" / "proto"
@@ -54,8 +52,8 @@ def platform() -> Iterator[tuple[PluginProcess, PluginProcess]]:
 def stubs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModuleType]:
     out = tmp_path_factory.mktemp("grpc_stubs")
     package = generate_grpc_stubs(out)
-    sys.path.insert(0, str(out))
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(out))
         return {
             name: importlib.import_module(f"{package}.{module}")
             for name, module in {
@@ -64,8 +62,6 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModuleType]:
                 "health": "grpc.health.v1.health_pb2_grpc",
             }.items()
         }
-    finally:
-        sys.path.remove(str(out))
 
 
 def _discover(registry: object, metadata: list[tuple[str, str]]) -> str:

@@ -1,3 +1,3 @@
-from launch_support import reap_pids
+from tests.support.pids import reap_pids
 
 __all__ = ["reap_pids"]

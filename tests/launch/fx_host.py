@@ -1,26 +1,24 @@
 """A host process for the kill -9 test: an App with two process plugins.
 
-``python fx_host.py`` starts the app, prints the plugin pids as one JSON line
-and waits to be killed.
+``python -m tests.launch.fx_host`` (from the repository root) starts the app, prints the
+plugin pids as one JSON line and waits to be killed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
+from dependency_injector import containers
+
+from examples.cache.plugin import plugin as cache_plugin
+from examples.kv.plugin import make_plugin
+from plugin_di.di.app import App
+from plugin_di.di.providers import ProcessPlugin, plugin_handles
+from plugin_di.launch.process_handle import ProcessHandle
+
 ROOT = str(Path(__file__).resolve().parents[2])
-sys.path.insert(0, ROOT)
-
-from dependency_injector import containers  # noqa: E402
-
-from examples.cache.plugin import plugin as cache_plugin  # noqa: E402
-from examples.kv.plugin import make_plugin  # noqa: E402
-from plugin_di.di.app import App  # noqa: E402
-from plugin_di.di.providers import ProcessPlugin, plugin_handles  # noqa: E402
-from plugin_di.launch.process_handle import ProcessHandle  # noqa: E402
 
 
 class Host(containers.DeclarativeContainer):

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from dependency_injector import containers
-from launch_support import alive, sigkill_host_at_exit, wait_gone
 
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
@@ -28,7 +27,8 @@ from plugin_di.launch.config import LaunchConfig, LaunchOptions, Supervision
 from plugin_di.launch.process import PluginProcess
 from plugin_di.launch.zygote import SharedZygote, main_imports
 from plugin_di.settings import Settings
-from tests.plugin.procs import ROOT, plugin_env
+from tests.support.pids import alive, sigkill_host_at_exit, wait_gone
+from tests.support.processes import ROOT, plugin_env
 
 Build = Callable[[containers.DynamicContainer], None]
 

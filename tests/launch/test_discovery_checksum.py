@@ -31,9 +31,8 @@ not_a_plugin = 42
 
 
 @pytest.fixture
-def installed(tmp_path: Path) -> Iterator[Path]:
+def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A real (unpacked) distribution on sys.path with plugin_di.plugins entry points."""
-    root = ROOT
     (tmp_path / "demo_kv_plugin.py").write_text(KV_SOURCE)
     dist = tmp_path / "demo_kv_plugin-2.1.0.dist-info"
     dist.mkdir()
@@ -48,12 +47,10 @@ def installed(tmp_path: Path) -> Iterator[Path]:
             """
         )
     )
-    sys.path[:0] = [str(tmp_path), str(root)]
+    monkeypatch.syspath_prepend(str(tmp_path))
     try:
         yield tmp_path
     finally:
-        sys.path.remove(str(tmp_path))
-        sys.path.remove(str(root))
         sys.modules.pop("demo_kv_plugin", None)
 
 

@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from launch_support import alive
+from tests.support.pids import alive
 
 ROOT = Path(__file__).resolve().parents[2]
 

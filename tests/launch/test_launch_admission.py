@@ -5,28 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
 from dependency_injector import containers, providers
-from launch_support import fake_command
+
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.plugin import make_plugin
+from plugin_di.di.app import App
+from plugin_di.di.providers import ProcessPlugin
+from plugin_di.gen.connectplugin.v1 import registry_pb2
+from plugin_di.host.config import HostConfig
+from plugin_di.host.server import Host
+from plugin_di.launch.process import LaunchConfig, PluginProcess
+from plugin_di.plugin import env
+from tests.launch.support import fake_command
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from examples.kv.gen.kv.v1 import kv_pb2  # noqa: E402
-from examples.kv.gen.kv.v1.kv_connect import KVServiceClient  # noqa: E402
-from examples.kv.plugin import make_plugin  # noqa: E402
-from plugin_di.di.app import App  # noqa: E402
-from plugin_di.di.providers import ProcessPlugin  # noqa: E402
-from plugin_di.gen.connectplugin.v1 import registry_pb2  # noqa: E402
-from plugin_di.host.config import HostConfig  # noqa: E402
-from plugin_di.host.server import Host  # noqa: E402
-from plugin_di.launch.process import LaunchConfig, PluginProcess  # noqa: E402
-from plugin_di.plugin import env  # noqa: E402
 
 
 class RecordingAdmission:

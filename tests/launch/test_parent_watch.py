@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from launch_support import alive, sigkill_host_at_exit
+
+from tests.support.pids import alive, sigkill_host_at_exit
 
 HOST = str(Path(__file__).with_name("fake_host.py"))
 

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from launch_support import alive, fake_command
 
 from plugin_di.launch.process import LaunchConfig, PluginProcess, PluginStartError
 from plugin_di.plugin import env
+from tests.launch.support import fake_command
+from tests.support.pids import alive
 
 
 def config(mode: str, **kw: object) -> LaunchConfig:

@@ -6,7 +6,6 @@ import os
 import signal
 
 import pytest
-from launch_support import alive, fake_command, tick_until, until
 
 from plugin_di.clock import FakeClock
 from plugin_di.launch.config import Backoff, CrashLoop, LaunchConfig, RestartPolicy, Supervision
@@ -21,6 +20,9 @@ from plugin_di.launch.events import (
 )
 from plugin_di.launch.process import PluginProcess
 from plugin_di.launch.supervisor import Supervisor, SupervisorState
+from tests.launch.support import fake_command
+from tests.support.pids import alive
+from tests.support.waiting import tick_until, until
 
 
 def test_backoff_doubles_up_to_the_maximum() -> None:

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "host"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from host_support import h2_client
-from procs_support import Proc
-from redis_support import RedisServer
-
 from plugin_di.host.shared.config import StoreConfig
+from tests.multihost.support.processes import Proc
+from tests.multihost.support.redis import RedisServer
+from tests.support.host import h2_client
 
 _prefixes = itertools.count()
 

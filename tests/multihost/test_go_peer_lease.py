@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 from connectrpc.errors import ConnectError
-from host_support import h2_client
-from hosts_support import hosts_on
-from redis_support import free_port
 
 from plugin_di.host.admission import AdmissionPolicy, AllowEntry
 from plugin_di.host.shared.config import StoreConfig
 from plugin_di.plugin.host_client import HostClient
+from tests.multihost.support.hosts import hosts_on
+from tests.multihost.support.redis import free_port
+from tests.support.host import h2_client
 
 ROOT = Path(__file__).resolve().parents[2]
 GO_PEER = Path(os.environ.get("GO_PEER_DIR") or ROOT.parent / "shared" / "go-peer")

@@ -11,14 +11,14 @@ import time
 from pathlib import Path
 
 from connectrpc.errors import ConnectError
-from hosts_support import eventually
-from procs_support import Proc, host_proc, kv_proc
-from redis_support import RedisServer
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.plugin.host_client import HostClient
+from tests.multihost.support.hosts import eventually
+from tests.multihost.support.processes import Proc, host_proc, kv_proc
+from tests.multihost.support.redis import RedisServer
 
 LEASE = {"PLUGIN_DI_LEASE_TTL": "5"}
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
-from hosts_support import eventually
-from procs_support import Proc, host_proc, kv_proc, routed_put, routes
-from redis_support import RedisServer
 
 from plugin_di.plugin.host_client import HostClient
+from tests.multihost.support.hosts import eventually
+from tests.multihost.support.processes import Proc, host_proc, kv_proc, routed_put, routes
+from tests.multihost.support.redis import RedisServer
 
 
 async def test_a_host_restarted_on_the_same_store_finds_its_plugins(

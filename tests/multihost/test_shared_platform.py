@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
-from host_support import NO_GZIP, h2_client, logger_plugin, served
-from hosts_support import eventually, hosts_on
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
@@ -24,6 +22,8 @@ from plugin_di.host.shared.config import StoreConfig
 from plugin_di.host.tracker import UNHEALTHY
 from plugin_di.plugin.host_client import HostClient
 from plugin_di.rpc.interceptors.ratelimit import Rate
+from tests.multihost.support.hosts import eventually, hosts_on
+from tests.support.host import NO_GZIP, h2_client, logger_plugin, served
 
 KV_PATH = "/kv.v1.KVService/"
 

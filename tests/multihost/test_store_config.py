@@ -6,13 +6,13 @@ import subprocess
 import sys
 
 import pytest
-from procs_support import ROOT
-from redis_support import free_port
 
 from plugin_di.host.server import Host
 from plugin_di.host.shared.config import MEMORY_URL, StoreConfig, StoreConfigError
 from plugin_di.host.store import InMemoryStore
 from plugin_di.settings import Settings
+from tests.multihost.support.processes import ROOT
+from tests.multihost.support.redis import free_port
 
 
 def test_memory_is_the_default_and_needs_no_client() -> None:

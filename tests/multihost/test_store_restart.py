@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
-from hosts_support import eventually
-from procs_support import Proc, host_proc, kv_proc, routed_put, routes
-from redis_support import RedisServer
 
 from plugin_di.plugin.host_client import HostClient
+from tests.multihost.support.hosts import eventually
+from tests.multihost.support.processes import Proc, host_proc, kv_proc, routed_put, routes
+from tests.multihost.support.redis import RedisServer
 
 
 async def test_hosts_reconnect_and_lose_nothing_when_the_store_restarts(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench import gopeer
-from tests.plugin.procs import ROOT, plugin_env
+from tests.support.processes import ROOT, plugin_env
 
 REQUIRED = (
     "process_unary_rps",

@@ -27,9 +27,9 @@ from plugin_di.clock import FakeClock
 from plugin_di.plugin import config as plugin_config
 from plugin_di.plugin import env
 from plugin_di.rpc.transport import connect_client, http_client, sync_http_client
-from tests.plugin.inloop import serving
-from tests.plugin.procs import SERVE_KV, running
-from tests.plugin.support import probe_plugin
+from tests.support.inloop import serving
+from tests.support.probe import probe_plugin
+from tests.support.processes import SERVE_KV, running
 
 
 def _raw_head(path: str) -> bytes:

@@ -20,8 +20,8 @@ from plugin_di.launch.zygote._main import CHILD_FAILED
 from plugin_di.plugin import env as plugin_env
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.rpc.transport import connect_client, http_client
-from tests.plugin.procs import ROOT
-from tests.plugin.procs import plugin_env as child_env
+from tests.support.processes import ROOT
+from tests.support.processes import plugin_env as child_env
 
 SERVE_KV = [sys.executable, "-m", "plugin_di", "serve", "examples.kv.plugin:plugin"]
 

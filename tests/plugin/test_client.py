@@ -16,8 +16,7 @@ from examples.kv.plugin import make_plugin
 from plugin_di.plugin.client import PluginClient, PluginClientError
 from plugin_di.plugin.definition import Plugin
 from plugin_di.rpc.tls import ClientTLS, generate_ephemeral_cert
-
-from .inloop import serving
+from tests.support.inloop import serving
 
 
 async def _exercise(client: PluginClient) -> None:

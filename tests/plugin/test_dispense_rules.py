@@ -18,8 +18,7 @@ from plugin_di.gen.capability.logger.v1.logger_connect import (
 from plugin_di.plugin.client import PluginClient, PluginClientError
 from plugin_di.plugin.definition import Plugin, Service
 from plugin_di.plugin.health import HealthState
-
-from .inloop import serving
+from tests.support.inloop import serving
 
 
 class _TwoStores(containers.DeclarativeContainer):

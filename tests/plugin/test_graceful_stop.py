@@ -17,7 +17,7 @@ from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from examples.kv.store import WATCH_STARTED
 from plugin_di.rpc.transport import connect_client, http_client
-from tests.plugin.procs import SERVE_KV, running
+from tests.support.processes import SERVE_KV, running
 
 CALLERS = 16
 CALLS_BEFORE_STOP = 200

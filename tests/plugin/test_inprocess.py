@@ -18,8 +18,7 @@ from examples.kv.plugin import make_plugin
 from examples.kv.store import WATCH_STARTED
 from plugin_di.plugin.inprocess import Mode, inprocess_client
 from plugin_di.rpc.errors import unpack_detail
-
-from .support import probe_plugin
+from tests.support.probe import probe_plugin
 
 MODES: list[Mode] = ["direct", "asgi"]
 

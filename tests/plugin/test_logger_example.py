@@ -13,8 +13,7 @@ from plugin_di.gen.capability.logger.v1 import logger_pb2 as pb
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
 from plugin_di.plugin.client import PluginClient
 from plugin_di.plugin.inprocess import Mode, inprocess_client
-
-from .procs import running
+from tests.support.processes import running
 
 
 @pytest.mark.parametrize("mode", ["direct", "asgi"])

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .procs import SERVE_KV, plugin_env, read_line
+from tests.support.processes import SERVE_KV, plugin_env, read_line
 
 ROOT = Path(__file__).resolve().parents[2]
 

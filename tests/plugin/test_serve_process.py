@@ -25,8 +25,7 @@ from plugin_di.gen.connectplugin.v1.lifecycle_connect import PluginControlClient
 from plugin_di.plugin.client import PluginClient
 from plugin_di.plugin.env import DEFAULT_MAGIC_COOKIE_KEY, DEFAULT_MAGIC_COOKIE_VALUE
 from plugin_di.rpc.tls import ClientTLS, der_to_pem, generate_ephemeral_cert
-
-from .procs import SERVE_KV, PluginProcess, http_client, running, spawn
+from tests.support.processes import SERVE_KV, PluginProcess, http_client, running, spawn
 
 FAST = {"send_compression": None, "accept_compression": []}
 
@@ -139,7 +138,7 @@ async def test_handshake_over_the_wire(kv: PluginProcess) -> None:
 
 
 async def test_internal_error_is_generic_and_logged_on_stderr() -> None:
-    with running(["-m", "plugin_di.cli", "serve", "tests.plugin.support:served"]) as probe:
+    with running(["-m", "plugin_di.cli", "serve", "tests.support.probe:served"]) as probe:
         async with http_client("h2") as http:
             client = KVServiceClient(probe.url, http_client=http, **FAST)  # type: ignore[arg-type]
             with pytest.raises(ConnectError) as info:
@@ -173,7 +172,7 @@ async def test_shutdown_rpc_with_a_call_in_flight() -> None:
 
 
 async def test_sigterm_lets_a_unary_call_in_flight_finish() -> None:
-    with running(["-m", "plugin_di.cli", "serve", "tests.plugin.support:served"]) as probe:
+    with running(["-m", "plugin_di.cli", "serve", "tests.support.probe:served"]) as probe:
         async with http_client("h2") as http:
             client = KVServiceClient(probe.url, http_client=http, **FAST)  # type: ignore[arg-type]
             call = asyncio.create_task(client.get(pb.GetRequest(key="until-stop")))

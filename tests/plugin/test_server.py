@@ -21,9 +21,8 @@ from plugin_di.gen.grpc.health.v1.health_connect import HealthClient
 from plugin_di.plugin.health import HealthState
 from plugin_di.plugin.identity import RuntimeIdentity
 from plugin_di.rpc.transport import connect_client, http_client
-
-from .inloop import serving
-from .support import probe_plugin
+from tests.support.inloop import serving
+from tests.support.probe import probe_plugin
 
 
 async def _wait_until(predicate: object, what: str) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,13 +14,8 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.method import IdempotencyLevel, MethodInfo, StreamType
 from connectrpc.protocol import ProtocolType
-from connectrpc.request import RequestContext
 from pyqwest import Client, HTTPTransport, HTTPVersion
 from pyqwest.testing import ASGITransport
-
-# The repository root holds the examples package; pytest's console script does not put it on
-# sys.path (until pyproject sets pytest's pythonpath).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
@@ -30,40 +23,9 @@ from plugin_di.gen.grpc.health.v1.health_connect import HealthClient
 from plugin_di.gen.grpc.health.v1.health_pb2 import HealthCheckRequest
 from plugin_di.rpc.asgi import ServiceMux
 from plugin_di.rpc.serving import bind_socket, serve
+from tests.support.kv import KV
 
 PROTOCOLS = [ProtocolType.CONNECT, ProtocolType.GRPC, ProtocolType.GRPC_WEB]
-
-
-class KV:
-    """A tiny in-memory KV implementation of the example service."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-
-    async def get(self, request: pb.GetRequest, ctx: RequestContext[Any, Any]) -> pb.GetResponse:
-        if request.key == "boom":
-            raise ValueError("db password=hunter2")
-        value = self.data.get(request.key)
-        return pb.GetResponse(value=value or b"", found=value is not None)
-
-    async def put(self, request: pb.PutRequest, ctx: RequestContext[Any, Any]) -> pb.PutResponse:
-        self.data[request.key] = request.value
-        return pb.PutResponse()
-
-    async def delete(
-        self, request: pb.DeleteRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.DeleteResponse:
-        return pb.DeleteResponse(found=self.data.pop(request.key, None) is not None)
-
-    async def watch(
-        self, request: pb.WatchRequest, ctx: RequestContext[Any, Any]
-    ) -> AsyncIterator[pb.WatchEvent]:
-        for key in sorted(self.data):
-            if key.startswith(request.prefix):
-                yield pb.WatchEvent(type=pb.EVENT_TYPE_PUT, key=key, value=self.data[key])
-
-    async def list(self, request: pb.ListRequest, ctx: RequestContext[Any, Any]) -> pb.ListResponse:
-        return pb.ListResponse(keys=sorted(k for k in self.data if k.startswith(request.prefix)))
 
 
 @asynccontextmanager

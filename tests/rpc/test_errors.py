@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,10 +16,8 @@ from connectrpc.request import RequestContext
 from pyqwest import Client
 from pyqwest.testing import ASGITransport
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples package
-
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
-from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
+from examples.kv.gen.kv.v1.kv_connect import KVService, KVServiceASGIApplication, KVServiceClient
 from plugin_di.rpc.asgi import ServiceMux
 from plugin_di.rpc.errors import INTERNAL_MESSAGE, SanitizeErrors, pack_detail, unpack_detail
 
@@ -29,7 +25,7 @@ SECRET = "db password=hunter2"
 PROTOCOLS = [ProtocolType.CONNECT, ProtocolType.GRPC, ProtocolType.GRPC_WEB]
 
 
-class FailingKV:
+class FailingKV(KVService):
     """Raises on purpose: a plain exception, a deliberate ConnectError, mid-stream failures."""
 
     async def get(self, request: pb.GetRequest, ctx: RequestContext[Any, Any]) -> pb.GetResponse:
@@ -48,17 +44,6 @@ class FailingKV:
         if request.prefix == "connect-error":
             raise ConnectError(Code.FAILED_PRECONDITION, "stream stopped on purpose")
         raise KeyError(SECRET)
-
-    async def put(self, request: pb.PutRequest, ctx: RequestContext[Any, Any]) -> pb.PutResponse:
-        raise ConnectError(Code.UNIMPLEMENTED, "read-only")
-
-    async def delete(
-        self, request: pb.DeleteRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.DeleteResponse:
-        raise ConnectError(Code.UNIMPLEMENTED, "read-only")
-
-    async def list(self, request: pb.ListRequest, ctx: RequestContext[Any, Any]) -> pb.ListResponse:
-        return pb.ListResponse()
 
 
 async def _client(protocol: ProtocolType) -> AsyncIterator[KVServiceClient]:

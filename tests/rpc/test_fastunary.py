@@ -31,7 +31,7 @@ from plugin_di.rpc.errors import SanitizeErrors, unpack_detail
 from plugin_di.rpc.fastunary import UnaryShortPaths
 from plugin_di.rpc.serving import bind_socket, serve
 from plugin_di.rpc.transport import connect_client, http_client
-from tests.plugin.support import ProbeKV
+from tests.support.probe import ProbeKV
 
 MAX = 1024
 

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import gzip
-import sys
-from pathlib import Path
 
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication

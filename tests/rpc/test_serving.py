@@ -18,7 +18,7 @@ from pyqwest import Client, HTTPTransport, HTTPVersion
 
 from plugin_di.rpc.serving import Answer, Exchange, StartupFailed, bind_socket, serve
 from plugin_di.rpc.tls import ServerTLS, generate_ephemeral_cert
-from tests.rpc.serving_support import RawH2, closed_by_peer, read_response, running, wait_until
+from tests.support.servers import RawH2, closed_by_peer, read_response, running, wait_until
 
 
 class App:

@@ -8,24 +8,20 @@ import contextlib
 import datetime
 import logging
 import ssl
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pyqwest
 import pytest
-from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
 from connectrpc.request import RequestContext
 from cryptography import x509
 from pyqwest.testing import ASGITransport
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples package
-
 from examples.kv.gen.kv.v1 import kv_pb2
-from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
+from examples.kv.gen.kv.v1.kv_connect import KVService, KVServiceASGIApplication, KVServiceClient
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.rpc.interceptors.auth import (
     MTLSAuthenticator,
@@ -54,8 +50,9 @@ PLUGIN = generate_ephemeral_cert("kv-plugin")
 STRANGER = generate_ephemeral_cert("plugin-di-host")  # same name, different key
 
 
-class WhoAmI:
-    """KV whose Get answers with the caller's certificate name and identity."""
+class WhoAmI(KVService):
+    """KV whose Get answers with the caller's certificate name and identity (nothing else is
+    implemented)."""
 
     async def get(
         self, request: kv_pb2.GetRequest, ctx: RequestContext[Any, Any]
@@ -66,27 +63,6 @@ class WhoAmI:
         if ident is not None:
             text += "|" + ",".join(f"{k}={v}" for k, v in sorted(ident.claims.items()))
         return kv_pb2.GetResponse(value=text.encode(), found=True)
-
-    async def put(
-        self, request: kv_pb2.PutRequest, ctx: RequestContext[Any, Any]
-    ) -> kv_pb2.PutResponse:
-        raise ConnectError(Code.UNIMPLEMENTED, "not in this test")
-
-    async def delete(
-        self, request: kv_pb2.DeleteRequest, ctx: RequestContext[Any, Any]
-    ) -> kv_pb2.DeleteResponse:
-        raise ConnectError(Code.UNIMPLEMENTED, "not in this test")
-
-    async def list(
-        self, request: kv_pb2.ListRequest, ctx: RequestContext[Any, Any]
-    ) -> kv_pb2.ListResponse:
-        raise ConnectError(Code.UNIMPLEMENTED, "not in this test")
-
-    async def watch(
-        self, request: kv_pb2.WatchRequest, ctx: RequestContext[Any, Any]
-    ) -> AsyncIterator[kv_pb2.WatchEvent]:
-        raise ConnectError(Code.UNIMPLEMENTED, "not in this test")
-        yield kv_pb2.WatchEvent()
 
 
 @contextlib.asynccontextmanager

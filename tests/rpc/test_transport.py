@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,10 +13,7 @@ import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
-from connectrpc.request import RequestContext
 from pyqwest import Client, Headers, ReadError, Request
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples package
 
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
@@ -26,44 +22,7 @@ from plugin_di.rpc.asgi import ServiceMux
 from plugin_di.rpc.h1 import H1Transport
 from plugin_di.rpc.serving import bind_socket, serve
 from plugin_di.rpc.transport import PluginHTTPClient, connect_client, http_client
-
-
-class KV:
-    """A tiny KV: ``count:N`` watches stream N events; ``block`` waits until released."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-        self.release = asyncio.Event()
-        self.blocked = asyncio.Event()
-        self.headers: list[dict[str, str]] = []
-
-    async def get(self, request: pb.GetRequest, ctx: RequestContext[Any, Any]) -> pb.GetResponse:
-        self.headers.append({k: v for k, v in ctx.request_headers.items()})
-        if request.key == "block":
-            self.blocked.set()
-            await self.release.wait()
-        if request.key not in self.data:
-            raise ConnectError(Code.NOT_FOUND, f"no key {request.key!r}")
-        return pb.GetResponse(value=self.data[request.key], found=True)
-
-    async def put(self, request: pb.PutRequest, ctx: RequestContext[Any, Any]) -> pb.PutResponse:
-        self.data[request.key] = request.value
-        return pb.PutResponse()
-
-    async def delete(
-        self, request: pb.DeleteRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.DeleteResponse:
-        return pb.DeleteResponse(found=self.data.pop(request.key, None) is not None)
-
-    async def watch(
-        self, request: pb.WatchRequest, ctx: RequestContext[Any, Any]
-    ) -> AsyncIterator[pb.WatchEvent]:
-        count = int(request.prefix.removeprefix("count:"))
-        for i in range(count):
-            yield pb.WatchEvent(type=pb.EVENT_TYPE_PUT, key=f"k{i}", value=b"v" * (i % 7))
-
-    async def list(self, request: pb.ListRequest, ctx: RequestContext[Any, Any]) -> pb.ListResponse:
-        return pb.ListResponse(keys=sorted(self.data))
+from tests.support.kv import KV
 
 
 @asynccontextmanager
@@ -87,7 +46,7 @@ def sock_path(tmp_path: Path) -> str:
 
 @pytest.fixture
 async def kv_uds(sock_path: str) -> AsyncIterator[tuple[KV, KVServiceClient, PluginHTTPClient]]:
-    kv = KV()
+    kv = KV(missing="not_found")
     async with (
         serving(ServiceMux([KVServiceASGIApplication(kv)]), f"unix:{sock_path}") as url,
         http_client(url) as http,
@@ -140,7 +99,7 @@ async def test_error_mapping_over_unix_socket(
 
 
 async def test_call_after_server_restart(sock_path: str) -> None:
-    kv = KV()
+    kv = KV(missing="not_found")
     kv.data["k"] = b"v"
     app = ServiceMux([KVServiceASGIApplication(kv)])
     async with http_client(f"unix://{sock_path}") as http:
@@ -212,7 +171,7 @@ async def test_deadline_is_deadline_exceeded_and_the_connection_is_not_reused(
 
 
 async def test_unary_over_tcp_fast_path() -> None:
-    kv = KV()
+    kv = KV(missing="not_found")
     kv.data["t"] = b"tcp"
     async with serving(ServiceMux([KVServiceASGIApplication(kv)]), "127.0.0.1:0") as url:
         fast = url.replace("http://", "http+h1fast://")  # an alias of http:// now
@@ -556,7 +515,7 @@ async def test_fetch_interim_answers_empty_answers_and_answers_ended_by_close(
 
 
 async def test_large_bodies_and_oversized_bodies_over_unix_socket(sock_path: str) -> None:
-    kv = KV()
+    kv = KV(missing="not_found")
     app = ServiceMux([KVServiceASGIApplication(kv)], max_message_bytes=2 * 1024 * 1024)
     async with serving(app, f"unix:{sock_path}") as url, http_client(url) as http:
         client = connect_client(KVServiceClient, url, http)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,12 @@ from typing import Any
 import pytest
 from connectrpc.errors import ConnectError
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from examples.kv.gen.kv.v1 import kv_pb2 as pb
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from plugin_di.rpc.transport import connect_client, http_client
+from tests.support.processes import PluginProcess, running
 
-from examples.kv.gen.kv.v1 import kv_pb2 as pb  # noqa: E402
-from examples.kv.gen.kv.v1.kv_connect import KVServiceClient  # noqa: E402
-from plugin_di.rpc.transport import connect_client, http_client  # noqa: E402
-from tests.plugin.procs import PluginProcess, running  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 SERVE_PROBE = ["-m", "plugin_di.cli", "serve", "tests.rpc.watch_probe:plugin"]
 ENDS_WITHIN = 2.0  # seconds a cancelled consumer may take to end: "at once", with slack

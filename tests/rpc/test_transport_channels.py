@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,9 +15,6 @@ import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
-from connectrpc.request import RequestContext
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples package
 
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
@@ -34,38 +30,14 @@ from plugin_di.rpc.transport import (
     http_client,
     unix_socket_path,
 )
+from tests.support.kv import KV
 
-
-class KV:
-    """Get answers ``value-of-<key>``; key ``block`` waits for ``release``."""
-
-    def __init__(self) -> None:
-        self.release = asyncio.Event()
-        self.blocked = asyncio.Event()
-        self.http_versions: list[str] = []
-
-    async def get(self, request: pb.GetRequest, ctx: RequestContext[Any, Any]) -> pb.GetResponse:
-        if request.key == "block":
-            self.blocked.set()
-            await self.release.wait()
-        return pb.GetResponse(value=f"value-of-{request.key}".encode(), found=True)
-
-    async def put(self, request: pb.PutRequest, ctx: RequestContext[Any, Any]) -> pb.PutResponse:
-        return pb.PutResponse()
-
-    async def delete(
-        self, request: pb.DeleteRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.DeleteResponse:
-        return pb.DeleteResponse()
-
-    async def watch(
-        self, request: pb.WatchRequest, ctx: RequestContext[Any, Any]
-    ) -> AsyncIterator[pb.WatchEvent]:
-        for i in range(3):
-            yield pb.WatchEvent(key=f"{request.prefix}{i}")
-
-    async def list(self, request: pb.ListRequest, ctx: RequestContext[Any, Any]) -> pb.ListResponse:
-        return pb.ListResponse()
+# What the calls below read: Get answers ``value-of-<key>``; a Watch of ``w`` streams w0..w2.
+CHANNEL_DATA = {
+    "k": b"value-of-k",
+    "block": b"value-of-block",
+    **{f"w{i}": b"" for i in range(3)},
+}
 
 
 @asynccontextmanager
@@ -93,7 +65,7 @@ async def serving(
 
 
 def mux(kv: KV | None = None) -> ServiceMux:
-    return ServiceMux([KVServiceASGIApplication(kv or KV())])
+    return ServiceMux([KVServiceASGIApplication(kv or KV(CHANNEL_DATA))])
 
 
 async def _roundtrip(client: KVServiceClient) -> None:
@@ -196,7 +168,7 @@ async def test_in_process_client_runs_lifespan_and_all_protocols() -> None:
     async def service() -> AsyncIterator[KV]:
         started.append("up")
         try:
-            yield KV()
+            yield KV(CHANNEL_DATA)
         finally:
             started.append("down")
 
@@ -208,7 +180,7 @@ async def test_in_process_client_runs_lifespan_and_all_protocols() -> None:
 
 
 async def test_graceful_shutdown_lets_the_call_in_flight_finish() -> None:
-    kv = KV()
+    kv = KV(CHANNEL_DATA)
     async with serving(mux(kv)) as (url, stop, task), http_client(url) as http:
         client = connect_client(KVServiceClient, url, http)
         call = asyncio.create_task(client.get(pb.GetRequest(key="block")))
@@ -272,7 +244,7 @@ def test_url_parsing_and_refusals() -> None:
 async def test_failed_startup_raises_and_releases_the_socket(tmp_path: Path) -> None:
     async def broken() -> AsyncIterator[KV]:
         raise RuntimeError("cannot open the database")
-        yield KV()  # pragma: no cover
+        yield KV(CHANNEL_DATA)  # pragma: no cover
 
     path = tmp_path / "broken.sock"
     bound = bind_socket(f"unix:{path}")

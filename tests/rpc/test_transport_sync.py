@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,6 @@ import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
-from connectrpc.request import RequestContext
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the examples package
 
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClientSync
@@ -27,42 +23,7 @@ from plugin_di.rpc.h1sync import SyncH1Transport
 from plugin_di.rpc.serving import bind_socket, serve
 from plugin_di.rpc.split import SyncSplitTransport
 from plugin_di.rpc.transport import PluginSyncHTTPClient, connect_client, sync_http_client
-
-
-class KV:
-    """``count:N`` watches stream N events; key ``block`` waits for ``release`` (a thread event)."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-        self.release = threading.Event()
-
-    async def get(self, request: pb.GetRequest, ctx: RequestContext[Any, Any]) -> pb.GetResponse:
-        if request.key == "block":
-            for _ in range(500):  # bounded: 5 s at most
-                if self.release.is_set():
-                    break
-                await asyncio.sleep(0.01)
-        if request.key not in self.data:
-            raise ConnectError(Code.NOT_FOUND, f"no key {request.key!r}")
-        return pb.GetResponse(value=self.data[request.key], found=True)
-
-    async def put(self, request: pb.PutRequest, ctx: RequestContext[Any, Any]) -> pb.PutResponse:
-        self.data[request.key] = request.value
-        return pb.PutResponse()
-
-    async def delete(
-        self, request: pb.DeleteRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.DeleteResponse:
-        return pb.DeleteResponse(found=self.data.pop(request.key, None) is not None)
-
-    async def watch(
-        self, request: pb.WatchRequest, ctx: RequestContext[Any, Any]
-    ) -> AsyncIterator[pb.WatchEvent]:
-        for i in range(int(request.prefix.removeprefix("count:"))):
-            yield pb.WatchEvent(key=f"k{i}")
-
-    async def list(self, request: pb.ListRequest, ctx: RequestContext[Any, Any]) -> pb.ListResponse:
-        return pb.ListResponse(keys=sorted(self.data))
+from tests.support.kv import KV
 
 
 @contextmanager
@@ -96,7 +57,7 @@ def sock_path(tmp_path: Path) -> str:
 
 @pytest.fixture
 def kv_sync(sock_path: str) -> Iterator[tuple[KV, KVServiceClientSync, PluginSyncHTTPClient]]:
-    kv = KV()
+    kv = KV(missing="not_found")
     with (
         serving_in_thread(ServiceMux([KVServiceASGIApplication(kv)]), f"unix:{sock_path}") as url,
         sync_http_client(url) as http,
@@ -160,7 +121,7 @@ def test_sync_abandoned_stream_drops_its_connection(
 
 
 def test_sync_call_after_server_restart_and_oversized_body(sock_path: str) -> None:
-    kv = KV()
+    kv = KV(missing="not_found")
     kv.data["k"] = b"v"
     app = ServiceMux([KVServiceASGIApplication(kv)], max_message_bytes=64 * 1024)
     with sync_http_client(f"unix://{sock_path}") as http:
@@ -179,7 +140,7 @@ def test_sync_call_after_server_restart_and_oversized_body(sock_path: str) -> No
 
 
 def test_sync_tcp_fast_path() -> None:
-    kv = KV()
+    kv = KV(missing="not_found")
     kv.data["t"] = b"tcp"
     with serving_in_thread(ServiceMux([KVServiceASGIApplication(kv)]), "127.0.0.1:0") as url:
         with sync_http_client(url, http_version="h1fast") as http:

@@ -10,23 +10,21 @@ import pytest
 from connectrpc.errors import ConnectError
 from dependency_injector import containers
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.plugin import make_plugin
+from plugin_di.di.app import App
+from plugin_di.di.providers import ProcessPlugin, plugin_handles
+from plugin_di.gen.connectplugin.health.v1 import health_pb2
+from plugin_di.gen.connectplugin.health.v1.health_connect import HealthServiceClient
+from plugin_di.launch.config import LaunchOptions
+from plugin_di.launch.process_handle import ProcessHandle
+from plugin_di.plugin import env
+from plugin_di.plugin.automtls import AutoMTLS
+from plugin_di.rpc.tls import ClientTLS, der_to_pem, generate_ephemeral_cert
+from plugin_di.rpc.transport import connect_client, http_client
 
-from examples.kv.gen.kv.v1 import kv_pb2  # noqa: E402
-from examples.kv.gen.kv.v1.kv_connect import KVServiceClient  # noqa: E402
-from examples.kv.plugin import make_plugin  # noqa: E402
-from plugin_di.di.app import App  # noqa: E402
-from plugin_di.di.providers import ProcessPlugin, plugin_handles  # noqa: E402
-from plugin_di.gen.connectplugin.health.v1 import health_pb2  # noqa: E402
-from plugin_di.gen.connectplugin.health.v1.health_connect import HealthServiceClient  # noqa: E402
-from plugin_di.launch.config import LaunchOptions  # noqa: E402
-from plugin_di.launch.process_handle import ProcessHandle  # noqa: E402
-from plugin_di.plugin import env  # noqa: E402
-from plugin_di.plugin.automtls import AutoMTLS  # noqa: E402
-from plugin_di.rpc.tls import ClientTLS, der_to_pem, generate_ephemeral_cert  # noqa: E402
-from plugin_di.rpc.transport import connect_client, http_client  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_plugin_side_pins_the_launchers_certificate() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +11,13 @@ from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 from dependency_injector import containers, providers
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from examples.kv.gen.kv.v1 import kv_pb2  # noqa: E402
-from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient  # noqa: E402
-from examples.kv.store import KVStore  # noqa: E402
-from plugin_di.clock import FakeClock  # noqa: E402
-from plugin_di.di.app import App  # noqa: E402
-from plugin_di.di.events import EmitterProvider, Event  # noqa: E402
-from plugin_di.di.providers import (  # noqa: E402
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
+from examples.kv.store import KVStore
+from plugin_di.clock import FakeClock
+from plugin_di.di.app import App
+from plugin_di.di.events import EmitterProvider, Event
+from plugin_di.di.providers import (
     InMemoryPlugin,
     InterceptorChainProvider,
     RemotePlugin,
@@ -30,18 +25,20 @@ from plugin_di.di.providers import (  # noqa: E402
     plugin_handles,
     plugins_health,
 )
-from plugin_di.di.providers_events import BreakerStateChanged  # noqa: E402
-from plugin_di.launch.events import HealthState, PluginBreakerChanged  # noqa: E402
-from plugin_di.launch.inmemory import InMemoryHandle  # noqa: E402
-from plugin_di.plugin.definition import Plugin, Service  # noqa: E402
-from plugin_di.rpc.interceptors import (  # noqa: E402
+from plugin_di.di.providers_events import BreakerStateChanged
+from plugin_di.launch.events import HealthState, PluginBreakerChanged
+from plugin_di.launch.inmemory import InMemoryHandle
+from plugin_di.plugin.definition import Plugin, Service
+from plugin_di.rpc.interceptors import (
     BearerAuthenticator,
     BreakerConfig,
     CircuitState,
     InterceptorChain,
     current_identity,
 )
-from plugin_di.rpc.tls import InsecureTransportError  # noqa: E402
+from plugin_di.rpc.tls import InsecureTransportError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FlakyStore(KVStore):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,36 +12,34 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from dependency_injector import containers
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from examples.kv.gen.kv.v1 import kv_pb2  # noqa: E402
-from examples.kv.gen.kv.v1.kv_connect import KVServiceClient  # noqa: E402
-from examples.kv.plugin import make_plugin  # noqa: E402
-from plugin_di.clock import FakeClock  # noqa: E402
-from plugin_di.di.app import App  # noqa: E402
-from plugin_di.di.providers import ProcessPlugin, plugin_handles  # noqa: E402
-from plugin_di.gen.connectplugin.health.v1 import health_pb2  # noqa: E402
-from plugin_di.gen.connectplugin.health.v1.health_connect import HealthServiceClient  # noqa: E402
-from plugin_di.gen.connectplugin.v1 import lifecycle_pb2  # noqa: E402
-from plugin_di.gen.connectplugin.v1.lifecycle_connect import PluginControlClient  # noqa: E402
-from plugin_di.launch.process_handle import ProcessHandle  # noqa: E402
-from plugin_di.plugin import env  # noqa: E402
-from plugin_di.plugin.config import PluginConfigError  # noqa: E402
-from plugin_di.plugin.security import (  # noqa: E402
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.plugin import make_plugin
+from plugin_di.clock import FakeClock
+from plugin_di.di.app import App
+from plugin_di.di.providers import ProcessPlugin, plugin_handles
+from plugin_di.gen.connectplugin.health.v1 import health_pb2
+from plugin_di.gen.connectplugin.health.v1.health_connect import HealthServiceClient
+from plugin_di.gen.connectplugin.v1 import lifecycle_pb2
+from plugin_di.gen.connectplugin.v1.lifecycle_connect import PluginControlClient
+from plugin_di.launch.process_handle import ProcessHandle
+from plugin_di.plugin import env
+from plugin_di.plugin.config import PluginConfigError
+from plugin_di.plugin.security import (
     REQUIRE_AUTH,
     LaunchSecretAuth,
     ServerSecurity,
     rate_from_environ,
 )
-from plugin_di.rpc.interceptors import (  # noqa: E402
+from plugin_di.rpc.interceptors import (
     InterceptorChain,
     Rate,
     RateLimitInterceptor,
     retry_after_of,
 )
-from plugin_di.rpc.transport import connect_client, http_client  # noqa: E402
+from plugin_di.rpc.transport import connect_client, http_client
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_nothing_is_enforced_unless_the_launcher_asks() -> None:

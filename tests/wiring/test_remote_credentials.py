@@ -9,19 +9,17 @@ from pathlib import Path
 import pytest
 from dependency_injector import containers
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.plugin import make_plugin
+from plugin_di.di.app import App
+from plugin_di.di.errors import StartError
+from plugin_di.di.providers import ProcessPlugin, RemotePlugin
+from plugin_di.launch.config import LaunchOptions
+from plugin_di.launch.process import LaunchConfig, PluginProcess
+from plugin_di.rpc.interceptors import InterceptorChain
 
-from examples.kv.gen.kv.v1 import kv_pb2  # noqa: E402
-from examples.kv.gen.kv.v1.kv_connect import KVServiceClient  # noqa: E402
-from examples.kv.plugin import make_plugin  # noqa: E402
-from plugin_di.di.app import App  # noqa: E402
-from plugin_di.di.errors import StartError  # noqa: E402
-from plugin_di.di.providers import ProcessPlugin, RemotePlugin  # noqa: E402
-from plugin_di.launch.config import LaunchOptions  # noqa: E402
-from plugin_di.launch.process import LaunchConfig, PluginProcess  # noqa: E402
-from plugin_di.rpc.interceptors import InterceptorChain  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

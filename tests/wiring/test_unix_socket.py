@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from pathlib import Path
 
 from dependency_injector import containers
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.plugin import make_plugin
+from plugin_di.di.app import App
+from plugin_di.di.providers import ProcessPlugin, plugin_handles
+from plugin_di.rpc.transport import unix_socket_path
 
-from examples.kv.gen.kv.v1 import kv_pb2  # noqa: E402
-from examples.kv.gen.kv.v1.kv_connect import KVServiceClient  # noqa: E402
-from examples.kv.plugin import make_plugin  # noqa: E402
-from plugin_di.di.app import App  # noqa: E402
-from plugin_di.di.providers import ProcessPlugin, plugin_handles  # noqa: E402
-from plugin_di.rpc.transport import unix_socket_path  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _gone(path: Path) -> bool:

@@ -19,35 +19,33 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from dependency_injector import containers
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from examples.kv.gen.kv.v1 import kv_pb2  # noqa: E402
-from examples.kv.gen.kv.v1.kv_connect import (  # noqa: E402
+from examples.kv.gen.kv.v1 import kv_pb2
+from examples.kv.gen.kv.v1.kv_connect import (
     KVServiceASGIApplication,
     KVServiceClient,
 )
-from plugin_di.clock import FakeClock  # noqa: E402
-from plugin_di.di.app import App  # noqa: E402
-from plugin_di.di.events import EmitterProvider, Event  # noqa: E402
-from plugin_di.di.providers import (  # noqa: E402
+from plugin_di.clock import FakeClock
+from plugin_di.di.app import App
+from plugin_di.di.events import EmitterProvider, Event
+from plugin_di.di.providers import (
     InterceptorChainProvider,
     ProcessPlugin,
     plugin_handles,
     plugins_health,
 )
-from plugin_di.di.providers_events import BreakerStateChanged, PluginRestarted  # noqa: E402
-from plugin_di.launch.events import HealthState  # noqa: E402
-from plugin_di.launch.process_handle import ProcessHandle  # noqa: E402
-from plugin_di.launch.supervisor import Backoff, Supervision, SupervisorState  # noqa: E402
-from plugin_di.plugin.definition import Plugin, Service  # noqa: E402
-from plugin_di.rpc.interceptors import (  # noqa: E402
+from plugin_di.di.providers_events import BreakerStateChanged, PluginRestarted
+from plugin_di.launch.events import HealthState
+from plugin_di.launch.process_handle import ProcessHandle
+from plugin_di.launch.supervisor import Backoff, Supervision, SupervisorState
+from plugin_di.plugin.definition import Plugin, Service
+from plugin_di.rpc.interceptors import (
     BreakerConfig,
     InterceptorChain,
     retry_after_of,
 )
-from plugin_di.rpc.transport import connect_client, http_client  # noqa: E402
+from plugin_di.rpc.transport import connect_client, http_client
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SERVE = [sys.executable, "-m", "plugin_di", "serve", "tests.wiring.flaky_kv:plugin"]
 

@@ -10,7 +10,6 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
 from connectrpc.request import RequestContext
-from icp_support import KV, PROTOCOLS, kv_client, make_ctx, pb
 
 from plugin_di.clock import FakeClock
 from plugin_di.host.tokens import TokenStore
@@ -30,6 +29,8 @@ from plugin_di.rpc.interceptors.credentials import (
     RuntimeCredentials,
     api_key_client,
 )
+from tests.rpc.interceptors.support import PROTOCOLS, kv_client, make_ctx, pb
+from tests.support.kv import KV
 
 
 class Calls:
@@ -94,7 +95,7 @@ async def test_runtime_token_auth_over_each_protocol(
 ) -> None:
     ident = store.issue("kv")
     server = [ServerAuth(RuntimeTokenAuthenticator(store))]
-    service = KV()
+    service = KV(watch_values="identity")
     good = RuntimeCredentials()
     good.set(ident.runtime_id, ident.token)
     async with kv_client(

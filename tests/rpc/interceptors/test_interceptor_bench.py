@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import icp_support  # noqa: F401  # puts the repository root on sys.path
-
 from bench.security import SecurityBench, main, measure_security
 
 

@@ -10,7 +10,6 @@ import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
-from icp_support import KV, kv_client, make_ctx, pb, unavailable
 
 from plugin_di.clock import FakeClock
 from plugin_di.rpc.interceptors.breaker import (
@@ -20,6 +19,8 @@ from plugin_di.rpc.interceptors.breaker import (
     CircuitState,
     default_is_failure,
 )
+from tests.rpc.interceptors.support import kv_client, make_ctx, pb, unavailable
+from tests.support.kv import KV
 
 C, OPEN, H = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 

@@ -9,7 +9,6 @@ import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
-from icp_support import KV, SteppingClock, kv_client, pb, unavailable
 
 from plugin_di.host.tokens import TokenStore
 from plugin_di.rpc.interceptors.auth import (
@@ -32,6 +31,8 @@ from plugin_di.rpc.interceptors.limits import HeaderLimits
 from plugin_di.rpc.interceptors.ratelimit import Rate, RateLimitInterceptor, RateLimitPolicy
 from plugin_di.rpc.interceptors.retry import RetryInterceptor, RetryPolicy
 from plugin_di.rpc.tls import InsecureTransportError
+from tests.rpc.interceptors.support import SteppingClock, kv_client, pb, unavailable
+from tests.support.kv import KV
 
 # --- guard ---------------------------------------------------------------------------------
 

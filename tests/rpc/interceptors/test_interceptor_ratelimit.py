@@ -11,7 +11,6 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
 from connectrpc.request import RequestContext
-from icp_support import KV, PROTOCOLS, kv_client, make_ctx, pb
 
 from plugin_di.clock import FakeClock
 from plugin_di.rpc.interceptors.auth import AuthIdentity, ServerAuth
@@ -25,6 +24,8 @@ from plugin_di.rpc.interceptors.ratelimit import (
     retry_after_detail,
     retry_after_of,
 )
+from tests.rpc.interceptors.support import PROTOCOLS, kv_client, make_ctx, pb
+from tests.support.kv import KV
 
 
 def test_burst_then_refill() -> None:

@@ -11,11 +11,12 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.method import IdempotencyLevel, StreamType
 from connectrpc.request import RequestContext
-from icp_support import KV, SteppingClock, kv_client, make_ctx, pb, unavailable
 
 from plugin_di.clock import FakeClock
 from plugin_di.rpc.interceptors.ratelimit import retry_after_detail
 from plugin_di.rpc.interceptors.retry import RetryInterceptor, RetryPolicy
+from tests.rpc.interceptors.support import SteppingClock, kv_client, make_ctx, pb, unavailable
+from tests.support.kv import KV
 
 
 class Flaky:

@@ -7,18 +7,20 @@ flaky server is retried.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
-from icp_support import pb, unavailable
 from pyqwest import SyncClient
 from pyqwest.testing import WSGITransport
 
-from examples.kv.gen.kv.v1.kv_connect import KVServiceClientSync, KVServiceWSGIApplication
+from examples.kv.gen.kv.v1.kv_connect import (
+    KVServiceClientSync,
+    KVServiceSync,
+    KVServiceWSGIApplication,
+)
 from plugin_di.host.tokens import TokenStore
 from plugin_di.rpc.interceptors.auth import (
     RuntimeTokenAuthenticator,
@@ -29,9 +31,13 @@ from plugin_di.rpc.interceptors.credentials import (
     RuntimeCredentials,
 )
 from plugin_di.rpc.interceptors.ratelimit import Rate, RateLimitPolicy, retry_after_of
+from tests.rpc.interceptors.support import pb, unavailable
 
 
-class SyncKV:
+class SyncKV(KVServiceSync):
+    """A sync probe: Get answers the caller's identity, Get and Put count; the rest is
+    the generated protocol's UNIMPLEMENTED."""
+
     def __init__(self) -> None:
         self.calls = 0
         self.fail_next: list[ConnectError] = []
@@ -46,17 +52,6 @@ class SyncKV:
     def put(self, request: pb.PutRequest, ctx: RequestContext[Any, Any]) -> pb.PutResponse:
         self.calls += 1
         return pb.PutResponse()
-
-    def delete(self, request: pb.DeleteRequest, ctx: RequestContext[Any, Any]) -> pb.DeleteResponse:
-        return pb.DeleteResponse()
-
-    def list(self, request: pb.ListRequest, ctx: RequestContext[Any, Any]) -> pb.ListResponse:
-        return pb.ListResponse()
-
-    def watch(
-        self, request: pb.WatchRequest, ctx: RequestContext[Any, Any]
-    ) -> Iterator[pb.WatchEvent]:
-        yield pb.WatchEvent(key="k")
 
 
 def test_sync_chain_applies_auth_rate_limit_and_retry() -> None:

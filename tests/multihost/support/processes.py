@@ -18,8 +18,8 @@ from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.plugin.host_client import HostClient
+from tests.support.processes import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 ALLOW = ["--allow", "app=", "--allow", "kv=kv", "--allow", "logger=logger"]
 _LINE_TIMEOUT = 30.0
 

@@ -7,10 +7,9 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from host_support import ADMISSION
-
 from plugin_di.host.server import Host
 from plugin_di.host.shared.config import StoreConfig
+from tests.support.host import ADMISSION
 
 
 @contextlib.asynccontextmanager

@@ -1,4 +1,8 @@
-"""A KV implementation with knobs for tests: it keeps what it was sent and can misbehave."""
+"""The probe plugin: a KVService that keeps what it was sent and misbehaves on named keys.
+
+It is no store (`tests.support.kv.KV` is the KV double); `served` is its plugin for
+``plugin-di serve tests.support.probe:served``.
+"""
 
 from __future__ import annotations
 

@@ -1,12 +1,10 @@
-"""Shared pieces of the interceptor tests: a small KV service and in-process clients."""
+"""The interceptor tests' own helpers: in-process KV clients, request contexts, a stepping clock."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from connectrpc.code import Code
@@ -17,70 +15,17 @@ from connectrpc.request import Headers, RequestContext
 from pyqwest import Client
 from pyqwest.testing import ASGITransport
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the examples package
-
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import (
     KVServiceASGIApplication,
     KVServiceClient,
 )
 from plugin_di.clock import FakeClock
-from plugin_di.rpc.interceptors.auth import current_identity
+from tests.support.kv import KV
 
-__all__ = ["KV", "PROTOCOLS", "KVServiceClient", "SteppingClock", "kv_client", "make_ctx", "pb"]
+__all__ = ["PROTOCOLS", "KVServiceClient", "SteppingClock", "kv_client", "make_ctx", "pb"]
 
 PROTOCOLS = [ProtocolType.CONNECT, ProtocolType.GRPC, ProtocolType.GRPC_WEB]
-
-
-class KV:
-    """An in-memory KV; ``Get`` of key ``whoami`` answers with the authenticated identity."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-        self.calls = 0
-        self.fail_next: list[ConnectError] = []
-
-    def _tick(self) -> None:
-        self.calls += 1
-        if self.fail_next:
-            raise self.fail_next.pop(0)
-
-    async def get(self, request: pb.GetRequest, ctx: RequestContext[Any, Any]) -> pb.GetResponse:
-        self._tick()
-        if request.key == "whoami":
-            ident = current_identity()
-            text = f"{ident.provider}:{ident.identity}" if ident else "anonymous"
-            return pb.GetResponse(value=text.encode(), found=True)
-        value = self.data.get(request.key)
-        return pb.GetResponse(value=value or b"", found=value is not None)
-
-    async def put(self, request: pb.PutRequest, ctx: RequestContext[Any, Any]) -> pb.PutResponse:
-        self._tick()
-        self.data[request.key] = request.value
-        return pb.PutResponse()
-
-    async def delete(
-        self, request: pb.DeleteRequest, ctx: RequestContext[Any, Any]
-    ) -> pb.DeleteResponse:
-        self._tick()
-        return pb.DeleteResponse(found=self.data.pop(request.key, None) is not None)
-
-    async def list(self, request: pb.ListRequest, ctx: RequestContext[Any, Any]) -> pb.ListResponse:
-        self._tick()
-        return pb.ListResponse(keys=sorted(k for k in self.data if k.startswith(request.prefix)))
-
-    async def watch(
-        self, request: pb.WatchRequest, ctx: RequestContext[Any, Any]
-    ) -> AsyncIterator[pb.WatchEvent]:
-        self._tick()
-        ident = current_identity()
-        for key in sorted(self.data):
-            if key.startswith(request.prefix):
-                yield pb.WatchEvent(
-                    type=pb.EVENT_TYPE_PUT,
-                    key=key,
-                    value=(ident.identity if ident else "").encode(),
-                )
 
 
 @contextlib.asynccontextmanager

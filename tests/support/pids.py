@@ -1,26 +1,15 @@
-"""Helpers shared by the launcher tests: fake plugin commands and pid checks."""
+"""Processes by pid: whether one is alive, waiting until some are gone, killing what is left."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
-
-from plugin_di.clock import FakeClock
-
-FAKE = str(Path(__file__).with_name("fake_plugin.py"))
-
-
-def fake_command(mode: str) -> list[str]:
-    return [sys.executable, FAKE, mode]
 
 
 def alive(pid: int) -> bool:
@@ -76,23 +65,3 @@ def reap_pids() -> Iterator[list[int]]:
         if alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-
-
-async def until(predicate: Callable[[], bool], limit: float = 10.0) -> None:
-    """Wait (bounded) until ``predicate()`` holds; fail the test otherwise."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() >= deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
-async def tick_until(clock: FakeClock, done: Callable[[], bool], step: float = 1.0) -> None:
-    """Advance ``clock`` by ``step`` whenever something sleeps on it, until ``done()`` (bounded)."""
-    for _ in range(200):
-        await until(lambda: done() or clock.sleepers > 0)
-        if done():
-            return
-        clock.advance(step)
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached after 200 clock steps")

@@ -19,13 +19,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugin.procs import read_line  # tests/ is on sys.path: the plugin tests' helper
-
 from plugin_di.plugin.handshake_line import HandshakeLine
+from tests.support.processes import ROOT, read_line
 
 from .servers import HOST_VALID, PLUGIN_VALID, Surface
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

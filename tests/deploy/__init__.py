@@ -1,0 +1,1 @@
+"""Deployment files checked offline: Kubernetes manifests, the compose file, their commands."""

@@ -1,0 +1,1 @@
+"""Host tests: registry, broker, router, admission and the Host server."""

@@ -1,0 +1,1 @@
+"""The interop tests' own helpers: the Go peer's binaries and ``buf curl``."""

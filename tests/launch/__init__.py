@@ -1,0 +1,1 @@
+"""Launcher tests: plugin processes, supervision, the zygote and discovery."""

@@ -1,0 +1,1 @@
+"""Multi-host tests against a real redis-server."""

@@ -1,0 +1,1 @@
+"""RPC layer tests: servers, transports, codecs, TLS and errors."""

@@ -1,0 +1,1 @@
+"""Interceptor tests: auth, retry, rate limit, circuit breaker and chains."""
