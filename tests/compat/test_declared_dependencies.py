@@ -17,7 +17,7 @@ from functools import cache
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.compat.source_imports import PACKAGE, SRC, SourceImport, imports_of, source_imports
+from tests.compat.support import PACKAGE, SRC, SourceImport, imports_of, source_imports
 
 PYPROJECT = SRC.parent / "pyproject.toml"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tests.compat.source_imports import PACKAGE, SourceImport, imports_of, source_imports
+from tests.compat.support import PACKAGE, SourceImport, imports_of, source_imports
 
 COMPAT = f"{PACKAGE}._compat"
 
