@@ -102,7 +102,7 @@ def test_fuzz(target: tuple[FuzzTarget, list[Child]], portal: Portal, framing: s
     fuzzer = Fuzzer(surface_target, portal, window=WINDOW)
     fuzzer.figures = figures = FIGURES.setdefault(surface_target.surface.name, Figures())
     crashes_before, leaks_before = len(figures.crashes), len(figures.leaks)
-    wanted = max(1, EXAMPLES // len(FRAMINGS))
+    wanted = max(1, -(-EXAMPLES // len(FRAMINGS)))  # at least EXAMPLES over all framings
     sent = 0
 
     def one(inp: FuzzInput) -> None:
