@@ -574,7 +574,7 @@ async def test_large_bodies_and_oversized_bodies_over_unix_socket(sock_path: str
 
 
 def test_parsed_heads_are_cached_and_the_cache_stays_bounded() -> None:
-    from plugin_di.rpc import _h1conn as h1
+    from plugin_di.rpc import _http1 as h1
 
     h1.HEAD_CACHE.clear()
     raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-A:  b \r\n\r\n"
@@ -622,7 +622,7 @@ async def test_bytes_arriving_on_an_idle_connection_keep_it_out_of_the_pool(
         assert transport.idle_connections == 1
         pooled.set()
         for _ in range(100):  # bounded: the stray answer lands within a few loop turns
-            conn = transport._idle[("localhost", 80)][0]
+            conn = transport._pool._idle[("localhost", 80)][0]
             if not conn.usable:
                 break
             await asyncio.sleep(0.01)
