@@ -25,6 +25,7 @@ from plugin_di.clock import FakeClock
 from plugin_di.rpc.asgi import ServiceMux
 from plugin_di.rpc.h1 import H1Transport
 from plugin_di.rpc.serving import bind_socket, serve
+from plugin_di.rpc.split import SplitTransport
 from plugin_di.rpc.transport import PluginHTTPClient, connect_client, http_client
 
 
@@ -217,7 +218,7 @@ async def test_unary_over_tcp_fast_path() -> None:
     async with serving(ServiceMux([KVServiceASGIApplication(kv)]), "127.0.0.1:0") as url:
         fast = url.replace("http://", "http+h1fast://")  # an alias of http:// now
         async with http_client(fast) as http:
-            assert isinstance(http.lean, H1Transport)
+            assert isinstance(http.buffered, SplitTransport)  # as on http://
             client = connect_client(KVServiceClient, fast, http)
             assert (await client.get(pb.GetRequest(key="t"))).value == b"tcp"
             events = [e async for e in client.watch(pb.WatchRequest(prefix="count:5"))]
