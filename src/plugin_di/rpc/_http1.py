@@ -296,8 +296,9 @@ class IdlePool(Generic[_C]):
         return None
 
     def put(self, key: tuple[str, int], conn: _C, keep_alive: bool) -> None:
-        """Keep ``conn`` for the next call to ``key``, or close it (not reusable, or full)."""
-        if not keep_alive or self.closed or not conn.usable:
+        """Keep ``conn`` for the next call to ``key``, or close it (not ``keep_alive``, the
+        pool closed, or full). Whether it is still `usable` is the caller's to check."""
+        if not keep_alive or self.closed:
             conn.close()
             return
         pool = self._idle.get(key)

@@ -58,6 +58,9 @@ class _Conn:
     def usable(self) -> bool:
         """False when the server has closed the idle connection (a readable EOF)."""
         try:
+            # Non-blocking: with a timeout set, recv would first wait that long for bytes.
+            # The next call's `_arm` sets the timeout again.
+            self.sock.settimeout(0)
             return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
         except BlockingIOError:
             return True
