@@ -246,9 +246,9 @@ async def test_a_removed_providers_client_is_closed(host: Host) -> None:
     replacement = router.client(upstream)
     assert replacement is not first
     await router.aclose()  # also waits for the closing of the first
-    assert first.lean is not None
+    assert first.buffered is not None
     with pytest.raises(ConnectionError, match="closed"):
-        await first.lean.fetch("GET", upstream.url + "/x")
+        await first.buffered.fetch("GET", upstream.url + "/x")
 
 
 async def test_an_in_process_provider_gets_the_path_and_the_query_apart() -> None:

@@ -21,6 +21,7 @@ from plugin_di.clock import FakeClock
 from plugin_di.rpc.asgi import ServiceMux
 from plugin_di.rpc.h1 import H1Transport
 from plugin_di.rpc.serving import bind_socket, serve
+from plugin_di.rpc.split import SplitTransport
 from plugin_di.rpc.transport import PluginHTTPClient, connect_client, http_client
 from tests.support.kv import KV
 
@@ -176,7 +177,7 @@ async def test_unary_over_tcp_fast_path() -> None:
     async with serving(ServiceMux([KVServiceASGIApplication(kv)]), "127.0.0.1:0") as url:
         fast = url.replace("http://", "http+h1fast://")  # an alias of http:// now
         async with http_client(fast) as http:
-            assert isinstance(http.lean, H1Transport)
+            assert isinstance(http.buffered, SplitTransport)  # as on http://
             client = connect_client(KVServiceClient, fast, http)
             assert (await client.get(pb.GetRequest(key="t"))).value == b"tcp"
             events = [e async for e in client.watch(pb.WatchRequest(prefix="count:5"))]
@@ -533,7 +534,7 @@ async def test_large_bodies_and_oversized_bodies_over_unix_socket(sock_path: str
 
 
 def test_parsed_heads_are_cached_and_the_cache_stays_bounded() -> None:
-    from plugin_di.rpc import _h1conn as h1
+    from plugin_di.rpc import _http1 as h1
 
     h1.HEAD_CACHE.clear()
     raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-A:  b \r\n\r\n"
@@ -581,7 +582,7 @@ async def test_bytes_arriving_on_an_idle_connection_keep_it_out_of_the_pool(
         assert transport.idle_connections == 1
         pooled.set()
         for _ in range(100):  # bounded: the stray answer lands within a few loop turns
-            conn = transport._idle[("localhost", 80)][0]
+            conn = transport._pool._idle[("localhost", 80)][0]
             if not conn.usable:
                 break
             await asyncio.sleep(0.01)

@@ -221,6 +221,19 @@ def test_sync_stale_pooled_connection_is_retried_once(sock_path: str) -> None:
         transport.close()
 
 
+def test_sync_pooled_connection_is_reused_with_a_read_timeout(sock_path: str) -> None:
+    """The liveness peek of a pooled connection does not wait out the read timeout."""
+    from pyqwest import SyncClient
+
+    with raw_unix_server(sock_path, answers_per_connection=3) as connections:
+        transport = SyncH1Transport(unix_path=sock_path, read_timeout=5.0)
+        http = SyncClient(transport)
+        for _ in range(3):
+            assert http.post("http://localhost/x", content=b"x").content == b"ok"
+        assert len(connections) == 1
+        transport.close()
+
+
 def test_sync_request_head_leaves_out_the_default_identity_codings(sock_path: str) -> None:
     from pyqwest import SyncClient
 

@@ -24,11 +24,13 @@ an unhealthy or unreachable provider          UNAVAILABLE
 ============================================  =====================
 
 Upstream leg: one client per provider URL (`plugin_di.rpc.transport.http_client`, which
-does not decode bodies here). ``http://`` providers are reached over HTTP/1.1 keep-alive,
-as connect-plugin-go serves, and gRPC requests over HTTP/2 cleartext; ``unix://`` over
-HTTP/1.1; ``https://`` by ALPN. Requests over HTTP/1.1 go through the lean transport
-directly (a Connect unary answer buffered in one piece); the rest stream through pyqwest,
-which carries trailers. In-memory providers are ASGI apps and are called directly.
+does not decode bodies here), its transport picked by the URL's scheme
+(`plugin_di.rpc.mounts`): ``http://`` providers are reached over HTTP/1.1 keep-alive, as
+connect-plugin-go serves, and gRPC requests over HTTP/2 cleartext; ``unix://`` over
+HTTP/1.1; ``https://`` by ALPN. A request that is not gRPC goes through the transport's
+buffered fast path (`plugin_di.rpc.mounts.BufferedTransport`) when it has one (a Connect
+unary answer buffered in one piece); the rest stream through pyqwest, which carries
+trailers. In-memory providers are ASGI apps and are called directly.
 
 Blue-green replacement: ``switch(old, new)`` atomically points calls addressed to
 ``old`` at ``new``; ``drain(old)`` waits (event-driven) for ``old``'s in-flight calls.
@@ -63,11 +65,11 @@ from plugin_di.host.routepath import (
     raw_path_of,
     upstream_path,
 )
+from plugin_di.host.store import Registration
 from plugin_di.rpc.asgi import GRPC_STATUS, ASGIApp, Receive, Scope, Send, send_error
-from plugin_di.rpc.h1 import H1Transport
 from plugin_di.rpc.interceptors.ratelimit import Rate, TokenBucketLimiter
 from plugin_di.rpc.tls import ClientTLS
-from plugin_di.rpc.transport import PluginHTTPClient, http_client
+from plugin_di.rpc.transport import BufferedTransport, PluginHTTPClient, http_client
 
 __all__ = ["SERVICES_PREFIX", "InFlightCalls", "ServiceRouter", "Upstream", "split_credentials"]
 
@@ -233,9 +235,7 @@ class ServiceRouter:
         upstream = self._upstreams.get(provider)
         if upstream is not None:
             return upstream
-        registration = self._registry.registration_of(provider, target.service_type)
-        base_url = registration.metadata.get("base_url", "") if registration else ""
-        return Upstream(url=base_url.rstrip("/")) if base_url else None
+        return _registered_upstream(self._registry.registration_of(provider, target.service_type))
 
     def route(
         self, target: RouteTarget, runtime_id: str | None, authorization: str | None
@@ -272,16 +272,13 @@ class ServiceRouter:
             raise ConnectError(
                 Code.UNAVAILABLE, f"provider {addressed!r} is unhealthy; try another provider"
             )
-        upstream = self._upstreams.get(provider)
+        upstream = self._upstreams.get(provider) or _registered_upstream(registration)
         if upstream is None:
-            base_url = registration.metadata.get("base_url", "")
-            if not base_url:
-                raise ConnectError(
-                    Code.NOT_FOUND,
-                    f"provider endpoint not registered for {addressed!r}: register with "
-                    "metadata base_url or launch the plugin through the host",
-                )
-            upstream = Upstream(url=base_url.rstrip("/"))
+            raise ConnectError(
+                Code.NOT_FOUND,
+                f"provider endpoint not registered for {addressed!r}: register with "
+                "metadata base_url or launch the plugin through the host",
+            )
         return provider, path, upstream
 
     async def _proxy(
@@ -297,21 +294,21 @@ class ServiceRouter:
         relay = Relay(scope, send)
         try:
             client = self.client(upstream)
-            lean = None if is_grpc_request(headers) else client.lean
+            buffered = None if is_grpc_request(headers) else client.buffered
             pairs = [
                 (k.decode("latin-1"), v.decode("latin-1"))
                 for k, v in headers
-                # The lean transport undoes content-encoding itself; asking for none keeps
+                # A buffered transport undoes content-encoding itself; asking for none keeps
                 # the forwarded body and its headers in agreement.
-                if not (lean is not None and k == b"accept-encoding")
+                if not (buffered is not None and k == b"accept-encoding")
             ]
             content: bytes | AsyncIterator[bytes] | None = None
             method = scope["method"]
             if method not in ("GET", "HEAD"):
                 content = await request_body(receive)
             url = client.address + target
-            if lean is not None:
-                await self._relay_lean(lean, relay, method, url, pairs, content, headers)
+            if buffered is not None:
+                await self._relay_buffered(buffered, relay, method, url, pairs, content, headers)
             else:
                 request_headers = pyqwest.Headers(pairs)
                 async with client.stream(method, url, request_headers, content) as response:
@@ -344,8 +341,8 @@ class ServiceRouter:
                 await send_error(scope, send, Code.INTERNAL, "internal error in the host router")
 
     @staticmethod
-    async def _relay_lean(
-        lean: H1Transport,
+    async def _relay_buffered(
+        transport: BufferedTransport,
         relay: Relay,
         method: str,
         url: str,
@@ -353,11 +350,19 @@ class ServiceRouter:
         content: bytes | AsyncIterator[bytes] | None,
         headers: list[tuple[bytes, bytes]],
     ) -> None:
-        """Relay over the lean HTTP/1.1 transport, called without pyqwest's client glue."""
+        """Relay over a `BufferedTransport`, called without pyqwest's client glue."""
         if isinstance(content, bytes | None) and is_unary(headers):
             # A Connect unary answer is one message: the buffered fast path.
-            await relay(await lean.fetch(method, url, pairs, content))
+            await relay(await transport.fetch(method, url, pairs, content))
             return
-        response = await lean.execute(pyqwest.Request(method, url, pyqwest.Headers(pairs), content))
+        response = await transport.execute(
+            pyqwest.Request(method, url, pyqwest.Headers(pairs), content)
+        )
         async with response:
             await relay(response)
+
+
+def _registered_upstream(registration: Registration | None) -> Upstream | None:
+    """Where a registration says its provider is reached (its ``base_url``), if it says."""
+    base_url = registration.metadata.get("base_url", "") if registration else ""
+    return Upstream(url=base_url.rstrip("/")) if base_url else None

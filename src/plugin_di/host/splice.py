@@ -24,14 +24,15 @@ from collections.abc import Callable
 
 import httptools
 
-from plugin_di.rpc._http1 import split_url
+from plugin_di.rpc._http1 import IDLE_TIMEOUT, split_url
+from plugin_di.rpc.mounts import MOUNTS, client_address, unix_socket_path
 from plugin_di.rpc.serving.shortpath import Exchange
-from plugin_di.rpc.transport import IDLE_TIMEOUT, client_address, unix_socket_path
 
 __all__ = ["SPLICE_SCHEMES", "SplicePool", "splice_authority"]
 
-SPLICE_SCHEMES = ("unix:", "http://", "http+h1fast://")
-"""Provider URLs spoken in HTTP/1.1 on cleartext: the ones a request can be spliced to."""
+SPLICE_SCHEMES = tuple(prefix for prefix, mount in MOUNTS.items() if mount.http1_cleartext)
+"""Provider URLs spoken in HTTP/1.1 on cleartext (``http://``, its alias ``http+h1fast://``,
+``unix:``): the ones a request can be spliced to."""
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
-"""HTTP/1.1 connections and response parsing for `plugin_di.rpc.h1.H1Transport`.
+"""The asyncio HTTP/1.1 connection of `plugin_di.rpc.h1.H1Transport` (its I/O).
 
-Each pooled connection is an asyncio ``Protocol`` with its own buffer; a response head
-is parsed once per distinct head (a small cache), and a buffered call is completed in
+Each pooled connection is an asyncio ``Protocol`` with its own buffer; heads are parsed by
+the shared codec (`plugin_di.rpc._http1`), and a buffered call is completed in
 ``data_received`` so its caller wakes once.
 """
 
@@ -9,93 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+import os
+import socket
 from typing import cast
 
-from pyqwest import Headers, ReadError
+from pyqwest import ReadError
 
-MAX_HEAD_BYTES = 64 * 1024
-# Bodies up to this size are written before the answer is read (they fit the socket buffers);
-# larger and streamed ones are written while the answer is watched for.
-INLINE_BODY_BYTES = 64 * 1024
-NO_BODY_STATUS = frozenset({204, 304})
+from plugin_di.rpc._http1 import MAX_HEAD_BYTES, Head, chunk_size, parse_head
+
 RETRYABLE = (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError, EOFError)
-NO_TRAILERS = Headers()
-IDENTITY_DEFAULTS = frozenset({"content-encoding", "accept-encoding"})
-
-RequestBody = bytes | bytearray | memoryview | None
-
-
-class StaleConnection(Exception):
-    """The server closed a pooled connection before answering."""
-
-
-@dataclass(slots=True)
-class Head:
-    """A parsed response head (and the body, when it arrived with the head)."""
-
-    status: int
-    headers: Headers
-    keep_alive: bool
-    body: bytes | None = None  # None: the body streams (chunked or until close)
-    chunked: bool = False
-    length: int | None = None
-
-
-# Parsed response heads by their bytes: a plugin answers with a handful of distinct heads,
-# so most calls skip parsing. Cleared when full.
-HEAD_CACHE: dict[bytes, tuple[int, list[tuple[str, str]], bool, int | None, bool]] = {}
-HEAD_CACHE_SIZE = 256
-
-
-def parse_head(raw: bytes | bytearray, method: str) -> Head | None:
-    """Parse a response head (status line and headers, ending ``\\r\\n\\r\\n``).
-
-    Returns None for an interim 1xx answer, which the real head follows.
-    """
-    key = bytes(raw)
-    parsed = HEAD_CACHE.get(key)
-    if parsed is None:
-        parsed = parse_head_text(key.decode("latin-1"))
-        if len(HEAD_CACHE) >= HEAD_CACHE_SIZE:
-            HEAD_CACHE.clear()
-        HEAD_CACHE[key] = parsed
-    status, pairs, keep_alive, length, chunked = parsed
-    if 100 <= status < 200 and status != 101:
-        return None
-    head = Head(status, Headers(pairs), keep_alive)
-    if method == "HEAD" or status in NO_BODY_STATUS or status < 200:
-        head.body = b""
-    elif chunked:
-        head.chunked = True
-    else:
-        head.length = length
-    return head
-
-
-def parse_head_text(text: str) -> tuple[int, list[tuple[str, str]], bool, int | None, bool]:
-    status_line, _, rest = text.partition("\r\n")
-    version, _, status_rest = status_line.partition(" ")
-    if not version.startswith("HTTP/1."):
-        raise ReadError(f"not an HTTP/1.x response: {status_line[:80]!r}")
-    status = int(status_rest[:3])
-    pairs: list[tuple[str, str]] = []
-    length: int | None = None
-    chunked = False
-    keep_alive = version != "HTTP/1.0"
-    for line in rest.split("\r\n"):
-        if line:
-            name, _, value = line.partition(":")
-            name = name.strip().lower()
-            value = value.strip()
-            pairs.append((name, value))
-            if name == "content-length":
-                length = int(value)
-            elif name == "transfer-encoding":
-                chunked = "chunked" in value.lower()
-            elif name == "connection" and "close" in value.lower():
-                keep_alive = False
-    return status, pairs, keep_alive, length, chunked
 
 
 class Connection(asyncio.Protocol):
@@ -332,7 +254,7 @@ def complete_chunked(buf: bytearray) -> bytes | None:
         line_end = buf.find(b"\r\n", pos)
         if line_end < 0:
             return None
-        size = int(bytes(buf[pos:line_end]).split(b";", 1)[0].strip(), 16)
+        size = chunk_size(buf[pos:line_end])
         pos = line_end + 2
         if size == 0:
             # Trailer section (ignored) ends with an empty line.
@@ -349,3 +271,24 @@ def complete_chunked(buf: bytearray) -> bytes | None:
             return None
         parts.append(bytes(buf[pos : pos + size]))
         pos += size + 2
+
+
+async def send_beside_transport(conn: Connection, body: bytes) -> None:
+    """Write a large body through a duplicate of the socket's descriptor.
+
+    A server that refuses a body (too large) answers and closes without reading it. Writing
+    through the asyncio transport, the resulting EPIPE would close the socket and discard the
+    answer still unread in it; a failed write on a duplicate descriptor leaves the original
+    open, so the answer can be read.
+    """
+    sock = conn.transport.get_extra_info("socket") if conn.transport is not None else None
+    if sock is None:  # not a plain socket transport: fall back to the transport
+        conn.write(body)
+        await conn.drain()
+        return
+    duplicate = socket.socket(fileno=os.dup(sock.fileno()))
+    try:
+        duplicate.setblocking(False)
+        await asyncio.get_running_loop().sock_sendall(duplicate, body)
+    finally:
+        duplicate.close()

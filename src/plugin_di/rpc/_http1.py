@@ -1,19 +1,40 @@
-"""Pieces shared by the async and blocking HTTP/1.1 transports."""
+"""The HTTP/1.1 codec shared by the async (`plugin_di.rpc.h1`) and blocking
+(`plugin_di.rpc.h1sync`) transports: request heads, response heads, chunk sizes, body
+codings, and the keep-alive pool. No I/O here: each transport keeps only its own.
+"""
 
 from __future__ import annotations
 
+import functools
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from pyqwest import Headers, ReadError
+
+from plugin_di.clock import Clock
 
 __all__ = [
     "DECODED_ENCODINGS",
     "IDLE_TIMEOUT",
+    "INLINE_BODY_BYTES",
+    "MAX_HEAD_BYTES",
+    "NO_TRAILERS",
+    "Head",
     "HeadersArg",
+    "IdlePool",
+    "RequestBody",
+    "StaleConnection",
     "as_headers",
+    "body_decoder",
+    "chunk_size",
     "decode_body",
     "decode_stream",
+    "decode_stream_sync",
+    "encode_head",
+    "host_line",
+    "parse_head",
     "split_url",
 ]
 
@@ -25,8 +46,25 @@ DECODED_ENCODINGS = ("gzip", "deflate")
 pyqwest, so the protocol layer refuses it (connectrpc: INTERNAL "unknown encoding") instead of
 the transport failing the call as a network error (UNAVAILABLE)."""
 
+MAX_HEAD_BYTES = 64 * 1024
+INLINE_BODY_BYTES = 64 * 1024
+"""Bodies up to this size are written before the answer is read (they fit the socket
+buffers); larger and streamed ones are written while the answer is watched for."""
+
+NO_BODY_STATUS = frozenset({204, 304})
+NO_TRAILERS = Headers()
+# "identity" content codings are the default and say nothing: not sending them spares the
+# server two headers per call (connectrpc always sets both).
+_IDENTITY_DEFAULTS = frozenset({"content-encoding", "accept-encoding"})
+
 HeadersArg = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
 """Request headers in any form pyqwest's client methods accept."""
+
+RequestBody = bytes | bytearray | memoryview | None
+
+
+class StaleConnection(Exception):
+    """The server closed a pooled connection before answering (safe to retry once)."""
 
 
 def as_headers(headers: HeadersArg) -> Headers:
@@ -55,8 +93,120 @@ def split_url(url: str) -> tuple[str, int, str]:
     return host, port, target
 
 
+# --- request heads -------------------------------------------------------------------------
+@functools.lru_cache(maxsize=256)
+def host_line(host: str, port: int, unix: bool) -> str:
+    """The ``host:`` header line (on a Unix socket, the URL's host alone)."""
+    return f"host: {host}\r\n" if unix else f"host: {host}:{port}\r\n"
+
+
+def encode_head(
+    method: str, target: str, headers: HeadersArg, host: str, length: int | None
+) -> bytes:
+    """A request head: ``host`` (a `host_line`) unless the headers name one, and
+    ``content-length: length`` (``None``: a chunked body follows)."""
+    items: Iterable[tuple[str, str]]
+    if headers is None:
+        items, has_host = (), False
+    elif isinstance(headers, Headers | Mapping):
+        items, has_host = headers.items(), "host" in headers
+    else:
+        items = list(headers)
+        has_host = any(name.lower() == "host" for name, _ in items)
+    text = f"{method} {target} HTTP/1.1\r\n" + "".join(
+        [
+            f"{name}: {value}\r\n"
+            for name, value in items
+            if value != "identity" or name not in _IDENTITY_DEFAULTS
+        ]
+    )
+    if not has_host:
+        text += host
+    if length is None:
+        text += "transfer-encoding: chunked\r\n"
+    elif length or method not in ("GET", "HEAD"):
+        text += f"content-length: {length}\r\n"
+    return (text + "\r\n").encode("latin-1")
+
+
+# --- response heads ------------------------------------------------------------------------
+@dataclass(slots=True)
+class Head:
+    """A parsed response head (and the body, when it arrived with the head)."""
+
+    status: int
+    headers: Headers
+    keep_alive: bool
+    body: bytes | None = None  # None: the body streams (chunked or until close)
+    chunked: bool = False
+    length: int | None = None
+
+
+_Parsed = tuple[int, list[tuple[str, str]], bool, int | None, bool]
+# Parsed response heads by their bytes: a plugin answers with a handful of distinct heads,
+# so most calls skip parsing. Cleared when full.
+HEAD_CACHE: dict[bytes, _Parsed] = {}
+HEAD_CACHE_SIZE = 256
+
+
+def parse_head(raw: bytes | bytearray, method: str) -> Head | None:
+    """Parse a response head (status line and headers, ending ``\\r\\n\\r\\n``).
+
+    Returns None for an interim 1xx answer, which the real head follows.
+    """
+    key = bytes(raw)
+    parsed = HEAD_CACHE.get(key)
+    if parsed is None:
+        parsed = _parse_head_text(key.decode("latin-1"))
+        if len(HEAD_CACHE) >= HEAD_CACHE_SIZE:
+            HEAD_CACHE.clear()
+        HEAD_CACHE[key] = parsed
+    status, pairs, keep_alive, length, chunked = parsed
+    if 100 <= status < 200 and status != 101:
+        return None
+    head = Head(status, Headers(pairs), keep_alive)
+    if method == "HEAD" or status in NO_BODY_STATUS or status < 200:
+        head.body = b""
+    elif chunked:
+        head.chunked = True
+    else:
+        head.length = length
+    return head
+
+
+def _parse_head_text(text: str) -> _Parsed:
+    status_line, _, rest = text.partition("\r\n")
+    version, _, status_rest = status_line.partition(" ")
+    if not version.startswith("HTTP/1."):
+        raise ReadError(f"not an HTTP/1.x response: {status_line[:80]!r}")
+    status = int(status_rest[:3])
+    pairs: list[tuple[str, str]] = []
+    length: int | None = None
+    chunked = False
+    keep_alive = version != "HTTP/1.0"
+    for line in rest.split("\r\n"):
+        if line:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            value = value.strip()
+            pairs.append((name, value))
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding":
+                chunked = "chunked" in value.lower()
+            elif name == "connection" and "close" in value.lower():
+                keep_alive = False
+    return status, pairs, keep_alive, length, chunked
+
+
+def chunk_size(line: bytes | bytearray) -> int:
+    """The size a chunk-size line (``1a;ext\\r\\n``) announces."""
+    return int(bytes(line).split(b";", 1)[0].strip(), 16)
+
+
+# --- body codings --------------------------------------------------------------------------
 def decode_body(headers: Headers, body: bytes) -> bytes:
-    # pyqwest's own transport undoes content-encoding; Connect unary replies use it.
+    """A whole body with its gzip or deflate content-encoding undone (as pyqwest does)."""
     encoding = headers.get("content-encoding", "identity")
     if encoding == "gzip":
         return zlib.decompress(body, wbits=zlib.MAX_WBITS | 16)
@@ -65,11 +215,16 @@ def decode_body(headers: Headers, body: bytes) -> bytes:
     return body  # identity, or an encoding left to the protocol layer (DECODED_ENCODINGS)
 
 
-async def decode_stream(encoding: str, stream: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:
-    if encoding not in ("gzip", "deflate"):
+def body_decoder(encoding: str) -> zlib._Decompress:
+    """A decoder for a streamed body in ``encoding`` (one of `DECODED_ENCODINGS`)."""
+    if encoding not in DECODED_ENCODINGS:
         raise ReadError(f"unsupported content-encoding {encoding!r} from the server")
-    wbits = zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS
-    decoder = zlib.decompressobj(wbits=wbits)
+    return zlib.decompressobj(wbits=zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS)
+
+
+async def decode_stream(encoding: str, stream: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:
+    """``stream`` with its content-encoding undone, as it arrives."""
+    decoder = body_decoder(encoding)
     try:
         async for chunk in stream:
             if out := decoder.decompress(chunk):
@@ -78,3 +233,87 @@ async def decode_stream(encoding: str, stream: AsyncGenerator[bytes]) -> AsyncIt
             yield tail
     finally:
         await stream.aclose()
+
+
+def decode_stream_sync(encoding: str, stream: Iterator[bytes]) -> Iterator[bytes]:
+    """The blocking `decode_stream`."""
+    decoder = body_decoder(encoding)
+    try:
+        for chunk in stream:
+            if out := decoder.decompress(chunk):
+                yield out
+        if tail := decoder.flush():
+            yield tail
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
+# --- the keep-alive pool -------------------------------------------------------------------
+class Pooled(Protocol):
+    """A connection the pool can hold."""
+
+    idle_since: float
+    reused: bool
+
+    @property
+    def usable(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+_C = TypeVar("_C", bound=Pooled)
+
+
+class IdlePool(Generic[_C]):
+    """Idle keep-alive connections by ``(host, port)``: at most ``max_idle`` each, none
+    older than ``idle_timeout`` (on ``clock``). Not locked: a threaded caller locks it."""
+
+    __slots__ = ("_clock", "_idle", "_idle_timeout", "_max_idle", "closed")
+
+    def __init__(self, max_idle: int, idle_timeout: float, clock: Clock) -> None:
+        self._max_idle = max_idle
+        self._idle_timeout = idle_timeout
+        self._clock = clock
+        self._idle: dict[tuple[str, int], list[_C]] = {}
+        self.closed = False
+
+    def __len__(self) -> int:
+        return sum(len(conns) for conns in self._idle.values())
+
+    def take(self, key: tuple[str, int]) -> _C | None:
+        """A pooled connection still fresh and open (marked ``reused``), else None."""
+        pool = self._idle.get(key)
+        if pool:
+            now = self._clock.now()
+            while pool:
+                conn = pool.pop()
+                if now - conn.idle_since < self._idle_timeout and conn.usable:
+                    conn.reused = True
+                    return conn
+                conn.close()
+        return None
+
+    def put(self, key: tuple[str, int], conn: _C, keep_alive: bool) -> None:
+        """Keep ``conn`` for the next call to ``key``, or close it (not ``keep_alive``, the
+        pool closed, or full). Whether it is still `usable` is the caller's to check."""
+        if not keep_alive or self.closed:
+            conn.close()
+            return
+        pool = self._idle.get(key)
+        if pool is None:
+            pool = self._idle[key] = []
+        if len(pool) >= self._max_idle:
+            conn.close()
+            return
+        conn.idle_since = self._clock.now()
+        conn.reused = False
+        pool.append(conn)
+
+    def clear(self) -> list[_C]:
+        """Close the pool to new connections; return the idle ones (for the caller to close)."""
+        self.closed = True
+        conns = [conn for pool in self._idle.values() for conn in pool]
+        self._idle.clear()
+        return conns

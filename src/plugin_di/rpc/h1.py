@@ -22,33 +22,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
 from typing import Any, Self
 
 from pyqwest import FullResponse, Headers, HTTPVersion, ReadError, Request, Response
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
-from plugin_di.rpc._h1conn import (
-    IDENTITY_DEFAULTS,
-    INLINE_BODY_BYTES,
-    NO_TRAILERS,
-    RETRYABLE,
-    Connection,
-    Head,
-    RequestBody,
-    StaleConnection,
-    parse_head,
-)
+from plugin_di.rpc._h1conn import RETRYABLE, Connection, send_beside_transport
 from plugin_di.rpc._http1 import (
     DECODED_ENCODINGS,
     IDLE_TIMEOUT,
+    INLINE_BODY_BYTES,
+    NO_TRAILERS,
+    Head,
     HeadersArg,
+    IdlePool,
+    RequestBody,
+    StaleConnection,
     as_headers,
+    chunk_size,
     decode_body,
     decode_stream,
+    encode_head,
+    host_line,
+    parse_head,
     split_url,
 )
 
@@ -76,19 +74,14 @@ class H1Transport:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._unix_path = unix_path
-        self._max_idle = max_idle
-        self._idle_timeout = idle_timeout
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._clock = clock
-        self._idle: dict[tuple[str, int], list[Connection]] = {}
-        self._authority: dict[tuple[str, int], str] = {}
-        self._closed = False
+        self._pool: IdlePool[Connection] = IdlePool(max_idle, idle_timeout, clock)
 
     @property
     def idle_connections(self) -> int:
         """How many keep-alive connections wait in the pool."""
-        return sum(len(conns) for conns in self._idle.values())
+        return len(self._pool)
 
     async def __aenter__(self) -> Self:
         return self
@@ -103,9 +96,7 @@ class H1Transport:
 
     async def aclose(self) -> None:
         """Close every pooled connection; calls after this fail."""
-        self._closed = True
-        conns = [conn for pool in self._idle.values() for conn in pool]
-        self._idle.clear()
+        conns = self._pool.clear()
         for conn in conns:
             conn.close()
         for conn in conns:
@@ -120,17 +111,17 @@ class H1Transport:
         The buffered fast path behind ``PluginHTTPClient.post``/``get``/``execute``; same
         pooling, retry and cancellation rules as ``execute``.
         """
-        if self._closed:
+        if self._pool.closed:
             raise ConnectionError("the HTTP/1.1 transport is closed; create a new client")
         body = b"" if content is None else bytes(content)
         if len(body) > INLINE_BODY_BYTES:
             response = await self.execute(Request(method, url, as_headers(headers), body))
             return await _read_full(response)
         host, port, target = split_url(url)
-        data = self._head_bytes(method, host, port, target, headers, body).encode("latin-1")
+        data = encode_head(method, target, headers, self._host(host, port), len(body))
         if body:
             data += body
-        conn = self._pooled(host, port) or await self._dial(host, port)
+        conn = self._pool.take((host, port)) or await self._dial(host, port)
         try:
             head = await self._fetch_on(conn, data, method)
         except StaleConnection:
@@ -162,12 +153,12 @@ class H1Transport:
 
     async def execute(self, request: Request) -> Response:
         """Send ``request`` and return its response; the body may still be streaming."""
-        if self._closed:
+        if self._pool.closed:
             raise ConnectionError("the HTTP/1.1 transport is closed; create a new client")
         host, port, target = split_url(request.url)
         content = request.content
         replayable = content is None or isinstance(content, bytes | bytearray)
-        conn = await self._checkout(host, port)
+        conn = self._pool.take((host, port)) or await self._dial(host, port)
         try:
             return await self._exchange(conn, host, port, target, request, content)
         except StaleConnection:
@@ -257,42 +248,8 @@ class H1Transport:
                     task.cancel()
             await asyncio.gather(writing, reading, return_exceptions=True)
 
-    def _head_bytes(
-        self,
-        method: str,
-        host: str,
-        port: int,
-        target: str,
-        headers: HeadersArg,
-        body: bytes | None,
-    ) -> str:
-        """The request head, with ``content-length`` when ``body`` is given."""
-        items: Iterable[tuple[str, str]]
-        if headers is None:
-            items, has_host = (), False
-        elif isinstance(headers, Headers | Mapping):
-            items, has_host = headers.items(), "host" in headers
-        else:
-            items = list(headers)
-            has_host = any(name.lower() == "host" for name, _ in items)
-        # "identity" content codings are the default and say nothing: not sending them
-        # spares the server two headers per call (connectrpc always sets both).
-        text = f"{method} {target} HTTP/1.1\r\n" + "".join(
-            [
-                f"{name}: {value}\r\n"
-                for name, value in items
-                if value != "identity" or name not in IDENTITY_DEFAULTS
-            ]
-        )
-        if not has_host:
-            authority = self._authority.get((host, port))
-            if authority is None:
-                where = host if self._unix_path is not None else f"{host}:{port}"
-                authority = self._authority[(host, port)] = f"host: {where}\r\n"
-            text += authority
-        if body is not None and (body or method not in ("GET", "HEAD")):
-            text += f"content-length: {len(body)}\r\n"
-        return text + "\r\n"
+    def _host(self, host: str, port: int) -> str:
+        return host_line(host, port, self._unix_path is not None)
 
     async def _send_request(
         self,
@@ -303,19 +260,19 @@ class H1Transport:
         request: Request,
         content: bytes | bytearray | AsyncIterator[bytes] | None,
     ) -> None:
+        where = self._host(host, port)
         if content is None or isinstance(content, bytes | bytearray):
             body = bytes(content or b"")
-            head = self._head_bytes(request.method, host, port, target, request.headers, body)
+            head = encode_head(request.method, target, request.headers, where, len(body))
             if len(body) <= INLINE_BODY_BYTES:
-                conn.write(head.encode("latin-1") + body)
+                conn.write(head + body)
                 await conn.drain()
                 return
-            conn.write(head.encode("latin-1"))
+            conn.write(head)
             await conn.drain()
-            await _send_beside_transport(conn, body)
+            await send_beside_transport(conn, body)
             return
-        head = self._head_bytes(request.method, host, port, target, request.headers, None)
-        conn.write(head[:-2].encode("latin-1") + b"transfer-encoding: chunked\r\n\r\n")
+        conn.write(encode_head(request.method, target, request.headers, where, None))
         async for chunk in content:
             if chunk:
                 conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
@@ -344,8 +301,7 @@ class H1Transport:
         try:
             if chunked:
                 while True:
-                    size_line = await conn.readuntil(b"\r\n")
-                    size = int(size_line.split(b";", 1)[0].strip(), 16)
+                    size = chunk_size(await conn.readuntil(b"\r\n"))
                     if size == 0:
                         # Trailer section (ignored) ends with an empty line.
                         while (await conn.readuntil(b"\r\n")) != b"\r\n":
@@ -367,21 +323,6 @@ class H1Transport:
                 # Abandoned half-read, cancelled or failed: the rest of the body is still on
                 # the wire, so the connection cannot be reused.
                 conn.close()
-
-    async def _checkout(self, host: str, port: int) -> Connection:
-        return self._pooled(host, port) or await self._dial(host, port)
-
-    def _pooled(self, host: str, port: int) -> Connection | None:
-        pool = self._idle.get((host, port))
-        if pool:
-            now = self._clock.now()
-            while pool:
-                conn = pool.pop()
-                if conn.usable and now - conn.idle_since < self._idle_timeout:
-                    conn.reused = True
-                    return conn
-                conn.close()
-        return None
 
     async def _dial(self, host: str, port: int) -> Connection:
         loop = asyncio.get_running_loop()
@@ -411,18 +352,7 @@ class H1Transport:
         return f"unix:{self._unix_path}" if self._unix_path is not None else f"{host}:{port}"
 
     def _release(self, conn: Connection, key: tuple[str, int], keep_alive: bool) -> None:
-        if not keep_alive or self._closed or not conn.usable:
-            conn.close()
-            return
-        pool = self._idle.get(key)
-        if pool is None:
-            pool = self._idle[key] = []
-        if len(pool) >= self._max_idle:
-            conn.close()
-            return
-        conn.idle_since = self._clock.now()
-        conn.reused = False
-        pool.append(conn)
+        self._pool.put(key, conn, keep_alive and conn.usable)
 
 
 async def _read_full(response: Response) -> FullResponse:
@@ -430,27 +360,6 @@ async def _read_full(response: Response) -> FullResponse:
     async for chunk in response.content:
         buf += chunk
     return FullResponse(response.status, response.headers, bytes(buf), NO_TRAILERS)
-
-
-async def _send_beside_transport(conn: Connection, body: bytes) -> None:
-    """Write a large body through a duplicate of the socket's descriptor.
-
-    A server that refuses a body (too large) answers and closes without reading it. Writing
-    through the asyncio transport, the resulting EPIPE would close the socket and discard the
-    answer still unread in it; a failed write on a duplicate descriptor leaves the original
-    open, so the answer can be read.
-    """
-    sock = conn.transport.get_extra_info("socket") if conn.transport is not None else None
-    if sock is None:  # not a plain socket transport: fall back to the transport
-        conn.write(body)
-        await conn.drain()
-        return
-    duplicate = socket.socket(fileno=os.dup(sock.fileno()))
-    try:
-        duplicate.setblocking(False)
-        await asyncio.get_running_loop().sock_sendall(duplicate, body)
-    finally:
-        duplicate.close()
 
 
 def _response(status: int, headers: Headers, content: bytes | AsyncIterator[bytes]) -> Response:

@@ -27,8 +27,7 @@ from pyqwest import (
     SyncResponse,
 )
 
-from plugin_di.rpc._h1conn import RequestBody
-from plugin_di.rpc._http1 import HeadersArg, as_headers
+from plugin_di.rpc._http1 import HeadersArg, RequestBody, as_headers
 from plugin_di.rpc.h1 import H1Transport
 from plugin_di.rpc.h1sync import SyncH1Transport
 

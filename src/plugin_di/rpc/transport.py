@@ -1,23 +1,9 @@
-"""Pick the HTTP client for an endpoint URL, and build generated Connect clients on it.
+"""HTTP clients for an endpoint URL, and generated Connect clients built on them.
 
-==============================  ========================================================
-URL                             transport (``http_version="auto"``, the default)
-==============================  ========================================================
-``http://host:port``            HTTP/1.1 with pooled keep-alive connections (the lean
-                                ``H1Transport``), as Go's net/http and connect-go speak
-                                it; gRPC-protocol requests go over HTTP/2 cleartext with
-                                prior knowledge to the same address (`SplitTransport`)
-``http+h2c://host:port``        pyqwest, HTTP/2 cleartext with prior knowledge, for all
-``https://host:port``           pyqwest, TLS (CA or pinned server certificate, optional
-                                client certificate for mTLS), ALPN h2 / http/1.1
-``unix:///path/to.sock``        ``H1Transport`` on the socket (HTTP/1.1: no gRPC)
-``http+h1fast://host:port``     an alias of ``http://`` (kept for old configurations)
-(an ASGI app)                   ``asgi_http_client``: in-process, no socket
-==============================  ========================================================
-
-``http_version`` changes what ``http://`` speaks: ``"h2"`` is HTTP/2 with prior knowledge
-for every request (what ``http+h2c://`` spells in the URL); ``"http1"`` is HTTP/1.1 only
-(the gRPC protocol then fails). On ``https://``, ``"http1"`` turns ALPN off.
+The transport behind a client is the one `plugin_di.rpc.mounts` picks for the URL's scheme
+(``http://`` HTTP/1.1 keep-alive with gRPC over h2c, ``http+h2c://``, ``https://`` by ALPN,
+``unix:///path``, the alias ``http+h1fast://``; see the table there); `asgi_http_client`
+calls an ASGI app in process, with no socket.
 
 Pooled HTTP/1.1 connections are dropped after 15 s idle (`IDLE_TIMEOUT`), below the
 keep-alive timeout of servers (20 s or more), and a request that finds its pooled
@@ -27,10 +13,7 @@ connection closed by the server before any answer is retried once on a new one.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
@@ -43,7 +26,6 @@ from pyqwest import (
     HTTPTransport,
     HTTPVersion,
     SyncClient,
-    SyncHTTPTransport,
     SyncTransport,
     Transport,
 )
@@ -51,15 +33,22 @@ from pyqwest.testing import ASGITransport
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.rpc._http1 import IDLE_TIMEOUT
-from plugin_di.rpc.h1 import H1Transport
-from plugin_di.rpc.h1sync import SyncH1Transport
-from plugin_di.rpc.split import PYQWEST_SETTLE_SECONDS, SplitTransport, SyncSplitTransport
+from plugin_di.rpc.mounts import (
+    BufferedTransport,
+    HTTPMode,
+    TransportOptions,
+    client_address,
+    mount_for,
+    unix_socket_path,
+)
+from plugin_di.rpc.split import PYQWEST_SETTLE_SECONDS
 
 if TYPE_CHECKING:  # rpc.tls pulls in cryptography, which a plain-HTTP caller need not load
     from plugin_di.rpc.tls import ClientTLS
 
 __all__ = [
     "IDLE_TIMEOUT",
+    "BufferedTransport",
     "HTTPMode",
     "PluginHTTPClient",
     "PluginSyncHTTPClient",
@@ -71,24 +60,10 @@ __all__ = [
     "unix_socket_path",
 ]
 
-_UNIX_HOST = "localhost"
 _BYTES_OR_NONE = (bytes, bytearray, memoryview, type(None))
 _HeadersArg = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
 _Params = Any
 _Fetch = Callable[[str, str, _HeadersArg, Any], Coroutine[Any, Any, FullResponse]]
-
-
-class HTTPMode(StrEnum):
-    """Which HTTP a ``http://`` URL is spoken with."""
-
-    AUTO = "auto"
-    """HTTP/1.1 keep-alive (the lean transport), gRPC requests over h2c; ALPN on https."""
-    H2 = "h2"
-    """HTTP/2 cleartext with prior knowledge (pyqwest) for every request."""
-    HTTP1 = "http1"
-    """HTTP/1.1 only (the lean transport on cleartext): no gRPC protocol."""
-    H1FAST = "h1fast"
-    """An alias of ``http1`` (kept for old configurations)."""
 
 
 class PluginHTTPClient(Client):
@@ -104,25 +79,17 @@ class PluginHTTPClient(Client):
         self.address = address
         self._settle = settle
         self._entered = False
-        # The lean transport answers buffered requests itself: no pyqwest Request/Response
+        # A buffered transport answers buffered requests itself: no pyqwest Request/Response
         # round trip through Rust and no re-reading of the body, per call.
-        self._fetch: _Fetch | None = None
-        if isinstance(transport, H1Transport | SplitTransport):
-            self._fetch = transport.fetch
-
-    @property
-    def lean(self) -> H1Transport | None:
-        """The lean HTTP/1.1 transport serving this client's non-gRPC requests, if any."""
-        transport = self.transport
-        if isinstance(transport, H1Transport):
-            return transport
-        return transport.h1 if isinstance(transport, SplitTransport) else None
+        self.buffered = transport if isinstance(transport, BufferedTransport) else None
+        """The transport's buffered fast path, if it has one (for non-gRPC requests)."""
+        self._fetch: _Fetch | None = None if self.buffered is None else self.buffered.fetch
 
     # Plain functions returning the coroutine: one frame less per call than ``async def``.
     def get(
         self, url: str, headers: _HeadersArg = None, *, params: _Params | None = None
     ) -> Coroutine[Any, Any, FullResponse]:
-        """``Client.get``; on the lean transport, its buffered fast path."""
+        """``Client.get``; on a `BufferedTransport`, its fast path."""
         if self._fetch is not None and params is None:
             return self._fetch("GET", url, headers, None)
         return super().get(url, headers, params=params)
@@ -135,7 +102,7 @@ class PluginHTTPClient(Client):
         *,
         params: _Params | None = None,
     ) -> Coroutine[Any, Any, FullResponse]:
-        """``Client.post``; on the lean transport, its buffered fast path for byte bodies."""
+        """``Client.post``; on a `BufferedTransport`, its fast path for byte bodies."""
         if self._fetch is not None and params is None and isinstance(content, _BYTES_OR_NONE):
             return self._fetch("POST", url, headers, content)
         return super().post(url, headers, content, params=params)
@@ -149,7 +116,7 @@ class PluginHTTPClient(Client):
         *,
         params: _Params | None = None,
     ) -> Coroutine[Any, Any, FullResponse]:
-        """``Client.execute``; on the lean transport, its buffered fast path for byte bodies."""
+        """``Client.execute``; on a `BufferedTransport`, its fast path for byte bodies."""
         if self._fetch is not None and params is None and isinstance(content, _BYTES_OR_NONE):
             return self._fetch(method, url, headers, content)
         return super().execute(method, url, headers, content, params=params)
@@ -213,84 +180,6 @@ class PluginSyncHTTPClient:
             close()
 
 
-_CLEARTEXT_ALIASES = ("http+h1fast://", "http+h2c://")
-
-
-def client_address(url: str) -> str:
-    """The base URL a generated client should use for an endpoint URL."""
-    if url.startswith("unix:"):
-        return f"http://{_UNIX_HOST}"
-    for alias in _CLEARTEXT_ALIASES:
-        if url.startswith(alias):
-            return "http://" + url.removeprefix(alias).rstrip("/")
-    return url.rstrip("/")
-
-
-def unix_socket_path(url: str) -> str:
-    """``unix:///run/p.sock`` or ``unix:/run/p.sock`` -> ``/run/p.sock``."""
-    path = url.removeprefix("unix:")
-    if path.startswith("//"):
-        path = path[2:]
-    if not path.startswith("/"):
-        raise ValueError(f"unix socket URL {url!r} needs an absolute path: unix:///abs/path")
-    return path
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """How a URL is spoken: the lean HTTP/1.1 pool, pyqwest, or both (`SplitTransport`)."""
-
-    lean: bool
-    unix_path: str | None = None
-    pyqwest: dict[str, Any] | None = None  # options of pyqwest's transport, if one is used
-
-
-def _plan(
-    url: str,
-    mode: HTTPMode,
-    tls: ClientTLS | None,
-    read_timeout: float | None,
-    connect_timeout: float,
-    decode: bool,
-) -> _Plan:
-    options: dict[str, Any] = {"timeout": read_timeout, "connect_timeout": connect_timeout}
-    if not decode:  # a relay passes bodies on as they came, and never follows redirects
-        options.update(
-            enable_gzip=False,
-            enable_brotli=False,
-            enable_zstd=False,
-            follow_redirects=False,
-            enable_otel=False,
-        )
-    if url.startswith("unix:"):
-        return _Plan(lean=True, unix_path=unix_socket_path(url))
-    if url.startswith(("http://", *_CLEARTEXT_ALIASES)):
-        if tls is not None:
-            raise ValueError(f"TLS settings were given for {url!r}; use an https:// URL")
-        h2 = {**options, "http_version": HTTPVersion.HTTP2}
-        if url.startswith("http+h2c://") or mode is HTTPMode.H2:
-            return _Plan(lean=False, pyqwest=h2)
-        if mode in (HTTPMode.HTTP1, HTTPMode.H1FAST):
-            return _Plan(lean=True)
-        return _Plan(lean=True, pyqwest=h2)  # AUTO: gRPC over h2c beside the pool
-    if url.startswith("https://"):
-        tls_kwargs: dict[str, Any] = tls.transport_kwargs() if tls is not None else {}
-        http1 = mode in (HTTPMode.HTTP1, HTTPMode.H1FAST)
-        return _Plan(
-            lean=False,
-            pyqwest={
-                **options,
-                **tls_kwargs,
-                "tls_include_system_certs": "tls_ca_cert" not in tls_kwargs,
-                "http_version": HTTPVersion.HTTP1 if http1 else None,
-            },
-        )
-    raise ValueError(
-        f"unsupported endpoint URL {url!r}: use http://, https://, unix:///, http+h2c:// "
-        "or http+h1fast://"
-    )
-
-
 def http_client(
     url: str,
     *,
@@ -301,31 +190,18 @@ def http_client(
     clock: Clock = SYSTEM_CLOCK,
     decode: bool = True,
 ) -> PluginHTTPClient:
-    """An HTTP client for ``url``, the transport chosen by its scheme (see the module doc).
+    """An HTTP client for ``url``, its transport chosen by the URL's scheme
+    (`plugin_di.rpc.mounts`, whose `TransportOptions` says what each option does).
 
-    ``tls`` (``plugin_di.rpc.tls.ClientTLS``) holds the CA or pinned server certificate and,
-    for mTLS, the client certificate and key; without it ``https://`` trusts the system CAs.
-
-    ``read_timeout`` bounds each socket read of the lean transport (and the whole request on
-    pyqwest's); deadlines of single calls are the Connect client's ``timeout_ms``.
-    ``decode=False`` (a relay) leaves response bodies as they came and follows no redirect.
+    Deadlines of single calls are the Connect client's ``timeout_ms``.
     """
-    plan = _plan(url, HTTPMode(http_version), tls, read_timeout, connect_timeout, decode)
-    address = client_address(url)
-    if not plan.lean:
-        assert plan.pyqwest is not None
-        return PluginHTTPClient(HTTPTransport(**plan.pyqwest), address, settle=True)
-    lean = H1Transport(
-        unix_path=plan.unix_path,
-        idle_timeout=IDLE_TIMEOUT,
-        read_timeout=read_timeout,
-        connect_timeout=connect_timeout,
-        clock=clock,
+    options = TransportOptions(
+        HTTPMode(http_version), tls, read_timeout, connect_timeout, clock, decode
     )
-    if plan.pyqwest is None:
-        return PluginHTTPClient(lean, address)
-    h2 = functools.partial(HTTPTransport, **plan.pyqwest)
-    return PluginHTTPClient(SplitTransport(lean, h2), address)
+    transport = mount_for(url).transport(url, options)
+    # pyqwest's own transport runs threads that need a tick to settle after closing.
+    settle = isinstance(transport, HTTPTransport)
+    return PluginHTTPClient(transport, client_address(url), settle=settle)
 
 
 def sync_http_client(
@@ -341,22 +217,8 @@ def sync_http_client(
 
     Call-at-a-time code over HTTP/1.1 is fastest here (no event loop hop).
     """
-    plan = _plan(url, HTTPMode(http_version), tls, read_timeout, connect_timeout, True)
-    address = client_address(url)
-    if not plan.lean:
-        assert plan.pyqwest is not None
-        return PluginSyncHTTPClient(SyncHTTPTransport(**plan.pyqwest), address)
-    lean = SyncH1Transport(
-        unix_path=plan.unix_path,
-        idle_timeout=IDLE_TIMEOUT,
-        read_timeout=read_timeout,
-        connect_timeout=connect_timeout,
-        clock=clock,
-    )
-    if plan.pyqwest is None:
-        return PluginSyncHTTPClient(lean, address)
-    h2 = functools.partial(SyncHTTPTransport, **plan.pyqwest)
-    return PluginSyncHTTPClient(SyncSplitTransport(lean, h2), address)
+    options = TransportOptions(HTTPMode(http_version), tls, read_timeout, connect_timeout, clock)
+    return PluginSyncHTTPClient(mount_for(url).sync_transport(url, options), client_address(url))
 
 
 def asgi_http_client(
