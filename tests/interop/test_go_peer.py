@@ -42,7 +42,7 @@ from plugin_di.gen.grpc.health.v1.health_connect import HealthClient  # noqa: E4
 from plugin_di.host.admission import AdmissionPolicy, AllowEntry  # noqa: E402
 from plugin_di.host.config import HostConfig  # noqa: E402
 from plugin_di.host.server import Host  # noqa: E402
-from plugin_di.plugin.client import PluginClient  # noqa: E402
+from plugin_di.launch.client import PluginClient  # noqa: E402
 from plugin_di.plugin.definition import Plugin, Service  # noqa: E402
 from plugin_di.rpc.transport import connect_client, http_client  # noqa: E402
 from tests.interop.go_peer import (  # noqa: E402

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from plugin_di.plugin.host_rpc import HostClient, HostClientError
+from plugin_di.plugin.host_client import HostClient, HostClientError
 
 if TYPE_CHECKING:
-    from plugin_di.plugin.host_client import HostSession
+    from plugin_di.plugin.host_session import HostSession
 
 log = logging.getLogger(__name__)
 
