@@ -30,6 +30,13 @@ from plugin_di.gen.connectplugin.v1.lifecycle_connect import PluginLifecycleClie
 from plugin_di.gen.connectplugin.v1.registry_connect import ServiceRegistryClient
 from plugin_di.plugin import env
 from plugin_di.plugin.definition import Plugin
+from plugin_di.plugin.env import (
+    BASE_URL_KEY,
+    HEARTBEAT_KEY,
+    LEASE_TTL_KEY,
+    PROVIDES_KEY,
+    REQUIRES_KEY,
+)
 from plugin_di.plugin.identity import RuntimeIdentity
 from plugin_di.rpc.before_call import BeforeCall
 from plugin_di.rpc.transport import PluginHTTPClient, client_address, http_client
@@ -52,14 +59,6 @@ __all__ = [
 
 ClientT = TypeVar("ClientT", bound=ConnectClient)
 
-PROVIDES_KEY = "plugin-di.provides"
-REQUIRES_KEY = "plugin-di.requires"
-BASE_URL_KEY = "plugin-di.base-url"
-HEARTBEAT_KEY = "plugin-di.heartbeat"
-"""Handshake metadata: this plugin reports its health periodically (a heartbeat), so a
-host on a shared store need not probe it to keep its lease."""
-LEASE_TTL_KEY = "plugin-di.lease-ttl"
-"""Handshake ``server_metadata`` of a host on a shared store: the lease, in seconds."""
 
 HEALTHY = lifecycle_pb2.HEALTH_STATE_HEALTHY
 DEGRADED = lifecycle_pb2.HEALTH_STATE_DEGRADED
