@@ -126,6 +126,11 @@ class Keepalive:
                 backoff.reset()
                 continue
             except ConnectError as error:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # stop() cancelled the heartbeat: connectrpc turned the cancellation
+                    # into ConnectError(CANCELED); retrying would outlive the session.
+                    raise asyncio.CancelledError from error
                 code, message = error.code, error.message
             except (HostClientError, OSError) as error:
                 code, message = Code.UNAVAILABLE, str(error)
