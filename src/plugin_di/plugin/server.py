@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from plugin_di import eventloop
 from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.eventloop import EventLoopKind, loop_factory
 from plugin_di.plugin import config as plugin_config
 from plugin_di.plugin import env
 from plugin_di.plugin.config import PluginServeConfig
@@ -164,13 +164,13 @@ async def serve_async(
     return 0
 
 
-def _loop_kind() -> eventloop.EventLoopKind:
+def _loop_kind() -> EventLoopKind:
     kind = os.environ.get("PLUGIN_DI_EVENT_LOOP", "auto").strip().lower() or "auto"
     if kind not in ("auto", "uvloop", "asyncio"):
         raise plugin_config.PluginConfigError(
             f"PLUGIN_DI_EVENT_LOOP={kind!r} is not one of auto, uvloop, asyncio"
         )
-    return cast(eventloop.EventLoopKind, kind)
+    return cast(EventLoopKind, kind)
 
 
 def _watch_parent(loop: asyncio.AbstractEventLoop, server: PluginServer) -> None:
@@ -212,7 +212,7 @@ def serve(plugins: PluginsLike, config: PluginServeConfig | None = None, **optio
     with _plugin_process_stdio() as real_stdout:
         try:
             config = PluginServeConfig.of(config, **options)
-            with asyncio.Runner(loop_factory=eventloop.loop_factory(_loop_kind())) as runner:
+            with asyncio.Runner(loop_factory=loop_factory(_loop_kind())) as runner:
                 return runner.run(serve_async(plugins, config, stdout=real_stdout))
         except (plugin_config.PluginConfigError, OSError, ValueError) as exc:
             print(f"plugin-di serve: {exc}", file=sys.stderr)
