@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from examples.cache.plugin import plugin, store
-from plugin_di.plugin.host_client import serve_on_host
+from plugin_di.plugin import serve_on_host
 
 if __name__ == "__main__":
     sys.exit(serve_on_host(plugin, on_session=store.attach))

@@ -18,8 +18,8 @@ from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVService
 from examples.kv.store import KVStore
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
 from plugin_di.gen.capability.logger.v1.logger_pb2 import LogRequest
+from plugin_di.plugin import HostSession
 from plugin_di.plugin.definition import Dependency, Plugin, Service
-from plugin_di.plugin.host_client import HostSession
 
 log = logging.getLogger("examples.cache")
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from plugin_di.host.server import Host
 from plugin_di.host.tracker import STATE_NAMES, HealthReport
 from plugin_di.launch.inmemory import InMemoryHandle
+from plugin_di.plugin import HostSession, follow_identity
 from plugin_di.plugin.health import HealthState
-from plugin_di.plugin.host_client import HostSession, follow_identity
 from plugin_di.plugin.server import PluginServer
 
 WAIT_SECONDS = 15.0

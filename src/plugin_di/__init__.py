@@ -39,7 +39,7 @@ _EXPORTS: dict[str, str] = {
     "Service": "plugin_di.plugin.definition",
     "Dependency": "plugin_di.plugin.definition",
     "serve": "plugin_di.plugin.server",
-    "PluginClient": "plugin_di.plugin.client",
+    "PluginClient": "plugin_di.launch.client",
     "inprocess_client": "plugin_di.plugin.inprocess",
     "HealthState": "plugin_di.plugin.health",
     # client and server interceptors
@@ -106,6 +106,7 @@ if TYPE_CHECKING:
     )
     from plugin_di.di.shutdown import Shutdowner, ShutdownerProvider
     from plugin_di.host.server import Host
+    from plugin_di.launch.client import PluginClient
     from plugin_di.launch.config import (
         Backoff,
         CrashLoop,
@@ -113,7 +114,6 @@ if TYPE_CHECKING:
         RestartPolicy,
         Supervision,
     )
-    from plugin_di.plugin.client import PluginClient
     from plugin_di.plugin.definition import Dependency, Plugin, PluginSet, Service
     from plugin_di.plugin.health import HealthState
     from plugin_di.plugin.inprocess import inprocess_client

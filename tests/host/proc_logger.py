@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from examples.logger.plugin import plugin
-from plugin_di.plugin.host_client import serve_on_host
+from plugin_di.plugin import serve_on_host
 
 if __name__ == "__main__":
     sys.exit(serve_on_host(plugin))

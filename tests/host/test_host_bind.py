@@ -8,7 +8,7 @@ from dependency_injector import containers, providers
 
 from plugin_di.di.app import App
 from plugin_di.host.server import Host
-from plugin_di.plugin.host_rpc import HostClient, HostClientError
+from plugin_di.plugin.host_client import HostClient, HostClientError
 
 
 class _HostUser:

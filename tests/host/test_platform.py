@@ -11,7 +11,7 @@ from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
 from plugin_di.host.platform import PlatformError, RemovalPolicy
 from plugin_di.host.server import Host
 from plugin_di.host.tracker import DEGRADED, HEALTHY
-from plugin_di.plugin.host_client import HostClient, HostSession
+from plugin_di.plugin import HostClient, HostSession
 from plugin_di.plugin.server import PluginServer
 from tests.support.host import (
     RecordingLogger,

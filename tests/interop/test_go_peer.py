@@ -37,7 +37,7 @@ from plugin_di.gen.grpc.health.v1.health_connect import HealthClient
 from plugin_di.host.admission import AdmissionPolicy, AllowEntry
 from plugin_di.host.config import HostConfig
 from plugin_di.host.server import Host
-from plugin_di.plugin.client import PluginClient
+from plugin_di.launch.client import PluginClient
 from plugin_di.plugin.definition import Plugin, Service
 from plugin_di.rpc.transport import connect_client, http_client
 from tests.interop.support.go_peer import (

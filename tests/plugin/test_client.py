@@ -13,7 +13,7 @@ from connectrpc.protocol import ProtocolType
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from examples.kv.plugin import make_plugin
-from plugin_di.plugin.client import PluginClient, PluginClientError
+from plugin_di.launch.client import PluginClient, PluginClientError
 from plugin_di.plugin.definition import Plugin
 from plugin_di.rpc.tls import ClientTLS, generate_ephemeral_cert
 from tests.support.inloop import serving

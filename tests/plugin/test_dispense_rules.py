@@ -15,7 +15,7 @@ from plugin_di.gen.capability.logger.v1.logger_connect import (
     LoggerASGIApplication,
     LoggerClient,
 )
-from plugin_di.plugin.client import PluginClient, PluginClientError
+from plugin_di.launch.client import PluginClient, PluginClientError
 from plugin_di.plugin.definition import Plugin, Service
 from plugin_di.plugin.health import HealthState
 from tests.support.inloop import serving

@@ -11,7 +11,7 @@ from connectrpc.errors import ConnectError
 from examples.logger.plugin import StderrLogger, make_plugin
 from plugin_di.gen.capability.logger.v1 import logger_pb2 as pb
 from plugin_di.gen.capability.logger.v1.logger_connect import LoggerClient
-from plugin_di.plugin.client import PluginClient
+from plugin_di.launch.client import PluginClient
 from plugin_di.plugin.inprocess import Mode, inprocess_client
 from tests.support.processes import running
 

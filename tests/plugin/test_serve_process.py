@@ -22,7 +22,7 @@ from plugin_di.gen.connectplugin.v1 import handshake_pb2 as hs
 from plugin_di.gen.connectplugin.v1 import lifecycle_pb2 as lc
 from plugin_di.gen.connectplugin.v1.handshake_connect import HandshakeServiceClient
 from plugin_di.gen.connectplugin.v1.lifecycle_connect import PluginControlClient
-from plugin_di.plugin.client import PluginClient
+from plugin_di.launch.client import PluginClient
 from plugin_di.plugin.env import DEFAULT_MAGIC_COOKIE_KEY, DEFAULT_MAGIC_COOKIE_VALUE
 from plugin_di.rpc.tls import ClientTLS, der_to_pem, generate_ephemeral_cert
 from tests.support.processes import SERVE_KV, PluginProcess, http_client, running, spawn

@@ -131,7 +131,7 @@ async def managed(
 ) -> AsyncIterator[tuple[PluginServer, str, asyncio.Task[Any]]]:
     """Serve ``plugin`` and follow the identity a host hands it (platform-managed plugin)."""
     from plugin_di.plugin.health import HealthState
-    from plugin_di.plugin.host_client import follow_identity
+    from plugin_di.plugin.host_session import follow_identity
 
     async with served(plugin, address=address) as (server, url):
 

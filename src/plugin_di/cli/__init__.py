@@ -7,6 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+__all__ = ["main"]
+
 # subcommand -> module with `add_arguments(parser)` and `run(args) -> int`
 _COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("plugin_di.cli.check", "validate an app's dependency graph"),

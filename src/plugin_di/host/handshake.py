@@ -24,25 +24,23 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 
+from plugin_di._version import __version__
 from plugin_di.gen.connectplugin.v1 import handshake_pb2 as pb
 from plugin_di.host.admission import Admission
 from plugin_di.host.client_cert import current_client_cert_name
 from plugin_di.host.store import Declaration, PluginRecord, Requirement
 from plugin_di.host.tokens import TokenStore
 from plugin_di.plugin.env import (
+    BASE_URL_KEY,
     CORE_PROTOCOL_VERSION,
     DEFAULT_MAGIC_COOKIE_KEY,
     DEFAULT_MAGIC_COOKIE_VALUE,
+    PROVIDES_KEY,
+    REQUIRES_KEY,
 )
 from plugin_di.rpc.validation import validate_service_type, validate_version
 
-PROVIDES_KEY = "plugin-di.provides"
-REQUIRES_KEY = "plugin-di.requires"
-BASE_URL_KEY = "plugin-di.base-url"
-LEASE_TTL_KEY = "plugin-di.lease-ttl"
-"""Handshake ``server_metadata``: seconds a plugin stays registered without a heartbeat
-(only from hosts on a shared store)."""
-SERVER_VERSION = "0.1.0"
+SERVER_VERSION = __version__
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from plugin_di.host.admission import Admission, AdmissionPolicy
 from plugin_di.host.broker import CAPABILITIES_PREFIX, BrokerService, CapabilityBroker
 from plugin_di.host.config import HostConfig
 from plugin_di.host.depgraph import DependencyGraph, Node
-from plugin_di.host.handshake import LEASE_TTL_KEY, HandshakeService
+from plugin_di.host.handshake import HandshakeService
 from plugin_di.host.listeners import HostListeners
 from plugin_di.host.platform import Platform
 from plugin_di.host.registry import RegistryService, ServiceRegistry
@@ -54,6 +54,7 @@ from plugin_di.host.store import PluginRecord, RegistryStore
 from plugin_di.host.tokens import TokenStore
 from plugin_di.host.tracker import HealthTracker, LifecycleService
 from plugin_di.plugin.definition import Plugin, service_descriptor
+from plugin_di.plugin.env import LEASE_TTL_KEY
 from plugin_di.plugin.health import GrpcHealthService, Health
 from plugin_di.plugin.reflection import reflection_apps
 from plugin_di.rpc.asgi import ASGIApp, ServiceMux

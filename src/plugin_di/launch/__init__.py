@@ -21,6 +21,8 @@ __all__ = [
     "InMemoryHandle",
     "LaunchConfig",
     "LaunchOptions",
+    "PluginClient",
+    "PluginClientError",
     "PluginEvent",
     "PluginHandle",
     "PluginHealth",
@@ -40,6 +42,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from plugin_di.launch.checksum import ChecksumMismatchError, sha256_file
+    from plugin_di.launch.client import PluginClient, PluginClientError
     from plugin_di.launch.config import (
         Backoff,
         CrashLoop,
@@ -62,6 +65,7 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "plugin_di.launch.checksum": ("ChecksumMismatchError", "sha256_file"),
+        "plugin_di.launch.client": ("PluginClient", "PluginClientError"),
         "plugin_di.launch.config": (
             "Backoff",
             "CrashLoop",

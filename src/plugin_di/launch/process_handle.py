@@ -16,12 +16,12 @@ from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.launch._control import remote_health, shutdown_call
 from plugin_di.launch._endpoint import EndpointClient, Target, close_target, target_for
 from plugin_di.launch.checksum import command_file, verify_checksum
+from plugin_di.launch.client import PluginClient, PluginClientError
 from plugin_di.launch.config import DEFAULT_SUPERVISION, LaunchConfig, Supervision
 from plugin_di.launch.events import EmitFn, PluginHealth, discard
 from plugin_di.launch.handle import ClientT, PluginHandle
 from plugin_di.launch.process import PluginProcess, PluginStartError, ShutdownCall
 from plugin_di.launch.supervisor import Supervisor, SupervisorState
-from plugin_di.plugin.client import PluginClient, PluginClientError
 from plugin_di.plugin.definition import Plugin
 from plugin_di.rpc.interceptors import BearerClient, InterceptorChain
 

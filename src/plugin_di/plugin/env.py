@@ -1,4 +1,5 @@
-"""Environment variables a host sets for a plugin process it launches.
+"""What a host and its plugins agree on: the environment a host sets for a plugin process
+it launches, the magic cookie, and the handshake metadata keys.
 
 Names follow hashicorp/go-plugin where it has one, so tooling that knows
 go-plugin recognises them.
@@ -45,3 +46,17 @@ PARENT_PIPE_FD = "PLUGIN_DI_PARENT_PIPE_FD"
 
 PLUGIN_NAME = "PLUGIN_DI_PLUGIN_NAME"
 """The name the host knows the plugin by (for logs)."""
+
+# Handshake metadata (``client_metadata`` of a self-registering plugin, ``server_metadata``
+# of the host's answer).
+PROVIDES_KEY = "plugin-di.provides"
+"""The services a plugin provides: ``type@version`` entries, comma-separated."""
+REQUIRES_KEY = "plugin-di.requires"
+"""The services a plugin requires: ``type@min_version``, ``?`` first when optional."""
+BASE_URL_KEY = "plugin-di.base-url"
+"""The URL hosts reach the plugin at (see `BASE_URL`)."""
+HEARTBEAT_KEY = "plugin-di.heartbeat"
+"""The plugin reports its health periodically (a heartbeat), so a host on a shared store
+need not probe it to keep its lease."""
+LEASE_TTL_KEY = "plugin-di.lease-ttl"
+"""From a host on a shared store: seconds a plugin stays registered without a heartbeat."""

@@ -1,57 +1,52 @@
-"""The plugin side of the host platform: registration, discovery, health, joining.
+"""The plugin's RPC client to the host platform: handshake, registry, health, broker.
 
-``HostSession`` does what every plugin on a host needs: register the services it
-provides, watch the services it requires, and report HEALTHY or DEGRADED with
-the missing dependencies, again on every change, so a plugin that started
-before its dependency recovers by itself when a provider appears.
-
-``join_host`` / ``serve_on_host`` join a serving plugin to the host: it
-self-registers when ``PLUGIN_DI_HOST_URL`` is set, else it waits for the host
-that launched it to hand it an identity (platform-managed). The RPC client
-itself (`HostClient`) is in `plugin_di.plugin.host_rpc`; its names are
-re-exported here.
+``HostClient`` speaks to a host: a handshake with ``self_id`` (self-registering)
+or an identity the host handed over (platform-managed), then every call carries
+``Authorization: Bearer <token>`` and ``X-Plugin-Runtime-ID`` (`BearerAuth`).
+What a plugin does with it (register, watch, report health) is a `HostSession`
+(`plugin_di.plugin.host_session`); joining a serving plugin to a host is
+`plugin_di.plugin.host_membership`. The names that used to be imported from here
+(``HostSession``, ``follow_identity``, ``serve_on_host``, ...) still are, with a
+DeprecationWarning: import them from `plugin_di.plugin`.
 
 Plugin layer: imports only rpc and generated code (no host, networkx or pydantic).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import os
-import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+import importlib
+import warnings
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
 
 import pyqwest
-from connectrpc.code import Code
-from connectrpc.errors import ConnectError
+from connectrpc.client import ConnectClient
+from connectrpc.request import RequestContext
 
-from plugin_di.gen.connectplugin.v1 import registry_pb2
+from plugin_di.gen.connectplugin.v1 import broker_pb2, handshake_pb2, lifecycle_pb2, registry_pb2
+from plugin_di.gen.connectplugin.v1.broker_connect import CapabilityBrokerClient
+from plugin_di.gen.connectplugin.v1.handshake_connect import HandshakeServiceClient
+from plugin_di.gen.connectplugin.v1.lifecycle_connect import PluginLifecycleClient
+from plugin_di.gen.connectplugin.v1.registry_connect import ServiceRegistryClient
 from plugin_di.plugin import env
-from plugin_di.plugin.definition import Dependency, PluginsLike, as_plugin_set
-from plugin_di.plugin.host_rpc import (
+from plugin_di.plugin.definition import Plugin
+from plugin_di.plugin.env import (
     BASE_URL_KEY,
-    DEGRADED,
-    HEALTHY,
+    HEARTBEAT_KEY,
+    LEASE_TTL_KEY,
     PROVIDES_KEY,
     REQUIRES_KEY,
-    UNHEALTHY,
-    BearerAuth,
-    ClientT,
-    HostClient,
-    HostClientError,
-    declaration_metadata,
 )
-from plugin_di.plugin.identity import IdentityStore, RuntimeIdentity
-from plugin_di.plugin.keepalive import Backoff, Keepalive, Rejoin, split_urls
+from plugin_di.plugin.identity import RuntimeIdentity
+from plugin_di.rpc.before_call import BeforeCall
+from plugin_di.rpc.transport import PluginHTTPClient, client_address, http_client
 
 __all__ = [
     "BASE_URL_KEY",
     "DEGRADED",
     "HEALTHY",
+    "HEARTBEAT_KEY",
+    "LEASE_TTL_KEY",
     "PROVIDES_KEY",
     "REQUIRES_KEY",
     "UNHEALTHY",
@@ -59,465 +54,244 @@ __all__ = [
     "ClientT",
     "HostClient",
     "HostClientError",
-    "HostMembership",
-    "HostSession",
     "declaration_metadata",
-    "follow_identity",
-    "join_host",
-    "managed_session",
-    "self_register",
-    "serve_on_host",
 ]
 
-log = logging.getLogger(__name__)
-
-LEAVE_TIMEOUT = 2.0
-"""Seconds a plugin leaving the host waits for each session to unregister."""
-
-OnReport = Callable[[int, str, Sequence[str]], None]
-OnSession = Callable[["HostSession"], None]
+ClientT = TypeVar("ClientT", bound=ConnectClient)
 
 
-@dataclass
-class _DependencyState:
-    dependency: Dependency
-    endpoint: registry_pb2.ServiceEndpoint | None = None
+HEALTHY = lifecycle_pb2.HEALTH_STATE_HEALTHY
+DEGRADED = lifecycle_pb2.HEALTH_STATE_DEGRADED
+UNHEALTHY = lifecycle_pb2.HEALTH_STATE_UNHEALTHY
+
+_NO_COMPRESSION: dict[str, Any] = {"send_compression": None, "accept_compression": []}
 
 
-class HostSession:
-    """Registers a plugin's services, watches its dependencies, and keeps its health reported.
+class HostClientError(Exception):
+    """The plugin has no identity yet, or the host refused it."""
 
-    The reported reason names the provider used for each dependency
-    (``ready: logger from logger-1a2b``), so the host and the plugin's own
-    health service show what was discovered.
+
+class BearerAuth(BeforeCall):
+    """Client interceptor adding a runtime identity's headers to every call."""
+
+    def __init__(self, identity: Callable[[], RuntimeIdentity | None]) -> None:
+        self._identity = identity
+
+    def before(self, ctx: RequestContext[Any, Any]) -> None:
+        identity = self._identity()
+        if identity is None:
+            raise HostClientError("no runtime identity yet: handshake with the host first")
+        if identity.runtime_token:
+            ctx.request_headers["authorization"] = f"Bearer {identity.runtime_token}"
+        if identity.runtime_id:
+            ctx.request_headers["x-plugin-runtime-id"] = identity.runtime_id
+
+
+def declaration_metadata(plugins: Sequence[Plugin], base_url: str = "") -> dict[str, str]:
+    """The handshake ``client_metadata`` declaring what ``plugins`` provide and require."""
+    provides = [f"{s.service_type}@{s.version}" for p in plugins for s in p.services]
+    requires = [
+        ("" if d.required_for_startup else "?")
+        + d.type
+        + (f"@{d.min_version}" if d.min_version else "")
+        for p in plugins
+        for d in p.requires
+    ]
+    metadata = {
+        PROVIDES_KEY: ",".join(provides),
+        REQUIRES_KEY: ",".join(requires),
+        HEARTBEAT_KEY: "1",
+    }
+    if base_url:
+        metadata[BASE_URL_KEY] = base_url
+    return metadata
+
+
+class HostClient:
+    """Calls from a plugin to the host platform.
+
+    ``host_url`` is the host's ``url`` or, for a plugin on the host's machine, its
+    ``fast_url`` (``unix:///path`` or ``http://127.0.0.1:PORT``). The transport is
+    `plugin_di.rpc.transport.http_client`'s for the URL: ``http://`` speaks HTTP/1.1 with
+    keep-alive (as connect-plugin-go's host serves), gRPC calls over h2c; ``https://``
+    negotiates by ALPN.
     """
 
     def __init__(
         self,
-        client: HostClient,
-        plugins: PluginsLike,
+        host_url: str,
         *,
-        base_url: str = "",
-        on_report: OnReport | None = None,
-        urls: Sequence[str] = (),
-        rejoin: Rejoin | None = None,
-        heartbeat: float | None = None,
+        http_client: pyqwest.Client | None = None,
+        identity: RuntimeIdentity | None = None,
+        magic_cookie_key: str = env.DEFAULT_MAGIC_COOKIE_KEY,
+        magic_cookie_value: str = env.DEFAULT_MAGIC_COOKIE_VALUE,
     ) -> None:
-        """``urls``: every host this plugin may use (it fails over among them);
-        ``rejoin``: handshake again when a host no longer knows the identity;
-        ``heartbeat``: seconds between heartbeats (default: from the host's lease)."""
-        self.client = client
-        self.plugins = list(as_plugin_set(plugins).values())
-        self.base_url = base_url
-        self._on_report = on_report
-        self.registrations: list[str] = []
-        self.dependencies = {d.type: _DependencyState(d) for p in self.plugins for d in p.requires}
-        self.state: int = 0
-        self.reason = ""
-        self.unavailable: tuple[str, ...] = ()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._changed = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self._stopping = False
-        self.keepalive = Keepalive(self, urls=urls, rejoin=rejoin, interval=heartbeat)
-
-    async def register_all(self) -> None:
-        """Register every provided service (again, after joining anew) and report health."""
-        metadata = {"base_url": self.base_url} if self.base_url else {}
-        registrations = []
-        for plugin in self.plugins:
-            for service in plugin.services:
-                registrations.append(
-                    await self.client.register(
-                        service.service_type, service.version, service.path + "/", metadata
-                    )
-                )
-        self.registrations = registrations
-        if self.state:
-            self.state = 0  # a new identity has no health yet: report it
-            await self._report()
-
-    async def start(self) -> None:
-        """Register every provided service, start watching, report health, and keep the
-        membership alive (heartbeats, failover, rejoin)."""
-        await self.register_all()
-        ready = [asyncio.Event() for _ in self.dependencies]
-        for state, first in zip(self.dependencies.values(), ready, strict=True):
-            self._tasks.append(asyncio.create_task(self._watch(state, first)))
-        try:
-            if ready:
-                await asyncio.wait([asyncio.create_task(e.wait()) for e in ready])
-            await self._report()
-        except BaseException:
-            # Cancelled or refused while starting: no watch may outlive the session.
-            await self._cancel_watches()
-            raise
-        self.keepalive.start()
-
-    async def heartbeat(self) -> None:
-        """Report the current health again (keeps the lease; fails when the host is gone)."""
-        if not self.state:
-            await self._report()
-            return
-        await self.client.report_health(self.state, self.reason, self.unavailable)
-
-    async def use_host(self, host_url: str) -> None:
-        """Move to another host of the same platform, keeping the identity."""
-        old = self.client
-        client = HostClient(host_url, identity=old.identity)
-        client.lease_ttl = old.lease_ttl
-        self.client = client
-        await old.close()
-
-    async def _watch(self, state: _DependencyState, first: asyncio.Event) -> None:
-        dep = state.dependency
-        while True:
-            try:
-                async for event in self.client.watch(dep.type):
-                    usable = event.state in (
-                        registry_pb2.SERVICE_STATE_AVAILABLE,
-                        registry_pb2.SERVICE_STATE_DEGRADED,
-                    )
-                    if usable and dep.min_version:
-                        try:
-                            found = await self.client.discover(dep.type, dep.min_version)
-                            state.endpoint = found.endpoint
-                        except ConnectError:
-                            state.endpoint = None
-                    else:
-                        state.endpoint = event.endpoint if usable else None
-                    if first.is_set():
-                        await self._report()
-                    first.set()
-            except ConnectError as error:
-                # connectrpc turns the task's cancellation into ConnectError(CANCELED)
-                if self._stopping or error.code is Code.CANCELED:
-                    return
-                self.keepalive.alarm()
-                if error.code in (Code.UNAUTHENTICATED, Code.PERMISSION_DENIED):
-                    if self.keepalive.rejoin is None:
-                        log.error("watching %s: %s", dep.type, error.message)
-                        first.set()
-                        return
-                    log.warning("watching %s: %s; waiting to join again", dep.type,
-                                error.message)  # fmt: skip
-                else:
-                    log.warning("watch on %s ended (%s); watching again", dep.type, error.message)
-            first.set()
-            if self._stopping:
-                return
-            await asyncio.sleep(0.2)
-
-    async def _report(self) -> None:
-        async with self._lock:
-            missing = tuple(sorted(t for t, s in self.dependencies.items() if s.endpoint is None))
-            required_missing = [
-                t for t in missing if self.dependencies[t].dependency.required_for_startup
-            ]
-            state = DEGRADED if required_missing else HEALTHY
-            used = [
-                f"{t} from {s.endpoint.provider_id}"
-                for t, s in sorted(self.dependencies.items())
-                if s.endpoint is not None
-            ]
-            if required_missing:
-                reason = f"waiting for {', '.join(required_missing)}"
-            else:
-                reason = "ready" + (f": {', '.join(used)}" if used else "")
-            if (state, reason, missing) == (self.state, self.reason, self.unavailable):
-                return
-            await self.client.report_health(state, reason, missing)
-            self.state, self.reason, self.unavailable = state, reason, missing
-            if self._on_report is not None:
-                self._on_report(state, reason, missing)
-            self._changed.set()
-            self._changed = asyncio.Event()
-
-    def endpoint(self, service_type: str) -> registry_pb2.ServiceEndpoint | None:
-        """The provider currently used for a dependency, or None."""
-        state = self.dependencies.get(service_type)
-        return state.endpoint if state else None
-
-    def routed_client(self, client_class: type[ClientT], service_type: str) -> ClientT | None:
-        """A typed client for the current provider of a dependency, through the router."""
-        endpoint = self.endpoint(service_type)
-        return None if endpoint is None else self.client.routed_client(client_class, endpoint)
-
-    async def wait_state(self, state: int) -> None:
-        """Wait until this session has reported ``state`` (bound it with asyncio.timeout)."""
-        while self.state != state:
-            await self._changed.wait()
-
-    async def _cancel_watches(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-
-    async def stop(self) -> None:
-        """Stop watching and unregister (errors ignored: the host may be gone)."""
-        self._stopping = True
-        await self.keepalive.stop()
-        await self._cancel_watches()
-        for registration in self.registrations:
-            with contextlib.suppress(ConnectError, HostClientError):
-                await self.client.unregister(registration)
-        self.registrations.clear()
-
-
-async def _started(session: HostSession, on_session: OnSession | None) -> HostSession:
-    if on_session is not None:
-        on_session(session)  # before start: the plugin sees each endpoint as soon as it is known
-    await session.start()
-    return session
-
-
-async def managed_session(
-    identity: RuntimeIdentity,
-    plugins: PluginsLike,
-    *,
-    http_client: pyqwest.Client | None = None,
-    on_report: OnReport | None = None,
-    on_session: OnSession | None = None,
-) -> HostSession:
-    """Platform-managed: start a session with the identity the host handed over.
-
-    ``on_session`` receives the session before it starts (registering, watching).
-    """
-    if not identity.host_url:
-        raise HostClientError("the host handed over an identity without host_url")
-    client = HostClient(identity.host_url, http_client=http_client, identity=identity)
-    session = HostSession(client, plugins, on_report=on_report)
-    return await _started(session, on_session)
-
-
-async def follow_identity(
-    store: IdentityStore,
-    plugins: PluginsLike,
-    *,
-    http_client: pyqwest.Client | None = None,
-    on_report: OnReport | None = None,
-    on_session: OnSession | None = None,
-) -> HostSession:
-    """Wait for the host to hand over an identity (SetRuntimeIdentity), then start a session."""
-    identity = await store.wait()
-    return await managed_session(
-        identity, plugins, http_client=http_client, on_report=on_report, on_session=on_session
-    )
-
-
-_REFUSED = (Code.UNAUTHENTICATED, Code.PERMISSION_DENIED, Code.INVALID_ARGUMENT,
-            Code.FAILED_PRECONDITION, Code.NOT_FOUND, Code.UNIMPLEMENTED)  # fmt: skip
-
-
-async def self_register(
-    host_url: str | Sequence[str],
-    plugins: PluginsLike,
-    *,
-    base_url: str,
-    http_client: pyqwest.Client | None = None,
-    on_report: OnReport | None = None,
-    on_session: OnSession | None = None,
-    join_token: str = "",
-    heartbeat: float | None = None,
-    attempts: int | None = None,
-) -> HostSession:
-    """Self-registering: handshake with a host (admitted by ``join_token`` when given),
-    then start a session.
-
-    ``host_url`` is one URL or several (a list, or comma-separated): the first that answers
-    is joined, the others are where the plugin fails over to. A host that cannot be reached
-    is retried with backoff (``attempts`` bounds the tries; None: until it answers); a
-    refusal (admission, versions) ends the attempt at once.
-    """
-    listed = list(as_plugin_set(plugins).values())
-    urls = split_urls(host_url)
-    if not urls:
-        raise HostClientError("no host URL to join")
-
-    async def handshake(client: HostClient) -> None:
-        await client.handshake(
-            "-".join(p.name for p in listed),
-            plugins=listed,
-            base_url=base_url,
-            self_version=listed[0].version,
-            join_token=join_token,
-        )
-
-    backoff = Backoff()
-    tried = 0
-    while True:
-        url = urls[tried % len(urls)]
-        client = HostClient(url, http_client=http_client)
-        tried += 1
-        try:
-            await handshake(client)
-            break
-        except (ConnectError, OSError) as error:
-            await client.close()
-            code = error.code if isinstance(error, ConnectError) else Code.UNAVAILABLE
-            if code in _REFUSED or (attempts is not None and tried >= attempts):
-                raise
-            log.warning("joining the host at %s failed: %s; retrying with backoff", url,
-                        getattr(error, "message", error))  # fmt: skip
-        except BaseException:
-            await client.close()
-            raise
-        await backoff.wait()
-    session = HostSession(
-        client,
-        listed,
-        base_url=base_url,
-        on_report=on_report,
-        urls=urls,
-        rejoin=handshake,
-        heartbeat=heartbeat,
-    )
-    return await _started(session, on_session)
-
-
-class _Served(Protocol):
-    identity: IdentityStore
-    health: Any
-
-
-class HostMembership:
-    """An ``on_ready`` hook for ``serve_async`` that joins the host; ``leave()`` after serving.
-
-    With ``PLUGIN_DI_HOST_URL`` set the plugin self-registers there, admitted by
-    ``PLUGIN_DI_JOIN_TOKEN`` when set (docs/security.md#admission); otherwise it
-    waits for a host to hand it an identity (platform-managed). Either way its
-    services are registered, its dependencies watched, and its health (also the
-    plugin's own health services) follows what it reports. A failure to join is
-    logged; the plugin keeps serving.
-    """
-
-    def __init__(
-        self,
-        plugins: PluginsLike,
-        *,
-        environ: Mapping[str, str] | None = None,
-        on_session: OnSession | None = None,
-    ) -> None:
-        self.plugins = as_plugin_set(plugins)
-        environ = os.environ if environ is None else environ
-        self.host_url = environ.get(env.HOST_URL, "")
-        self.join_token = environ.get(env.JOIN_TOKEN, "")
-        self.base_url = environ.get(env.BASE_URL, "")
-        beat = environ.get(env.HEARTBEAT_INTERVAL, "")
-        self.heartbeat = float(beat) if beat else None
-        self.sessions: list[HostSession] = []
-        self._on_session = on_session
-        self._task: asyncio.Task[HostSession] | None = None
-
-    def __call__(self, server: _Served, line: Any) -> None:
-        from plugin_di.plugin.health import HealthState
-
-        def mirror(state: int, reason: str, missing: Sequence[str]) -> None:
-            server.health.report(HealthState(state), reason, missing)
-
-        if self.host_url:
-            coro = self_register(
-                self.host_url,
-                self.plugins,
-                base_url=self.base_url or line.url,
-                on_report=mirror,
-                on_session=self._joined,
-                join_token=self.join_token,
-                heartbeat=self.heartbeat,
-            )
+        self.host_url = host_url.rstrip("/")
+        self.identity = identity
+        self.lease_ttl: float | None = None
+        """Seconds the host keeps this plugin registered without a heartbeat (announced
+        in the handshake by hosts on a shared store), else None."""
+        self._cookie = (magic_cookie_key, magic_cookie_value)
+        self._owned: PluginHTTPClient | None = None
+        if http_client is None:
+            self._owned = http_client = _client_for(self.host_url)
+        self.http_client = http_client
+        # The base URL generated clients use: a Unix socket's is http://localhost.
+        if isinstance(http_client, PluginHTTPClient):
+            self.address = http_client.address
         else:
-            coro = follow_identity(
-                server.identity, self.plugins, on_report=mirror, on_session=self._joined
-            )
-        self._task = asyncio.get_running_loop().create_task(coro)
-        self._task.add_done_callback(self._done)
+            self.address = client_address(self.host_url)
+        self.auth = BearerAuth(lambda: self.identity)
+        common: dict[str, Any] = {"http_client": http_client, **_NO_COMPRESSION}
+        self._handshake = HandshakeServiceClient(self.address, **common)
+        authed: dict[str, Any] = {**common, "interceptors": [self.auth]}
+        self.registry = ServiceRegistryClient(self.address, **authed)
+        self.lifecycle = PluginLifecycleClient(self.address, **authed)
+        self.broker = CapabilityBrokerClient(self.address, **authed)
 
-    def _joined(self, session: HostSession) -> None:
-        self.sessions.append(session)
-        if self._on_session is not None:
-            self._on_session(session)
+    async def handshake(
+        self,
+        self_id: str,
+        *,
+        plugins: Sequence[Plugin] = (),
+        base_url: str = "",
+        self_version: str = "",
+        app_versions: Sequence[int] = (1,),
+        join_token: str = "",
+    ) -> RuntimeIdentity:
+        """Self-register: get a runtime identity, declaring what ``plugins`` provide.
 
-    def _done(self, task: asyncio.Task[HostSession]) -> None:
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            where = self.host_url or "the launching host"
-            log.error(
-                "joining the host at %s failed: %s; serving on without the host platform "
-                "(check %s, %s and that the host is running)",
-                where,
-                error,
-                env.HOST_URL,
-                env.JOIN_TOKEN,
-            )
-            return
-        client = task.result().client
-        runtime_id = client.identity.runtime_id if client.identity else ""
-        log.info("joined the host at %s as %s", client.host_url, runtime_id)
-
-    async def leave(self) -> None:
-        """Stop joining, unregister every service (dependents are told), close the client."""
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-        for session in self.sessions:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(LEAVE_TIMEOUT):
-                    await session.stop()
-            await session.client.close()
-        self.sessions.clear()
-
-
-def join_host(
-    plugins: PluginsLike,
-    *,
-    environ: Mapping[str, str] | None = None,
-    on_session: OnSession | None = None,
-) -> HostMembership:
-    """A `HostMembership`: pass it as ``on_ready`` to ``serve_async``, ``leave()`` after.
-
-    ``on_session`` receives the plugin's `HostSession` as soon as it exists (before
-    its services are registered), so the plugin can use each dependency once found.
-    """
-    return HostMembership(plugins, environ=environ, on_session=on_session)
-
-
-def serve_on_host(
-    plugins: PluginsLike,
-    *,
-    on_session: OnSession | None = None,
-    **serve_kwargs: Any,
-) -> int:
-    """Like ``plugin_di.plugin.server.serve``, and join the host platform once serving.
-
-    Self-registers with ``PLUGIN_DI_HOST_URL`` when it is set, else waits to be
-    managed by the host that launched it; after a graceful stop it leaves the
-    host (its dependents see the services go). Returns the process exit code.
-    """
-    from plugin_di.plugin.server import serve_async
-
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        ``join_token`` (``PLUGIN_DI_JOIN_TOKEN``: a join token, or a launch secret) is the
+        credential the host admits the plugin by; it is sent as ``Authorization: Bearer``
+        on this call only.
+        """
+        headers = {"authorization": f"Bearer {join_token}"} if join_token else None
+        response = await self._handshake.handshake(
+            handshake_pb2.HandshakeRequest(
+                core_protocol_version=env.CORE_PROTOCOL_VERSION,
+                app_protocol_version=max(app_versions),
+                app_protocol_versions=list(app_versions),
+                magic_cookie_key=self._cookie[0],
+                magic_cookie_value=self._cookie[1],
+                self_id=self_id,
+                self_version=self_version,
+                client_metadata=declaration_metadata(plugins, base_url),
+            ),
+            headers=headers,
         )
-    real_stdout = sys.stdout
-    sys.stdout = sys.stderr  # stdout carries only the handshake line
-
-    async def main() -> int:
-        membership = join_host(plugins, on_session=on_session)
+        if not response.runtime_id or not response.runtime_token:
+            raise HostClientError(f"host at {self.host_url} issued no runtime identity")
         try:
-            return await serve_async(
-                plugins, stdout=real_stdout, on_ready=membership, **serve_kwargs
-            )
-        finally:
-            await membership.leave()
+            self.lease_ttl = float(response.server_metadata[LEASE_TTL_KEY])
+        except (KeyError, ValueError):
+            self.lease_ttl = None
+        self.identity = RuntimeIdentity(response.runtime_id, response.runtime_token, self.host_url)
+        return self.identity
 
-    try:
-        return asyncio.run(main())
-    finally:
-        sys.stdout = real_stdout
+    async def register(
+        self,
+        service_type: str,
+        version: str,
+        endpoint_path: str,
+        metadata: dict[str, str] | None = None,
+    ) -> str:
+        """Register a provided service; its registration id."""
+        response = await self.registry.register_service(
+            registry_pb2.RegisterServiceRequest(
+                service_type=service_type,
+                version=version,
+                endpoint_path=endpoint_path,
+                metadata=metadata or {},
+            )
+        )
+        return response.registration_id
+
+    async def unregister(self, registration_id: str) -> None:
+        """Withdraw a registration made with `register`."""
+        await self.registry.unregister_service(
+            registry_pb2.UnregisterServiceRequest(registration_id=registration_id)
+        )
+
+    async def discover(
+        self, service_type: str, min_version: str = ""
+    ) -> registry_pb2.DiscoverServiceResponse:
+        """One provider of ``service_type`` (NOT_FOUND ConnectError when there is none)."""
+        return await self.registry.discover_service(
+            registry_pb2.DiscoverServiceRequest(service_type=service_type, min_version=min_version)
+        )
+
+    def watch(self, service_type: str) -> AsyncIterator[registry_pb2.WatchServiceEvent]:
+        """The current state of a type, then every change."""
+        return self.registry.watch_service(
+            registry_pb2.WatchServiceRequest(service_type=service_type)
+        )
+
+    async def report_health(
+        self, state: int, reason: str = "", unavailable: Sequence[str] = ()
+    ) -> None:
+        """Tell the host this plugin's health and which dependencies it lacks."""
+        await self.lifecycle.report_health(
+            lifecycle_pb2.ReportHealthRequest(
+                state=state,  # type: ignore[arg-type]
+                reason=reason,
+                unavailable_dependencies=list(unavailable),
+            )
+        )
+
+    async def request_capability(
+        self, capability_type: str, min_version: str = "", reason: str = ""
+    ) -> broker_pb2.CapabilityGrant:
+        """A grant (endpoint URL, bearer token, expiry) for a host capability."""
+        response = await self.broker.request_capability(
+            broker_pb2.RequestCapabilityRequest(
+                capability_type=capability_type, min_version=min_version, reason=reason
+            )
+        )
+        return response.grant
+
+    def routed_client(
+        self, client_class: type[ClientT], endpoint: registry_pb2.ServiceEndpoint
+    ) -> ClientT:
+        """A typed client calling a discovered provider through the host's router."""
+        return client_class(
+            self.address + endpoint.endpoint_url,
+            http_client=self.http_client,
+            interceptors=[self.auth],
+            **_NO_COMPRESSION,
+        )
+
+    async def close(self) -> None:
+        """Close the HTTP transport this client created (not one it was given)."""
+        if self._owned is not None:
+            await self._owned.aclose()  # lets pyqwest's threads settle, if they ran
+            self._owned = None
+
+
+def _client_for(url: str) -> PluginHTTPClient:
+    """The client for a host URL: `plugin_di.rpc.transport.http_client`'s choice."""
+    return http_client(url)
+
+
+# Names this module used to hold, now in the module of their job (read lazily: the
+# session and the server import this module, not the other way round).
+_MOVED = {
+    "HostSession": "plugin_di.plugin.host_session",
+    "follow_identity": "plugin_di.plugin.host_session",
+    "managed_session": "plugin_di.plugin.host_session",
+    "self_register": "plugin_di.plugin.host_session",
+    "HostMembership": "plugin_di.plugin.host_membership",
+    "join_host": "plugin_di.plugin.host_membership",
+    "serve_on_host": "plugin_di.plugin.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"import {name} from plugin_di.plugin (it lives in {module}), not from {__name__}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module), name)

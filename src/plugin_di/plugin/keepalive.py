@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from plugin_di.plugin.host_rpc import HostClient, HostClientError
+from plugin_di.plugin.host_client import HostClient, HostClientError
 
 if TYPE_CHECKING:
-    from plugin_di.plugin.host_client import HostSession
+    from plugin_di.plugin.host_session import HostSession
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,11 @@ class Keepalive:
                 backoff.reset()
                 continue
             except ConnectError as error:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # stop() cancelled the heartbeat: connectrpc turned the cancellation
+                    # into ConnectError(CANCELED); retrying would outlive the session.
+                    raise asyncio.CancelledError from error
                 code, message = error.code, error.message
             except (HostClientError, OSError) as error:
                 code, message = Code.UNAVAILABLE, str(error)

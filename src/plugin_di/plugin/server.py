@@ -10,22 +10,22 @@ of the launching host, then exits 0. The protocol is described in ``docs/interna
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import signal
 import ssl
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from connectrpc.interceptor import Interceptor
-
-from plugin_di import eventloop
 from plugin_di.clock import SYSTEM_CLOCK, Clock
+from plugin_di.eventloop import EventLoopKind, loop_factory
 from plugin_di.plugin import config as plugin_config
 from plugin_di.plugin import env
+from plugin_di.plugin.config import PluginServeConfig
 from plugin_di.plugin.definition import PluginsLike
 from plugin_di.plugin.handshake import VersionMismatchError, negotiate_version
 from plugin_di.plugin.handshake_line import HandshakeLine
@@ -33,7 +33,13 @@ from plugin_di.plugin.runtime import PluginServer
 from plugin_di.plugin.security import ServerSecurity
 from plugin_di.rpc.serving import bind_socket
 
-__all__ = ["PluginServer", "serve", "serve_async"]
+if TYPE_CHECKING:
+    from plugin_di.plugin.host_session import OnSession
+
+__all__ = ["OnReady", "PluginServeConfig", "PluginServer", "serve", "serve_async", "serve_on_host"]
+
+OnReady = Callable[[PluginServer, HandshakeLine], None]
+"""Called once the plugin serves and its handshake line is written."""
 
 log = logging.getLogger("plugin_di.plugin.server")
 
@@ -42,19 +48,11 @@ log = logging.getLogger("plugin_di.plugin.server")
 _PYQWEST_SETTLE_SECONDS = 0.05
 
 
-def _listen_address(
-    bind: str | None,
-    uds: str | os.PathLike[str] | None,
-    environ: Mapping[str, str],
-    *,
-    tls: bool = False,
-) -> str:
-    if bind and uds:
-        raise plugin_config.PluginConfigError("give either bind or uds, not both")
-    if uds:
-        return "unix:" + os.fspath(uds)
-    if bind:
-        return bind
+def _listen_address(config: PluginServeConfig, environ: Mapping[str, str], *, tls: bool) -> str:
+    if config.uds:
+        return "unix:" + os.fspath(config.uds)
+    if config.bind:
+        return config.bind
     socket_dir = environ.get(env.UNIX_SOCKET_DIR, "")
     # The host's socket directory is a preference: its https client needs TCP for TLS.
     if socket_dir and not tls:
@@ -72,51 +70,47 @@ def _cert_der(tls_cert: str | os.PathLike[str]) -> bytes:
 
 async def serve_async(
     plugins: PluginsLike,
+    config: PluginServeConfig | None = None,
     *,
-    bind: str | None = None,
-    uds: str | os.PathLike[str] | None = None,
-    tls_cert: str | os.PathLike[str] | None = None,
-    tls_key: str | os.PathLike[str] | None = None,
-    magic_cookie_key: str = env.DEFAULT_MAGIC_COOKIE_KEY,
-    magic_cookie_value: str = env.DEFAULT_MAGIC_COOKIE_VALUE,
-    app_protocol_versions: Sequence[int] | None = None,
-    interceptors: Iterable[Interceptor] = (),
-    grace_period: float | None = None,
-    server_metadata: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
     stdout: TextIO | None = None,
     handle_signals: bool = True,
     watch_parent: bool = True,
-    on_ready: Callable[[PluginServer, HandshakeLine], None] | None = None,
+    on_ready: OnReady | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    **options: Any,
 ) -> int:
     """`serve` inside a running loop; returns the exit code.
 
-    With ``PLUGIN_DI_HOST_URL`` set and no ``on_ready``, the plugin joins that host
-    (`plugin_di.plugin.host_client`). The listener's limits come from the environment
-    (`plugin_di.plugin.config.server_limits`).
+    ``config`` says how to serve; ``options`` are its fields as keyword arguments
+    (``bind=...``, ``grace_period=...``), applied over it. What it leaves unset comes from
+    ``environ`` (`PluginServeConfig.resolved`). With ``PLUGIN_DI_HOST_URL`` set and no
+    ``on_ready``, the plugin joins that host (`plugin_di.plugin.host_membership`).
     """
     environ = os.environ if environ is None else environ
-    limits = plugin_config.server_limits(environ)
-    if grace_period is None:
-        grace_period = plugin_config.shutdown_grace(environ)
+    config = PluginServeConfig.of(config, **options).resolved(environ)
+    # resolved: nothing is left None (for the type checker)
+    assert config.grace_period is not None
+    assert config.max_message_bytes is not None
     # launcher auth, rate limit and automatic mTLS, as the launcher asked (plugin.security)
-    security = ServerSecurity.from_environ(environ, clock=clock, own_tls=tls_cert is not None)
-    tls = tls_cert is not None or security.tls
+    own_tls = config.tls_cert is not None
+    security = ServerSecurity.from_environ(environ, clock=clock, own_tls=own_tls)
     out = stdout if stdout is not None else sys.stdout
-    cookie_error = plugin_config.check_cookie(magic_cookie_key, magic_cookie_value, environ)
+    cookie_error = plugin_config.check_cookie(
+        config.magic_cookie_key, config.magic_cookie_value, environ
+    )
     if cookie_error:
         print(cookie_error, file=sys.stderr)
         return 1
     server = PluginServer(
         plugins,
-        magic_cookie_key=magic_cookie_key,
-        magic_cookie_value=magic_cookie_value,
-        app_protocol_versions=app_protocol_versions,
-        interceptors=[*security.interceptors, *interceptors],
-        max_message_bytes=plugin_config.max_message_bytes(environ),
-        server_metadata=server_metadata,
-        grace_period=grace_period,
+        magic_cookie_key=config.magic_cookie_key,
+        magic_cookie_value=config.magic_cookie_value,
+        app_protocol_versions=config.app_protocol_versions,
+        interceptors=[*security.interceptors, *config.interceptors],
+        max_message_bytes=config.max_message_bytes,
+        server_metadata=config.server_metadata,
+        grace_period=config.grace_period,
         clock=clock,
     )
     offered = plugin_config.host_versions(environ)
@@ -128,24 +122,22 @@ async def serve_async(
         print(f"incompatible plugin: {exc} (from {env.PROTOCOL_VERSIONS})", file=sys.stderr)
         return 1
     context = security.ssl_context
-    if tls_cert is not None:
-        if tls_key is None:
-            raise plugin_config.PluginConfigError("TLS needs both a certificate and a key file")
+    if config.tls_cert is not None and config.tls_key is not None:
         from plugin_di.rpc.tls import load_server_tls
 
-        context = load_server_tls(tls_cert, tls_key).ssl_context()
-    bound = bind_socket(_listen_address(bind, uds, environ, tls=tls))
+        context = load_server_tls(config.tls_cert, config.tls_key).ssl_context()
+    bound = bind_socket(_listen_address(config, environ, tls=own_tls or security.tls))
     line = HandshakeLine(
         env.CORE_PROTOCOL_VERSION,
         app_version,
         bound.network,
         bound.address,
-        cert_der=_cert_der(tls_cert) if tls_cert else security.cert_der,
+        cert_der=_cert_der(config.tls_cert) if config.tls_cert else security.cert_der,
     )
 
     membership = None
     if on_ready is None and environ.get(env.HOST_URL):  # a host platform: join it once serving
-        from plugin_di.plugin.host_client import join_host
+        from plugin_di.plugin.host_membership import join_host
 
         on_ready = membership = join_host(plugins, environ=environ)
 
@@ -162,7 +154,7 @@ async def serve_async(
     if watch_parent:
         _watch_parent(loop, server)
     try:
-        await server.run(bound, tls=context, limits=limits, ready=ready)
+        await server.run(bound, tls=context, limits=config.limits, ready=ready)
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
@@ -172,13 +164,13 @@ async def serve_async(
     return 0
 
 
-def _loop_kind() -> eventloop.EventLoopKind:
+def _loop_kind() -> EventLoopKind:
     kind = os.environ.get("PLUGIN_DI_EVENT_LOOP", "auto").strip().lower() or "auto"
     if kind not in ("auto", "uvloop", "asyncio"):
         raise plugin_config.PluginConfigError(
             f"PLUGIN_DI_EVENT_LOOP={kind!r} is not one of auto, uvloop, asyncio"
         )
-    return cast(eventloop.EventLoopKind, kind)
+    return cast(EventLoopKind, kind)
 
 
 def _watch_parent(loop: asyncio.AbstractEventLoop, server: PluginServer) -> None:
@@ -193,26 +185,10 @@ def _watch_parent(loop: asyncio.AbstractEventLoop, server: PluginServer) -> None
     watch_parent(on_parent_death)
 
 
-def serve(
-    plugins: PluginsLike,
-    *,
-    bind: str | None = None,
-    uds: str | os.PathLike[str] | None = None,
-    tls_cert: str | os.PathLike[str] | None = None,
-    tls_key: str | os.PathLike[str] | None = None,
-    magic_cookie_key: str = env.DEFAULT_MAGIC_COOKIE_KEY,
-    magic_cookie_value: str = env.DEFAULT_MAGIC_COOKIE_VALUE,
-    app_protocol_versions: Sequence[int] | None = None,
-    interceptors: Iterable[Interceptor] = (),
-    grace_period: float | None = None,
-    server_metadata: Mapping[str, str] | None = None,
-) -> int:
-    """Serve ``plugins`` until stopped; return the process exit code (0 after a graceful stop).
-
-    Stdout carries only the handshake line: anything else printed while
-    serving goes to stderr. Configuration errors are reported on stderr with
-    exit code 1.
-    """
+@contextlib.contextmanager
+def _plugin_process_stdio() -> Iterator[TextIO]:
+    """Log to stderr (unless logging is set up) and point ``sys.stdout`` at stderr while
+    serving: stdout carries only the handshake line. Yields the real stdout."""
     if not logging.getLogger().handlers:
         logging.basicConfig(
             stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
@@ -220,25 +196,52 @@ def serve(
     real_stdout = sys.stdout
     sys.stdout = sys.stderr
     try:
-        with asyncio.Runner(loop_factory=eventloop.loop_factory(_loop_kind())) as runner:
-            return runner.run(
-                serve_async(
-                    plugins,
-                    bind=bind,
-                    uds=uds,
-                    tls_cert=tls_cert,
-                    tls_key=tls_key,
-                    magic_cookie_key=magic_cookie_key,
-                    magic_cookie_value=magic_cookie_value,
-                    app_protocol_versions=app_protocol_versions,
-                    interceptors=interceptors,
-                    grace_period=grace_period,
-                    server_metadata=server_metadata,
-                    stdout=real_stdout,
-                )
-            )
-    except (plugin_config.PluginConfigError, OSError, ValueError) as exc:
-        print(f"plugin-di serve: {exc}", file=sys.stderr)
-        return 1
+        yield real_stdout
     finally:
         sys.stdout = real_stdout
+
+
+def serve(plugins: PluginsLike, config: PluginServeConfig | None = None, **options: Any) -> int:
+    """Serve ``plugins`` until stopped; return the process exit code (0 after a graceful stop).
+
+    ``config`` (a `PluginServeConfig`) or its fields as keyword arguments (``bind=...``,
+    ``uds=...``, ``tls_cert=...``, ``grace_period=...``) say how. Stdout carries only the
+    handshake line: anything else printed while serving goes to stderr. Configuration
+    errors are reported on stderr with exit code 1.
+    """
+    with _plugin_process_stdio() as real_stdout:
+        try:
+            config = PluginServeConfig.of(config, **options)
+            with asyncio.Runner(loop_factory=loop_factory(_loop_kind())) as runner:
+                return runner.run(serve_async(plugins, config, stdout=real_stdout))
+        except (plugin_config.PluginConfigError, OSError, ValueError) as exc:
+            print(f"plugin-di serve: {exc}", file=sys.stderr)
+            return 1
+
+
+def serve_on_host(
+    plugins: PluginsLike,
+    *,
+    on_session: OnSession | None = None,
+    **serve_kwargs: Any,
+) -> int:
+    """Like `serve`, and join the host platform once serving.
+
+    Self-registers with ``PLUGIN_DI_HOST_URL`` when it is set, else waits to be
+    managed by the host that launched it; after a graceful stop it leaves the
+    host (its dependents see the services go). ``on_session`` receives the plugin's
+    `HostSession` as soon as it exists. Returns the process exit code.
+    """
+    from plugin_di.plugin.host_membership import join_host
+
+    async def main(real_stdout: TextIO) -> int:
+        membership = join_host(plugins, on_session=on_session)
+        try:
+            return await serve_async(
+                plugins, stdout=real_stdout, on_ready=membership, **serve_kwargs
+            )
+        finally:
+            await membership.leave()
+
+    with _plugin_process_stdio() as real_stdout:
+        return asyncio.run(main(real_stdout))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from examples.kv.plugin import make_plugin
 from plugin_di.gen.connectplugin.v1 import handshake_pb2, registry_pb2
-from plugin_di.plugin.host_rpc import declaration_metadata
+from plugin_di.plugin.host_client import declaration_metadata
 
 from .calls import call
 from .servers import HOST_VALID, MAGIC_COOKIE, Method, Surface

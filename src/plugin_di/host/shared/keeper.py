@@ -32,11 +32,10 @@ from plugin_di.host.shared.identities import SharedTokenStore
 from plugin_di.host.shared.registry_store import SharedRegistryStore
 from plugin_di.host.shared.state import ReplicatedMap, SharedState
 from plugin_di.host.store import PluginRecord
+from plugin_di.plugin.env import HEARTBEAT_KEY
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_KEY = "plugin-di.heartbeat"
-"""Handshake metadata of a plugin that heartbeats by itself (plugin-di plugins do)."""
 _PROBE_PATH = "/connectplugin.health.v1.HealthService/Check"
 _PROBE_TIMEOUT = 2.0
 

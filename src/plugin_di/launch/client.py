@@ -1,5 +1,8 @@
 """The host side of a served plugin: handshake, then dispense typed clients (go-plugin's Client).
 
+The app's client of a plugin process (the plugin side is `plugin_di.plugin.server`);
+`plugin_di.launch.process_handle` dispenses through it.
+
 ::
 
     async with PluginClient("http://127.0.0.1:41234", [kv_plugin]) as plugins:
@@ -32,6 +35,8 @@ from plugin_di.rpc.transport import HTTPMode, PluginHTTPClient, connect_client, 
 
 if TYPE_CHECKING:
     from plugin_di.rpc.tls import ClientTLS
+
+__all__ = ["PluginClient", "PluginClientError"]
 
 ClientT = TypeVar("ClientT", bound=ConnectClient)
 
