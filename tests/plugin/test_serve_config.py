@@ -18,7 +18,7 @@ from plugin_di.plugin import PluginConfigError, PluginServeConfig
 from plugin_di.plugin.config import MAX_MESSAGE_BYTES, SHUTDOWN_GRACE
 from plugin_di.plugin.server import serve, serve_async
 from plugin_di.rpc.serving import Limits
-from tests.plugin.inloop import serving
+from tests.support.inloop import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
