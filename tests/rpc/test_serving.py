@@ -129,6 +129,29 @@ async def test_http1_and_http2_share_one_port() -> None:
         client.close()
 
 
+@pytest.mark.parametrize("value", [b"a\x01b", b"a\rb", b"\x7f", b"a\x1bb"])
+async def test_header_values_with_control_bytes_are_refused_before_the_app(value: bytes) -> None:
+    # A relay could not forward them (the host's router raised on one); RFC 9110 5.5.
+    app = App()
+    async with running(app) as (_, host, port):
+        reader, writer = await _h1(
+            host,
+            port,
+            b"POST /echo HTTP/1.1\r\nhost: x\r\nx-odd: " + value + b"\r\n"
+            b"content-length: 2\r\n\r\nhi",
+        )
+        head, _ = await read_response(reader)
+        assert head.startswith(b"HTTP/1.1 400")
+        writer.close()
+        if b"\r" not in value:  # h2 itself refuses CR, NUL and LF before it reaches us
+            client = await RawH2.connect(host, port)
+            stream = client.request("/echo", body=b"hi", extra=[(b"x-odd", value)])
+            await client.until(lambda: client.streams[stream].reset is not None, what="a reset")
+            assert client.streams[stream].reset == 1  # PROTOCOL_ERROR
+            client.close()
+    assert app.started == 0
+
+
 async def test_a_long_http2_connection_remembers_a_bounded_number_of_closed_streams() -> None:
     # h2's default is 65,536 closed streams per connection: RSS grew in steps in a soak.
     async with running(App()) as (server, host, port):

@@ -22,7 +22,7 @@ from typing import Any
 
 import httptools
 
-from plugin_di.rpc.serving._hub import Hub, base_scope
+from plugin_di.rpc.serving._hub import Hub, base_scope, control_byte_in
 from plugin_di.rpc.serving.shortpath import Answer, Exchange, serialize, status_line
 
 __all__ = ["H1Connection"]
@@ -43,6 +43,10 @@ _JSON = (b"content-type", b"application/json")
 _INTERNAL_BODY = b'{"code":"internal","message":"internal error"}'
 _CANCELED_BODY = b'{"code":"canceled","message":"the server is stopping"}'
 _NO_BODY_STATUS = frozenset({204, 304})
+
+
+class _ControlByte(Exception):
+    """A header value with a control character: the request is malformed."""
 
 
 class _HeadTooLarge(Exception):
@@ -123,6 +127,8 @@ class H1Connection(asyncio.Protocol):
         except httptools.HttpParserCallbackError as error:
             if isinstance(error.__context__, _HeadTooLarge):
                 self._refuse(_TOO_LARGE)
+            elif isinstance(error.__context__, _ControlByte):
+                self._refuse(_BAD_REQUEST)
             else:
                 log.exception("error handling an HTTP/1.1 request")
                 self._refuse(_BAD_REQUEST)
@@ -198,6 +204,8 @@ class H1Connection(asyncio.Protocol):
         self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > self._max_head_bytes:
             raise _HeadTooLarge
+        if control_byte_in(value):
+            raise _ControlByte
         if name == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
         self._headers.append((name, value))

@@ -31,7 +31,7 @@ import h2.settings
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
-from plugin_di.rpc.serving._hub import Hub, base_scope
+from plugin_di.rpc.serving._hub import Hub, base_scope, control_byte_in
 
 __all__ = ["H2Connection"]
 
@@ -191,6 +191,8 @@ class H2Connection(asyncio.Protocol):
                     path = value
                 elif name == b":authority":
                     authority = value
+            elif control_byte_in(value):
+                return None  # malformed (RFC 9113 8.2.1): PROTOCOL_ERROR on the stream
             else:
                 regular.append((name, value))
         if method is None or path is None or path[:1] != b"/":

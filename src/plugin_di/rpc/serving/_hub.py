@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from plugin_di.clock import Clock
@@ -17,7 +19,12 @@ from plugin_di.rpc.asgi import ASGIApp
 from plugin_di.rpc.serving.config import Limits
 from plugin_di.rpc.serving.shortpath import ShortPaths
 
-__all__ = ["Connection", "Hub", "InFlight", "Requests"]
+__all__ = ["Connection", "Hub", "InFlight", "Requests", "control_byte_in"]
+
+control_byte_in: Callable[[bytes], object] = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
+"""Whether a header value holds a control character other than HTAB (RFC 9110 5.5): such a
+request is malformed, refused before any app or relay sees it (a relay could not forward
+it)."""
 
 log = logging.getLogger("plugin_di.rpc.serving")
 
