@@ -3,7 +3,7 @@
 connectrpc (0.13) keeps the pieces of its ASGI app private: the request and error encoding of
 the Connect protocol, the resolved endpoint table with its interceptors applied, the leading
 metadata interceptors, the codecs and compressions. The unary short path
-(`plugin_di.rpc.fastunary`) and direct dispatch (`plugin_di.plugin.direct`) run those same
+(`plugin_di.rpc.unary_shortpath`) and direct dispatch (`plugin_di.plugin.direct`) run those same
 objects instead of copying them; the mux (`plugin_di.rpc.asgi`, `plugin_di.rpc.quiet_codecs`)
 adjusts two of them in place.
 
@@ -75,7 +75,7 @@ __all__ = [
 ]
 
 HOT_PATH_ATTRIBUTES: Mapping[str, tuple[str, ...]] = {
-    # fastunary reads these per call: no deadline and no response metadata set skip work.
+    # unary_shortpath reads these per call: no deadline and no response metadata set skip work.
     "connectrpc.request.RequestContext": ("_end_time", "_response_headers", "_response_trailers"),
     # request_headers and header_value (below) build and read the store directly.
     "connectrpc.request.Headers": ("_store", "_extra"),

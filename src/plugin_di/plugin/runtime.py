@@ -202,9 +202,9 @@ class PluginServer:
         One server (`plugin_di.rpc.serving`) speaks HTTP/1.1 and HTTP/2 on the socket, with
         ``tls`` when given (handlers then see the client certificate through
         `plugin_di.rpc.tls.peer_certificate`). Connect unary calls on cleartext HTTP/1.1 skip
-        the ASGI cycle (`plugin_di.rpc.fastunary`).
+        the ASGI cycle (`plugin_di.rpc.unary_shortpath`).
         """
-        from plugin_di.rpc.fastunary import UnaryShortPaths
+        from plugin_di.rpc.unary_shortpath import UnaryShortPaths
 
         app: Any = self.app
         if tls is not None:

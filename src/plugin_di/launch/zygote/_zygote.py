@@ -43,7 +43,7 @@ DEFAULT_PRELOAD = (
 )
 """Modules a zygote imports before forking: the plugin runtime and its server."""
 
-OPTIONAL_PRELOAD = ("plugin_di.rpc.fastunary", "plugin_di.rpc.serving._h2")
+OPTIONAL_PRELOAD = ("plugin_di.rpc.unary_shortpath", "plugin_di.rpc.serving._h2")
 """Imported lazily once a plugin serves (the short path, HTTP/2); an app's zygote imports them
 ahead where it can (best effort: they may move)."""
 

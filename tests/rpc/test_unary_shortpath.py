@@ -1,4 +1,4 @@
-"""Connect unary calls on uvicorn's short path (rpc/fastproto + rpc/fastunary).
+"""Connect unary calls on uvicorn's short path (rpc/fastproto + rpc/unary_shortpath).
 
 A real uvicorn server on a Unix socket, inside the test's loop, serves a KV app with the
 short path on, behind an ASGI app that counts what reaches it: what the short path takes
@@ -28,7 +28,7 @@ from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
 from plugin_di.rpc.asgi import Receive, Scope, Send, ServiceMux
 from plugin_di.rpc.errors import SanitizeErrors, unpack_detail
-from plugin_di.rpc.fastunary import UnaryShortPaths
+from plugin_di.rpc.unary_shortpath import UnaryShortPaths
 from plugin_di.rpc.serving import bind_socket, serve
 from plugin_di.rpc.transport import connect_client, http_client
 from tests.support.probe import ProbeKV
