@@ -23,10 +23,10 @@ from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.plugin import make_plugin
 from plugin_di.clock import SYSTEM_CLOCK
 from plugin_di.plugin.runtime import PluginServer
-from plugin_di.rpc.unary_shortpath import UnaryShortPaths
 from plugin_di.rpc.serving._h1 import H1Connection
 from plugin_di.rpc.serving._hub import Hub, Requests
 from plugin_di.rpc.serving.config import Limits
+from plugin_di.rpc.unary_shortpath import UnaryShortPaths
 
 
 def _request(method: str, body: bytes) -> bytes:

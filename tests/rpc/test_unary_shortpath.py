@@ -28,9 +28,9 @@ from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceASGIApplication, KVServiceClient
 from plugin_di.rpc.asgi import Receive, Scope, Send, ServiceMux
 from plugin_di.rpc.errors import SanitizeErrors, unpack_detail
-from plugin_di.rpc.unary_shortpath import UnaryShortPaths
 from plugin_di.rpc.serving import bind_socket, serve
 from plugin_di.rpc.transport import connect_client, http_client
+from plugin_di.rpc.unary_shortpath import UnaryShortPaths
 from tests.support.probe import ProbeKV
 
 MAX = 1024

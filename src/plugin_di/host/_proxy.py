@@ -5,8 +5,6 @@ refusals in the caller's protocol, the request body, and relaying the provider's
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Iterable
 
 import pyqwest
@@ -60,18 +58,8 @@ STRIP_RESPONSE = frozenset(
 
 
 async def refuse(scope: Scope, receive: Receive, send: Send, code: Code, message: str) -> None:
-    """Answer with an error after reading the request body.
-
-    hypercorn's HTTP/2 protocol raises KeyError (and drops the whole connection,
-    with every other call on it) when DATA arrives for a stream it already
-    answered, so the body is consumed first (bounded in time).
-    """
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(2.0):
-            while True:
-                message_in = await receive()
-                if message_in["type"] != "http.request" or not message_in.get("more_body"):
-                    break
+    """Answer with an error at once, without reading the request body (the server discards
+    what is left of it, or resets the HTTP/2 stream)."""
     await send_error(scope, send, code, message)
 
 

@@ -21,7 +21,6 @@ from plugin_di.host.client_cert import ClientCertScope, client_certificate_conte
 from plugin_di.host.router import ServiceRouter
 from plugin_di.host.shortroute import RoutedShortPaths
 from plugin_di.rpc.asgi import ServiceMux
-from plugin_di.rpc.unary_shortpath import UnaryShortPaths
 from plugin_di.rpc.serving import (
     AnyOf,
     BoundSocket,
@@ -31,6 +30,7 @@ from plugin_di.rpc.serving import (
     Server,
     bind_socket,
 )
+from plugin_di.rpc.unary_shortpath import UnaryShortPaths
 
 __all__ = ["HostListeners"]
 

@@ -118,7 +118,7 @@ _NEEDS_HTTP2 = (
 
 
 def _grpc_without_trailers(scope: Scope) -> bool:
-    """A gRPC (not gRPC-Web) request on a server without ASGI trailers (HTTP/1.1, uvicorn):
+    """A gRPC (not gRPC-Web) request on a server without ASGI trailers (HTTP/1.1):
     connectrpc would answer it with its RuntimeError's text."""
     if "http.response.trailers" in (scope.get("extensions") or ()):
         return False

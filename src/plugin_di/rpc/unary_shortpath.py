@@ -1,4 +1,4 @@
-"""Connect unary calls answered on uvicorn's short path (`plugin_di.rpc.serving.shortpath`).
+"""Connect unary calls answered on the server's short path (`plugin_di.rpc.serving.shortpath`).
 
 `UnaryShortPaths` takes the unary methods of generated ``XxxServiceASGIApplication`` apps and
 answers a Connect unary POST of ``application/proto`` or ``application/json`` with no ASGI

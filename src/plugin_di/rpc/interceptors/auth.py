@@ -197,11 +197,11 @@ def api_key_authenticator(
 class MTLSAuthenticator:
     """The TLS peer certificate: present, and (if given) one of the allowed fingerprints/names.
 
-    The certificate comes from ``plugin_di.rpc.tls.peer_certificate()``, which
-    ``PeerCertMiddleware`` fills in for hypercorn TLS servers. Identity is the certificate's
-    common name, else its first DNS name; claims: ``fingerprint`` (SHA-256 hex),
-    ``dns_names`` (comma-separated), ``serial_number``, ``not_after`` (ISO 8601) and
-    ``organization`` when present.
+    The certificate comes from ``plugin_di.rpc.tls.peer_certificate()``, which plugin-di's
+    server fills in on TLS connections (``PeerCertMiddleware`` on other ASGI servers).
+    Identity is the certificate's common name, else its first DNS name; claims:
+    ``fingerprint`` (SHA-256 hex), ``dns_names`` (comma-separated), ``serial_number``,
+    ``not_after`` (ISO 8601) and ``organization`` when present.
     """
 
     def __init__(
