@@ -4,7 +4,7 @@ Every connection starts here. A TLS connection that negotiated ``h2`` by ALPN, o
 one whose first bytes are the HTTP/2 preface (prior knowledge, as connect-go's h2c handler
 accepts), becomes an `H2Connection`. Otherwise requests are parsed with httptools and
 answered one at a time, in order: by a short-path handler (`shortpath`) when one takes the
-request, else by an ASGI cycle (`_Cycle`). Pipelined requests wait their turn with reading
+request, else by an ASGI cycle (`H1Cycle`). Pipelined requests wait their turn with reading
 paused.
 
 Deadlines: a request head must be complete within ``header_timeout``; between requests, and
@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import MutableMapping
 from typing import Any
 
 import httptools
 
-from plugin_di.rpc.serving._hub import Hub, base_scope, control_byte_in
-from plugin_di.rpc.serving.shortpath import Answer, Exchange, serialize, status_line
+from plugin_di.rpc.serving._h1_cycle import H1Cycle
+from plugin_di.rpc.serving._hub import Hub, base_scope, control_byte_in, unquote_path
+from plugin_di.rpc.serving.shortpath import Answer, Exchange, serialize
 
 __all__ = ["H1Connection"]
 
@@ -39,10 +39,6 @@ _TEXT = ((b"content-type", b"text/plain; charset=utf-8"),)
 _BAD_REQUEST = Answer(400, _TEXT, b"malformed HTTP request")
 _TOO_LARGE = Answer(431, _TEXT, b"request head too large")
 _NO_UPGRADE = Answer(400, _TEXT, b"protocol upgrades are not supported; use HTTP/2 prior knowledge")
-_JSON = (b"content-type", b"application/json")
-_INTERNAL_BODY = b'{"code":"internal","message":"internal error"}'
-_CANCELED_BODY = b'{"code":"canceled","message":"the server is stopping"}'
-_NO_BODY_STATUS = frozenset({204, 304})
 
 
 class _ControlByte(Exception):
@@ -76,9 +72,9 @@ class H1Connection(asyncio.Protocol):
         self._expect_continue = False
         self._in_message = False
         self._discarded = 0
-        self._reading: _Cycle | Exchange | None = None
-        self._answering: _Cycle | Exchange | None = None
-        self._pipeline: deque[_Cycle | Exchange] = deque()
+        self._reading: H1Cycle | Exchange | None = None
+        self._answering: H1Cycle | Exchange | None = None
+        self._pipeline: deque[H1Cycle | Exchange] = deque()
         self._closed = False
         limits = hub.limits
         self._max_head_bytes = limits.max_header_bytes
@@ -223,7 +219,7 @@ class H1Connection(asyncio.Protocol):
         else:
             parsed = httptools.parse_url(url)
             raw_path, query = parsed.path or b"/", parsed.query or b""
-        request: _Cycle | Exchange | None = None
+        request: H1Cycle | Exchange | None = None
         short_paths = hub.short_paths
         if (
             short_paths is not None
@@ -242,10 +238,10 @@ class H1Connection(asyncio.Protocol):
             scope["method"] = method.decode("latin-1")
             scope["http_version"] = parser.get_http_version()
             scope["raw_path"] = raw_path
-            scope["path"] = _unquote(raw_path)
+            scope["path"] = unquote_path(raw_path)
             scope["query_string"] = query
             scope["headers"] = self._headers
-            request = _Cycle(self, scope, keep_alive, self._expect_continue)
+            request = H1Cycle(self, scope, keep_alive, self._expect_continue)
         self._reading = request
         self.deadline = self._received_at + self._idle_timeout
         if self._answering is None:
@@ -265,7 +261,7 @@ class H1Connection(asyncio.Protocol):
             request.feed(body)
             if request is self._answering:
                 self.deadline = self._received_at + self._idle_timeout
-            if isinstance(request, _Cycle) and request.buffered > _READ_HIGH_WATER:
+            if isinstance(request, H1Cycle) and request.buffered > _READ_HIGH_WATER:
                 self._pause_reading()
 
     def on_message_complete(self) -> None:
@@ -278,13 +274,13 @@ class H1Connection(asyncio.Protocol):
             request.complete()
 
     # -- requests ------------------------------------------------------------------------
-    def _start(self, request: _Cycle | Exchange) -> None:
+    def _start(self, request: H1Cycle | Exchange) -> None:
         self._answering = request
         self.hub.begin(request)
-        if isinstance(request, _Cycle):
+        if isinstance(request, H1Cycle):
             request.task = self.loop.create_task(request.run())
 
-    def response_done(self, request: _Cycle | Exchange, keep_alive: bool) -> None:
+    def response_done(self, request: H1Cycle | Exchange, keep_alive: bool) -> None:
         """``request``'s response was written whole; go on with the next, or close."""
         self.hub.end(request)
         if request is not self._answering:
@@ -300,7 +296,7 @@ class H1Connection(asyncio.Protocol):
             self._start(following)
             if following.body_complete:
                 self.deadline = None
-                if isinstance(following, _Cycle):
+                if isinstance(following, H1Cycle):
                     following.wake()
             if not self._pipeline:
                 self._resume_reading()
@@ -312,7 +308,7 @@ class H1Connection(asyncio.Protocol):
         timeout = self._header_timeout if self._in_message else self._idle_timeout
         self.deadline = self._now() + timeout
 
-    def request_lost(self, request: _Cycle | Exchange) -> None:
+    def request_lost(self, request: H1Cycle | Exchange) -> None:
         """``request`` cannot be answered whole: the connection is dropped."""
         self.hub.end(request)
 
@@ -339,7 +335,7 @@ class H1Connection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def body_read(self, request: _Cycle) -> None:
+    def body_read(self, request: H1Cycle) -> None:
         """The app took what was buffered of ``request``'s body: read on."""
         if request is self._answering:
             self._resume_reading()
@@ -373,201 +369,3 @@ class H1Connection(asyncio.Protocol):
         h2.connection_made(self.transport)
         if initial:
             h2.data_received(initial)
-
-
-def _unquote(raw_path: bytes) -> str:
-    if b"%" not in raw_path:
-        return raw_path.decode("latin-1")
-    from urllib.parse import unquote_to_bytes
-
-    return unquote_to_bytes(raw_path).decode("utf-8", "replace")
-
-
-class _Cycle:
-    """One request answered by the ASGI app over HTTP/1.1."""
-
-    __slots__ = (
-        "_chunked",
-        "_chunks",
-        "_conn",
-        "_expect_continue",
-        "_head_written",
-        "_headers",
-        "_is_head",
-        "_status",
-        "_waiter",
-        "body_complete",
-        "body_delivered",
-        "buffered",
-        "disconnected",
-        "keep_alive",
-        "response_complete",
-        "response_started",
-        "scope",
-        "task",
-    )
-
-    def __init__(
-        self, conn: H1Connection, scope: dict[str, Any], keep_alive: bool, expect_continue: bool
-    ) -> None:
-        self._conn = conn
-        self.scope = scope
-        self.keep_alive = keep_alive
-        self._expect_continue = expect_continue
-        self._is_head = scope["method"] == "HEAD"
-        self._chunks: list[bytes] = []
-        self.buffered = 0
-        self._waiter: asyncio.Future[None] | None = None
-        self._status = 200
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._chunked = False
-        self._head_written = False
-        self.body_complete = False
-        self.body_delivered = False
-        self.disconnected = False
-        self.response_started = False
-        self.response_complete = False
-        self.task: asyncio.Task[None] | None = None
-
-    # -- the connection's side -----------------------------------------------------------
-    def feed(self, body: bytes) -> None:
-        self._chunks.append(body)
-        self.buffered += len(body)
-        self.wake()
-
-    def complete(self) -> None:
-        self.body_complete = True
-        self.wake()
-
-    def lost(self) -> None:
-        self.disconnected = True
-        self.wake()
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
-
-    def cancel(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-
-    def flow(self, writable: bool) -> None:
-        pass  # send() waits on the connection's drain instead
-
-    def wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    # -- ASGI ----------------------------------------------------------------------------
-    async def run(self) -> None:
-        conn = self._conn
-        try:
-            await conn.hub.app(self.scope, self.receive, self.send)
-        except asyncio.CancelledError:
-            if not (self.disconnected or self.response_complete):
-                self.keep_alive = False
-                self._fail(499, _CANCELED_BODY)  # the stop's grace period ran out
-        except Exception:
-            log.exception("unhandled error serving %s", self.scope.get("path"))
-            self._fail(500, _INTERNAL_BODY)
-        else:
-            if not (self.disconnected or self.response_complete):
-                log.error("the app returned without a complete response to %s", self.scope["path"])
-                self._fail(500, _INTERNAL_BODY)
-
-    def _fail(self, status: int, body: bytes) -> None:
-        if self.response_complete or self.disconnected:
-            return
-        if self._head_written:  # half a response is out: only dropping the connection tells
-            self.response_complete = True
-            self._conn.request_lost(self)
-            self._conn.abort()
-            return
-        self.keep_alive = False
-        self._status, self._headers = status, [_JSON]
-        self._write(body, more=False)
-
-    async def receive(self) -> dict[str, Any]:
-        if self._expect_continue:
-            self._expect_continue = False
-            self._conn.write_continue()
-        while True:
-            if self.disconnected or self.response_complete:
-                return {"type": "http.disconnect"}
-            if self._chunks or (self.body_complete and not self.body_delivered):
-                chunks = self._chunks
-                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                self._chunks = []
-                self.buffered = 0
-                self._conn.body_read(self)
-                more = not self.body_complete
-                self.body_delivered = not more
-                return {"type": "http.request", "body": body, "more_body": more}
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiter = waiter
-            await waiter
-
-    async def send(self, message: MutableMapping[str, Any]) -> None:
-        kind = message["type"]
-        if kind == "http.response.body":
-            if not self.response_started:
-                raise RuntimeError("ASGI: http.response.body before http.response.start")
-            if self.response_complete or self.disconnected:
-                return
-            self._write(bytes(message.get("body", b"")), more=bool(message.get("more_body")))
-            if self._conn.write_paused:
-                await self._conn.drain()
-        elif kind == "http.response.start":
-            if self.response_started:
-                raise RuntimeError("ASGI: http.response.start sent twice")
-            self.response_started = True
-            self._status = int(message["status"])
-            self._headers = list(message.get("headers", ()))
-        elif kind != "http.response.trailers":  # HTTP/1.1 carries no trailers here
-            raise RuntimeError(f"ASGI: unexpected message {kind!r} on an HTTP/1.1 request")
-
-    def _write(self, body: bytes, *, more: bool) -> None:
-        conn = self._conn
-        if not self._head_written:
-            self._head_written = True
-            out = [status_line(self._status)]
-            length_known = False
-            for name, value in self._headers:
-                lowered = name.lower()
-                if lowered == b"content-length":
-                    length_known = True
-                elif lowered in (b"connection", b"transfer-encoding"):
-                    continue
-                out += (name, b": ", value, b"\r\n")
-            bodiless = self._status in _NO_BODY_STATUS or self._status < 200
-            if not length_known and not bodiless:
-                if more:
-                    self._chunked = True
-                    out.append(b"transfer-encoding: chunked\r\n")
-                else:
-                    out += (b"content-length: ", str(len(body)).encode(), b"\r\n")
-            if not self.keep_alive or conn.hub.stopping:
-                self.keep_alive = False
-                out.append(b"connection: close\r\n")
-            out.append(b"\r\n")
-            if body and not self._is_head:
-                out += self._frame(body)
-            if not more:
-                out.append(b"0\r\n\r\n" if self._chunked and not self._is_head else b"")
-            conn.transport.write(b"".join(out))
-        elif not self._is_head:
-            parts = self._frame(body) if body else []
-            if not more and self._chunked:
-                parts.append(b"0\r\n\r\n")
-            if parts:
-                conn.transport.write(b"".join(parts))
-        if not more:
-            self.response_complete = True
-            self.wake()
-            conn.response_done(self, self.keep_alive)
-
-    def _frame(self, body: bytes) -> list[bytes]:
-        if self._chunked:
-            return [b"%x\r\n" % len(body), body, b"\r\n"]
-        return [body]

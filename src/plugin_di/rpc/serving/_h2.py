@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import MutableMapping
 from typing import Any
 
 import h2.config
@@ -31,7 +30,8 @@ import h2.settings
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
-from plugin_di.rpc.serving._hub import Hub, base_scope, control_byte_in
+from plugin_di.rpc.serving._h2_stream import H2Stream
+from plugin_di.rpc.serving._hub import Hub, base_scope, control_byte_in, unquote_path
 
 __all__ = ["H2Connection"]
 
@@ -40,12 +40,6 @@ log = logging.getLogger("plugin_di.rpc.serving")
 _STREAM_WINDOW = 256 * 1024
 _CONNECTION_WINDOW = 1024 * 1024
 _DEFAULT_WINDOW = 65_535
-_HOP_BY_HOP = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-)
-_JSON = [(b"content-type", b"application/json")]
-_INTERNAL_BODY = b'{"code":"internal","message":"internal error"}'
-_COALESCE_BYTES = 16 * 1024
 
 
 class _H2State(h2.connection.H2Connection):
@@ -86,7 +80,7 @@ class H2Connection(asyncio.Protocol):
         self._flush_pending = False
         self._drainers: list[asyncio.Future[None]] = []
         self._scope: dict[str, Any] = {}
-        self.streams: dict[int, _Stream] = {}
+        self.streams: dict[int, H2Stream] = {}
         self._highest = 0
         self._going_away = False
         self._closed = False
@@ -174,7 +168,7 @@ class H2Connection(asyncio.Protocol):
         if scope is None:
             self._reset(stream_id, ErrorCodes.PROTOCOL_ERROR)
             return
-        stream = _Stream(self, stream_id, scope)
+        stream = H2Stream(self, stream_id, scope)
         self.streams[stream_id] = stream
         self.deadline = None
         self.hub.begin(stream)
@@ -203,7 +197,7 @@ class H2Connection(asyncio.Protocol):
         scope = dict(self._scope)
         scope["method"] = method.decode("latin-1")
         scope["raw_path"] = raw_path
-        scope["path"] = _unquote(raw_path)
+        scope["path"] = unquote_path(raw_path)
         scope["query_string"] = query
         scope["headers"] = regular
         extensions = dict(scope.get("extensions", {}))
@@ -275,7 +269,7 @@ class H2Connection(asyncio.Protocol):
         self._flush_pending = False
         self.flush()
 
-    def stream_done(self, stream: _Stream) -> None:
+    def stream_done(self, stream: H2Stream) -> None:
         """``stream``'s response ended (whole or not)."""
         self.hub.end(stream)
         self._completed += 1
@@ -285,7 +279,7 @@ class H2Connection(asyncio.Protocol):
             self._reset(stream.stream_id, ErrorCodes.NO_ERROR)
             self._forget(stream)
 
-    def _forget(self, stream: _Stream) -> None:
+    def _forget(self, stream: H2Stream) -> None:
         if self.streams.get(stream.stream_id) is stream:
             del self.streams[stream.stream_id]
         self._close_if_done()
@@ -306,7 +300,7 @@ class H2Connection(asyncio.Protocol):
             self.h2.reset_stream(stream_id, error_code=code)
         self.flush()
 
-    def reset(self, stream: _Stream, code: ErrorCodes) -> None:
+    def reset(self, stream: H2Stream, code: ErrorCodes) -> None:
         self._reset(stream.stream_id, code)
 
     def _close_if_done(self) -> None:
@@ -337,228 +331,3 @@ _HANDLERS: dict[type, Any] = {
     h2.events.RemoteSettingsChanged: H2Connection._on_window,
     h2.events.ConnectionTerminated: H2Connection._on_terminated,
 }
-
-
-def _unquote(raw_path: bytes) -> str:
-    if b"%" not in raw_path:
-        return raw_path.decode("latin-1")
-    from urllib.parse import unquote_to_bytes
-
-    return unquote_to_bytes(raw_path).decode("utf-8", "replace")
-
-
-class _Stream:
-    """One request answered by the ASGI app over an HTTP/2 stream."""
-
-    def __init__(self, conn: H2Connection, stream_id: int, scope: dict[str, Any]) -> None:
-        self._conn = conn
-        self.stream_id = stream_id
-        self.scope = scope
-        self._chunks: list[bytes] = []
-        self._unacked = 0
-        self._waiter: asyncio.Future[None] | None = None
-        self._sender: asyncio.Future[None] | None = None
-        self._status = 200
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._trailers = False
-        self._headers_sent = False
-        self.body_complete = False
-        self.body_delivered = False
-        self.lost_it = False
-        self.waiting = False
-        self.response_started = False
-        self.response_complete = False
-        self.task: asyncio.Task[None] | None = None
-
-    # -- the connection's side -----------------------------------------------------------
-    def feed(self, data: bytes, flow_controlled: int) -> None:
-        if data:
-            self._chunks.append(data)
-        self._unacked += flow_controlled
-        self._wake()
-
-    def complete(self) -> None:
-        self.body_complete = True
-        self._wake()
-
-    def lost(self) -> None:
-        if self.lost_it:
-            return
-        self.lost_it = True
-        self._wake()
-        self.wake_sender()
-        if not self.response_complete:
-            self.response_complete = True
-            self._conn.hub.end(self)
-            if self.task is not None and not self.task.done():
-                self.task.cancel()
-
-    def cancel(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-
-    def wake_sender(self) -> None:
-        sender = self._sender
-        if sender is not None:
-            self._sender = None
-            if not sender.done():
-                sender.set_result(None)
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    # -- ASGI ----------------------------------------------------------------------------
-    async def run(self) -> None:
-        conn = self._conn
-        try:
-            await conn.hub.app(self.scope, self.receive, self.send)
-        except asyncio.CancelledError:
-            if not self.response_complete:
-                self._abandon(ErrorCodes.CANCEL)  # the stop's grace period ran out
-        except Exception:
-            log.exception("unhandled error serving %s", self.scope.get("path"))
-            self._fail()
-        else:
-            if not self.response_complete:
-                log.error("the app returned without a complete response to %s", self.scope["path"])
-                self._fail()
-
-    def _fail(self) -> None:
-        if self.response_complete:
-            return
-        if self._headers_sent:
-            self._abandon(ErrorCodes.INTERNAL_ERROR)
-            return
-        self._status, self._headers, self._trailers = 500, list(_JSON), False
-        self._send_headers(end=False)
-        self._conn.h2.send_data(self.stream_id, _INTERNAL_BODY, end_stream=True)
-        self._conn.flush()
-        self._finish()
-
-    def _abandon(self, code: ErrorCodes) -> None:
-        self.response_complete = True
-        self._conn.hub.end(self)
-        self._conn.reset(self, code)
-        self._conn._forget(self)
-
-    async def receive(self) -> dict[str, Any]:
-        conn = self._conn
-        while True:
-            if self.lost_it or self.response_complete:
-                return {"type": "http.disconnect"}
-            if self._chunks or (self.body_complete and not self.body_delivered):
-                chunks = self._chunks
-                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                self._chunks = []
-                if self._unacked:
-                    conn.h2.acknowledge_received_data(self._unacked, self.stream_id)
-                    self._unacked = 0
-                    conn.flush_soon()
-                more = not self.body_complete
-                self.body_delivered = not more
-                return {"type": "http.request", "body": body, "more_body": more}
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiter = waiter
-            await waiter
-
-    async def send(self, message: MutableMapping[str, Any]) -> None:
-        kind = message["type"]
-        if self.lost_it or self.response_complete:
-            return
-        if kind == "http.response.start":
-            if self.response_started:
-                raise RuntimeError("ASGI: http.response.start sent twice")
-            self.response_started = True
-            self._status = int(message["status"])
-            self._headers = [
-                (bytes(name).lower(), bytes(value))
-                for name, value in message.get("headers", ())
-                if bytes(name).lower() not in _HOP_BY_HOP
-            ]
-            self._trailers = bool(message.get("trailers", False))
-        elif kind == "http.response.body":
-            if not self.response_started:
-                raise RuntimeError("ASGI: http.response.body before http.response.start")
-            body = bytes(message.get("body", b""))
-            last = not message.get("more_body", False)
-            end = last and not self._trailers
-            if not self._headers_sent:
-                self._send_headers(end=end and not body)
-                if end and not body:
-                    self._finish()
-                    return
-            await self._send_data(body, end=end)
-            if end:
-                self._finish()
-        elif kind == "http.response.trailers":
-            if not self.response_started:
-                raise RuntimeError("ASGI: http.response.trailers before http.response.start")
-            if not self._headers_sent:
-                self._send_headers(end=False)
-            if message.get("more_trailers", False):
-                raise RuntimeError("ASGI: more_trailers is not supported")
-            trailers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", ())]
-            self._conn.h2.send_headers(self.stream_id, trailers, end_stream=True)
-            self._conn.flush_soon()
-            self._finish()
-        else:
-            raise RuntimeError(f"ASGI: unexpected message {kind!r} on an HTTP/2 stream")
-
-    def _send_headers(self, *, end: bool) -> None:
-        self._headers_sent = True
-        headers = [(b":status", str(self._status).encode()), *self._headers]
-        self._conn.h2.send_headers(self.stream_id, headers, end_stream=end)
-        self._conn.flush_soon()
-
-    async def _send_data(self, data: bytes, *, end: bool) -> None:
-        conn = self._conn
-        connection = conn.h2
-        view = memoryview(data)
-        while True:
-            if self.lost_it:
-                return
-            window = min(
-                connection.local_flow_control_window(self.stream_id),
-                connection.max_outbound_frame_size,
-            )
-            if window <= 0 and view:
-                await self._wait_for_window()
-                continue
-            chunk, view = view[:window], view[window:]
-            if chunk or (end and not view):  # an empty DATA frame only to end the stream
-                connection.send_data(self.stream_id, bytes(chunk), end_stream=end and not view)
-                if len(chunk) > _COALESCE_BYTES:
-                    conn.flush()  # large bodies go out as they are framed
-                else:
-                    conn.flush_soon()
-            if not view:
-                break
-        if conn.write_paused:
-            self.waiting = True
-            conn.stalled()
-            try:
-                await conn.drain()
-            finally:
-                self.waiting = False
-                conn.moving()
-
-    async def _wait_for_window(self) -> None:
-        conn = self._conn
-        sender = asyncio.get_running_loop().create_future()
-        self._sender = sender
-        self.waiting = True
-        conn.stalled()
-        try:
-            await sender
-        finally:
-            self.waiting = False
-            conn.moving()
-
-    def _finish(self) -> None:
-        self.response_complete = True
-        self._wake()
-        self._conn.stream_done(self)

@@ -19,7 +19,7 @@ from plugin_di.rpc.asgi import ASGIApp
 from plugin_di.rpc.serving.config import Limits
 from plugin_di.rpc.serving.shortpath import ShortPaths
 
-__all__ = ["Connection", "Hub", "InFlight", "Requests", "control_byte_in"]
+__all__ = ["Connection", "Hub", "InFlight", "Requests", "control_byte_in", "unquote_path"]
 
 control_byte_in: Callable[[bytes], object] = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
 """Whether a header value holds a control character other than HTAB (RFC 9110 5.5): such a
@@ -178,3 +178,12 @@ def base_scope(transport: asyncio.BaseTransport, scheme: str, http_version: str)
     if pem is not None:
         scope["extensions"] = {"tls": {"client_cert_chain": [pem]}}
     return scope
+
+
+def unquote_path(raw_path: bytes) -> str:
+    """The ASGI ``path`` of a raw request path: percent-decoded as UTF-8."""
+    if b"%" not in raw_path:
+        return raw_path.decode("latin-1")
+    from urllib.parse import unquote_to_bytes
+
+    return unquote_to_bytes(raw_path).decode("utf-8", "replace")
