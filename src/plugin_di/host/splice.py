@@ -24,8 +24,7 @@ from collections.abc import Callable
 
 import httptools
 
-from plugin_di.rpc._http1 import IDLE_TIMEOUT, split_url
-from plugin_di.rpc.mounts import MOUNTS, client_address, unix_socket_path
+from plugin_di.rpc.mounts import IDLE_TIMEOUT, MOUNTS, client_address, split_url, unix_socket_path
 from plugin_di.rpc.serving.shortpath import Exchange
 
 __all__ = ["SPLICE_SCHEMES", "SplicePool", "splice_authority"]

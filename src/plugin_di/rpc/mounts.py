@@ -45,7 +45,7 @@ from pyqwest import (
 )
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
-from plugin_di.rpc._http1 import IDLE_TIMEOUT, HeadersArg, RequestBody
+from plugin_di.rpc._http1 import IDLE_TIMEOUT, HeadersArg, RequestBody, split_url
 from plugin_di.rpc.h1 import H1Transport
 from plugin_di.rpc.h1sync import SyncH1Transport
 from plugin_di.rpc.split import SplitTransport, SyncSplitTransport
@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # rpc.tls pulls in cryptography, which a plain-HTTP caller ne
     from plugin_di.rpc.tls import ClientTLS
 
 __all__ = [
+    "IDLE_TIMEOUT",
     "MOUNTS",
     "BufferedTransport",
     "HTTPMode",
@@ -61,6 +62,7 @@ __all__ = [
     "TransportOptions",
     "client_address",
     "mount_for",
+    "split_url",
     "unix_socket_path",
 ]
 
