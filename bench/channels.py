@@ -230,9 +230,9 @@ from plugin_di.host.server import Host
 from plugin_di.settings import Settings
 
 async def main(fast):
-    host = Host(HostConfig(rate_limit=None), fast_uds=fast, admission=ADMISSION)
+    host = Host(HostConfig(rate_limit=None), local_uds=fast, admission=ADMISSION)
     url = await host.start("127.0.0.1:0")
-    print(host.fast_url if fast else url, flush=True)
+    print(host.local_url if fast else url, flush=True)
     try:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     finally:
@@ -247,7 +247,7 @@ async def routed(channel: str = "fast", event_loop: str = "auto") -> AsyncIterat
     """A call routed through a Host process to a KV plugin on the fast channel.
 
     ``channel="fast"``: the caller reaches the host on its fast local channel (a
-    Unix socket, the lean HTTP/1.1 client), as a local plugin given ``host.fast_url`` does.
+    Unix socket, the lean HTTP/1.1 client), as a local plugin given ``host.local_url`` does.
     ``"h2c"``: over HTTP/2 cleartext (pyqwest). Either way the host's router
     forwards to the provider's registered ``unix://`` address. ``event_loop`` is the host
     process's ``PLUGIN_DI_EVENT_LOOP`` (``auto``: uvloop, as `App.run` picks).

@@ -87,9 +87,9 @@ async def serve_host(frames: int, h2_closed_streams: int) -> None:
     from plugin_di.host.admission import AdmissionPolicy, AllowEntry
 
     admitted = (AllowEntry("kv", frozenset({"kv"})), AllowEntry("app"))
-    host = Host(fast_uds=True, admission=AdmissionPolicy(allow=admitted))
+    host = Host(local_uds=True, admission=AdmissionPolicy(allow=admitted))
     url = await host.start("127.0.0.1:0")
-    print(url, host.fast_url, flush=True)
+    print(url, host.local_url, flush=True)
     loop = asyncio.get_running_loop()
     try:
         while line := await loop.run_in_executor(None, sys.stdin.readline):
@@ -105,10 +105,10 @@ async def serve_host(frames: int, h2_closed_streams: int) -> None:
 class HostProcess:
     """The host child: its URLs, pid and command channel."""
 
-    def __init__(self, process: asyncio.subprocess.Process, url: str, fast_url: str) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, url: str, local_url: str) -> None:
         self.process = process
         self.url = url
-        self.fast_url = fast_url
+        self.local_url = local_url
 
     async def command(self, line: str) -> None:
         assert self.process.stdin is not None
@@ -177,7 +177,7 @@ async def soak(args: argparse.Namespace) -> Figures:
             spawned("--uds", str(Path(tmp) / "kv.sock"), on_pid=plugin_pid.append) as line,
         ):
             h2c = host.url.replace("http://", "http+h2c://", 1)
-            host_url = host.fast_url if args.channel == "fast" else h2c
+            host_url = host.local_url if args.channel == "fast" else h2c
             async with http_client(host_url) as host_http, http_client(line.url) as direct_http:
                 provider = HostClient(host_url, http_client=host_http)
                 await provider.handshake("kv", plugins=[make_plugin()])

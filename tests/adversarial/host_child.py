@@ -17,9 +17,9 @@ from tests.adversarial.support.servers import ADMISSION
 
 async def main(kind: str, max_message_bytes: int) -> None:
     config = HostConfig(rate_limit=None, max_message_bytes=max_message_bytes)
-    host = Host(config, admission=ADMISSION, fast_uds=kind == "unix")
+    host = Host(config, admission=ADMISSION, local_uds=kind == "unix")
     await host.start("127.0.0.1:0")
-    print(host.fast_url if kind == "unix" else host.url, flush=True)
+    print(host.local_url if kind == "unix" else host.url, flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

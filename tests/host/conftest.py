@@ -31,7 +31,7 @@ async def host(clock: FakeClock) -> AsyncIterator[Host]:
 
 @pytest.fixture
 async def fast_host(clock: FakeClock) -> AsyncIterator[Host]:
-    host = Host(HostConfig(sweep_interval=1e9), clock=clock, fast_uds=True, admission=ADMISSION)
+    host = Host(HostConfig(sweep_interval=1e9), clock=clock, local_uds=True, admission=ADMISSION)
     await host.start("127.0.0.1:0")
     try:
         yield host

@@ -60,7 +60,7 @@ async def routed(provider: PluginProcess) -> AsyncIterator[tuple[Host, str, dict
     host = Host(
         HostConfig(sweep_interval=1e9),
         clock=FakeClock(),
-        fast_bind="127.0.0.1:0",
+        local_bind="127.0.0.1:0",
         admission=ADMISSION,
     )
     await host.start("127.0.0.1:0")
@@ -94,7 +94,7 @@ async def _send(
     body = body or request_body(protocol)
     if how == "h2":
         return await h2_request(host.url.removeprefix("http://"), path, headers, body)
-    endpoint = host.url if how == "h1" else host.fast_url
+    endpoint = host.url if how == "h1" else host.local_url
     assert endpoint is not None
     return await h1_request(endpoint.split("://", 1)[1], path, headers, body)
 

@@ -50,8 +50,8 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
 
 
 async def _routed_logger(host: Host, url: str) -> tuple[HostClient, LoggerClient, str]:
-    assert host.fast_url is not None
-    provider = await join_host(host.fast_url, logger_plugin(), "logger", url)
+    assert host.local_url is not None
+    provider = await join_host(host.local_url, logger_plugin(), "logger", url)
     assert provider.identity is not None
     found = await provider.discover("logger")
     return (
@@ -181,7 +181,7 @@ async def test_bytes_after_the_answer_never_reach_the_caller(fast_host: Host) ->
     logger = RecordingLogger()
     async with raw_provider(serve) as url, served_fast(logger_plugin(logger)) as honest_url:
         provider, client, _pid = await _routed_logger(fast_host, url)
-        honest = await join_host(fast_host.fast_url or "", logger_plugin(), "logger", honest_url)
+        honest = await join_host(fast_host.local_url or "", logger_plugin(), "logger", honest_url)
         try:
             with pytest.raises(ConnectError) as info:
                 await client.log(logger_pb2.LogRequest(message="x"))
@@ -216,7 +216,7 @@ async def test_a_slow_caller_holds_back_the_provider(fast_host: Host) -> None:
     async with raw_provider(serve) as url:
         provider, _client, pid = await _routed_logger(fast_host, url)
         assert provider.identity is not None
-        assert fast_host.fast_url is not None
+        assert fast_host.local_url is not None
         body = logger_pb2.LogRequest(message="big").SerializeToString()
         request = (
             f"POST /services/logger/{pid}/capability.logger.v1.Logger/Log HTTP/1.1\r\n"
@@ -224,7 +224,7 @@ async def test_a_slow_caller_holds_back_the_provider(fast_host: Host) -> None:
             f"authorization: Bearer {provider.identity.runtime_token}\r\n"
             f"x-plugin-runtime-id: {pid}\r\n\r\n"
         ).encode() + body
-        reader, writer = await asyncio.open_unix_connection(unix_socket_path(fast_host.fast_url))
+        reader, writer = await asyncio.open_unix_connection(unix_socket_path(fast_host.local_url))
         try:
             writer.write(request)
             last, steady = -1, 0

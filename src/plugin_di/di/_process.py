@@ -84,7 +84,7 @@ def _process(
     admission: LaunchAdmission | None = None
     provides: tuple[str, ...] = ()
     if host is not None:  # a Host in this process admits the plugin by its launch secret
-        host_url = host_url or host.fast_url or host.url
+        host_url = host_url or host.local_url or host.url
         admission = host.admission
         provides = tuple(s.service_type for s in plugin.services)
     if settings is None:  # the app's, else the environment's
@@ -170,7 +170,7 @@ class ProcessPlugin(PluginProvider[ProcessHandle]):
     orders the start: the plugin starts after it.
 
     ``host`` (a provider of a `plugin_di.host.server.Host` in this process) joins the
-    plugin to that host (at ``host_url`` if given, else its ``fast_url`` or ``url``) and
+    plugin to that host (at ``host_url`` if given, else its ``local_url`` or ``url``) and
     admits it by its launch secret to provide the service types its definition declares;
     a host elsewhere admits it by ``LaunchOptions.join_token`` (docs/security.md#admission).
 

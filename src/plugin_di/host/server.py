@@ -5,7 +5,7 @@ CapabilityBroker, grpc.health.v1, gRPC reflection, the router at
 ``/services/`` and capability endpoints at ``/capabilities/``. In-memory
 plugins reach it with no socket through ``in_memory_client()``.
 
-One server serves it at ``url`` and, with a local channel, at ``fast_url``
+One server serves it at ``url`` and, with a local channel, at ``local_url``
 (`plugin_di.host.listeners`). Its tunables are a `HostConfig`; admission, the store and the
 clock are its collaborators.
 """
@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -112,6 +113,8 @@ class Host:
         bind: str | None = None,
         certfile: _Path | None = None,
         keyfile: _Path | None = None,
+        local_uds: bool = False,
+        local_bind: str | None = None,
         fast_uds: bool = False,
         fast_bind: str | None = None,
     ) -> None:
@@ -134,10 +137,11 @@ class Host:
         ``bind`` (e.g. ``127.0.0.1:0``; with ``certfile``/``keyfile``, TLS) takes the socket
         at once, so ``url`` is known before the host starts: plugins built before it
         (``host_url=host.provided.url``) get the real address. Without it, ``start()``
-        binds. ``fast_uds=True`` also serves the host on a Unix socket (0600, in a private
-        0700 directory); ``fast_bind`` (``unix:/path`` or ``127.0.0.1:0``) picks the address
-        instead. Either is bound at once, so ``fast_url`` is known before the host starts:
-        give it to local process plugins as their host URL.
+        binds. ``local_uds=True`` also serves the host on a Unix socket (0600, in a private
+        0700 directory); ``local_bind`` (``unix:/path`` or ``127.0.0.1:0``) picks the address
+        instead. Either is bound at once, so ``local_url`` is known before the host starts:
+        give it to local process plugins as their host URL. (``fast_uds``/``fast_bind``,
+        ``fast_url`` and ``listen_fast`` are the deprecated names of the same.)
         """
         self.config = config = config if config is not None else HostConfig()
         runtime_token_ttl = config.runtime_token_ttl
@@ -216,10 +220,17 @@ class Host:
         self.app.mount(CAPABILITIES_PREFIX, self.broker)
         self._listeners = HostListeners()
         self._sweeper: asyncio.Task[None] | None = None
-        self.fast_url: str | None = None
-        """The local channel's URL, or None when the host has none."""
         if fast_uds or fast_bind is not None:
-            self.listen_fast(fast_bind)
+            warnings.warn(
+                "Host(fast_uds=, fast_bind=) are now local_uds= and local_bind=",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            local_uds, local_bind = local_uds or fast_uds, local_bind or fast_bind
+        self.local_url: str | None = None
+        """The local channel's URL, or None when the host has none."""
+        if local_uds or local_bind is not None:
+            self.listen_local(local_bind)
         if bind is not None:
             self.listen(bind, certfile=certfile, keyfile=keyfile)
 
@@ -303,11 +314,22 @@ class Host:
         self.broker.base_url = self.url
         return self.url
 
-    def listen_fast(self, bind: str | None = None) -> str:
+    def listen_local(self, bind: str | None = None) -> str:
         """Take the local channel's socket now (default: a Unix socket in a new private
-        directory); its URL, also in ``fast_url``. ``start()`` serves it beside ``url``."""
-        self.fast_url = self._listeners.bind_local(bind)
-        return self.fast_url
+        directory); its URL, also in ``local_url``. ``start()`` serves it beside ``url``."""
+        self.local_url = self._listeners.bind_local(bind)
+        return self.local_url
+
+    @property
+    def fast_url(self) -> str | None:
+        """Deprecated: ``local_url``."""
+        warnings.warn("Host.fast_url is now Host.local_url", DeprecationWarning, stacklevel=2)
+        return self.local_url
+
+    def listen_fast(self, bind: str | None = None) -> str:
+        """Deprecated: `listen_local`."""
+        warnings.warn("Host.listen_fast is now Host.listen_local", DeprecationWarning, stacklevel=2)
+        return self.listen_local(bind)
 
     async def start(
         self,
@@ -342,7 +364,7 @@ class Host:
                 self.url,
             )
         log.info(
-            "host serving at %s", self.url + (f" and {self.fast_url}" if self.fast_url else "")
+            "host serving at %s", self.url + (f" and {self.local_url}" if self.local_url else "")
         )
         return self.url
 

@@ -111,7 +111,7 @@ class HostClient:
     """Calls from a plugin to the host platform.
 
     ``host_url`` is the host's ``url`` or, for a plugin on the host's machine, its
-    ``fast_url`` (``unix:///path`` or ``http://127.0.0.1:PORT``). The transport is
+    ``local_url`` (``unix:///path`` or ``http://127.0.0.1:PORT``). The transport is
     `plugin_di.rpc.transport.http_client`'s for the URL: ``http://`` speaks HTTP/1.1 with
     keep-alive (as connect-plugin-go's host serves), gRPC calls over h2c; ``https://``
     negotiates by ALPN.

@@ -81,10 +81,10 @@ async def serve_host(
     """A host served on loopback, reached on its ``kind`` of listener; ``options`` go to
     `HostConfig` (e.g. rate_limit)."""
     config = HostConfig(sweep_interval=1e9, **options)  # type: ignore[arg-type]
-    host = Host(config, admission=ADMISSION, clock=clock or FakeClock(), fast_uds=kind == "unix")
+    host = Host(config, admission=ADMISSION, clock=clock or FakeClock(), local_uds=kind == "unix")
     await host.start("127.0.0.1:0")
     try:
-        url = host.fast_url if kind == "unix" else host.url
+        url = host.local_url if kind == "unix" else host.url
         assert url is not None
         yield host, Surface(f"host/{kind}", url, kind, True, HOST_VALID)
     finally:

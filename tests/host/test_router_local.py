@@ -49,10 +49,10 @@ from tests.support.host import (
 
 
 async def test_fast_channel_socket_is_private_and_removed(clock: FakeClock) -> None:
-    host = Host(HostConfig(sweep_interval=1e9), clock=clock, fast_uds=True, admission=ADMISSION)
-    assert host.fast_url is not None
-    assert host.fast_url.startswith("unix:///")
-    path = Path(unix_socket_path(host.fast_url))
+    host = Host(HostConfig(sweep_interval=1e9), clock=clock, local_uds=True, admission=ADMISSION)
+    assert host.local_url is not None
+    assert host.local_url.startswith("unix:///")
+    path = Path(unix_socket_path(host.local_url))
     assert _modes(path) == (0o600, 0o700)
     await host.start()
     await host.stop()
@@ -69,17 +69,17 @@ def _modes(path: Path) -> tuple[int | None, int | None]:
 
 async def test_fast_bind_refuses_a_non_loopback_address() -> None:
     with pytest.raises(ValueError, match="loopback"):
-        Host(fast_bind="0.0.0.0:0")
+        Host(local_bind="0.0.0.0:0")
 
 
 async def test_routed_unary_stream_and_provider_errors_over_fast_channels(
     fast_host: Host,
 ) -> None:
-    assert fast_host.fast_url is not None
+    assert fast_host.local_url is not None
     kv = make_kv_plugin()
     async with served_fast(kv) as url:
-        provider = await join_host(fast_host.fast_url, kv, "kv", url)
-        caller = HostClient(fast_host.fast_url)
+        provider = await join_host(fast_host.local_url, kv, "kv", url)
+        caller = HostClient(fast_host.local_url)
         try:
             await caller.handshake("app")
             found = await caller.discover("kv")
@@ -127,7 +127,7 @@ async def test_routed_unary_calls_skip_the_asgi_router(
 ) -> None:
     """Unary calls take the host's short path (spliced to a provider on a Unix socket, or at
     an ``http://`` URL: HTTP/1.1); a stream still goes through the ASGI router."""
-    assert fast_host.fast_url is not None
+    assert fast_host.local_url is not None
     proxied: list[str] = []
     proxy = fast_host.router._proxy
 
@@ -140,9 +140,9 @@ async def test_routed_unary_calls_skip_the_asgi_router(
     serving = served_fast(kv) if provider_on == "unix" else _served_http(kv)
     async with serving as url:
         assert url.startswith("unix:" if provider_on == "unix" else "http://")
-        provider = await join_host(fast_host.fast_url, kv, "kv", url)
+        provider = await join_host(fast_host.local_url, kv, "kv", url)
         assert provider.identity is not None
-        caller = HostClient(fast_host.fast_url)
+        caller = HostClient(fast_host.local_url)
         try:
             await caller.handshake("app")
             found = await caller.discover("kv")
@@ -163,13 +163,13 @@ async def test_routed_unary_calls_skip_the_asgi_router(
 async def test_router_refusals_and_stripped_credentials_over_fast_channel(
     fast_host: Host,
 ) -> None:
-    assert fast_host.fast_url is not None
+    assert fast_host.local_url is not None
     logger = RecordingLogger()
     async with served_fast(logger_plugin(logger)) as url:
-        provider = await join_host(fast_host.fast_url, logger_plugin(), "logger", url)
+        provider = await join_host(fast_host.local_url, logger_plugin(), "logger", url)
         assert provider.identity is not None
         pid = provider.identity.runtime_id
-        caller = HostClient(fast_host.fast_url)
+        caller = HostClient(fast_host.local_url)
         try:
             await caller.handshake("app")
             found = await caller.discover("logger")
@@ -215,10 +215,10 @@ async def test_router_refusals_and_stripped_credentials_over_fast_channel(
 
 
 async def test_deadline_travels_over_fast_channels(fast_host: Host) -> None:
-    assert fast_host.fast_url is not None
+    assert fast_host.local_url is not None
     logger = RecordingLogger(gate=asyncio.Event())
     async with served_fast(logger_plugin(logger)) as url:
-        provider = await join_host(fast_host.fast_url, logger_plugin(), "logger", url)
+        provider = await join_host(fast_host.local_url, logger_plugin(), "logger", url)
         try:
             found = await provider.discover("logger")
             client = provider.routed_client(LoggerClient, found.endpoint)
@@ -239,10 +239,10 @@ async def test_deadline_travels_over_fast_channels(fast_host: Host) -> None:
 
 
 async def test_unreachable_fast_provider_is_unavailable(fast_host: Host) -> None:
-    assert fast_host.fast_url is not None
+    assert fast_host.local_url is not None
     with tempfile.TemporaryDirectory() as tmp:
         gone = "unix://" + os.path.join(tmp, "gone.sock")
-        provider = await join_host(fast_host.fast_url, logger_plugin(), "logger", gone)
+        provider = await join_host(fast_host.local_url, logger_plugin(), "logger", gone)
         try:
             found = await provider.discover("logger")
             client = provider.routed_client(LoggerClient, found.endpoint)
@@ -256,10 +256,10 @@ async def test_unreachable_fast_provider_is_unavailable(fast_host: Host) -> None
 async def test_streamed_request_body_passes_through_and_bad_upstream_is_internal(
     fast_host: Host,
 ) -> None:
-    assert fast_host.fast_url is not None
+    assert fast_host.local_url is not None
     logger = RecordingLogger()
     async with served_fast(logger_plugin(logger)) as url:
-        provider = await join_host(fast_host.fast_url, logger_plugin(), "logger", url)
+        provider = await join_host(fast_host.local_url, logger_plugin(), "logger", url)
         assert provider.identity is not None
         pid = provider.identity.runtime_id
         try:
@@ -292,15 +292,15 @@ async def test_streamed_request_body_passes_through_and_bad_upstream_is_internal
 
 async def test_fast_loopback_tcp_channel(clock: FakeClock) -> None:
     host = Host(
-        HostConfig(sweep_interval=1e9), clock=clock, fast_bind="127.0.0.1:0", admission=ADMISSION
+        HostConfig(sweep_interval=1e9), clock=clock, local_bind="127.0.0.1:0", admission=ADMISSION
     )
-    assert host.fast_url is not None
-    assert host.fast_url.startswith("http://127.0.0.1:")
+    assert host.local_url is not None
+    assert host.local_url.startswith("http://127.0.0.1:")
     await host.start()
     try:
         kv = make_kv_plugin()
         async with served_fast(kv) as url:
-            provider = await join_host(host.fast_url, kv, "kv", url)
+            provider = await join_host(host.local_url, kv, "kv", url)
             try:
                 found = await provider.discover("kv")
                 client = provider.routed_client(KVServiceClient, found.endpoint)
@@ -335,8 +335,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_process_plugin_joins_through_the_fast_url_and_is_routed(fast_host: Host) -> None:
-    """A real plugin process given ``fast_url`` as PLUGIN_DI_HOST_URL self-registers there."""
-    assert fast_host.fast_url is not None
+    """A real plugin process given ``local_url`` as PLUGIN_DI_HOST_URL self-registers there."""
+    assert fast_host.local_url is not None
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "plugin_di", "serve", "examples.kv.plugin:plugin"]
         process = await asyncio.create_subprocess_exec(
@@ -344,11 +344,11 @@ async def test_process_plugin_joins_through_the_fast_url_and_is_routed(fast_host
             "--uds",
             os.path.join(tmp, "kv.sock"),
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), HOST_URL: fast_host.fast_url},
+            env={**os.environ, "PYTHONPATH": str(ROOT), HOST_URL: fast_host.local_url},
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
-        caller = HostClient(fast_host.fast_url)
+        caller = HostClient(fast_host.local_url)
         try:
             assert process.stdout is not None
             async with asyncio.timeout(30):
@@ -374,3 +374,15 @@ async def test_process_plugin_joins_through_the_fast_url_and_is_routed(fast_host
                 except TimeoutError:
                     process.kill()
                     await process.wait()
+
+
+async def test_the_fast_names_still_work_and_say_they_are_deprecated() -> None:
+    with pytest.deprecated_call():
+        host = Host(fast_uds=True)
+    try:
+        with pytest.deprecated_call():
+            assert host.fast_url == host.local_url
+        assert host.local_url is not None
+        assert host.local_url.startswith("unix://")
+    finally:
+        await host.stop()
