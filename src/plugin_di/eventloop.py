@@ -1,6 +1,6 @@
 """The event loop plugin-di's own entry points run on: uvloop when installed, else asyncio's.
 
-`App.run`, ``plugin-di run``, ``plugin-di host`` and plugin processes on the fast channel
+`App.run`, ``plugin-di run``, ``plugin-di host`` and plugin processes (``plugin-di serve``)
 start their loop here. uvloop (libuv, in C) halves what each socket wakeup costs in
 Python, which is most of what a host spends relaying a call. ``PLUGIN_DI_EVENT_LOOP``
 (`plugin_di.settings.Settings.event_loop`) picks: ``auto`` (the default: uvloop if it can

@@ -1,6 +1,6 @@
 """The one parse of a routed path: ``/services/{type}/{provider_id}/[{Service}/]{Method}``.
 
-Every route the host has (the ASGI router, the fast channel's short path and the splice
+Every route the host has (the ASGI router, the short path and the splice
 behind it) reads the path here, once, from the bytes the caller sent (ASGI ``raw_path``,
 or the request line), and forwards only what the parse produced: ``/{Service}/{Method}``
 built from checked identifiers. Nothing below can resolve the path into another one:

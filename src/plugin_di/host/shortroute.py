@@ -36,7 +36,7 @@ _PREFIX = SERVICES_PREFIX.encode()
 
 
 class RoutedShortPaths:
-    """The `ShortPaths` of a host's fast channel: routed Connect unary calls."""
+    """The `ShortPaths` of a host's listeners: routed Connect unary calls."""
 
     def __init__(self, router: ServiceRouter, *, max_body: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self._router = router
