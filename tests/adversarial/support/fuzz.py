@@ -98,6 +98,8 @@ class Figures:
             "crashes": len(self.crashes),
             "leaks": len(self.leaks),
             "valid_calls_after_batches": self.valid_calls,
+            "first_crashes": self.crashes[:10],
+            "first_leaks": self.leaks[:10],
         }
 
 
