@@ -1,6 +1,6 @@
 """The router's HTTP plumbing: the caller's credentials split from the headers it forwards,
-refusals in the caller's protocol, the request body, and relaying the provider's answer
-(status, headers, body, gRPC trailers) back to the caller.
+the request body, and relaying the provider's answer (status, headers, body, gRPC trailers)
+back to the caller.
 """
 
 from __future__ import annotations
@@ -8,10 +8,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 
 import pyqwest
-from connectrpc.code import Code
 
 from plugin_di.host.auth import AUTHORIZATION_HEADER, RUNTIME_ID_HEADER
-from plugin_di.rpc.asgi import Receive, Scope, Send, send_error
+from plugin_di.rpc.asgi import Receive, Scope, Send
 
 # The caller's credentials (never forwarded) and hop-by-hop headers.
 _STRIP_REQUEST = frozenset(
@@ -55,12 +54,6 @@ def split_credentials(
 STRIP_RESPONSE = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "upgrade", "date", "server"}
 )
-
-
-async def refuse(scope: Scope, receive: Receive, send: Send, code: Code, message: str) -> None:
-    """Answer with an error at once, without reading the request body (the server discards
-    what is left of it, or resets the HTTP/2 stream)."""
-    await send_error(scope, send, code, message)
 
 
 class Relay:

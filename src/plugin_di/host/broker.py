@@ -23,11 +23,10 @@ from connectrpc.request import RequestContext
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.gen.connectplugin.v1 import broker_pb2 as pb
 from plugin_di.gen.connectplugin.v1 import handshake_pb2
-from plugin_di.host._proxy import refuse
 from plugin_di.host.auth import TokenValidator, check_credentials
 from plugin_di.host.tokens import generate_token
 from plugin_di.plugin.definition import Plugin
-from plugin_di.rpc.asgi import ASGIApp, Receive, Scope, Send, ServiceMux
+from plugin_di.rpc.asgi import ASGIApp, Receive, Scope, Send, ServiceMux, send_error
 from plugin_di.rpc.validation import SemVer, validate_service_type, validate_version
 
 DEFAULT_CAPABILITY_GRANT_TTL = 3600.0
@@ -190,9 +189,8 @@ class CapabilityBroker:
         rest = scope["path"].removeprefix(CAPABILITIES_PREFIX)
         parts = rest.split("/", 2)
         if len(parts) < 3 or not parts[0] or not parts[1] or not parts[2]:
-            await refuse(
+            await send_error(
                 scope,
-                receive,
                 send,
                 Code.NOT_FOUND,
                 "invalid capability path: expected /capabilities/{type}/{grant_id}/{method}",
@@ -212,7 +210,7 @@ class CapabilityBroker:
                 )
             capability = self.check(capability_type, grant_id, token)
         except ConnectError as error:
-            await refuse(scope, receive, send, error.code, error.message)
+            await send_error(scope, send, error.code, error.message)
             return
         child = dict(scope)
         child["path"] = "/" + method

@@ -51,7 +51,6 @@ from plugin_di.host._proxy import (
     Relay,
     is_grpc_request,
     is_unary,
-    refuse,
     request_body,
     split_credentials,
 )
@@ -206,7 +205,7 @@ class ServiceRouter:
             query = checked_query(scope.get("query_string", b""))
             provider, path, upstream = self.route(target, runtime_id, authorization)
         except ConnectError as error:
-            await refuse(scope, receive, send, error.code, error.message)
+            await send_error(scope, send, error.code, error.message)
             return
         tracker = self.tracker(provider)
         tracker.enter()
