@@ -307,6 +307,32 @@ async def test_an_answer_before_the_body_discards_the_rest_and_keeps_the_connect
         client.close()
 
 
+async def test_a_body_the_app_never_read_gives_the_connection_window_back() -> None:
+    # The host relays many calls on one HTTP/2 connection: each early answer that left its
+    # received body unread kept that many bytes of the connection's window, until the
+    # window was gone and every later request body waited forever (found by `make fuzz`).
+    async with running(App()) as (_, host, port):
+        client = await RawH2.connect(host, port)
+        await client.until(lambda: client.conn.outbound_flow_control_window > 65_535, what="1 MiB")
+        window = client.conn.outbound_flow_control_window
+        sent = 0
+        for batch in range(20):  # twice the connection's window, 8 streams at a time
+            assert client.conn.outbound_flow_control_window >= 8 * 16_000, f"batch {batch}"
+            streams = [client.request("/early", body=b"x" * 16_000, end=False) for _ in range(8)]
+            sent += 8 * 16_000
+            await client.flush()
+            await client.until(
+                lambda streams=streams: all(client.streams[s].ended for s in streams),
+                what=f"batch {batch}",
+            )
+        assert sent > 2 * window
+        check = client.request("/echo", body=b"still fine")
+        await client.flush()
+        await client.until(lambda: client.streams[check].ended, what="the next answer")
+        assert bytes(client.streams[check].data) == b"still fine"
+        client.close()
+
+
 async def test_a_client_that_leaves_cancels_its_request() -> None:
     app = App()
     async with running(app) as (server, host, port):

@@ -223,6 +223,7 @@ class H2Connection(asyncio.Protocol):
     def _on_reset(self, event: h2.events.StreamReset) -> None:
         stream = self.streams.pop(event.stream_id, None)
         if stream is not None:
+            stream.release_unread()
             stream.lost()
         if event.remote_reset:
             self._resets += 1
@@ -282,6 +283,8 @@ class H2Connection(asyncio.Protocol):
     def _forget(self, stream: H2Stream) -> None:
         if self.streams.get(stream.stream_id) is stream:
             del self.streams[stream.stream_id]
+        stream.release_unread()
+        self.flush_soon()
         self._close_if_done()
         if not self.streams and not self._closed:
             self.deadline = self.hub.clock.now() + self.hub.limits.idle_timeout

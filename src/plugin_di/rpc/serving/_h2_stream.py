@@ -55,6 +55,14 @@ class H2Stream:
         self._unacked += flow_controlled
         self._wake()
 
+    def release_unread(self) -> None:
+        """Drop what the app never read and give its bytes back to the connection's window
+        (else every early answer on a long connection shrinks that window for good)."""
+        self._chunks = []
+        if self._unacked:
+            self._conn.h2.acknowledge_received_data(self._unacked, self.stream_id)
+            self._unacked = 0
+
     def complete(self) -> None:
         self.body_complete = True
         self._wake()
