@@ -76,6 +76,14 @@ def retry() -> dict[str, float]:
                 return await _ok()
         return None
 
+    @tenacity.retry(
+        stop=tenacity.stop_after_attempt(3),
+        wait=tenacity.wait_random_exponential(0.1, 10.0),
+        reraise=True,
+    )
+    async def tenacity_decorated() -> object:
+        return await _ok()
+
     async def stamina_call() -> object:
         async for attempt in stamina.retry_context(on=ValueError, attempts=3):
             with attempt:
@@ -88,6 +96,7 @@ def retry() -> dict[str, float]:
             lambda: ours.intercept_unary(_ok, None, ctx), n
         ),
         "tenacity AsyncRetrying (async for)": best_async_us(tenacity_call, n),
+        "tenacity @retry-decorated coroutine": best_async_us(tenacity_decorated, n),
         "stamina retry_context (async for)": best_async_us(stamina_call, n),
         "bare await (the call itself)": best_async_us(_ok, n),
     }

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import total_ordering
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
@@ -185,7 +184,6 @@ def _prerelease_key(ident: str) -> tuple[int, int, str]:
     return (1, 0, ident)
 
 
-@total_ordering
 @dataclass(frozen=True, slots=True, eq=False)
 class SemVer:
     """A parsed semantic version with semver 2.0 precedence (``10.0.0 > 9.0.0 > 9.0.0-rc.1``).
@@ -229,6 +227,21 @@ class SemVer:
         if not isinstance(other, SemVer):
             return NotImplemented
         return self._key() < other._key()
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, SemVer):
+            return NotImplemented
+        return self._key() > other._key()
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, SemVer):
+            return NotImplemented
+        return self._key() <= other._key()
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, SemVer):
+            return NotImplemented
+        return self._key() >= other._key()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SemVer):
