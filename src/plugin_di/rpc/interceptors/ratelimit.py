@@ -14,6 +14,9 @@ its own buckets. A rejected call gets RESOURCE_EXHAUSTED with the wait in two fo
 - an error detail ``google.rpc.RetryInfo`` (``retry_delay``), which survives all three
   protocols; ``retry_after_of(error)`` reads it back (the retry interceptor uses it);
 - a ``retry-after`` response header in whole seconds, rounded up, for plain HTTP clients.
+
+Why not limits or aiolimiter, and why RetryInfo comes from googleapis-common-protos:
+docs/dependencies.md.
 """
 
 from __future__ import annotations
