@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 
 import pytest
+import semver
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from hypothesis import given
@@ -278,3 +279,39 @@ def test_semver_order_is_consistent(
         assert (va < vb) == (a[:3] < b[:3])
     elif not a[3] and b[3]:
         assert vb < va
+
+
+# --- SemVer against the semver package (a test oracle, not a runtime dependency) -------------
+
+_numeric = st.integers(0, 40).map(str)
+_identifier = st.one_of(_numeric, st.from_regex(r"[a-zA-Z-][a-zA-Z0-9-]{0,3}", fullmatch=True))
+strict_versions = st.builds(
+    lambda core, pre: ".".join(map(str, core)) + ("-" + ".".join(pre) if pre else ""),
+    st.tuples(st.integers(0, 12), st.integers(0, 12), st.integers(0, 12)),
+    st.lists(_identifier, max_size=3),
+)
+
+
+@given(strict_versions, strict_versions)
+def test_semver_precedence_agrees_with_the_semver_package(a: str, b: str) -> None:
+    ours = (SemVer.parse(a) > SemVer.parse(b)) - (SemVer.parse(a) < SemVer.parse(b))
+    assert ours == semver.Version.parse(a).compare(semver.Version.parse(b))
+
+
+@pytest.mark.parametrize(
+    ("text", "same_as"),
+    [("01.2.3", "1.2.3"), ("1.0.0-01", "1.0.0-1"), ("1.0.0-a..b", None), ("1.0.0--", None)],
+)
+def test_wire_versions_the_semver_package_refuses_still_parse_and_order(
+    text: str, same_as: str | None
+) -> None:
+    """The wire rule (connect-plugin-go's) is wider than semver 2.0: why SemVer stays ours."""
+    if text != "1.0.0--":  # semver's own regex takes "--" as a hyphen-only identifier
+        with pytest.raises(ValueError, match="not valid SemVer"):
+            semver.Version.parse(text)
+    parsed = SemVer.parse(text)
+    assert SemVer.parse("0.9.9") < parsed < SemVer.parse("1.2.4")
+    if same_as is not None:
+        assert parsed == SemVer.parse(same_as)
+        assert not parsed < SemVer.parse(same_as)
+        assert hash(parsed) == hash(SemVer.parse(same_as))

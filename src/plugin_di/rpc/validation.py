@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import total_ordering
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
@@ -185,10 +184,15 @@ def _prerelease_key(ident: str) -> tuple[int, int, str]:
     return (1, 0, ident)
 
 
-@total_ordering
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class SemVer:
-    """A parsed semantic version with semver 2.0 precedence (``10.0.0 > 9.0.0 > 9.0.0-rc.1``)."""
+    """A parsed semantic version with semver 2.0 precedence (``10.0.0 > 9.0.0 > 9.0.0-rc.1``).
+
+    Hand-written rather than the ``semver`` package: its parser refuses versions the wire
+    accepts (``01.2.3``, ``1.0.0-01``, ``1.0.0-a..b``); see docs/dependencies.md. Equality is
+    equal precedence (``1.0.0-01 == 1.0.0-1``), so that exactly one of ``<``, ``==``, ``>``
+    holds for any two versions.
+    """
 
     major: int
     minor: int
@@ -223,6 +227,29 @@ class SemVer:
         if not isinstance(other, SemVer):
             return NotImplemented
         return self._key() < other._key()
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, SemVer):
+            return NotImplemented
+        return self._key() > other._key()
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, SemVer):
+            return NotImplemented
+        return self._key() <= other._key()
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, SemVer):
+            return NotImplemented
+        return self._key() >= other._key()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SemVer):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     def __str__(self) -> str:
         core = f"{self.major}.{self.minor}.{self.patch}"

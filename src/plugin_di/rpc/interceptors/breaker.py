@@ -13,6 +13,8 @@ or a non-Connect exception; other errors (INVALID_ARGUMENT, NOT_FOUND...) show t
 up and count as successes. A cancelled call counts as nothing. Results of calls that started
 before the last state change are ignored. ``on_state_change(old, new)`` is called after every
 transition, outside the breaker's lock.
+
+Why not purgatory or pybreaker: docs/dependencies.md.
 """
 
 from __future__ import annotations

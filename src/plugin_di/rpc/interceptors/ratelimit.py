@@ -14,6 +14,9 @@ its own buckets. A rejected call gets RESOURCE_EXHAUSTED with the wait in two fo
 - an error detail ``google.rpc.RetryInfo`` (``retry_delay``), which survives all three
   protocols; ``retry_after_of(error)`` reads it back (the retry interceptor uses it);
 - a ``retry-after`` response header in whole seconds, rounded up, for plain HTTP clients.
+
+Why not limits or aiolimiter, and why RetryInfo comes from googleapis-common-protos:
+docs/dependencies.md.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from typing import Any
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError, ErrorDetail
 from connectrpc.request import RequestContext
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import DecodeError
+from google.rpc.error_details_pb2 import RetryInfo
 from protobuf.wkt import Any as AnyMessage
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
@@ -47,7 +53,8 @@ __all__ = [
 ]
 
 RETRY_AFTER_HEADER = "retry-after"
-RETRY_INFO_TYPE = "google.rpc.RetryInfo"
+RETRY_INFO_TYPE: str = RetryInfo.DESCRIPTOR.full_name
+_TYPE_URL_PREFIX = "type.googleapis.com/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,67 +205,15 @@ def default_rate_limit_key(ctx: RequestContext[Any, Any]) -> str:
     return "ip:" + address.rsplit(":", 1)[0].strip("[]")
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ValueError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
 def retry_after_detail(seconds: float) -> ErrorDetail:
     """A ``google.rpc.RetryInfo`` error detail saying "retry after ``seconds``"."""
     whole = math.floor(seconds)
     nanos = min(999_999_999, round((seconds - whole) * 1e9))
-    # RetryInfo { google.protobuf.Duration retry_delay = 1; } and
-    # Duration { int64 seconds = 1; int32 nanos = 2; }, encoded by hand: two tiny messages
-    # do not justify a googleapis dependency.
-    duration = b""
-    if whole:
-        duration += b"\x08" + _varint(whole)
-    if nanos:
-        duration += b"\x10" + _varint(nanos)
-    payload = b"\x0a" + _varint(len(duration)) + duration
-    return ErrorDetail(AnyMessage(type_url="type.googleapis.com/" + RETRY_INFO_TYPE, value=payload))
-
-
-def _parse_retry_info(data: bytes) -> float:
-    seconds = nanos = 0
-    pos = 0
-    while pos < len(data):
-        tag, pos = _read_varint(data, pos)
-        if tag != 0x0A:
-            raise ValueError("unexpected field in RetryInfo")
-        size, pos = _read_varint(data, pos)
-        inner, pos = data[pos : pos + size], pos + size
-        ipos = 0
-        while ipos < len(inner):
-            itag, ipos = _read_varint(inner, ipos)
-            value, ipos = _read_varint(inner, ipos)
-            if itag == 0x08:
-                seconds = value
-            elif itag == 0x10:
-                nanos = value
-            else:
-                raise ValueError("unexpected field in Duration")
-    return seconds + nanos / 1e9
+    info = RetryInfo(retry_delay=Duration(seconds=whole, nanos=nanos))
+    # connectrpc's details are protobuf-py messages: the google message travels packed.
+    return ErrorDetail(
+        AnyMessage(type_url=_TYPE_URL_PREFIX + RETRY_INFO_TYPE, value=info.SerializeToString())
+    )
 
 
 def retry_after_of(error: ConnectError) -> float | None:
@@ -266,9 +221,10 @@ def retry_after_of(error: ConnectError) -> float | None:
     for detail in error.details:
         if detail.type_name == RETRY_INFO_TYPE:
             try:
-                return _parse_retry_info(detail.message_bytes)
-            except ValueError:  # a malformed detail is no hint
+                delay = RetryInfo.FromString(detail.message_bytes).retry_delay
+            except DecodeError:  # a malformed detail is no hint
                 return None
+            return delay.seconds + delay.nanos / 1e9
     return None
 
 

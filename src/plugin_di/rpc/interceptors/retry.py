@@ -9,6 +9,8 @@ waits a uniform random time in ``[0, min(max_backoff, initial_backoff * multipli
 (``ctx.timeout_ms``); the last error is raised instead. A server stream is retried only until
 its first message has arrived. Client- and bidi-streaming calls are never retried (their
 request stream cannot be replayed).
+
+Why not tenacity or stamina: docs/dependencies.md.
 """
 
 from __future__ import annotations
