@@ -20,8 +20,9 @@ from typing import Any
 from dependency_injector import providers
 
 from plugin_di.di.app import App, app_from
+from plugin_di.di.fakes import FakeClient, FakeImpl
 
-__all__ = ["Overrides", "override", "started"]
+__all__ = ["FakeClient", "FakeImpl", "Overrides", "override", "started"]
 
 _MISSING: Any = object()
 
