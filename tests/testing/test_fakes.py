@@ -192,3 +192,16 @@ async def test_di_override_fixture_takes_fakes(di_override: Overrides) -> None:
         assert await app.container.store().read("f") == b"impl:f"
     finally:
         await app.stop()
+
+
+async def test_a_fake_whose_ctx_is_optional_is_called_as_a_client() -> None:
+    class CallableEitherWay:
+        async def get(self, request: pb.GetRequest, ctx: object = None) -> pb.GetResponse:
+            return pb.GetResponse(value=b"either", found=ctx is None)
+
+    container = AppContainer()
+    fake = CallableEitherWay()
+    with override(container, kv=fake):
+        async with started(container, settings=quiet(), sinks=[]) as app:
+            assert app.container.store().kv is fake
+            assert await app.container.store().read("e") == b"either"

@@ -114,21 +114,22 @@ def _classify(plugin: Plugin, fake: object) -> tuple[Kind, list[Service[Any]]]:
 
 
 def _kind_of(method: Callable[..., object]) -> Kind | None:
-    """``impl`` for ``(request, ctx)``, ``client`` for ``(request, *, ...)``, else None."""
+    """``impl`` for ``(request, ctx)``, ``client`` for ``(request, *, ...)``, else None.
+
+    Counted: the positional parameters without a default (a method with ``ctx=None`` can be
+    called as a client is, so it is one).
+    """
     try:
         parameters = inspect.signature(method).parameters.values()
     except (TypeError, ValueError):
         return None
     if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
         return None
-    positional = [
-        p
-        for p in parameters
-        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    ]
-    if len(positional) >= 2:
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = sum(1 for p in parameters if p.kind in positional and p.default is p.empty)
+    if required == 2:
         return "impl"
-    return "client" if len(positional) == 1 else None
+    return "client" if required == 1 else None
 
 
 def _services_of(plugin: Plugin, fake: object) -> list[Service[Any]]:
