@@ -1,8 +1,11 @@
 """pytest fixtures for plugin-di apps (registered through the pytest11 entry point).
 
 ``di_override``: call it like `plugin_di.testing.override`; every override is undone
-after the test. ``di_started`` (needs pytest-asyncio): ``app = await di_started(App(C))``
-starts an app (or a container) and stops it after the test, failing on stop errors.
+after the test. ``di_started``: ``app = await di_started(AppContainer)`` starts an app
+(or a container) in an async test and stops it after the test, failing on stop errors.
+
+``di_started`` needs pytest-asyncio (``pip install 'plugin-di[pytest]'``): without it,
+a test asking for it fails with a message that says so, rather than finding no fixture.
 
 Imports stay light: this module is loaded in every pytest session of a project that
 has plugin-di installed.
@@ -10,14 +13,20 @@ has plugin-di installed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+import inspect
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
-    from plugin_di.di.app import App
-    from plugin_di.testing import Overrides
+    from plugin_di.testing import Overrides, StartedApps
+
+_APPS_FIXTURE = "_di_started_apps"
+NEEDS_ASYNCIO = (
+    "di_started needs pytest-asyncio, {why}: install it with "
+    "`pip install 'plugin-di[pytest]'` (or `pip install pytest-asyncio`)"
+)
 
 
 @pytest.fixture
@@ -32,31 +41,38 @@ def di_override() -> Iterator[Overrides]:
         overrides.restore()
 
 
+@pytest.fixture
+def di_started(request: pytest.FixtureRequest) -> StartedApps:
+    """Start apps during an async test (``await di_started(app_or_container)``); stop
+    them after it. Fails the test with the reason when it cannot work."""
+    plugins = request.config.pluginmanager
+    if _asyncio_fixture is None:
+        pytest.fail(NEEDS_ASYNCIO.format(why="which is not installed"), pytrace=False)
+    if not plugins.has_plugin("asyncio"):
+        pytest.fail(NEEDS_ASYNCIO.format(why="which is disabled (-p no:asyncio)"), pytrace=False)
+    if not inspect.iscoroutinefunction(getattr(request, "function", None)):
+        pytest.fail(
+            f"di_started works in async tests (async def), not in {request.node.name}",
+            pytrace=False,
+        )
+    apps: StartedApps = request.getfixturevalue(_APPS_FIXTURE)
+    return apps
+
+
+async def _started_apps() -> AsyncIterator[StartedApps]:
+    """The apps ``di_started`` started, stopped after the test in the test's event loop."""
+    from plugin_di.testing import StartedApps
+
+    apps = StartedApps()
+    try:
+        yield apps
+    finally:
+        await apps.aclose()
+
+
 try:
     import pytest_asyncio
-except ImportError:  # pragma: no cover - only the sync fixture without pytest-asyncio
-    pass
+except ImportError:
+    _asyncio_fixture = None
 else:
-
-    @pytest_asyncio.fixture
-    async def di_started() -> AsyncIterator[Callable[..., Awaitable[App]]]:
-        """Start apps during a test (``await di_started(app_or_container)``); stop them after."""
-        from plugin_di.di.app import app_from
-
-        apps: list[App] = []
-
-        async def start(target: Any, **options: Any) -> App:
-            app = app_from(target, **options)
-            await app.start()
-            apps.append(app)
-            return app
-
-        yield start
-        errors: list[Exception] = []
-        for app in reversed(apps):
-            try:
-                await app.stop("test finished")
-            except Exception as exc:
-                errors.append(exc)
-        if errors:
-            raise ExceptionGroup("di_started: stopping apps failed", errors)
+    _asyncio_fixture = pytest_asyncio.fixture(_started_apps, name=_APPS_FIXTURE)

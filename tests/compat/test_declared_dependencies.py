@@ -22,10 +22,10 @@ from tests.compat.support import PACKAGE, SRC, SourceImport, imports_of, source_
 PYPROJECT = SRC.parent / "pyproject.toml"
 
 # Extras that name what src/ may import; dev and bench only name tools.
-SOURCE_EXTRAS = ("redis", "testing")
+SOURCE_EXTRAS = ("redis", "pytest")
 
 # Modules loaded only by a tool an extra installs: pytest loads the pytest11 entry point.
-TOOL_MODULES = {f"{PACKAGE}.pytest_plugin": "testing"}
+TOOL_MODULES = {f"{PACKAGE}.pytest_plugin": "pytest"}
 
 
 @cache

@@ -8,13 +8,16 @@ once the app's chain and event sink are resolved.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from dependency_injector import providers
 
+from plugin_di.di import fakes
 from plugin_di.di.events import Emitter
 from plugin_di.di.providers_events import emit_to
 from plugin_di.launch.handle import ClientT, PluginHandle
+from plugin_di.plugin.definition import Plugin
 from plugin_di.rpc.interceptors import InterceptorChain
 
 T = TypeVar("T")
@@ -76,6 +79,33 @@ class PluginProvider(providers.Singleton[HandleT]):
         """
         provider: providers.Singleton[ClientT] = providers.Singleton(_client_of, self, client_cls)
         return provider
+
+    def override(self, provider: object) -> providers.OverridingContext[Any]:
+        """Override with a provider, a `PluginHandle`, or a fake (see `plugin_di.di.fakes`).
+
+        A fake implementation, a fake client or another `Plugin` becomes a provider of a
+        handle standing for the plugin, built with this provider's chain and events.
+        """
+        if isinstance(provider, providers.Object) and not isinstance(
+            provider.provides, PluginHandle
+        ):
+            provider = provider.provides  # what plain wrapping (override helpers) made of a fake
+        if not isinstance(provider, providers.Provider | PluginHandle):
+            make = fakes.handle_factory(self.declared_plugin(), provider)
+            kwargs = self.kwargs
+            provider = providers.Singleton(
+                make_handle, Kept(make), events=kwargs.get("events"), chain=kwargs.get("chain")
+            )
+        return super().override(provider)
+
+    def declared_plugin(self) -> Plugin:
+        """The `Plugin` this provider was declared with."""
+        value = getattr(self.args[0], "value", None) if self.args else None
+        found = value.args[0] if isinstance(value, partial) and value.args else value
+        found = getattr(found, "plugin", found)  # a process plugin's spec carries it
+        if not isinstance(found, Plugin):
+            raise TypeError(f"{self!r} was declared without a Plugin")
+        return found
 
 
 def make_handle(

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, overload
 
-from dependency_injector import providers
+from dependency_injector import containers, providers
+from typing_extensions import TypeVar
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.di import _build, _export
@@ -52,20 +53,50 @@ if TYPE_CHECKING:
 
 State = Literal["new", "starting", "started", "stopping", "stopped", "failed"]
 
-__all__ = ["APP_NODE", "App", "State", "app_from"]
+ContainerT = TypeVar("ContainerT", bound=containers.Container, default=Any)
+"""The container type of an `App`: ``App(AppContainer).container`` is an ``AppContainer``."""
+
+__all__ = ["APP_NODE", "App", "ContainerT", "State", "app_from"]
 
 
-class App:
+class App(Generic[ContainerT]):
     """Validate, build, start and stop the providers of a dependency-injector container.
 
     ``container``: a ``DeclarativeContainer`` class (instantiated here) or a container
-    instance. ``invoke``: the roots (providers or their dotted names); only what they
-    need is built. Without roots every provider is built, except factory-like ones
-    (Factory, Callable, Coroutine) that nothing needs: those are blueprints.
+    instance; ``app.container`` is that instance, typed (``App[AppContainer]``).
+    ``invoke``: the roots (providers or their dotted names); only what they need is built.
+    Without roots every provider is built, except factory-like ones (Factory,
+    Callable, Coroutine) that nothing needs: those are blueprints.
     ``sinks``: event sinks; default: a `LoggingSink` configured from ``settings``.
     ``cancel_grace``: how long a cancelled hook may take to finish before it is
     reported as still running.
     """
+
+    @overload
+    def __init__(
+        self,
+        container: type[ContainerT],
+        invoke: Iterable[object] = (),
+        *,
+        settings: Settings | None = None,
+        sinks: Iterable[Sink] | None = None,
+        clock: Clock | None = None,
+        name: str | None = None,
+        cancel_grace: float = 1.0,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        container: ContainerT,
+        invoke: Iterable[object] = (),
+        *,
+        settings: Settings | None = None,
+        sinks: Iterable[Sink] | None = None,
+        clock: Clock | None = None,
+        name: str | None = None,
+        cancel_grace: float = 1.0,
+    ) -> None: ...
 
     def __init__(
         self,
@@ -81,7 +112,8 @@ class App:
         self.settings = settings if settings is not None else Settings()
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.cancel_grace = cancel_grace
-        self.container, declared = instantiate(container)
+        instance, declared = instantiate(container)
+        self.container: ContainerT = instance
         self.name = name or container_name(self.container, declared)
         if sinks is None:
             sinks = [LoggingSink(self.settings.log_format, self.settings.log_level)]
@@ -325,7 +357,13 @@ class App:
         return f"<App {self.name} providers={len(self._nodes)} state={self._state}>"
 
 
-def app_from(target: object, **options: Any) -> App:
+@overload
+def app_from(target: App[ContainerT], **options: Any) -> App[ContainerT]: ...
+@overload
+def app_from(target: type[ContainerT], **options: Any) -> App[ContainerT]: ...
+@overload
+def app_from(target: ContainerT, **options: Any) -> App[ContainerT]: ...
+def app_from(target: object, **options: Any) -> App[Any]:
     """``target`` itself if it is an App, else ``App(target, **options)`` for a container.
 
     Raises TypeError with a readable message for anything else.
