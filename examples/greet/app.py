@@ -28,8 +28,9 @@ class AppContainer(containers.DeclarativeContainer):
     welcome = providers.Singleton(Welcome, greeter=greet.client(GreeterServiceClient))
 
 
-async def main() -> None:
-    app = App(AppContainer)
+async def main(container: type[containers.DeclarativeContainer] = AppContainer) -> None:
+    """Start the app, greet the world through the plugin, stop."""
+    app = App(container)
     await app.start()
     try:
         print(await app.container.welcome().message("world"))

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from dependency_injector import containers, providers
 
-from examples.greet.app import Welcome
+from examples.greet.app import Welcome, main
 from examples.greet.gen.greet.v1.greet_plugin import GreeterServiceClient, greeter_plugin
-from plugin_di import App, ProcessPlugin
+from plugin_di import ProcessPlugin
 
 PLUGIN_JS = Path(__file__).with_name("plugin.js")
 
@@ -28,14 +28,5 @@ class AppContainer(containers.DeclarativeContainer):
     welcome = providers.Singleton(Welcome, greeter=greet.client(GreeterServiceClient))
 
 
-async def main() -> None:
-    app = App(AppContainer)
-    await app.start()
-    try:
-        print(await app.container.welcome().message("world"))
-    finally:
-        await app.stop()
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(AppContainer))

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,30 +23,39 @@ KV_PROTO = ROOT / "examples" / "kv" / "proto"
 TIMEOUT = 120
 
 
-def plugin_di(
-    args: Sequence[str], cwd: Path, timeout: float = TIMEOUT
+def run(
+    command: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = TIMEOUT,
 ) -> subprocess.CompletedProcess[str]:
+    """``command`` run in ``cwd`` to its end (bounded), its output captured."""
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def plugin_di(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """``plugin-di ARGS`` run in ``cwd``, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "plugin_di.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run([sys.executable, "-m", "plugin_di.cli", *args], cwd)
 
 
-def python(code: str, cwd: Path, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+def python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``python -c CODE`` in ``cwd`` (its folder importable, as in a user's project)."""
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run([sys.executable, "-c", code], cwd)
+
+
+def venv_path() -> dict[str, str]:
+    """The environment with this interpreter's scripts first on PATH (``plugin-di``,
+    ``python``, the generators), as in a user's activated virtual environment."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
 
 
 NODE_EXAMPLE = ROOT / "examples" / "node_plugin"
@@ -69,13 +78,8 @@ def node_modules() -> Path:
     staging = Path(tempfile.mkdtemp(prefix="node_plugin-", dir=cache))
     for file in package:
         shutil.copy(file, staging)
-    result = subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=staging,
-        capture_output=True,
-        text=True,
-        timeout=NPM_TIMEOUT,
-        check=False,
+    result = run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], staging, None, NPM_TIMEOUT
     )
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
@@ -95,21 +99,11 @@ def node_project(work: Path) -> Path:
     for name in ("package.json", "plugin.js", "gen.sh"):
         shutil.copy(NODE_EXAMPLE / name, work)
     (work / "node_modules").symlink_to(modules, target_is_directory=True)
-    bin_dir = str(Path(sys.executable).parent)  # `plugin-di` beside this interpreter
     env = {
-        **os.environ,
-        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
+        **venv_path(),
         "PROTOC": f"{sys.executable} -m grpc_tools.protoc",
         "GREET_PROTO": str(GREET_PROTO),
     }
-    result = subprocess.run(
-        ["sh", "gen.sh"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    result = run(["sh", "gen.sh"], work, env)
     assert result.returncode == 0, result.stderr
     return work / "plugin.js"

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.codegen.support import GREET_PROTO, ROOT, TIMEOUT
+from tests.codegen.support import GREET_PROTO, ROOT, run, venv_path
 
 GREET = ROOT / "examples" / "greet"
 
@@ -22,17 +20,7 @@ def test_buf_generate_with_the_documented_config_matches_proto_gen(tmp_path: Pat
         pytest.skip("buf is not installed (pip install buf-bin)")
     shutil.copytree(GREET_PROTO, tmp_path / "proto")
     shutil.copy(GREET / "buf.gen.yaml", tmp_path)
-    # `python` and the generators as a user's activated virtual environment has them
-    env = {**os.environ, "PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])}
-    result = subprocess.run(
-        [buf, "generate"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    result = run([buf, "generate"], tmp_path, venv_path())
     assert result.returncode == 0, result.stderr
     generated = sorted(p.relative_to(tmp_path / "gen") for p in (tmp_path / "gen").rglob("*.py*"))
     assert [p.as_posix() for p in generated] == [

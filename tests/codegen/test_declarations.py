@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 
 import pytest
 from google.protobuf import descriptor_pb2
 
 from plugin_di.codegen.declarations import DeclarationError, service_names, snake_case
-from tests.codegen.support import GREET_PROTO, TIMEOUT, plugin_di
+from tests.codegen.support import GREET_PROTO, TIMEOUT, plugin_di, run
 
 RIGHT = """
 from connectrpc.request import RequestContext
@@ -60,14 +59,8 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> str:
     assert result.returncode == 0, result.stderr
     (project / "app.py").write_text(RIGHT)
     (project / "wrong.py").write_text(WRONG)
-    checked = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", ".mypy", "app.py", "wrong.py"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT * 2,
-        check=False,
-    )
+    mypy = [sys.executable, "-m", "mypy", "--strict", "--cache-dir", ".mypy"]
+    checked = run([*mypy, "app.py", "wrong.py"], project, timeout=TIMEOUT * 2)
     assert checked.returncode in (0, 1), checked.stderr  # 2: mypy itself failed
     return checked.stdout
 

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.codegen.support import ROOT, TIMEOUT
+from tests.codegen.support import ROOT, TIMEOUT, run
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """plugin-di's wheel, built from this tree (``pip wheel --no-deps``)."""
     out = tmp_path_factory.mktemp("wheel")
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT * 2,
-        check=False,
-    )
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out)]
+    result = run([*pip_wheel, str(ROOT)], out, timeout=TIMEOUT * 2)
     if result.returncode != 0 and "hatchling" in result.stderr:
         pytest.skip(f"no build backend reachable to build the wheel: {result.stderr[-300:]}")
     assert result.returncode == 0, result.stderr
@@ -53,15 +47,7 @@ def test_the_installed_wheel_tells_where_its_protos_are(wheel: Path, tmp_path: P
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(target)  # a wheel is installed by unpacking it
     env = {**os.environ, "PYTHONPATH": str(target)}
-    result = subprocess.run(
-        [sys.executable, "-m", "plugin_di.cli", "proto", "path"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    result = run([sys.executable, "-m", "plugin_di.cli", "proto", "path"], tmp_path, env)
     assert result.returncode == 0, result.stderr
     printed = Path(result.stdout.strip())
     assert printed == target / "plugin_di" / "proto"

@@ -16,6 +16,19 @@ from pathlib import Path
 
 PROG = "plugin-di proto"
 
+GEN_DESCRIPTION = """\
+Generate a plugin's Python code from .proto files: the messages (protobuf), the Connect
+services (protoc-gen-connectrpc with protobuf=google) and a typed plugin declaration per
+service (<file>_plugin.py). The output is a package of your project: protoc's absolute
+imports between generated files are rewritten to it. Needs the codegen extra:
+pip install 'plugin-di[codegen]'."""
+
+GEN_EPILOG = """\
+examples:
+  plugin-di proto gen                          # proto/**/*.proto -> gen/ (package gen)
+  plugin-di proto gen proto -o src/myapp/gen   # -> package myapp.gen
+  plugin-di proto gen proto greet/v1/greet.proto --package myapp.gen -o myapp/gen"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``plugin-di proto``."""
@@ -23,11 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen = sub.add_parser(
         "gen",
         help="generate Python code (messages, Connect services, plugin declarations)",
-        description=__doc__,
+        description=GEN_DESCRIPTION,
+        epilog=GEN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     gen.add_argument(
         "root",
+        metavar="ROOT",
         nargs="?",
         default="proto",
         type=Path,
@@ -62,7 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the typed plugin declarations (<file>_plugin.py)",
     )
-    sub.add_parser("path", help="print the folder of the protocol's .proto files")
+    sub.add_parser(
+        "path",
+        help="print the folder of the protocol's .proto files",
+        description="Print the folder of the .proto files installed with plugin-di, for "
+        'code in other languages: protoc -I "$(plugin-di proto path)" ...',
+    )
 
 
 def default_package(out: Path, cwd: Path) -> str | None:
