@@ -86,6 +86,29 @@ def test_imports_are_rewritten_to_the_package_and_to_the_shipped_protocol(
     assert run.stdout.strip() == "connectplugin.v1.GetHealthRequest"
 
 
+def test_protos_at_the_root_import_each_other_through_the_package(tmp_path: Path) -> None:
+    (tmp_path / "proto").mkdir()
+    (tmp_path / "proto" / "money.proto").write_text(
+        'syntax = "proto3";\npackage money;\nmessage Amount { int64 cents = 1; }\n'
+    )
+    (tmp_path / "proto" / "bank.proto").write_text(
+        'syntax = "proto3";\npackage bank;\nimport "money.proto";\n'
+        "message Balance { money.Amount amount = 1; }\n"
+        "service BankService { rpc Get(Balance) returns (Balance); }\n"
+    )
+    result = plugin_di(["proto", "gen", "-o", "app/gen"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "import app.gen.money_pb2 as" in (tmp_path / "app/gen/bank_pb2.py").read_text()
+    run = python(
+        "from app.gen.bank_plugin import bank_plugin\n"
+        "from app.gen.bank_pb2 import Balance\n"
+        "print(Balance(amount={'cents': 5}).amount.cents, bank_plugin().name)\n",
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["5", "bank"]
+
+
 def test_only_the_files_named_and_without_declarations(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples" / "kv" / "proto", tmp_path / "proto")
     shutil.copytree(GREET_PROTO, tmp_path / "proto", dirs_exist_ok=True)

@@ -120,10 +120,16 @@ def protoc_command(
     return [*command, *protos]
 
 
+def _top_name(proto: str) -> str:
+    """What protoc's imports of ``proto``'s module start with: its top folder (``kv`` for
+    ``kv/v1/kv.proto``), or the module itself for a file at the root (``kv_pb2``)."""
+    return proto.split("/")[0] if "/" in proto else proto.removesuffix(".proto") + "_pb2"
+
+
 def import_prefixes(generated: Iterable[str], package: str | None) -> dict[str, str]:
-    """Top-level proto folder -> the package its generated modules are imported from."""
-    prefixes = {p.split("/")[0]: SHIPPED_PACKAGE for p in shipped_protos() if "/" in p}
-    mine = {p.split("/")[0] for p in generated if "/" in p}
+    """Top-level proto folder (or root module) -> the package its generated code is in."""
+    prefixes = {_top_name(p): SHIPPED_PACKAGE for p in shipped_protos()}
+    mine = {_top_name(p) for p in generated}
     for top in mine:
         prefixes.pop(top, None)
     if package:
