@@ -109,6 +109,25 @@ def test_protos_at_the_root_import_each_other_through_the_package(tmp_path: Path
     assert run.stdout.split() == ["5", "bank"]
 
 
+def test_include_folders_resolve_imports_without_generating_them(tmp_path: Path) -> None:
+    (tmp_path / "vendor" / "common").mkdir(parents=True)
+    (tmp_path / "vendor" / "common" / "money.proto").write_text(
+        'syntax = "proto3";\npackage common;\nmessage Amount { int64 cents = 1; }\n'
+    )
+    (tmp_path / "proto" / "pay").mkdir(parents=True)
+    (tmp_path / "proto" / "pay" / "pay.proto").write_text(
+        'syntax = "proto3";\npackage pay;\nimport "common/money.proto";\n'
+        "message Charge { common.Amount amount = 1; }\n"
+    )
+    missing = plugin_di(["proto", "gen"], cwd=tmp_path)
+    assert missing.returncode == 1
+    assert "common/money.proto" in missing.stderr
+    result = plugin_di(["proto", "gen", "-I", "vendor"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "gen" / "pay" / "pay_pb2.py").is_file()
+    assert not (tmp_path / "gen" / "common").exists()
+
+
 def test_only_the_files_named_and_without_declarations(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples" / "kv" / "proto", tmp_path / "proto")
     shutil.copytree(GREET_PROTO, tmp_path / "proto", dirs_exist_ok=True)
