@@ -17,6 +17,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("plugin_di.cli.serve", "serve a plugin over Connect RPC"),
     "host": ("plugin_di.cli.host", "run a standalone host platform"),
     "join-token": ("plugin_di.cli.join_token", "issue a join token that admits a plugin"),
+    "proto": ("plugin_di.cli.proto", "generate a plugin's code; where the protocol's protos are"),
 }
 
 

@@ -13,6 +13,7 @@ typed clients::
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from connectrpc.client import ConnectClient
 from connectrpc.server import ConnectASGIApplication
-from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 ClientT = TypeVar("ClientT", bound=ConnectClient)
@@ -38,6 +39,15 @@ def service_descriptor(client: type[ConnectClient]) -> ServiceDescriptor:
     """The protobuf descriptor of the service a generated ``XxxClient`` class calls."""
     module = sys.modules[client.__module__]
     service_name = client.__name__.removesuffix("Client")
+    # The service's own file (``kv_connect`` -> ``kv_pb2``): its messages may all come
+    # from other files, so the loop below would not find it.
+    try:
+        sibling = importlib.import_module(client.__module__.removesuffix("_connect") + "_pb2")
+    except ImportError:
+        sibling = None
+    file = getattr(sibling, "DESCRIPTOR", None)
+    if isinstance(file, FileDescriptor) and service_name in file.services_by_name:
+        return file.services_by_name[service_name]
     for value in vars(module).values():
         if isinstance(value, type) and issubclass(value, Message) and value is not Message:
             found = value.DESCRIPTOR.file.services_by_name.get(service_name)

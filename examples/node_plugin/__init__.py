@@ -1,0 +1,1 @@
+"""The greeter plugin in JavaScript (plugin.js), launched by a Python app (app.py)."""

@@ -1,0 +1,1 @@
+"""Tests of plugin-di's code generation: `plugin-di proto gen`, the shipped protos, examples."""
