@@ -98,7 +98,9 @@ class HookExecuted(Event):
     error: BaseException | None = None
 
     def message(self) -> str:
-        outcome = f"failed: {_text(self.error)}" if self.error else "done"
+        # The error's text is told once, by the StartError or StopError the caller gets
+        # (``plugin-di run`` prints it with the traceback); the log says what and when.
+        outcome = f"failed ({_kind(self.error)})" if self.error else "done"
         return f"{self.phase} hook {self.hook} of {self.provider} {outcome} in {_ms(self.duration)}"
 
 
@@ -110,7 +112,7 @@ class RollingBack(Event):
     error: BaseException
 
     def message(self) -> str:
-        return f"start failed, rolling back: {self.error}"
+        return "start failed; rolling back what started"
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ class RolledBack(Event):
     error: BaseException | None = None
 
     def message(self) -> str:
-        tail = f"; errors: {self.error}" if self.error else ""
+        tail = f", {_failures(self.error)} failed" if self.error else ""
         noun = "hook" if self.stopped == 1 else "hooks"
         return f"rolled back: {self.stopped} {noun} stopped{tail}"
 
@@ -160,7 +162,7 @@ class Stopped(Event):
     error: BaseException | None = None
 
     def message(self) -> str:
-        tail = f"; errors: {self.error}" if self.error else ""
+        tail = f"; {_failures(self.error)} failed" if self.error else ""
         return f"stopped {self.app}: {self.hooks} hooks in {_ms(self.duration)}{tail}"
 
 
@@ -248,6 +250,17 @@ class EmitterProvider(providers.Dependency[Emitter]):
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}ms"
+
+
+def _kind(error: BaseException) -> str:
+    """``RuntimeError``, or ``timed out`` for a hook timeout: the error without its text."""
+    return "timed out" if isinstance(error, TimeoutError) else type(error).__name__
+
+
+def _failures(error: BaseException) -> str:
+    """How many hooks a stop error counts (``1 hook``, ``2 hooks``)."""
+    count = len(getattr(error, "failures", ())) or 1
+    return f"{count} hook" if count == 1 else f"{count} hooks"
 
 
 def _text(value: object) -> str:

@@ -108,7 +108,6 @@ def _child(request: dict[str, Any], fds: list[int], targets: list[int]) -> int:
     """In the forked child: become the plugin process, run its module, return its exit code."""
     import io
     import runpy
-    import traceback
 
     gc.enable()  # the zygote's own objects stay frozen: collections here never touch them
     signal.set_wakeup_fd(-1)
@@ -144,13 +143,26 @@ def _child(request: dict[str, Any], fds: list[int], targets: list[int]) -> int:
         else:
             print(exc.code, file=sys.stderr)
             code = 1
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as exc:
+        _print_traceback(exc)
         code = 1
     with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
     return code
+
+
+def _print_traceback(error: BaseException) -> None:
+    """Print ``error`` as ``python -m MODULE`` would: the zygote's own frames (this module's,
+    runpy's) are not the user's, so they are left out."""
+    import traceback
+
+    te = traceback.TracebackException.from_exception(error)
+    stack = list(te.stack)
+    while stack and (stack[0].filename == __file__ or "runpy" in stack[0].filename):
+        stack.pop(0)
+    te.stack = traceback.StackSummary.from_list(stack)
+    print("".join(te.format()), end="", file=sys.stderr)
 
 
 def _dup_high(fd: int, lowest: int = 256) -> int:
