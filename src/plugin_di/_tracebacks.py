@@ -27,8 +27,15 @@ _HIDDEN_FILES = frozenset(
 )
 
 
+_HIDDEN_PACKAGE = "dependency_injector" + os.sep  # providers calling the user's constructors
+
+
 def _shown(filename: str) -> bool:
-    return filename not in _HIDDEN_FILES and not filename.startswith(_HIDDEN_DIRS)
+    return (
+        filename not in _HIDDEN_FILES
+        and not filename.startswith(_HIDDEN_DIRS)
+        and _HIDDEN_PACKAGE not in filename
+    )
 
 
 def user_traceback(error: BaseException, *, with_message: bool = False) -> list[str]:

@@ -69,7 +69,7 @@ class ProviderBuilt(Event):
     error: BaseException | None = None
 
     def message(self) -> str:
-        tail = f" failed: {_text(self.error)}" if self.error else ""
+        tail = f" failed ({_kind(self.error)})" if self.error else ""
         return f"built {self.provider} in {_ms(self.duration)}{tail}"
 
 

@@ -26,3 +26,20 @@ class PluginImportFails(containers.DeclarativeContainer):
 
 class PluginStartFails(containers.DeclarativeContainer):
     kv = ProcessPlugin(make_plugin(), module="tests.cli.failing.plugin_start")
+
+
+class Settings:
+    def __init__(self) -> None:
+        raise KeyError("DATABASE_URL")
+
+
+class BuildFails(containers.DeclarativeContainer):
+    settings = providers.Singleton(Settings)
+
+
+class PluginImports(containers.DeclarativeContainer):
+    kv = ProcessPlugin(make_plugin(), module="examples.kv")
+
+
+class PluginHangs(containers.DeclarativeContainer):
+    kv = ProcessPlugin(make_plugin(), module="tests.cli.failing.plugin_hangs")
