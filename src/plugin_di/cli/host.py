@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import signal
 import ssl
 import sys
@@ -156,5 +155,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # JoinTokenError too
         print(f"plugin-di host: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+    from plugin_di.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
     return eventloop.run(_serve(args, settings, admission, store), settings.event_loop)

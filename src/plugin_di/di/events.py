@@ -25,6 +25,8 @@ from typing import Any, ClassVar, Literal
 
 from dependency_injector import providers
 
+from plugin_di.logs import EVENT_ATTRIBUTE
+
 Sink = Callable[["Event"], object]
 """Anything that accepts an event. Its return value is ignored; its exceptions are logged."""
 
@@ -102,6 +104,21 @@ class HookExecuted(Event):
         # (``plugin-di run`` prints it with the traceback); the log says what and when.
         outcome = f"failed ({_kind(self.error)})" if self.error else "done"
         return f"{self.phase} hook {self.hook} of {self.provider} {outcome} in {_ms(self.duration)}"
+
+
+@dataclass(frozen=True)
+class Waiting(Event):
+    """Hooks still run after ``Settings.progress_interval``: what is pending, and for how long.
+
+    ``pending``: (provider, seconds it has been running), longest first.
+    """
+
+    phase: Literal["start", "stop"]
+    pending: tuple[tuple[str, float], ...]
+
+    def message(self) -> str:
+        what = ", ".join(f"{name} ({self.phase}, {took:.1f} s)" for name, took in self.pending)
+        return f"waiting for: {what}"
 
 
 @dataclass(frozen=True)
@@ -200,10 +217,12 @@ class LoggingSink:
         level = event.log_level()
         if level < self.level or not self.logger.isEnabledFor(level):
             return
+        # the event rides along: plugin_di.logs.JSONFormatter writes its fields
+        extra = {EVENT_ATTRIBUTE: event}
         if self.format == "json":
-            self.logger.log(level, json.dumps(event.to_dict(), sort_keys=False))
+            self.logger.log(level, json.dumps(event.to_dict(), sort_keys=False), extra=extra)
         else:
-            self.logger.log(level, event.message())
+            self.logger.log(level, event.message(), extra=extra)
 
 
 class Emitter:

@@ -194,6 +194,10 @@ def _plugin_process_stdio() -> Iterator[TextIO]:
         logging.basicConfig(
             stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
         )
+        if os.environ.get("PLUGIN_DI_LOG_FORMAT") == "json":  # the host reads JSON lines too
+            from plugin_di.logs import JSONFormatter
+
+            logging.getLogger().handlers[0].setFormatter(JSONFormatter())
     real_stdout = sys.stdout
     sys.stdout = sys.stderr
     try:
