@@ -58,7 +58,7 @@ def test_a_missing_import_inside_the_plugin_module() -> None:
     result = check("--build", "tests.cli.failing.app:PluginImportFails")
     assert result.returncode == 1
     assert f'File "{FAILING / "plugin_import.py"}", line 3, in <module>' in result.stderr
-    assert "ModuleNotFoundError: No module named 'tests.cli.failing.no_such_module'" in (
+    assert "ModuleNotFoundError: No module named 'plugin_config_that_is_not_installed'" in (
         result.stderr
     )
 

@@ -1,3 +1,3 @@
 """A plugin module whose import fails."""
 
-import tests.cli.failing.no_such_module  # noqa: F401  # type: ignore[import-not-found]
+import plugin_config_that_is_not_installed  # noqa: F401  # type: ignore[import-not-found]

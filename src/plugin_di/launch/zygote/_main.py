@@ -28,6 +28,8 @@ MAX_FDS = 16
 OPTIONAL_MARK = "--"
 
 
+PLUGIN_NAME_ENV = "PLUGIN_DI_PLUGIN_NAME"  # plugin_di.plugin.env.PLUGIN_NAME, not imported
+
 CHILD_FAILED = 70
 """A forked child's exit code when it fails before its program runs (EX_SOFTWARE)."""
 
@@ -128,6 +130,8 @@ def _child(request: dict[str, Any], fds: list[int], targets: list[int]) -> int:
     sys.stderr = io.TextIOWrapper(
         io.FileIO(2, "w", closefd=False), write_through=True, errors="backslashreplace"
     )
+    name = request["env"].get(PLUGIN_NAME_ENV) or request["module"]
+    _set_title(f"plugin-di: plugin {name} ({request['module']})")
     extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
     sys.path[:] = [request["cwd"], *extra, *(p for p in sys.path[1:] if p not in extra)]
     sys.argv = [request["module"], *request["args"]]
@@ -150,6 +154,16 @@ def _child(request: dict[str, Any], fds: list[int], targets: list[int]) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
     return code
+
+
+def _set_title(title: str) -> None:
+    """Name this process in ``ps`` (its command line, ``/proc/PID/cmdline``): every process
+    forked from a zygote would otherwise show the zygote's command line."""
+    try:
+        from setproctitle import setproctitle
+    except ImportError:  # a platform without the wheel: the title is only cosmetic
+        return
+    setproctitle(title)
 
 
 def _print_traceback(error: BaseException) -> None:
@@ -188,6 +202,7 @@ def _warm() -> None:
 def main(argv: Sequence[str]) -> int:
     """The zygote process: import ``argv`` (modules), say ready, fork on request."""
     gc.disable()  # no collections while importing: no freed holes in pages children share
+    _set_title("plugin-di: zygote")  # imports setproctitle before any fork, too
     ctrl = socket.socket(fileno=int(os.environ.pop(CTRL_FD_ENV)))
     args = list(argv)
     cut = args.index(OPTIONAL_MARK) if OPTIONAL_MARK in args else len(args)
