@@ -7,6 +7,7 @@ the assertions read what a user reads on stderr.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,33 @@ def test_a_module_failing_at_import_shows_its_file_and_line() -> None:
     assert frames(err, module) == [f'File "{module}", line 3, in <module>'], err
     assert err.count("RuntimeError: configuration file not found") == 1, err
     assert "importlib" not in err, err
+
+
+def test_a_failing_stop_hook_shows_its_file_and_line_once() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plugin_di.cli", "run", "tests.cli.failing.app:StopRaises"],
+        cwd=ROOT,
+        env={**os.environ, "PLUGIN_DI_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        seen = [process.stderr.readline()]
+        for _ in range(100):
+            if not seen[-1] or "started StopRaises" in seen[-1]:
+                break
+            seen.append(process.stderr.readline())
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            process.wait(timeout=10)
+    err = "".join(seen) + rest
+    assert process.returncode == 1, err  # a clean exit (0) that a stop hook spoiled
+    assert "stop failed: 1 errors" in err
+    assert err.count("OSError: cache flush failed") == 1, err
+    assert frames(err, FAILING / "app.py") == [f'File "{FAILING / "app.py"}", line 53, in stop']
+    assert "stop hook Cache.stop of StopRaises.cache failed (OSError)" in err

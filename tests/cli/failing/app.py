@@ -43,3 +43,15 @@ class PluginImports(containers.DeclarativeContainer):
 
 class PluginHangs(containers.DeclarativeContainer):
     kv = ProcessPlugin(make_plugin(), module="tests.cli.failing.plugin_hangs")
+
+
+class Cache:
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        raise OSError("cache flush failed")
+
+
+class StopRaises(containers.DeclarativeContainer):
+    cache = providers.Singleton(Cache)
