@@ -117,3 +117,21 @@ def test_plugin_di_run_logs_json_lines() -> None:
         assert record["level"] == "INFO"
         _stamp(record)
     assert records[0]["message"].startswith("started Serving: 2 hooks in ")
+
+
+def test_a_start_failure_stays_json_too() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "plugin_di.cli", "run", "tests.cli.failing.app:HookRaises"],
+        cwd=ROOT,
+        env={**os.environ, "PLUGIN_DI_LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    records = _records(result.stderr)  # every line parses
+    report = records[-1]
+    assert report["level"] == "ERROR"
+    assert report["message"].startswith("start failed: start hook 'Database.start' of")
+    assert f'File "{ROOT / "tests/cli/failing/app.py"}", line 13, in start' in report["message"]

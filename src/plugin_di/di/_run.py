@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 from typing import Any, Protocol
@@ -10,6 +11,7 @@ from typing import Any, Protocol
 from plugin_di.di.errors import LifecycleError, StopError, report
 from plugin_di.di.events import Event, ShutdownRequested
 from plugin_di.di.shutdown import Shutdowner
+from plugin_di.logs import JSONFormatter
 
 
 class Runnable(Protocol):
@@ -51,7 +53,7 @@ async def run_app(app: Runnable) -> int:
         try:
             await start
         except LifecycleError as exc:
-            print(f"plugin-di: {report(exc)}", file=sys.stderr)
+            _tell(report(exc))
             return (signal_exit_code(signalled.result()) or 1) if interrupted else 1
         if signalled.done():
             code, reason = signal_exit_code(signalled.result()), signalled.result()
@@ -69,12 +71,21 @@ async def run_app(app: Runnable) -> int:
         try:
             await app.stop(reason)
         except StopError as exc:
-            print(f"plugin-di: {report(exc)}", file=sys.stderr)
+            _tell(report(exc))
             return code or 1
         return code
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def _tell(text: str) -> None:
+    """Print a failure report on stderr; when the logs are JSON lines (``plugin-di run`` with
+    ``PLUGIN_DI_LOG_FORMAT=json``), log it instead, so stderr stays JSON."""
+    if any(isinstance(h.formatter, JSONFormatter) for h in logging.getLogger().handlers):
+        logging.getLogger("plugin_di").error(text)
+    else:
+        print(f"plugin-di: {text}", file=sys.stderr)
 
 
 def _install_signals(
