@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     hook_timeout: float = Field(default=15.0, gt=0, description="budget for one start or stop hook")
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    progress_interval: float = Field(
+        default=5.0,
+        ge=0,
+        description="while start or stop hooks run, log what is pending this often (0: never)",
+    )
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         default="auto",
         description="loop of App.run and the CLI; auto: uvloop when installed",

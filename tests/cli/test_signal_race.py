@@ -52,9 +52,10 @@ async def test_a_signal_landing_as_start_finishes_requests_the_shutdown(
     app.start = start_then_signal  # type: ignore[method-assign]
     async with asyncio.timeout(10):
         code = await app.run_async()
-    assert code == 0
+    expected = 130 if sig == signal.SIGINT else 0
+    assert code == expected
     kinds = [type(e) for e in events]
     assert kinds.count(ShutdownRequested) == 1
     requested = next(e for e in events if isinstance(e, ShutdownRequested))
-    assert (requested.exit_code, requested.reason) == (0, sig.name)
+    assert (requested.exit_code, requested.reason) == (expected, sig.name)
     assert kinds.index(Started) < kinds.index(ShutdownRequested) < kinds.index(Stopped)

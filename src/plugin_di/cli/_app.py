@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from plugin_di._tracebacks import user_traceback
 from plugin_di.cli._target import TargetError, load_target
 
 if TYPE_CHECKING:
@@ -23,7 +24,11 @@ def load_app(spec: str) -> App:
         raise CommandError(str(exc)) from exc
     except Exception as exc:  # the module raised while importing (SyntaxError, ...)
         module = spec.partition(":")[0]
-        raise CommandError(f"cannot import module {module!r}: {type(exc).__name__}: {exc}") from exc
+        where = "\n".join(f"  {line}" for line in user_traceback(exc))
+        raise CommandError(
+            f"cannot import module {module!r}: {type(exc).__name__}: {exc}"
+            + (f"\n{where}" if where else "")
+        ) from exc
     from plugin_di.di.app import app_from
 
     try:

@@ -23,6 +23,8 @@ def load_target(spec: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        if not _names_the_target(exc, module_name):
+            raise  # the module itself failed to import something: its traceback tells where
         raise TargetError(f"cannot import module {module_name!r}: {exc}") from exc
     value: Any = module
     for part in attr.split("."):
@@ -31,3 +33,10 @@ def load_target(spec: str) -> Any:
         except AttributeError:
             raise TargetError(f"module {module_name!r} has no attribute {attr!r}") from None
     return value
+
+
+def _names_the_target(error: ImportError, module_name: str) -> bool:
+    """Whether ``error`` says that ``module_name`` (or a package above it) does not exist."""
+    if not isinstance(error, ModuleNotFoundError) or error.name is None:
+        return False
+    return module_name == error.name or module_name.startswith(error.name + ".")

@@ -2,7 +2,8 @@
 
 The first stdout line is a handshake line in the plugins' format
 (``1|1|tcp|127.0.0.1:PORT|connect|``), so a launcher or script can read the
-address the same way it reads a plugin's. Runs until SIGINT or SIGTERM.
+address the same way it reads a plugin's. Runs until SIGINT (exit code 130 after a
+clean stop) or SIGTERM (exit code 0).
 
 Admission (docs/security.md#admission): plugins join with a join token signed by
 ``--admission-key-file``, a client certificate signed by ``--client-ca`` and named by an
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import signal
 import ssl
 import sys
@@ -117,9 +117,15 @@ async def _serve(
     address = host.url.split("://", 1)[1]
     cert = _cert_der(args.tls_cert) if args.tls_cert else b""
     stop = asyncio.Event()
+    received: list[signal.Signals] = []
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: signal.Signals) -> None:
+        received.append(signum)
+        stop.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal, signum)
     line = HandshakeLine(CORE_PROTOCOL_VERSION, 1, "tcp", address, cert_der=cert)
     print(line.format(), flush=True)
     try:
@@ -127,7 +133,7 @@ async def _serve(
     finally:
         await host.stop()
         await asyncio.sleep(0.05)  # pyqwest's tokio threads settle before the loop ends
-    return 0
+    return 128 + signal.SIGINT if received[0] == signal.SIGINT else 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,5 +155,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # JoinTokenError too
         print(f"plugin-di host: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+    from plugin_di.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
     return eventloop.run(_serve(args, settings, admission, store), settings.event_loop)

@@ -1,15 +1,14 @@
 """``plugin-di run MODULE:ATTR``: start the app, run until SIGINT/SIGTERM, stop it.
 
-Exit 0 after a clean stop (or the code given to ``Shutdowner.shutdown``); exit 1
-when start fails, with the rollback report on stderr. Events are logged to stderr
-at ``PLUGIN_DI_LOG_LEVEL`` in ``PLUGIN_DI_LOG_FORMAT``.
+Exit 0 after a clean stop on SIGTERM (or the code given to ``Shutdowner.shutdown``),
+130 after SIGINT; exit 1 when start fails, with the rollback report (each failure once,
+with the user's traceback) on stderr. Events are logged to stderr at
+``PLUGIN_DI_LOG_LEVEL`` in ``PLUGIN_DI_LOG_FORMAT`` (`plugin_di.logs`).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
 from plugin_di.cli._app import CommandError, fail, load_app
 
@@ -25,11 +24,7 @@ def run(args: argparse.Namespace) -> int:
         app = load_app(args.target)
     except CommandError as exc:
         return fail("run", exc)
-    settings = app.settings
-    text = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(message)s" if settings.log_format == "json" else text,
-        stream=sys.stderr,
-    )
+    from plugin_di.logs import configure_logging
+
+    configure_logging(app.settings.log_level, app.settings.log_format)
     return app.run()

@@ -168,6 +168,7 @@ class Phases:
             halt_on_error=halt_on_error,
             backwards=phase == "stop",
             background=self.background,
+            progress_interval=self.settings.progress_interval,
         )
 
 

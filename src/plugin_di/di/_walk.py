@@ -23,7 +23,7 @@ from typing import Any
 
 from plugin_di.clock import Clock
 from plugin_di.di.errors import HookCancelledError, HookFailure, HookTimeoutError, Phase
-from plugin_di.di.events import Emitter, HookExecuted, HookExecuting
+from plugin_di.di.events import Emitter, HookExecuted, HookExecuting, Waiting
 from plugin_di.di.lifecycle import Hook, is_awaitable
 
 INFINITY = float("inf")
@@ -82,6 +82,7 @@ class Walk:
         halt_on_error: bool,
         backwards: bool = False,
         background: set[asyncio.Task[None]] | None = None,
+        progress_interval: float = 0.0,
     ) -> None:
         self.phase = phase
         self.names = names
@@ -92,12 +93,16 @@ class Walk:
         # building an event costs more than running a trivial hook: skip unwanted ones
         self._verbose = events.wants(HookExecuted.level)
         self._warn = events.wants(logging.WARNING)
+        self._progress = events.wants(Waiting.level)
         self.clock = clock
         self.hook_timeout = hook_timeout
         self.total_timeout = total_timeout
         self.cancel_grace = cancel_grace
         self.halt_on_error = halt_on_error
         self.backwards = backwards
+        # every progress_interval while hooks run: a Waiting event says which (0: never)
+        self.progress_interval = progress_interval
+        self._next_progress = INFINITY
         self.result = WalkResult(done=[[] for _ in names])
         self._running: dict[_Running, None] = {}
         self._ready: deque[int] = deque()  # start: first in, first out
@@ -112,7 +117,10 @@ class Walk:
         self.background: set[asyncio.Task[None]] = set() if background is None else background
 
     async def run(self) -> WalkResult:
-        self._deadline = self.clock.now() + self.total_timeout
+        began = self.clock.now()
+        self._deadline = began + self.total_timeout
+        if self.progress_interval > 0:
+            self._next_progress = began + self.progress_interval
         waiting = self._waiting = [len(p) for p in self.prereqs]
         if self.backwards:
             self._latest = [-i for i, w in enumerate(waiting) if w == 0]
@@ -276,12 +284,28 @@ class Walk:
                     self._cancel(rec, error, now)
                 else:
                     self._abandon(rec)
+            if now >= self._next_progress:
+                self._report_progress(now)
             horizon = min((r.deadline for r in self._running), default=INFINITY)
             if not self.result.timed_out:
                 horizon = min(horizon, self._deadline)
+            if self._running:
+                horizon = min(horizon, self._next_progress)
             if horizon == INFINITY:
                 return
             await self.clock.sleep(max(horizon - now, 0.0))
+
+    def _report_progress(self, now: float) -> None:
+        """Emit what is pending; the next report is one interval later."""
+        missed = (now - self._next_progress) // self.progress_interval
+        self._next_progress += (missed + 1) * self.progress_interval
+        if not self._running or not self._progress:
+            return
+        pending = sorted(
+            ((self.names[r.node], now - r.started) for r in self._running),
+            key=lambda item: -item[1],
+        )
+        self.emit(Waiting(self.phase, tuple(pending)))
 
     def _global_timeout(self) -> None:
         self.result.timed_out = True

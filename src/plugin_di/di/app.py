@@ -348,8 +348,9 @@ class App(Generic[ContainerT]):
     async def run_async(self) -> int:
         """`run` for a caller that owns the event loop. Errors are reported on stderr.
 
-        A signal during start aborts it (rolled back, exit code 1); after start, a signal
-        (exit code 0) or `Shutdowner.shutdown` (its code) stops the app.
+        A signal during start aborts it (rolled back, exit code 1, 130 for SIGINT); after
+        start, SIGTERM (exit code 0), SIGINT (130, as a shell reports Ctrl-C) or
+        `Shutdowner.shutdown` (its code) stops the app.
         """
         return await run_app(self)
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from plugin_di._tracebacks import user_traceback
+
 Phase = Literal["start", "stop"]
 
 
@@ -99,6 +101,13 @@ class HookFailure:
     def describe(self) -> str:
         return f"{self.phase} hook {self.hook!r} of {self.node}: {_describe(self.error)}"
 
+    def traceback(self) -> list[str]:
+        """Where the hook raised, in the user's code (empty for timeouts and plugin-di's own
+        errors, whose text says it all)."""
+        if isinstance(self.error, HookTimeoutError | HookCancelledError):
+            return []
+        return user_traceback(self.error)
+
 
 class HookTimeoutError(LifecycleError, TimeoutError):
     """A hook ran past its budget (the per-hook timeout or the phase's global one)."""
@@ -162,13 +171,24 @@ class StartError(LifecycleError, ExceptionGroup[Exception]):
     def __str__(self) -> str:
         return self.report()
 
-    def report(self) -> str:
-        """The whole story: what failed, what was rolled back, what is left running."""
+    def report(self, *, tracebacks: bool = False) -> str:
+        """The whole story: what failed, what was rolled back, what is left running.
+
+        Each failure is told once; ``tracebacks`` adds where each hook raised (the
+        user's frames only), as ``plugin-di run`` prints it.
+        """
         lines = [f"start failed: {self.reason}"]
-        lines += [f"  - {f.describe()}" for f in self.failures]
+        for i, failure in enumerate(self.failures):
+            if i > 0 or failure.describe() != self.reason:
+                lines.append(f"  - {failure.describe()}")
+            if tracebacks:
+                lines += _indented(failure.traceback())
         noun = "hook" if self.stopped == 1 else "hooks"
         lines.append(f"rolled back: {self.stopped} {noun} stopped, {len(self.stop_errors)} errors")
-        lines += [f"  - {f.describe()}" for f in self.stop_errors]
+        for failure in self.stop_errors:
+            lines.append(f"  - {failure.describe()}")
+            if tracebacks:
+                lines += _indented(failure.traceback())
         if self.still_running:
             lines.append("still running (ignored cancellation):")
             lines += [f"  - {name}" for name in self.still_running]
@@ -199,13 +219,32 @@ class StopError(LifecycleError, ExceptionGroup[Exception]):
     def __str__(self) -> str:
         return self.report()
 
-    def report(self) -> str:
+    def report(self, *, tracebacks: bool = False) -> str:
+        """Every failed stop hook, once; ``tracebacks`` adds where each raised."""
         lines = [f"stop failed: {len(self.failures)} errors"]
-        lines += [f"  - {f.describe()}" for f in self.failures]
+        for failure in self.failures:
+            lines.append(f"  - {failure.describe()}")
+            if tracebacks:
+                lines += _indented(failure.traceback())
         if self.still_running:
             lines.append("still running (ignored cancellation):")
             lines += [f"  - {name}" for name in self.still_running]
         return "\n".join(lines)
+
+
+def report(error: LifecycleError) -> str:
+    """What ``App.run`` prints when start or stop fails: each failure once, with the
+    file and line where the user's code raised."""
+    if isinstance(error, StartError | StopError):
+        return error.report(tracebacks=True)
+    lines = [str(error)]
+    if isinstance(error, ProviderBuildError):
+        lines += _indented(user_traceback(error.error))
+    return "\n".join(lines)
+
+
+def _indented(lines: Sequence[str]) -> list[str]:
+    return [f"    {line}" for line in lines]
 
 
 def _as_exception(error: BaseException) -> Exception:

@@ -25,6 +25,8 @@ from typing import Any, ClassVar, Literal
 
 from dependency_injector import providers
 
+from plugin_di.logs import EVENT_ATTRIBUTE
+
 Sink = Callable[["Event"], object]
 """Anything that accepts an event. Its return value is ignored; its exceptions are logged."""
 
@@ -69,7 +71,7 @@ class ProviderBuilt(Event):
     error: BaseException | None = None
 
     def message(self) -> str:
-        tail = f" failed: {_text(self.error)}" if self.error else ""
+        tail = f" failed ({_kind(self.error)})" if self.error else ""
         return f"built {self.provider} in {_ms(self.duration)}{tail}"
 
 
@@ -98,8 +100,25 @@ class HookExecuted(Event):
     error: BaseException | None = None
 
     def message(self) -> str:
-        outcome = f"failed: {_text(self.error)}" if self.error else "done"
+        # The error's text is told once, by the StartError or StopError the caller gets
+        # (``plugin-di run`` prints it with the traceback); the log says what and when.
+        outcome = f"failed ({_kind(self.error)})" if self.error else "done"
         return f"{self.phase} hook {self.hook} of {self.provider} {outcome} in {_ms(self.duration)}"
+
+
+@dataclass(frozen=True)
+class Waiting(Event):
+    """Hooks still run after ``Settings.progress_interval``: what is pending, and for how long.
+
+    ``pending``: (provider, seconds it has been running), longest first.
+    """
+
+    phase: Literal["start", "stop"]
+    pending: tuple[tuple[str, float], ...]
+
+    def message(self) -> str:
+        what = ", ".join(f"{name} ({self.phase}, {took:.1f} s)" for name, took in self.pending)
+        return f"waiting for: {what}"
 
 
 @dataclass(frozen=True)
@@ -110,7 +129,7 @@ class RollingBack(Event):
     error: BaseException
 
     def message(self) -> str:
-        return f"start failed, rolling back: {self.error}"
+        return "start failed; rolling back what started"
 
 
 @dataclass(frozen=True)
@@ -122,7 +141,7 @@ class RolledBack(Event):
     error: BaseException | None = None
 
     def message(self) -> str:
-        tail = f"; errors: {self.error}" if self.error else ""
+        tail = f", {_failures(self.error)} failed" if self.error else ""
         noun = "hook" if self.stopped == 1 else "hooks"
         return f"rolled back: {self.stopped} {noun} stopped{tail}"
 
@@ -160,7 +179,7 @@ class Stopped(Event):
     error: BaseException | None = None
 
     def message(self) -> str:
-        tail = f"; errors: {self.error}" if self.error else ""
+        tail = f"; {_failures(self.error)} failed" if self.error else ""
         return f"stopped {self.app}: {self.hooks} hooks in {_ms(self.duration)}{tail}"
 
 
@@ -198,10 +217,12 @@ class LoggingSink:
         level = event.log_level()
         if level < self.level or not self.logger.isEnabledFor(level):
             return
+        # the event rides along: plugin_di.logs.JSONFormatter writes its fields
+        extra = {EVENT_ATTRIBUTE: event}
         if self.format == "json":
-            self.logger.log(level, json.dumps(event.to_dict(), sort_keys=False))
+            self.logger.log(level, json.dumps(event.to_dict(), sort_keys=False), extra=extra)
         else:
-            self.logger.log(level, event.message())
+            self.logger.log(level, event.message(), extra=extra)
 
 
 class Emitter:
@@ -248,6 +269,17 @@ class EmitterProvider(providers.Dependency[Emitter]):
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}ms"
+
+
+def _kind(error: BaseException) -> str:
+    """``RuntimeError``, or ``timed out`` for a hook timeout: the error without its text."""
+    return "timed out" if isinstance(error, TimeoutError) else type(error).__name__
+
+
+def _failures(error: BaseException) -> str:
+    """How many hooks a stop error counts (``1 hook``, ``2 hooks``)."""
+    count = len(getattr(error, "failures", ())) or 1
+    return f"{count} hook" if count == 1 else f"{count} hooks"
 
 
 def _text(value: object) -> str:

@@ -2,7 +2,8 @@
 
 One ASGI app serves HandshakeService, ServiceRegistry, PluginLifecycle,
 CapabilityBroker, grpc.health.v1, gRPC reflection, the router at
-``/services/`` and capability endpoints at ``/capabilities/``. In-memory
+``/services/``, capability endpoints at ``/capabilities/`` and the plain HTTP probes
+``/healthz`` and ``/readyz`` (`plugin_di.host.probes`). In-memory
 plugins reach it with no socket through ``in_memory_client()``.
 
 One server serves it at ``url`` and, with a local channel, at ``local_url``
@@ -48,6 +49,7 @@ from plugin_di.host.depgraph import DependencyGraph, Node
 from plugin_di.host.handshake import HandshakeService
 from plugin_di.host.listeners import HostListeners
 from plugin_di.host.platform import Platform
+from plugin_di.host.probes import HostProbes
 from plugin_di.host.registry import RegistryService, ServiceRegistry
 from plugin_di.host.router import SERVICES_PREFIX, ServiceRouter
 from plugin_di.host.shared.config import StoreConfig
@@ -219,6 +221,11 @@ class Host:
         self.app.mount(SERVICES_PREFIX, self.router)
         self.app.mount(CAPABILITIES_PREFIX, self.broker)
         self._listeners = HostListeners()
+        state = shared.state if shared is not None else None
+        probes = HostProbes(self.health, lambda: self._listeners.serving,
+                            (lambda: state.connected) if state is not None else None)  # fmt: skip
+        self.app.mount("/healthz", probes)
+        self.app.mount("/readyz", probes)
         self._sweeper: asyncio.Task[None] | None = None
         if fast_uds or fast_bind is not None:
             warnings.warn(

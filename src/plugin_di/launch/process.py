@@ -9,7 +9,6 @@ on the group, so a dead host still takes its plugins with it.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import os
 import secrets
@@ -20,7 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
-from plugin_di.launch._logs import forward_line, plugin_logger
+from plugin_di.launch._logs import plugin_logger
+from plugin_di.launch._output import PluginOutput
 from plugin_di.launch.config import LaunchAdmission, LaunchConfig
 from plugin_di.launch.failures import PluginStartError, describe_exit
 from plugin_di.plugin import env as plugin_env
@@ -40,6 +40,7 @@ __all__ = [
     "describe_exit",
 ]
 
+_CRASHED_HINT = "the plugin failed before it served: its last stderr lines say why"
 _READ_LIMIT = 1024 * 1024
 _DRAIN_SECONDS = 0.5
 
@@ -50,17 +51,23 @@ ShutdownCall = Callable[[float], Awaitable[object]]
 class PluginProcess:
     """A launched plugin process. ``start()`` once, then ``wait()`` and ``stop()``."""
 
-    def __init__(self, config: LaunchConfig, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, config: LaunchConfig, *, clock: Clock = SYSTEM_CLOCK, hold_start_output: bool = True
+    ) -> None:
+        """``hold_start_output``: while it starts, hold its last stderr lines back from the
+        log, so a start error tells them once (`plugin_di.launch._output`)."""
         if not config.command:
             raise ValueError(f"plugin {config.name!r}: empty command")
         self.config = config
         self.secret = secrets.token_urlsafe(32)
         self._clock = clock
         self._logger = plugin_logger(config.name)
+        self._output = PluginOutput(
+            self._logger, config.name, config.stderr_tail_lines, hold=hold_start_output
+        )
         self._proc: asyncio.subprocess.Process | ZygoteChild | None = None
         self._pipe_w: int | None = None
         self._socket_dir: str | None = None
-        self._tail: collections.deque[str] = collections.deque(maxlen=config.stderr_tail_lines)
         self._readers: list[asyncio.Task[None]] = []
         self._handshake: HandshakeLine | None = None
         self._stopped = False
@@ -110,7 +117,7 @@ class PluginProcess:
     @property
     def stderr_tail(self) -> list[str]:
         """The last lines the plugin wrote on stderr."""
-        return list(self._tail)
+        return self._output.tail
 
     def child_env(self) -> dict[str, str]:
         """The environment the child is started with."""
@@ -193,6 +200,8 @@ class PluginProcess:
         except BaseException:
             await self._kill_now()
             raise
+        finally:
+            self._output.release()
         assert self._proc.stdout is not None
         self._readers.append(asyncio.create_task(self._pump(self._proc.stdout, "stdout")))
         return self._handshake
@@ -246,12 +255,14 @@ class PluginProcess:
         return parsed
 
     def _start_error(self, reason: str) -> PluginStartError:
+        crashed = self.returncode not in (None, 0)
         return PluginStartError(
             self.name,
             reason,
             command=self.config.command,
             exit_code=self.returncode,
-            stderr_tail=self.stderr_tail,
+            stderr_tail=self._output.claim(),
+            hint=_CRASHED_HINT if crashed else PluginStartError.DEFAULT_HINT,
         )
 
     async def _pump(self, stream: asyncio.StreamReader, name: str) -> None:
@@ -262,10 +273,7 @@ class PluginProcess:
                 raw = await stream.read(_READ_LIMIT)
             if not raw:
                 return
-            line = raw.decode(errors="replace").rstrip("\r\n")
-            if name == "stderr":
-                self._tail.append(line)
-            forward_line(self._logger, self.name, name, line)
+            self._output.line(name, raw.decode(errors="replace").rstrip("\r\n"))
 
     async def _reap_after_eof(self) -> None:
         assert self._proc is not None

@@ -65,6 +65,7 @@ class ProcessHandle(PluginHandle):
         self._secret: str | None = None
         self.endpoint = EndpointClient(plugin.name, auth=[BearerClient(lambda: self._secret)])
         self._clock = clock
+        self._launched = False
         self._target_factory = target_factory
         self.supervisor = Supervisor(
             plugin.name,
@@ -93,7 +94,10 @@ class ProcessHandle(PluginHandle):
     async def _launch(self) -> PluginProcess:
         if self.checksum:
             verify_checksum(self.name, command_file(self.config.command), self.checksum)
-        process = PluginProcess(self.config, clock=self._clock)
+        # The first start's failure reaches the caller with the plugin's stderr in it; a
+        # restart's is only an event, so its output is logged as it comes.
+        first, self._launched = not self._launched, True
+        process = PluginProcess(self.config, clock=self._clock, hold_start_output=first)
         await process.start()
         if self.config.auto_mtls and not process.handshake.cert_der:
             await process.stop()

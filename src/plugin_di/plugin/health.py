@@ -223,6 +223,10 @@ class HTTPProbes:
     def __init__(self, health: Health) -> None:
         self._health = health
 
+    def ready(self) -> bool:
+        """What ``/readyz`` answers: the whole plugin is SERVING."""
+        return self._health.status() == ServingStatus.SERVING
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
@@ -230,8 +234,7 @@ class HTTPProbes:
         if path == "/healthz":
             status, body = 200, b"ok"
         elif path == "/readyz":
-            ready = self._health.status() == ServingStatus.SERVING
-            status, body = (200, b"ready") if ready else (503, b"not ready")
+            status, body = (200, b"ready") if self.ready() else (503, b"not ready")
         else:
             status, body = 404, b"not found"
         await send(

@@ -4,7 +4,8 @@
 plugins with a `PluginServer` (`plugin_di.plugin.runtime`: HTTP/1.1 and HTTP/2 on one
 port, Connect, gRPC and gRPC-Web, TLS when given), prints exactly one handshake line on
 stdout when ready, and stops gracefully on SIGTERM, SIGINT, the Shutdown RPC or the death
-of the launching host, then exits 0. The protocol is described in ``docs/internals.md``.
+of the launching host, then exits 0 (130 after SIGINT, as a shell reports Ctrl-C). The
+protocol is described in ``docs/internals.md``.
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ async def serve_async(
     if membership is not None:
         await membership.leave()  # unregister: dependents see the services go
     await asyncio.sleep(_PYQWEST_SETTLE_SECONDS)
-    return 0
+    return 128 + signal.SIGINT if server.stop_reason == signal.SIGINT.name else 0
 
 
 def _loop_kind() -> EventLoopKind:
@@ -193,6 +194,10 @@ def _plugin_process_stdio() -> Iterator[TextIO]:
         logging.basicConfig(
             stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
         )
+        if os.environ.get("PLUGIN_DI_LOG_FORMAT") == "json":  # the host reads JSON lines too
+            from plugin_di.logs import JSONFormatter
+
+            logging.getLogger().handlers[0].setFormatter(JSONFormatter())
     real_stdout = sys.stdout
     sys.stdout = sys.stderr
     try:

@@ -28,6 +28,8 @@ MAX_FDS = 16
 OPTIONAL_MARK = "--"
 
 
+PLUGIN_NAME_ENV = "PLUGIN_DI_PLUGIN_NAME"  # plugin_di.plugin.env.PLUGIN_NAME, not imported
+
 CHILD_FAILED = 70
 """A forked child's exit code when it fails before its program runs (EX_SOFTWARE)."""
 
@@ -108,7 +110,6 @@ def _child(request: dict[str, Any], fds: list[int], targets: list[int]) -> int:
     """In the forked child: become the plugin process, run its module, return its exit code."""
     import io
     import runpy
-    import traceback
 
     gc.enable()  # the zygote's own objects stay frozen: collections here never touch them
     signal.set_wakeup_fd(-1)
@@ -129,6 +130,8 @@ def _child(request: dict[str, Any], fds: list[int], targets: list[int]) -> int:
     sys.stderr = io.TextIOWrapper(
         io.FileIO(2, "w", closefd=False), write_through=True, errors="backslashreplace"
     )
+    name = request["env"].get(PLUGIN_NAME_ENV) or request["module"]
+    _set_title(f"plugin-di: plugin {name} ({request['module']})")
     extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
     sys.path[:] = [request["cwd"], *extra, *(p for p in sys.path[1:] if p not in extra)]
     sys.argv = [request["module"], *request["args"]]
@@ -144,13 +147,36 @@ def _child(request: dict[str, Any], fds: list[int], targets: list[int]) -> int:
         else:
             print(exc.code, file=sys.stderr)
             code = 1
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as exc:
+        _print_traceback(exc)
         code = 1
     with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
     return code
+
+
+def _set_title(title: str) -> None:
+    """Name this process in ``ps`` (its command line, ``/proc/PID/cmdline``): every process
+    forked from a zygote would otherwise show the zygote's command line."""
+    try:
+        from setproctitle import setproctitle
+    except ImportError:  # a platform without the wheel: the title is only cosmetic
+        return
+    setproctitle(title)
+
+
+def _print_traceback(error: BaseException) -> None:
+    """Print ``error`` as ``python -m MODULE`` would: the zygote's own frames (this module's,
+    runpy's) are not the user's, so they are left out."""
+    import traceback
+
+    te = traceback.TracebackException.from_exception(error)
+    stack = list(te.stack)
+    while stack and (stack[0].filename == __file__ or "runpy" in stack[0].filename):
+        stack.pop(0)
+    te.stack = traceback.StackSummary.from_list(stack)
+    print("".join(te.format()), end="", file=sys.stderr)
 
 
 def _dup_high(fd: int, lowest: int = 256) -> int:
@@ -176,6 +202,7 @@ def _warm() -> None:
 def main(argv: Sequence[str]) -> int:
     """The zygote process: import ``argv`` (modules), say ready, fork on request."""
     gc.disable()  # no collections while importing: no freed holes in pages children share
+    _set_title("plugin-di: zygote")  # imports setproctitle before any fork, too
     ctrl = socket.socket(fileno=int(os.environ.pop(CTRL_FD_ENV)))
     args = list(argv)
     cut = args.index(OPTIONAL_MARK) if OPTIONAL_MARK in args else len(args)

@@ -1,0 +1,1 @@
+"""Apps and plugins that fail to start, for tests/cli/test_start_failures.py."""
