@@ -26,6 +26,7 @@ from plugin_di.launch.failures import PluginStartError, describe_exit
 from plugin_di.plugin import env as plugin_env
 from plugin_di.plugin.handshake_line import HandshakeLine, HandshakeLineError
 from plugin_di.plugin.security import REQUIRE_AUTH
+from plugin_di.rpc.telemetry import current as current_telemetry
 
 if TYPE_CHECKING:
     from plugin_di.launch.zygote import ZygoteChild
@@ -117,6 +118,9 @@ class PluginProcess:
         cfg = self.config
         child = dict(os.environ) if cfg.inherit_env else {}
         child.update(cfg.env)
+        telemetry = current_telemetry()
+        for name, value in (telemetry.child_env() if telemetry else {}).items():
+            child.setdefault(name, value)  # PLUGIN_DI_OTEL=1 unless the env says otherwise
         child[cfg.magic_cookie_key] = cfg.magic_cookie_value
         child[plugin_env.PROTOCOL_VERSIONS] = ",".join(str(v) for v in cfg.protocol_versions)
         child[plugin_env.LAUNCH_SECRET] = self.secret

@@ -26,12 +26,14 @@ from plugin_di.eventloop import EventLoopKind, loop_factory
 from plugin_di.plugin import config as plugin_config
 from plugin_di.plugin import env
 from plugin_di.plugin.config import PluginServeConfig
-from plugin_di.plugin.definition import PluginsLike
+from plugin_di.plugin.definition import PluginsLike, as_plugin_set
 from plugin_di.plugin.handshake import VersionMismatchError, negotiate_version
 from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.plugin.runtime import PluginServer
 from plugin_di.plugin.security import ServerSecurity
 from plugin_di.rpc.serving import bind_socket
+from plugin_di.rpc.telemetry import ENV_SWITCH, enabled_in
+from plugin_di.rpc.telemetry import current as current_telemetry
 
 if TYPE_CHECKING:
     from plugin_di.plugin.host_session import OnSession
@@ -85,9 +87,58 @@ async def serve_async(
     ``config`` says how to serve; ``options`` are its fields as keyword arguments
     (``bind=...``, ``grace_period=...``), applied over it. What it leaves unset comes from
     ``environ`` (`PluginServeConfig.resolved`). With ``PLUGIN_DI_HOST_URL`` set and no
-    ``on_ready``, the plugin joins that host (`plugin_di.plugin.host_membership`).
+    ``on_ready``, the plugin joins that host (`plugin_di.plugin.host_membership`). With
+    ``PLUGIN_DI_OTEL=1`` it serves with OpenTelemetry (`plugin_di.otel`, exporters from the
+    ``OTEL_*`` variables), flushed when it stops.
     """
     environ = os.environ if environ is None else environ
+    with _observed(plugins, environ):
+        return await _serve(
+            plugins,
+            config,
+            environ=environ,
+            stdout=stdout,
+            handle_signals=handle_signals,
+            watch_parent=watch_parent,
+            on_ready=on_ready,
+            clock=clock,
+            **options,
+        )
+
+
+@contextlib.contextmanager
+def _observed(plugins: PluginsLike, environ: Mapping[str, str]) -> Iterator[None]:
+    """Serve with telemetry when ``environ`` asks (`plugin_di.rpc.telemetry.ENV_SWITCH`) and
+    none is installed yet; export what is pending when serving ends."""
+    if not enabled_in(environ) or current_telemetry() is not None:
+        yield
+        return
+    try:
+        from plugin_di.otel import instrument_from_env
+    except ModuleNotFoundError as missing:
+        print(f"{ENV_SWITCH} is set but {missing}: serving without it", file=sys.stderr)
+        yield
+        return
+    name = environ.get(env.PLUGIN_NAME) or next(iter(as_plugin_set(plugins)), "plugin-di")
+    instrumentation = instrument_from_env(environ, service_name=name)
+    try:
+        yield
+    finally:
+        instrumentation.shutdown()
+
+
+async def _serve(
+    plugins: PluginsLike,
+    config: PluginServeConfig | None,
+    *,
+    environ: Mapping[str, str],
+    stdout: TextIO | None,
+    handle_signals: bool,
+    watch_parent: bool,
+    on_ready: OnReady | None,
+    clock: Clock,
+    **options: Any,
+) -> int:
     config = PluginServeConfig.of(config, **options).resolved(environ)
     # resolved: nothing is left None (for the type checker)
     assert config.grace_period is not None
