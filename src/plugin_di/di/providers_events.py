@@ -121,11 +121,11 @@ def emit_to(emitter: Emitter | None) -> Callable[[launch.PluginEvent], None]:
     target = emitter if emitter is not None else _fallback
 
     def emit(event: launch.PluginEvent) -> None:
-        target.emit(engine_event(event))
-        telemetry = current_telemetry()
+        telemetry = current_telemetry()  # first: a sink reading the metrics sees the event
         seen = observed(event) if telemetry is not None else None
         if telemetry is not None and seen is not None:
             telemetry.plugin_event(event.plugin, *seen)
+        target.emit(engine_event(event))
 
     return emit
 
