@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -137,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     from plugin_di import eventloop
     from plugin_di.host.admission import Admission
     from plugin_di.host.shared.config import StoreConfig
+    from plugin_di.plugin.observed import observed_from_env
     from plugin_di.settings import Settings
 
     settings = Settings()
@@ -150,4 +152,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"plugin-di host: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
-    return eventloop.run(_serve(args, settings, admission, store), settings.event_loop)
+    with observed_from_env(os.environ, "plugin-di-host"):  # PLUGIN_DI_OTEL=1
+        return eventloop.run(_serve(args, settings, admission, store), settings.event_loop)

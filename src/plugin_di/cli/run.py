@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from plugin_di.cli._app import CommandError, fail, load_app
+from plugin_di.plugin.observed import observed_from_env
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,4 +34,5 @@ def run(args: argparse.Namespace) -> int:
         format="%(message)s" if settings.log_format == "json" else text,
         stream=sys.stderr,
     )
-    return app.run()
+    with observed_from_env(os.environ, app.name):  # PLUGIN_DI_OTEL=1, before the app builds
+        return app.run()

@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 from connectrpc.code import Code
-from opentelemetry import context as otel_context
 from opentelemetry.metrics import Histogram
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_in_context
@@ -84,7 +83,8 @@ class RoutedCall:
                         ROUTE_PROVIDER: provider},
         )  # fmt: skip
         outgoing = _Carrier()
-        propagator.inject(outgoing, context=set_span_in_context(self._span, otel_context.Context()))
+        # the caller's context (its baggage) with the router's span in it
+        propagator.inject(outgoing, context=set_span_in_context(self._span, parent))
         for key, text in list(outgoing.items())[:_TRACE_HEADERS_MAX]:
             forwarded.append((key.encode("latin-1"), text.encode("latin-1")))
         self.headers = forwarded

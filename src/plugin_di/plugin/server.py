@@ -29,11 +29,10 @@ from plugin_di.plugin.config import PluginServeConfig
 from plugin_di.plugin.definition import PluginsLike, as_plugin_set
 from plugin_di.plugin.handshake import VersionMismatchError, negotiate_version
 from plugin_di.plugin.handshake_line import HandshakeLine
+from plugin_di.plugin.observed import observed_from_env
 from plugin_di.plugin.runtime import PluginServer
 from plugin_di.plugin.security import ServerSecurity
 from plugin_di.rpc.serving import bind_socket
-from plugin_di.rpc.telemetry import ENV_SWITCH, enabled_in
-from plugin_di.rpc.telemetry import current as current_telemetry
 
 if TYPE_CHECKING:
     from plugin_di.plugin.host_session import OnSession
@@ -92,7 +91,8 @@ async def serve_async(
     ``OTEL_*`` variables), flushed when it stops.
     """
     environ = os.environ if environ is None else environ
-    with _observed(plugins, environ):
+    name = environ.get(env.PLUGIN_NAME) or next(iter(as_plugin_set(plugins)), "plugin-di")
+    with observed_from_env(environ, name):
         return await _serve(
             plugins,
             config,
@@ -104,27 +104,6 @@ async def serve_async(
             clock=clock,
             **options,
         )
-
-
-@contextlib.contextmanager
-def _observed(plugins: PluginsLike, environ: Mapping[str, str]) -> Iterator[None]:
-    """Serve with telemetry when ``environ`` asks (`plugin_di.rpc.telemetry.ENV_SWITCH`) and
-    none is installed yet; export what is pending when serving ends."""
-    if not enabled_in(environ) or current_telemetry() is not None:
-        yield
-        return
-    try:
-        from plugin_di.otel import instrument_from_env
-    except ModuleNotFoundError as missing:
-        print(f"{ENV_SWITCH} is set but {missing}: serving without it", file=sys.stderr)
-        yield
-        return
-    name = environ.get(env.PLUGIN_NAME) or next(iter(as_plugin_set(plugins)), "plugin-di")
-    instrumentation = instrument_from_env(environ, service_name=name)
-    try:
-        yield
-    finally:
-        instrumentation.shutdown()
 
 
 async def _serve(
