@@ -164,8 +164,13 @@ def _one(spans: list[SeenSpan], **match: str) -> SeenSpan:
 
 @pytest.mark.parametrize("http2", [False, True], ids=["host-splice", "host-asgi-router"])
 async def test_a_routed_call_is_one_trace_across_the_app_the_host_and_the_plugin_process(
-    recorded: Recorded, receiver: OTLPReceiver, routed_kv: Any, http2: bool
+    recorded: Recorded,
+    receiver: OTLPReceiver,
+    routed_kv: Any,
+    http2: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "shop")  # the app's: a plugin keeps its own name
     plugin_env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
         "OTEL_TRACES_EXPORTER": "otlp",
@@ -186,7 +191,7 @@ async def test_a_routed_call_is_one_trace_across_the_app_the_host_and_the_plugin
     app_put = _one(here, name=PUT, kind="CLIENT")
     host_put = _one(here, name=PUT, kind="SERVER")
     plugin_put = _one(receiver.spans, name=PUT, kind="SERVER")
-    assert plugin_put.service == "kv"
+    assert plugin_put.service == "kv"  # not the app's "shop"
     assert app_put.parent == ""  # the app's call starts the trace
     assert {app_put.trace_id, host_put.trace_id, plugin_put.trace_id} == {app_put.trace_id}
     assert host_put.parent == app_put.span_id

@@ -117,10 +117,9 @@ class PluginProcess:
         """The environment the child is started with."""
         cfg = self.config
         child = dict(os.environ) if cfg.inherit_env else {}
+        telemetry = current_telemetry()  # PLUGIN_DI_OTEL=1, unless the plugin's env says not
+        child.update(telemetry.child_env() if telemetry is not None else {})
         child.update(cfg.env)
-        telemetry = current_telemetry()
-        for name, value in (telemetry.child_env() if telemetry else {}).items():
-            child.setdefault(name, value)  # PLUGIN_DI_OTEL=1 unless the env says otherwise
         child[cfg.magic_cookie_key] = cfg.magic_cookie_value
         child[plugin_env.PROTOCOL_VERSIONS] = ",".join(str(v) for v in cfg.protocol_versions)
         child[plugin_env.LAUNCH_SECRET] = self.secret

@@ -52,10 +52,12 @@ __all__ = [
     "PLUGIN_RESTARTS",
     "ROUTE_DURATION",
     "ROUTE_PROVIDER",
+    "EnvProviders",
     "Instrumentation",
     "OtelTelemetry",
     "instrument",
     "instrument_from_env",
+    "providers_from_env",
 ]
 
 

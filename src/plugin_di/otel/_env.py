@@ -6,9 +6,9 @@ no export) as their packages register them (the ``opentelemetry_traces_exporter`
 ``opentelemetry_metrics_exporter`` entry points: ``console`` comes with the SDK,
 ``otlp_proto_http`` with opentelemetry-exporter-otlp-proto-http). ``otlp`` means
 ``otlp_proto_http``, or ``otlp_proto_grpc`` when ``OTEL_EXPORTER_OTLP[_TRACES|_METRICS]_PROTOCOL``
-is ``grpc``. Each exporter reads its own variables (``OTEL_EXPORTER_OTLP_ENDPOINT``...);
-the resource reads ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES``, and the
-service name defaults to the plugin's name.
+is ``grpc``. The service name is ``OTEL_SERVICE_NAME``, else the one given (a plugin's
+name). Each exporter reads its own variables (``OTEL_EXPORTER_OTLP_ENDPOINT``...) from the
+process environment, as the resource reads ``OTEL_RESOURCE_ATTRIBUTES``.
 """
 
 from __future__ import annotations
@@ -35,10 +35,13 @@ _BY_PROTOCOL = {"http/protobuf": "otlp_proto_http", "grpc": "otlp_proto_grpc"}
 
 @dataclass(frozen=True)
 class EnvProviders:
-    """The providers made from the environment; `shutdown` flushes and stops them."""
+    """The providers made from the environment, and the names of the exporters they got;
+    `shutdown` flushes and stops them."""
 
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
+    span_exporters: tuple[str, ...] = ()
+    metric_exporters: tuple[str, ...] = ()
 
     def shutdown(self) -> None:
         """Export what is pending, then stop both providers (a plugin process's last step)."""
@@ -48,23 +51,28 @@ class EnvProviders:
 
 def providers_from_env(environ: Mapping[str, str], service_name: str) -> EnvProviders:
     """Tracer and meter providers with the exporters ``environ`` names (module docstring)."""
-    attributes = {} if environ.get("OTEL_SERVICE_NAME") else {"service.name": service_name}
-    resource = Resource.create(attributes)
+    name = environ.get("OTEL_SERVICE_NAME") or service_name
+    resource = Resource.create({"service.name": name})  # OTEL_RESOURCE_ATTRIBUTES add to it
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    for exporter in _exporters("traces", environ):
+    span_exporters = _exporters("traces", environ)
+    for exporter in span_exporters.values():
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    metric_exporters = _exporters("metrics", environ)
     readers: list[MetricReader] = [
-        PeriodicExportingMetricReader(exporter) for exporter in _exporters("metrics", environ)
+        PeriodicExportingMetricReader(exporter) for exporter in metric_exporters.values()
     ]
     meter_provider = MeterProvider(
         resource=resource, metric_readers=readers, shutdown_on_exit=False
     )
-    return EnvProviders(tracer_provider, meter_provider)
+    return EnvProviders(
+        tracer_provider, meter_provider, tuple(span_exporters), tuple(metric_exporters)
+    )
 
 
-def _exporters(signal: str, environ: Mapping[str, str]) -> list[Any]:
+def _exporters(signal: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The exporters ``environ`` names for ``signal``, by entry point name."""
     names = environ.get(f"OTEL_{signal.upper()}_EXPORTER", "otlp")
-    found: list[Any] = []
+    found: dict[str, Any] = {}
     for name in (n.strip() for n in names.split(",")):
         if not name or name == "none":
             continue
@@ -83,5 +91,5 @@ def _exporters(signal: str, environ: Mapping[str, str]) -> list[Any]:
                 signal,
             )
             continue
-        found.append(next(iter(loaded)).load()())
+        found[name] = next(iter(loaded)).load()()
     return found

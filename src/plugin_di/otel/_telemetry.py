@@ -108,7 +108,8 @@ class OtelTelemetry:
         _set_state(self._host_health, RUNTIME_ID, subject, state)
 
     def child_env(self) -> Mapping[str, str]:
-        return {ENV_SWITCH: "1"}
+        # the app's own service name is not inherited: a plugin is named by its name
+        return {ENV_SWITCH: "1", "OTEL_SERVICE_NAME": ""}
 
 
 def _set_state(gauge: Any, key: str, subject: str, state: str | None) -> None:

@@ -12,8 +12,9 @@ layers ask at the moment they build a client or a server, route a call or see an
   to forward (carrying the router's own span) and is ended when the answer went back;
 - the app's plugin events (started, crashed, restarted...) and the host's health changes
   become metrics through `Telemetry.plugin_event` and `Telemetry.health_changed`;
-- launched plugin processes get `Telemetry.child_env` (``PLUGIN_DI_OTEL=1``), so their
-  servers trace too (`ENV_SWITCH`).
+- launched plugin processes get `Telemetry.child_env` (``PLUGIN_DI_OTEL=1``) over the
+  app's environment and under the plugin's own ``env``, so their servers trace too
+  (`ENV_SWITCH`).
 """
 
 from __future__ import annotations
