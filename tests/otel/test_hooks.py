@@ -59,27 +59,38 @@ def recorded() -> Iterator[Recorded]:
         yield Recorded(spans, reader, instrumentation)
 
 
+async def _post(url: str, path: str, body: bytes, *headers: bytes) -> bytes:
+    """One Connect unary POST of application/proto on HTTP/1.1 (what the short path takes);
+    the status line of the answer."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = [b"POST " + path.encode() + b" HTTP/1.1", b"host: kv",
+            b"content-type: application/proto", b"content-length: %d" % len(body), *headers]  # fmt: skip
+    writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+    async with asyncio.timeout(10):
+        status = await reader.readline()
+    writer.close()
+    return status
+
+
 async def test_the_unary_short_path_serves_with_a_span_child_of_the_callers(
     recorded: Recorded,
 ) -> None:
-    body = kv_pb2.PutRequest(key="k", value=b"v").SerializeToString()
+    traceparent = f"traceparent: 00-{TRACE_ID}-{PARENT_ID}-01".encode()
+    put = kv_pb2.PutRequest(key="k", value=b"v").SerializeToString()
+    boom = kv_pb2.GetRequest(key="boom").SerializeToString()  # the implementation raises
     async with served(observed_plugin()) as (_, url):
-        host, port = url.removeprefix("http://").rsplit(":", 1)
-        reader, writer = await asyncio.open_connection(host, int(port))
-        # what the short path takes: a Connect unary POST of application/proto on HTTP/1.1
-        writer.write(
-            b"POST /kv.v1.KVService/Put HTTP/1.1\r\nhost: kv\r\n"
-            b"content-type: application/proto\r\n"
-            b"traceparent: 00-" + f"{TRACE_ID}-{PARENT_ID}".encode() + b"-01\r\n"
-            b"content-length: %d\r\n\r\n" % len(body) + body
-        )
-        async with asyncio.timeout(10):
-            status = await reader.readline()
-        writer.close()
-    assert status.startswith(b"HTTP/1.1 200")
-    [span] = local_spans(recorded.spans.get_finished_spans(), "kv")
-    assert (span.name, span.kind) == ("kv.v1.KVService/Put", "SERVER")
-    assert (span.trace_id, span.parent) == (TRACE_ID, PARENT_ID)
+        put_status = await _post(url, "/kv.v1.KVService/Put", put, traceparent)
+        boom_status = await _post(url, "/kv.v1.KVService/Get", boom)
+    assert put_status.startswith(b"HTTP/1.1 200")
+    assert boom_status.startswith(b"HTTP/1.1 500")
+    spans = {s.name: s for s in local_spans(recorded.spans.get_finished_spans(), "kv")}
+    put_span, boom_span = spans["kv.v1.KVService/Put"], spans["kv.v1.KVService/Get"]
+    assert (put_span.kind, put_span.trace_id, put_span.parent) == ("SERVER", TRACE_ID, PARENT_ID)
+    assert boom_span.parent == ""  # no caller's context: a trace of its own
+    # the code the caller got, not the exception (SanitizeErrors is inside the span)
+    assert boom_span.attributes["rpc.response.status_code"] == "internal"
+    assert boom_span.attributes["error.type"] == "ConnectError"
 
 
 async def test_an_in_memory_plugin_has_a_client_and_a_server_span(recorded: Recorded) -> None:
