@@ -64,8 +64,13 @@ async def _post(url: str, path: str, body: bytes, *headers: bytes) -> bytes:
     the status line of the answer."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
-    head = [b"POST " + path.encode() + b" HTTP/1.1", b"host: kv",
-            b"content-type: application/proto", b"content-length: %d" % len(body), *headers]  # fmt: skip
+    head = [
+        b"POST " + path.encode() + b" HTTP/1.1",
+        b"host: kv",
+        b"content-type: application/proto",
+        b"content-length: %d" % len(body),
+        *headers,
+    ]
     writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
     async with asyncio.timeout(10):
         status = await reader.readline()
