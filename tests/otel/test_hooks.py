@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from plugin_di.otel import (
     instrument,
     providers_from_env,
 )
+from plugin_di.plugin.observed import observed_from_env
 from plugin_di.rpc import telemetry
 from plugin_di.rpc.asgi import Message
 from plugin_di.rpc.interceptors import InterceptorChain
@@ -219,3 +221,15 @@ def test_exporters_come_from_the_otel_variables(caplog: pytest.LogCaptureFixture
     with caplog.at_level(logging.WARNING):
         providers_from_env({**off, "OTEL_TRACES_EXPORTER": "nope"}, "kv").shutdown()
     assert "OTEL_TRACES_EXPORTER names 'nope', which no installed package provides" in caplog.text
+
+
+def test_the_switch_without_the_extra_warns_and_runs_uninstrumented(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "plugin_di.otel", None)  # as if the extra were missing
+    ran = False
+    with observed_from_env({"PLUGIN_DI_OTEL": "1"}, "kv"):
+        ran = telemetry.current() is None
+    assert ran
+    assert "PLUGIN_DI_OTEL is set but" in capsys.readouterr().err
+

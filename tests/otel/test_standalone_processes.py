@@ -6,15 +6,13 @@ receiver; the app is this test. A plugin serving without the switch loads no Ope
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -26,64 +24,29 @@ from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.otel import instrument
 from plugin_di.plugin.env import HOST_URL
-from plugin_di.plugin.handshake_line import HandshakeLine
 from plugin_di.plugin.host_client import HostClient
 from tests.otel.support import OTLPReceiver, local_spans
+from tests.support.processes import running
 
 ROOT = Path(__file__).resolve().parents[2]
 PUT = "kv.v1.KVService/Put"
+CLI = ["-m", "plugin_di"]
 
 
-class Proc:
-    """A ``python -m plugin_di ...`` process; its handshake line read; stopped by its pid."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "plugin_di", *args],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.popen.stdout is not None
-        self.url = HandshakeLine.parse(self.popen.stdout.readline()).url
-
-    def stop(self) -> tuple[int, str]:
-        if self.popen.poll() is None:
-            os.kill(self.popen.pid, signal.SIGTERM)
-        try:
-            _, err = self.popen.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(self.popen.pid, signal.SIGKILL)
-            _, err = self.popen.communicate(timeout=5)
-        return self.popen.returncode, err
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in reversed(started):
-        proc.stop()
-
-
-async def test_a_standalone_host_and_plugin_switched_on_by_env_join_the_apps_trace(
-    procs: list[Proc],
-) -> None:
+async def test_a_standalone_host_and_plugin_switched_on_by_env_join_the_apps_trace() -> None:
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": "app"}))
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    with OTLPReceiver() as receiver:
+    with OTLPReceiver() as receiver, contextlib.ExitStack() as processes:
         otel = {
             "PLUGIN_DI_OTEL": "1",
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
             "OTEL_METRICS_EXPORTER": "none",
         }
-        host = Proc(["host", "--open-registration"], otel)
-        procs.append(host)
-        plugin = Proc(["serve", "examples.kv.plugin:plugin"], {**otel, HOST_URL: host.url})
-        procs.append(plugin)
+        host = processes.enter_context(running([*CLI, "host", "--open-registration"], otel))
+        plugin = processes.enter_context(
+            running([*CLI, "serve", "examples.kv.plugin:plugin"], {**otel, HOST_URL: host.url})
+        )
         with instrument(
             tracer_provider=tracer_provider, propagator=TraceContextTextMapPropagator()
         ):
@@ -101,9 +64,9 @@ async def test_a_standalone_host_and_plugin_switched_on_by_env_join_the_apps_tra
                 await kv.put(kv_pb2.PutRequest(key="a", value=b"1"), timeout_ms=10_000)
             finally:
                 await client.close()
-        plugin_code, plugin_err = plugin.stop()  # each exports what it batched as it stops
-        host_code, host_err = host.stop()
-    assert (plugin_code, host_code) == (0, 0), plugin_err + host_err
+        plugin.stop()  # each exports what it batched as it stops
+        host.stop()
+    assert (plugin.proc.returncode, host.proc.returncode) == (0, 0)
 
     [app_put] = [s for s in local_spans(spans.get_finished_spans(), "app") if s.name == PUT]
     by_service = {s.service: s for s in receiver.spans if s.name == PUT}
