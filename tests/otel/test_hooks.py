@@ -232,4 +232,3 @@ def test_the_switch_without_the_extra_warns_and_runs_uninstrumented(
         ran = telemetry.current() is None
     assert ran
     assert "PLUGIN_DI_OTEL is set but" in capsys.readouterr().err
-
