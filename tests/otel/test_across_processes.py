@@ -81,7 +81,9 @@ def recorded() -> Iterator[Recorded]:
     meter_provider.shutdown()
 
 
-def _container(plugin_env: dict[str, str]) -> type[containers.DeclarativeContainer]:
+def _container(
+    plugin_env: dict[str, str], restart: RestartPolicy = RestartPolicy.ALWAYS
+) -> type[containers.DeclarativeContainer]:
     class Observed(containers.DeclarativeContainer):
         events = EmitterProvider()
         host = providers.Singleton(
@@ -94,7 +96,7 @@ def _container(plugin_env: dict[str, str]) -> type[containers.DeclarativeContain
             env=plugin_env,
             host=host,
             events=events,
-            supervision=Supervision(restart=RestartPolicy.ALWAYS, backoff=Backoff(base=0.05)),
+            supervision=Supervision(restart=restart, backoff=Backoff(base=0.05)),
         )
 
     return Observed
@@ -265,6 +267,35 @@ async def test_a_restart_and_the_health_changes_show_in_metrics(recorded: Record
     assert before[first_id] == healthy_only
     assert second_id not in before
     assert after[second_id] == healthy_only
+
+
+async def test_a_call_the_host_cannot_relay_is_unavailable_on_its_span(
+    recorded: Recorded, routed_kv: Any
+) -> None:
+    off = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"}
+    log = EventLog(recorded.metrics, PLUGIN_HEALTH)
+    app = App(_container(off, RestartPolicy.NEVER), sinks=[log])
+    await app.start()
+    try:
+        kv = await routed_kv(app.container.host(), False)  # HTTP/1.1: the host's splice
+        handle = plugin_handles(app.container)["kv"]
+        assert isinstance(handle, ProcessHandle)
+        assert handle.pid is not None
+        os.kill(handle.pid, signal.SIGKILL)
+        await log.wait_for(PluginCrashed)  # gone, still registered (until its lease ends)
+        with pytest.raises(ConnectError) as refused:
+            await kv.put(kv_pb2.PutRequest(key="a", value=b"1"), timeout_ms=10_000)
+        assert refused.value.code is Code.UNAVAILABLE
+    finally:
+        await app.stop()
+    [host_put] = [
+        s
+        for s in local_spans(recorded.spans.get_finished_spans(), "app")
+        if (s.name, s.kind) == (PUT, "SERVER")
+    ]
+    assert host_put.attributes["rpc.response.status_code"] == "unavailable"
+    [routed] = points(recorded.metrics, ROUTE_DURATION)
+    assert (routed.attributes["rpc.response.status_code"], routed.count) == ("unavailable", 1)
 
 
 class HealthyProviders:

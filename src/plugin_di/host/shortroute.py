@@ -18,6 +18,7 @@ providers reached over HTTP/2, TLS or in process.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
 
@@ -109,14 +110,16 @@ class RoutedShortPaths:
 def _ending(call: RouteCall, done: Callable[[], None]) -> Callable[[], None]:
     def ended() -> None:
         done()
-        call.end()
+        # The splice calls ``refuse`` right after ``done`` when it refuses: end on the next
+        # tick, so that a refusal ends the call first, with its code (the first end counts).
+        asyncio.get_running_loop().call_soon(call.end)
 
     return ended
 
 
 def _refusing(call: RouteCall, refuse: Refuse) -> Refuse:
     def refused(exchange: Exchange, why: str) -> None:
-        call.end(Code.UNAVAILABLE.value)  # before done(): the first end counts
+        call.end(Code.UNAVAILABLE.value)
         refuse(exchange, why)
 
     return refused
