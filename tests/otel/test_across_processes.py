@@ -34,7 +34,7 @@ from examples.kv.gen.kv.v1 import kv_pb2
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
 from plugin_di.di.app import App
 from plugin_di.di.events import EmitterProvider, Event
-from plugin_di.di.providers import ProcessPlugin, plugin_handles
+from plugin_di.di.providers import ProcessPlugin, app_zygote, plugin_handles
 from plugin_di.gen.connectplugin.v1 import registry_pb2
 from plugin_di.host.admission import AdmissionPolicy, AllowEntry
 from plugin_di.host.server import Host
@@ -181,6 +181,11 @@ async def test_a_routed_call_is_one_trace_across_the_app_the_host_and_the_plugin
     app = App(_container(plugin_env), sinks=[])
     await app.start()
     try:
+        zygote = app_zygote(app)  # the plugin was forked from it, OpenTelemetry imported ahead
+        assert zygote is not None
+        assert "plugin_di.otel" in zygote.optional
+        assert zygote.zygote is not None
+        assert not [m for m in zygote.zygote.skipped if m.startswith("plugin_di.otel")]
         kv = await routed_kv(app.container.host(), http2)
         await kv.put(kv_pb2.PutRequest(key="a", value=b"1"), timeout_ms=10_000)
         with pytest.raises(ConnectError) as missing:
