@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         description="an App forks its 'python -m' process plugins from one warm zygote "
         "(PLUGIN_DI_ZYGOTE=0: spawn each)",
     )
+    otel: bool = Field(
+        default=False,
+        description="trace and measure with OpenTelemetry (plugin-di[otel]; exporters from the "
+        "OTEL_* variables): plugin processes, 'plugin-di host' and 'plugin-di run' read it; "
+        "plugins an instrumented app launches get it",
+    )
 
     # every listener (plugin_di.rpc.serving.Limits)
     header_timeout: float = Field(default=10.0, gt=0, description="a request head must arrive")

@@ -22,10 +22,14 @@ from tests.compat.support import PACKAGE, SRC, SourceImport, imports_of, source_
 PYPROJECT = SRC.parent / "pyproject.toml"
 
 # Extras that name what src/ may import; dev and bench only name tools.
-SOURCE_EXTRAS = ("redis", "pytest")
+SOURCE_EXTRAS = ("redis", "pytest", "otel")
 
 # Modules loaded only by a tool an extra installs: pytest loads the pytest11 entry point.
 TOOL_MODULES = {f"{PACKAGE}.pytest_plugin": "pytest"}
+
+# Packages that exist for an extra: nothing outside imports them at import time (the
+# import-linter contracts check it), so their modules may import the extra's libraries.
+EXTRA_PACKAGES = {f"{PACKAGE}.otel": "otel"}
 
 
 @cache
@@ -82,12 +86,21 @@ def undeclared(
         extra = next((e for e, declared in extras.items() if names & declared), None)
         if extra is None:
             problems.append(f"{imp.where} imports {top} ({', '.join(sorted(names))}): undeclared")
-        elif not (imp.lazy or TOOL_MODULES.get(imp.importer) == extra):
+        elif not (
+            imp.lazy or TOOL_MODULES.get(imp.importer) == extra or _extra_package(imp) == extra
+        ):
             problems.append(
                 f"{imp.where} imports {top} from the [{extra}] extra at import time: "
                 "import it lazily or declare it a runtime dependency"
             )
     return problems
+
+
+def _extra_package(imp: SourceImport) -> str | None:
+    for package, extra in EXTRA_PACKAGES.items():
+        if imp.importer == package or imp.importer.startswith(package + "."):
+            return extra
+    return None
 
 
 def test_every_imported_library_is_declared() -> None:

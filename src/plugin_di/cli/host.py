@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import signal
 import ssl
 import sys
@@ -143,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     from plugin_di import eventloop
     from plugin_di.host.admission import Admission
     from plugin_di.host.shared.config import StoreConfig
+    from plugin_di.plugin.observed import observed_from_env
     from plugin_di.settings import Settings
 
     settings = Settings()
@@ -158,4 +160,5 @@ def run(args: argparse.Namespace) -> int:
     from plugin_di.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
-    return eventloop.run(_serve(args, settings, admission, store), settings.event_loop)
+    with observed_from_env(os.environ, "plugin-di-host"):  # PLUGIN_DI_OTEL=1
+        return eventloop.run(_serve(args, settings, admission, store), settings.event_loop)

@@ -9,8 +9,10 @@ with the user's traceback) on stderr. Events are logged to stderr at
 from __future__ import annotations
 
 import argparse
+import os
 
 from plugin_di.cli._app import CommandError, fail, load_app
+from plugin_di.plugin.observed import observed_from_env
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,4 +29,5 @@ def run(args: argparse.Namespace) -> int:
     from plugin_di.logs import configure_logging
 
     configure_logging(app.settings.log_level, app.settings.log_format)
-    return app.run()
+    with observed_from_env(os.environ, app.name):  # PLUGIN_DI_OTEL=1, before the app builds
+        return app.run()

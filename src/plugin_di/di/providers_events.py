@@ -16,6 +16,7 @@ from typing import ClassVar
 from plugin_di.di.events import Emitter, Event, LoggingSink
 from plugin_di.launch import events as launch
 from plugin_di.launch.process import describe_exit
+from plugin_di.rpc.telemetry import current as current_telemetry
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,28 @@ def emit_to(emitter: Emitter | None) -> Callable[[launch.PluginEvent], None]:
     target = emitter if emitter is not None else _fallback
 
     def emit(event: launch.PluginEvent) -> None:
+        telemetry = current_telemetry()  # first: a sink reading the metrics sees the event
+        seen = observed(event) if telemetry is not None else None
+        if telemetry is not None and seen is not None:
+            telemetry.plugin_event(event.plugin, *seen)
         target.emit(engine_event(event))
 
     return emit
+
+
+def observed(event: launch.PluginEvent) -> tuple[str, str | None] | None:
+    """What telemetry counts of a plugin event: its kind (``started``, ``crashed``,
+    ``restarted``, ``gave_up``, ``stopped``, ``breaker``) and the health it leaves."""
+    if isinstance(event, launch.PluginBreakerChanged):
+        return "breaker", "HEALTHY" if event.new == "Closed" else "DEGRADED"
+    if isinstance(event, launch.PluginCrashed):
+        return "crashed", "UNHEALTHY"
+    if isinstance(event, launch.PluginGaveUp):
+        return "gave_up", "UNHEALTHY"
+    if isinstance(event, launch.PluginRestarted):
+        return "restarted", "HEALTHY"
+    if isinstance(event, launch.PluginStarted):
+        return "started", "HEALTHY"
+    if isinstance(event, launch.PluginStopped):
+        return "stopped", None
+    return None

@@ -67,6 +67,7 @@ from plugin_di.host.routepath import (
 from plugin_di.host.store import Registration
 from plugin_di.rpc.asgi import GRPC_STATUS, ASGIApp, Receive, Scope, Send, send_error
 from plugin_di.rpc.interceptors.ratelimit import Rate, TokenBucketLimiter
+from plugin_di.rpc.telemetry import current as current_telemetry
 from plugin_di.rpc.tls import ClientTLS
 from plugin_di.rpc.transport import BufferedTransport, PluginHTTPClient, http_client
 
@@ -209,6 +210,10 @@ class ServiceRouter:
             return
         tracker = self.tracker(provider)
         tracker.enter()
+        telemetry = current_telemetry()  # the router's span: its context travels on
+        call = telemetry.route(path[1:], provider, headers) if telemetry is not None else None
+        if call is not None:
+            headers, send = call.headers, call.observe(send)
         try:
             if upstream.app is not None:  # the query string stays in its own scope key
                 child = dict(scope)
@@ -219,6 +224,8 @@ class ServiceRouter:
                 await self._proxy(scope, receive, send, upstream, full, headers, provider)
         finally:
             tracker.leave()
+            if call is not None:
+                call.end()
 
     def tracker(self, provider: str) -> InFlightCalls:
         """The count of calls in flight to ``provider`` (what `drain` waits on)."""

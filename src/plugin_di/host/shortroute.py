@@ -18,7 +18,9 @@ providers reached over HTTP/2, TLS or in process.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+from collections.abc import Callable
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
@@ -26,9 +28,11 @@ from connectrpc.errors import ConnectError
 from plugin_di.host._proxy import is_unary, split_credentials
 from plugin_di.host.routepath import SERVICES_PREFIX, RouteTarget, parse_route_path
 from plugin_di.host.router import ServiceRouter
-from plugin_di.host.splice import SPLICE_SCHEMES, SplicePool, splice_authority
+from plugin_di.host.splice import SPLICE_SCHEMES, Refuse, SplicePool, splice_authority
 from plugin_di.rpc.asgi import DEFAULT_MAX_MESSAGE_BYTES, error_response
 from plugin_di.rpc.serving.shortpath import Answer, Exchange, Headers, ShortPathHandler
+from plugin_di.rpc.telemetry import RouteCall
+from plugin_di.rpc.telemetry import current as current_telemetry
 
 __all__ = ["RoutedShortPaths"]
 
@@ -82,26 +86,43 @@ class RoutedShortPaths:
             # Registered elsewhere since the head was read: rare; the caller retries.
             _refuse(exchange, Code.UNAVAILABLE, f"provider {provider!r} moved; call again")
             return
+        done = router.tracker(provider).leave
+        refuse: Refuse = functools.partial(_unreachable, provider)
+        telemetry = current_telemetry()  # the router's span: its context travels on
+        if telemetry is not None:
+            call = telemetry.route(target[1:], provider, headers)
+            headers, done, refuse = call.headers, _ending(call, done), _refusing(call, refuse)
         body = exchange.body
         head = [b"POST ", target.encode("latin-1"), b" HTTP/1.1\r\n", self._host(url)]
         for name, value in headers:
             head += (name, b": ", value, b"\r\n")
         head += (b"content-length: ", str(len(body)).encode(), b"\r\n\r\n", body)
-        tracker = router.tracker(provider)
-        tracker.enter()
-        self._pool.send(
-            url,
-            b"".join(head),
-            exchange,
-            done=tracker.leave,
-            refuse=functools.partial(_unreachable, provider),
-        )
+        router.tracker(provider).enter()
+        self._pool.send(url, b"".join(head), exchange, done=done, refuse=refuse)
 
     def _host(self, url: str) -> bytes:
         line = self._hosts.get(url)
         if line is None:
             line = self._hosts[url] = f"host: {splice_authority(url)}\r\n".encode()
         return line
+
+
+def _ending(call: RouteCall, done: Callable[[], None]) -> Callable[[], None]:
+    def ended() -> None:
+        done()
+        # The splice calls ``refuse`` right after ``done`` when it refuses: end on the next
+        # tick, so that a refusal ends the call first, with its code (the first end counts).
+        asyncio.get_running_loop().call_soon(call.end)
+
+    return ended
+
+
+def _refusing(call: RouteCall, refuse: Refuse) -> Refuse:
+    def refused(exchange: Exchange, why: str) -> None:
+        call.end(Code.UNAVAILABLE.value)
+        refuse(exchange, why)
+
+    return refused
 
 
 def _unreachable(provider: str, exchange: Exchange, why: str) -> None:

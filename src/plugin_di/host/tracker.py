@@ -17,6 +17,7 @@ from connectrpc.request import RequestContext
 
 from plugin_di.gen.connectplugin.v1 import lifecycle_pb2
 from plugin_di.host.auth import TokenValidator, check_credentials
+from plugin_di.rpc.telemetry import current as current_telemetry
 
 HEALTHY = lifecycle_pb2.HEALTH_STATE_HEALTHY
 DEGRADED = lifecycle_pb2.HEALTH_STATE_DEGRADED
@@ -111,6 +112,9 @@ class HealthTracker:
         self._notify(runtime_id, old, new)
 
     def _notify(self, runtime_id: str, old: HealthReport | None, new: HealthReport | None) -> None:
+        telemetry = current_telemetry()
+        if telemetry is not None:
+            telemetry.health_changed(runtime_id, new.state_name if new is not None else None)
         for listener in list(self._listeners):
             listener(runtime_id, old, new)
         if new is None:

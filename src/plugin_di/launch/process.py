@@ -26,6 +26,7 @@ from plugin_di.launch.failures import PluginStartError, describe_exit
 from plugin_di.plugin import env as plugin_env
 from plugin_di.plugin.handshake_line import HandshakeLine, HandshakeLineError
 from plugin_di.plugin.security import REQUIRE_AUTH
+from plugin_di.rpc.telemetry import current as current_telemetry
 
 if TYPE_CHECKING:
     from plugin_di.launch.zygote import ZygoteChild
@@ -123,6 +124,8 @@ class PluginProcess:
         """The environment the child is started with."""
         cfg = self.config
         child = dict(os.environ) if cfg.inherit_env else {}
+        telemetry = current_telemetry()  # PLUGIN_DI_OTEL=1, unless the plugin's env says not
+        child.update(telemetry.child_env() if telemetry is not None else {})
         child.update(cfg.env)
         child[cfg.magic_cookie_key] = cfg.magic_cookie_value
         child[plugin_env.PROTOCOL_VERSIONS] = ",".join(str(v) for v in cfg.protocol_versions)

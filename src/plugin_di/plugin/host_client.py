@@ -39,6 +39,7 @@ from plugin_di.plugin.env import (
 )
 from plugin_di.plugin.identity import RuntimeIdentity
 from plugin_di.rpc.before_call import BeforeCall
+from plugin_di.rpc.telemetry import current as current_telemetry
 from plugin_di.rpc.transport import PluginHTTPClient, client_address, http_client
 
 __all__ = [
@@ -253,10 +254,11 @@ class HostClient:
         self, client_class: type[ClientT], endpoint: registry_pb2.ServiceEndpoint
     ) -> ClientT:
         """A typed client calling a discovered provider through the host's router."""
+        telemetry = current_telemetry()
         return client_class(
             self.address + endpoint.endpoint_url,
             http_client=self.http_client,
-            interceptors=[self.auth],
+            interceptors=[*(telemetry.client_interceptors() if telemetry else ()), self.auth],
             **_NO_COMPRESSION,
         )
 

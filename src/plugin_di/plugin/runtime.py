@@ -52,6 +52,7 @@ from plugin_di.plugin.reflection import reflection_apps
 from plugin_di.rpc.asgi import ServiceMux
 from plugin_di.rpc.errors import SanitizeErrors
 from plugin_di.rpc.serving import BoundSocket, Limits, Listener, ServeConfig, Server
+from plugin_di.rpc.telemetry import current as current_telemetry
 
 log = logging.getLogger("plugin_di.plugin.server")
 
@@ -111,8 +112,13 @@ class PluginServer:
         self._stop_requested: asyncio.Event | None = None
         self._stopped: asyncio.Event | None = None
         self._stop_reason = ""
+        telemetry = current_telemetry()  # outermost: its span sees the sanitized error
         kwargs: dict[str, Any] = {
-            "interceptors": [SanitizeErrors(), *interceptors],
+            "interceptors": [
+                *(telemetry.server_interceptors() if telemetry else ()),
+                SanitizeErrors(),
+                *interceptors,
+            ],
             "read_max_bytes": max_message_bytes,
         }
         apps: list[Any] = [s.application(s.impl, **kwargs) for s in services]

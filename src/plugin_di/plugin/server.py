@@ -27,9 +27,10 @@ from plugin_di.eventloop import EventLoopKind, loop_factory
 from plugin_di.plugin import config as plugin_config
 from plugin_di.plugin import env
 from plugin_di.plugin.config import PluginServeConfig
-from plugin_di.plugin.definition import PluginsLike
+from plugin_di.plugin.definition import PluginsLike, as_plugin_set
 from plugin_di.plugin.handshake import VersionMismatchError, negotiate_version
 from plugin_di.plugin.handshake_line import HandshakeLine
+from plugin_di.plugin.observed import observed_from_env
 from plugin_di.plugin.runtime import PluginServer
 from plugin_di.plugin.security import ServerSecurity
 from plugin_di.rpc.serving import bind_socket
@@ -86,9 +87,38 @@ async def serve_async(
     ``config`` says how to serve; ``options`` are its fields as keyword arguments
     (``bind=...``, ``grace_period=...``), applied over it. What it leaves unset comes from
     ``environ`` (`PluginServeConfig.resolved`). With ``PLUGIN_DI_HOST_URL`` set and no
-    ``on_ready``, the plugin joins that host (`plugin_di.plugin.host_membership`).
+    ``on_ready``, the plugin joins that host (`plugin_di.plugin.host_membership`). With
+    ``PLUGIN_DI_OTEL=1`` it serves with OpenTelemetry (`plugin_di.otel`, exporters from the
+    ``OTEL_*`` variables), flushed when it stops.
     """
     environ = os.environ if environ is None else environ
+    name = environ.get(env.PLUGIN_NAME) or next(iter(as_plugin_set(plugins)), "plugin-di")
+    with observed_from_env(environ, name):
+        return await _serve(
+            plugins,
+            config,
+            environ=environ,
+            stdout=stdout,
+            handle_signals=handle_signals,
+            watch_parent=watch_parent,
+            on_ready=on_ready,
+            clock=clock,
+            **options,
+        )
+
+
+async def _serve(
+    plugins: PluginsLike,
+    config: PluginServeConfig | None,
+    *,
+    environ: Mapping[str, str],
+    stdout: TextIO | None,
+    handle_signals: bool,
+    watch_parent: bool,
+    on_ready: OnReady | None,
+    clock: Clock,
+    **options: Any,
+) -> int:
     config = PluginServeConfig.of(config, **options).resolved(environ)
     # resolved: nothing is left None (for the type checker)
     assert config.grace_period is not None

@@ -43,10 +43,15 @@ from plugin_di.launch.zygote._zygote import (
     ZygoteChild,
     ZygoteError,
 )
+from plugin_di.rpc.telemetry import current as current_telemetry
 
 __all__ = ["SharedZygote", "main_imports"]
 
 log = logging.getLogger("plugin_di.launch.zygote")
+
+OTEL_PRELOAD = "plugin_di.otel"
+"""Imported ahead (where installed) while the app is instrumented: a plugin the app launches
+then serves with OpenTelemetry (``PLUGIN_DI_OTEL=1``) without importing it at each start."""
 
 
 class SharedZygote:
@@ -88,6 +93,8 @@ class SharedZygote:
 
         ``env``: the variables the plugin sets over the host's environment.
         """
+        if current_telemetry() is not None and OTEL_PRELOAD not in self.optional:
+            self.optional.append(OTEL_PRELOAD)  # its plugins will serve with it, forked
         same_cwd = cwd is None or os.path.abspath(cwd) == os.getcwd()
         host_path = os.environ.get("PYTHONPATH", "")
         same_path = env.get("PYTHONPATH", host_path) == host_path

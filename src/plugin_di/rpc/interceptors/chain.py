@@ -2,6 +2,7 @@
 
 Client order, outermost first (the call passes them in this order, the response in reverse):
 
+0. telemetry (`plugin_di.rpc.telemetry`, when installed): one span per logical call;
 1. ``client_extra``: the user's interceptors (logging, metrics) see each logical call once;
 2. ``ClientAuth`` / ``BearerClient``: credentials are stamped once per logical call;
 3. ``CircuitBreakerInterceptor`` (one breaker per endpoint): an open circuit fails fast
@@ -11,6 +12,7 @@ Client order, outermost first (the call passes them in this order, the response 
 Server order, outermost first; all built-in ones are metadata interceptors, so they run
 before the request body is read:
 
+0. telemetry (when installed): a server span for every call, refused ones included;
 1. ``HeaderLimits``: malformed or oversized headers are rejected before anything else;
 2. ``ServerAuth``: unauthenticated calls are rejected cheaply and never touch a bucket;
 3. ``RateLimitInterceptor``: keyed by the identity auth established (else the peer IP);
@@ -49,6 +51,7 @@ from plugin_di.rpc.interceptors.ratelimit import (
     TokenBucketLimiter,
 )
 from plugin_di.rpc.interceptors.retry import RetryInterceptor, RetryPolicy
+from plugin_di.rpc.telemetry import current as current_telemetry
 
 __all__ = ["BreakerStateChange", "InterceptorChain"]
 
@@ -137,7 +140,9 @@ class InterceptorChain:
                 sends_credentials=sends_credentials,
                 allow_insecure=self.allow_insecure_credentials,
             )
-        result: list[Any] = list(self.client_extra)
+        telemetry = current_telemetry()
+        result: list[Any] = [*(telemetry.client_interceptors() if telemetry else ()),
+                             *self.client_extra]  # fmt: skip
         if self.credentials is not None:
             result.append(ClientAuth(self.credentials))
         if self.bearer_token is not None:
@@ -159,7 +164,8 @@ class InterceptorChain:
 
     def server_interceptors(self) -> list[Any]:
         """The interceptors for this plugin's servers (or the host's), outermost first."""
-        result: list[Any] = []
+        telemetry = current_telemetry()
+        result: list[Any] = list(telemetry.server_interceptors() if telemetry else ())
         if self.header_limits is not None:
             result.append(self.header_limits)
         if self.authenticators:
