@@ -46,6 +46,7 @@ from plugin_di.host.broker import CAPABILITIES_PREFIX, BrokerService, Capability
 from plugin_di.host.config import HostConfig
 from plugin_di.host.depgraph import DependencyGraph, Node
 from plugin_di.host.handshake import HandshakeService
+from plugin_di.host.inspect import INSPECT_PREFIX, PlatformInspector
 from plugin_di.host.listeners import HostListeners
 from plugin_di.host.platform import Platform
 from plugin_di.host.registry import RegistryService, ServiceRegistry
@@ -218,6 +219,8 @@ class Host:
         self._connect_apps = apps
         self.app.mount(SERVICES_PREFIX, self.router)
         self.app.mount(CAPABILITIES_PREFIX, self.broker)
+        self.app.mount(INSPECT_PREFIX, PlatformInspector(self.registry, self.tracker, self.tokens,
+                                                         self.admission))  # fmt: skip
         self._listeners = HostListeners()
         self._sweeper: asyncio.Task[None] | None = None
         if fast_uds or fast_bind is not None:
