@@ -1,0 +1,106 @@
+"""``plugin-di ls`` against a real Host on 127.0.0.1 with a plugin joined and registered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from examples.kv.plugin import make_plugin
+from plugin_di.cli import main
+from plugin_di.cli.ls import token_self_id
+from plugin_di.host import join_tokens
+from plugin_di.host.admission import AdmissionPolicy, AllowEntry
+from plugin_di.host.server import Host
+from plugin_di.plugin.health import HealthState
+from tests.cli.test_probe_commands import closed_port, run_cli
+from tests.support.host import join_host, served
+
+
+async def test_ls_lists_plugins_services_and_health_without_joining(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_file = join_tokens.create_key_file(tmp_path / "admission.key")
+    key = join_tokens.load_keys(key_file)[0]
+    token = join_tokens.issue(key, "ops", [], ttl=300, now=time.time())
+    assert token_self_id(token) == "ops"
+    policy = AdmissionPolicy(key_file=key_file, allow=(AllowEntry.of("kv", ["kv"]),))
+    host = Host(admission=policy)
+    await host.start("127.0.0.1:0")
+    try:
+        async with served(make_plugin()) as (_, plugin_url):
+            provider = await join_host(host.url, make_plugin(), "kv", plugin_url)
+            try:
+                await provider.report_health(HealthState.DEGRADED, "cache cold")
+                before = len(host.registry.store.plugins())
+
+                code, out, err = await run_cli(capsys, "ls", host.url, "--token", token)
+                assert code == 0, err
+                header, row = out.splitlines()
+                assert header.split() == ["PLUGIN", "VERSION", "HEALTH", "RUNTIME", "ID",
+                                          "SERVICES"]  # fmt: skip
+                assert row.startswith("kv ")
+                assert "DEGRADED (cache cold)" in row
+                assert row.endswith("kv@1.0.0")
+
+                monkeypatch.setenv("PLUGIN_DI_JOIN_TOKEN", token)  # the env works as well
+                code, out, err = await run_cli(capsys, "ls", host.url, "--json")
+                assert code == 0, err
+                (plugin,) = json.loads(out)["plugins"]
+                runtime_id = plugin["runtimeId"]
+                assert plugin == {
+                    "runtimeId": runtime_id,
+                    "selfId": "kv",
+                    "version": "",
+                    "health": "DEGRADED",
+                    "reason": "cache cold",
+                    "unavailableDependencies": [],
+                    "services": [
+                        {"type": "kv", "version": "1.0.0", "endpoint": f"/services/kv/{runtime_id}"}
+                    ],
+                }
+                assert len(host.registry.store.plugins()) == before  # ls joined nothing
+            finally:
+                await provider.close()
+    finally:
+        await host.stop()
+        await asyncio.sleep(0.05)
+
+
+async def test_ls_refusals_and_failures_exit_nonzero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PLUGIN_DI_JOIN_TOKEN", raising=False)
+    key_file = join_tokens.create_key_file(tmp_path / "admission.key")
+    other_key = join_tokens.load_keys(join_tokens.create_key_file(tmp_path / "other.key"))[0]
+    forged = join_tokens.issue(other_key, "ops", [], ttl=300, now=time.time())
+    host = Host(admission=AdmissionPolicy(key_file=key_file))
+    await host.start("127.0.0.1:0")
+    try:
+        code, out, err = await run_cli(capsys, "ls", host.url)
+        assert (code, out) == (3, "")
+        assert err.startswith("plugin-di ls: unauthenticated: plugin 'plugin-di-ls' is not ")
+
+        code, _, err = await run_cli(capsys, "ls", host.url, "--token", forged)
+        assert code == 3
+        assert "unauthenticated" in err
+    finally:
+        await host.stop()
+        await asyncio.sleep(0.05)
+
+    open_host = Host(admission=AdmissionPolicy(open_registration=True))
+    await open_host.start("127.0.0.1:0")
+    try:
+        code, out, err = await run_cli(capsys, "ls", open_host.url)
+        assert (code, out) == (0, "no plugins\n"), err
+    finally:
+        await open_host.stop()
+        await asyncio.sleep(0.05)
+
+    code, _, err = await run_cli(capsys, "ls", f"127.0.0.1:{closed_port()}")
+    assert code == 2
+    assert "failed to connect" in err
+    assert main(["ls", "ftp://x"]) == 1
