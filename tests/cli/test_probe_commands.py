@@ -158,3 +158,19 @@ async def test_call_reads_the_body_from_a_file_and_sends_headers(
         code, _, err = await run_cli(capsys, "call", line.url, "kv.v1.KVService/Get", "-H", "x")
         assert code == 1
         assert "expected a header as 'NAME: VALUE'" in err
+
+
+async def test_a_server_that_accepts_but_never_answers_is_an_rpc_failure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as silent:  # the kernel accepts connections; nobody reads them
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        code, _, err = await run_cli(capsys, "health", address, "--timeout", "0.3")
+        assert code == 3
+        assert "deadline_exceeded" in err
+        code, _, err = await run_cli(capsys, "call", address, "a.B/C", "--timeout", "0.3")
+        assert (code, err) == (3, "deadline_exceeded: no answer within 0.3 s\n")
+        code, _, err = await run_cli(capsys, "ls", address, "--timeout", "0.3")
+        assert code == 3

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from connectrpc.code import Code
-from connectrpc.errors import ConnectError
 
 if TYPE_CHECKING:
     from plugin_di.rpc.transport import PluginSyncHTTPClient
@@ -42,6 +41,7 @@ def add_client_arguments(parser: argparse.ArgumentParser, *, timeout: float) -> 
     """The options of every command that calls a server: timeouts and TLS."""
     parser.add_argument(
         "--timeout",
+        "--rpc-timeout",
         type=float,
         default=timeout,
         metavar="SECONDS",
@@ -141,28 +141,10 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def is_connection_failure(exc: BaseException) -> bool:
-    """Whether the call failed before any server answered (refused, unreachable, TLS).
-
-    Connect clients turn these into UNAVAILABLE (or DEADLINE_EXCEEDED while connecting)
-    errors whose cause is the transport's exception; an error a server sent has no cause.
-    """
-    if isinstance(exc, ConnectError) and exc.code not in (
-        Code.UNAVAILABLE,
-        Code.DEADLINE_EXCEEDED,
-        Code.UNKNOWN,
-        Code.INTERNAL,
-    ):
-        return False
-    return any(
-        isinstance(e, OSError | ssl.SSLError | ConnectionError) or _transport_error(e)
-        for e in _chain(exc)[1:] or [exc]
-    )
-
-
-def _transport_error(exc: BaseException) -> bool:
-    name = type(exc).__name__
-    module = type(exc).__module__ or ""
-    return module.startswith("pyqwest") and "Stream" not in name and "Read" not in name
+    """Whether the call failed before a connection was made (refused, unreachable, timed out
+    while connecting, TLS refused): the transports raise ConnectionError (or ssl.SSLError),
+    which Connect clients keep as the cause. A timeout after connecting is a failed RPC."""
+    return any(isinstance(e, ConnectionError | ssl.SSLError) for e in _chain(exc))
 
 
 def code_name(code: Code) -> str:

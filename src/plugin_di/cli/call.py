@@ -118,6 +118,9 @@ def call(options: ClientOptions, path: str, body: bytes, headers: list[tuple[str
                 print(f"deadline_exceeded: no answer within {options.timeout:g} s",
                       file=sys.stderr)  # fmt: skip
                 return RPC_FAILURE
+            if isinstance(exc, OSError):  # the connection broke while waiting for the answer
+                print(f"unavailable: {exc}", file=sys.stderr)
+                return RPC_FAILURE
             raise
     if response.status != 200:
         code, message = error_of_response(response.status, response.content)

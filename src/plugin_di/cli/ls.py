@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     except ConnectionError as exc:
         print(f"failed to connect to {args.url}: {exc}", file=sys.stderr)
         return CONNECTION_FAILURE
-    except (RuntimeError, TimeoutError, ValueError) as exc:
+    except (RuntimeError, OSError, ValueError) as exc:  # TimeoutError: no answer in time
         print(f"plugin-di ls: {exc}", file=sys.stderr)
         return RPC_FAILURE
     sys.stdout.write(json.dumps(listing, indent=2) + "\n" if args.json else render(listing))
