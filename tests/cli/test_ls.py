@@ -16,6 +16,7 @@ from plugin_di.host import join_tokens
 from plugin_di.host.admission import AdmissionPolicy, AllowEntry
 from plugin_di.host.server import Host
 from plugin_di.plugin.health import HealthState
+from plugin_di.rpc.tls import generate_ephemeral_cert
 from tests.cli.test_probe_commands import closed_port, run_cli
 from tests.support.host import join_host, served
 
@@ -104,3 +105,46 @@ async def test_ls_refusals_and_failures_exit_nonzero(
     assert code == 2
     assert "failed to connect" in err
     assert main(["ls", "ftp://x"]) == 1
+
+
+async def test_ls_over_mtls_is_admitted_by_a_client_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.host.test_admission_mtls import CA
+
+    ca = CA.make("plugin-di test client CA")
+    server = generate_ephemeral_cert("host")
+    ops, stranger = ca.client("ops"), ca.client("stranger")
+    files = {
+        "ca.pem": ca.pem,
+        "host.pem": server.cert_pem,
+        "host.key": server.key_pem,
+        "ops.pem": ops.cert_pem,
+        "ops.key": ops.key_pem,
+        "stranger.pem": stranger.cert_pem,
+        "stranger.key": stranger.key_pem,
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    policy = AdmissionPolicy(allow_cert=(AllowEntry.of("ops", []),), client_ca=tmp_path / "ca.pem")
+    host = Host(admission=policy)
+    await host.start("127.0.0.1:0", certfile=tmp_path / "host.pem", keyfile=tmp_path / "host.key")
+    try:
+        assert host.url.startswith("https://")
+        tls = ["--tls-ca", str(tmp_path / "host.pem")]
+        code, out, err = await run_cli(
+            capsys, "ls", host.url, "--self-id", "ops", *tls,
+            "--tls-cert", str(tmp_path / "ops.pem"), "--tls-key", str(tmp_path / "ops.key"),
+        )  # fmt: skip
+        assert (code, out) == (0, "no plugins\n"), err
+
+        code, _, err = await run_cli(
+            capsys, "ls", host.url, "--self-id", "stranger", *tls,
+            "--tls-cert", str(tmp_path / "stranger.pem"),
+            "--tls-key", str(tmp_path / "stranger.key"),
+        )  # fmt: skip
+        assert code == 3
+        assert "unauthenticated" in err
+    finally:
+        await host.stop()
+        await asyncio.sleep(0.05)
