@@ -100,3 +100,12 @@ def test_settings_lists_every_variable_with_its_default(
     assert "  PLUGIN_DI_STORE (default memory://)\n" in out
     assert "  PLUGIN_DI_JOIN_TOKEN\n" in out
     assert os.environ["PLUGIN_DI_START_TIMEOUT"] == "99"
+
+
+def test_docs_cli_md_describes_every_command() -> None:
+    page = (ROOT / "docs" / "cli.md").read_text()
+    for name in _COMMANDS:
+        assert f"| `{name}" in page, f"docs/cli.md has no row for plugin-di {name}"
+    for code, meaning in ((0, "SERVING"), (2, "connection failed"), (4, "not `SERVING`")):
+        assert f"| {code} | " in page
+        assert meaning in page
