@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from examples.kv.plugin import make_plugin
@@ -64,6 +65,45 @@ async def test_ls_lists_plugins_services_and_health_without_joining(
                     ],
                 }
                 assert len(host.registry.store.plugins()) == before  # ls joined nothing
+
+                # a runtime identity may list too, and `call` goes through the host's router
+                identity = provider.identity
+                assert identity is not None
+                monkeypatch.delenv("PLUGIN_DI_JOIN_TOKEN")
+                runtime = ["--token", identity.runtime_token, "-H",
+                           f"X-Plugin-Runtime-ID: {identity.runtime_id}"]  # fmt: skip
+                listing_url = host.url + "/plugin-di/v1/plugins"
+                headers = {
+                    "authorization": f"Bearer {identity.runtime_token}",
+                    "x-plugin-runtime-id": identity.runtime_id,
+                }
+                async with httpx.AsyncClient(timeout=10) as plain:
+                    listed = await plain.get(listing_url, headers=headers)
+                    assert listed.json()["plugins"][0]["runtimeId"] == runtime_id
+                    headers["authorization"] = "Bearer forged"
+                    refused = await plain.get(listing_url, headers=headers)
+                    assert (refused.status_code, refused.json()["code"]) == (
+                        401,
+                        "unauthenticated",
+                    )
+                    posted = await plain.post(listing_url)
+                    assert posted.json()["code"] == "unimplemented"
+                    elsewhere = await plain.get(host.url + "/plugin-di/v1/other")
+                    assert elsewhere.json()["code"] == "not_found"
+
+                routed = f"{host.url}/services/kv/{runtime_id}"
+                put = '{"key": "k", "value": "dg=="}'
+                code, out, err = await run_cli(
+                    capsys, "call", routed, "kv.v1.KVService/Put", put, *runtime
+                )
+                assert (code, out) == (0, "{}\n"), err
+                code, out, err = await run_cli(
+                    capsys, "call", routed, "kv.v1.KVService/Get", '{"key": "k"}', *runtime
+                )
+                assert (code, json.loads(out)) == (0, {"value": "dg==", "found": True}), err
+                code, _, err = await run_cli(capsys, "call", routed, "kv.v1.KVService/Get", "{}")
+                assert code == 3
+                assert err.startswith("unauthenticated: ")
             finally:
                 await provider.close()
     finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import socket
 from pathlib import Path
 
@@ -174,3 +175,18 @@ async def test_a_server_that_accepts_but_never_answers_is_an_rpc_failure(
         assert (code, err) == (3, "deadline_exceeded: no answer within 0.3 s\n")
         code, _, err = await run_cli(capsys, "ls", address, "--timeout", "0.3")
         assert code == 3
+
+
+async def test_health_and_call_over_a_unix_socket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    socket_path = tmp_path / "kv.sock"
+    async with serving(make_plugin(), uds=str(socket_path)) as (_, line, _out):
+        url = f"unix://{socket_path}"
+        assert line.network == "unix"
+        code, out, err = await run_cli(capsys, "health", url)
+        assert code == 0, err
+        assert out.endswith("status: SERVING\n")
+        code, out, err = await run_cli(capsys, "call", url, "kv.v1.KVService/List", "{}")
+        assert code == 0, err
+        assert json.loads(out) == {}
