@@ -87,8 +87,8 @@ class Settings(BaseSettings):
     rate_limit_rps: float = Field(
         default=1000.0,
         gt=0,
-        description="requests per second each caller may make to a host (and to a plugin "
-        "when set for it)",
+        description="requests per second each caller may make to a host; a served plugin "
+        "limits its callers only when this or PLUGIN_DI_RATE_LIMIT_BURST is set",
     )
     rate_limit_burst: int = Field(
         default=2000, gt=0, description="requests a caller may make at once above the rate"
@@ -123,8 +123,8 @@ class Settings(BaseSettings):
     )
     admission_allow_cert: str = Field(
         default="",
-        description="NAME=TYPE[,TYPE] entries: client certificate names admitted (TLS with "
-        "admission_client_ca)",
+        description="NAME=TYPE[,TYPE] entries: client certificate names admitted (needs "
+        "PLUGIN_DI_ADMISSION_CLIENT_CA and a host serving TLS)",
     )
     admission_client_ca: Path | None = Field(
         default=None, description="PEM CA that signs the client certificates the host admits"

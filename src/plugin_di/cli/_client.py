@@ -68,7 +68,7 @@ def target_url(address: str, *, tls: bool) -> str:
     address = address.strip()
     if address.startswith(SCHEMES):
         if tls and not address.startswith("https://"):
-            raise UsageError(f"--tls needs an https:// URL or HOST:PORT, got {address!r}")
+            raise UsageError(f"TLS options need an https:// URL or HOST:PORT, got {address!r}")
         return address.rstrip("/") if not address.startswith("unix://") else address
     if "://" in address:
         scheme = address.split("://", 1)[0]
@@ -96,8 +96,6 @@ class ClientOptions:
         if args.timeout <= 0 or args.connect_timeout <= 0:
             raise UsageError("timeouts must be more than 0 seconds")
         tls = args.tls or bool(args.tls_ca or args.tls_cert)
-        if tls and address.startswith(("http://", "http+")):
-            raise UsageError("TLS options need an https:// URL (or HOST:PORT)")
         return cls(
             url=target_url(address, tls=tls),
             timeout=args.timeout,
