@@ -69,6 +69,8 @@ async def test_health_exit_codes_follow_grpc_health_probe(
     [
         [],
         ["ftp://127.0.0.1:1"],
+        ["http://"],
+        ["unix:relative.sock"],
         ["127.0.0.1:1", "--timeout", "0"],
         ["127.0.0.1:1", "--tls-cert", "c.pem"],
         ["http://127.0.0.1:1", "--tls"],

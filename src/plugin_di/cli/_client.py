@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import ssl
+import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ _HTTP_CODES = {
 }
 
 
-SCHEMES = ("http://", "https://", "http+h2c://", "http+h1fast://", "unix://")
+SCHEMES = ("http://", "https://", "http+h2c://", "http+h1fast://", "unix:")
 
 
 class UsageError(ValueError):
@@ -69,13 +70,22 @@ def target_url(address: str, *, tls: bool) -> str:
     if address.startswith(SCHEMES):
         if tls and not address.startswith("https://"):
             raise UsageError(f"TLS options need an https:// URL or HOST:PORT, got {address!r}")
-        return address.rstrip("/") if not address.startswith("unix://") else address
-    if "://" in address:
+        if address.startswith("unix:"):  # the transport checks the path
+            return address
+        url, bare = address.rstrip("/"), False
+    elif "://" in address:
         scheme = address.split("://", 1)[0]
         raise UsageError(f"unsupported URL scheme {scheme!r}: use one of {', '.join(SCHEMES)}")
-    if not address or ":" not in address:
+    else:
+        url, bare = ("https://" if tls else "http://") + address, True
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise UsageError(f"expected a URL or HOST:PORT, got {address!r}") from None
+    if not parts.hostname or (bare and port is None):
         raise UsageError(f"expected a URL or HOST:PORT, got {address!r}")
-    return ("https://" if tls else "http://") + address
+    return url
 
 
 @dataclass(frozen=True)
@@ -121,12 +131,12 @@ class ClientOptions:
                 tls = load_client_tls(self.tls_ca, self.tls_cert, self.tls_key)
             except (OSError, ValueError) as exc:
                 raise UsageError(str(exc)) from None
-        return sync_http_client(
-            self.url,
-            tls=tls,
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.timeout,
-        )
+        try:
+            return sync_http_client(
+                self.url, tls=tls, connect_timeout=self.connect_timeout, read_timeout=self.timeout
+            )
+        except ValueError as exc:  # a URL the transports refuse (a relative unix: path...)
+            raise UsageError(str(exc)) from None
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
