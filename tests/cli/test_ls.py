@@ -13,10 +13,13 @@ import pytest
 from examples.kv.plugin import make_plugin
 from plugin_di.cli import main
 from plugin_di.cli.ls import token_self_id
+from plugin_di.clock import FakeClock
 from plugin_di.host import join_tokens
 from plugin_di.host.admission import AdmissionPolicy, AllowEntry
+from plugin_di.host.config import HostConfig
 from plugin_di.host.server import Host
 from plugin_di.plugin.health import HealthState
+from plugin_di.rpc.interceptors.ratelimit import Rate
 from plugin_di.rpc.tls import generate_ephemeral_cert
 from tests.cli.test_probe_commands import closed_port, run_cli
 from tests.support.host import join_host, served
@@ -185,6 +188,22 @@ async def test_ls_over_mtls_is_admitted_by_a_client_certificate(
         )  # fmt: skip
         assert code == 3
         assert "unauthenticated" in err
+    finally:
+        await host.stop()
+        await asyncio.sleep(0.05)
+
+
+async def test_the_listing_is_rate_limited_per_peer_before_the_credential_is_checked() -> None:
+    config = HostConfig(rate_limit=Rate(rps=0.001, burst=2))
+    host = Host(config, clock=FakeClock(), admission=AdmissionPolicy(open_registration=True))
+    await host.start("127.0.0.1:0")
+    try:
+        url = host.url + "/plugin-di/v1/plugins"
+        async with httpx.AsyncClient(timeout=10) as plain:
+            answers = [await plain.get(url, headers={"x-plugin-self-id": "ops"}) for _ in range(3)]
+        assert [a.status_code for a in answers[:2]] == [200, 200]
+        assert answers[0].json() == {"plugins": []}
+        assert answers[2].json()["code"] == "resource_exhausted"
     finally:
         await host.stop()
         await asyncio.sleep(0.05)

@@ -25,6 +25,7 @@ from plugin_di.host.client_cert import current_client_cert_name
 from plugin_di.host.registry import ServiceRegistry, routed_url
 from plugin_di.host.tracker import HealthTracker
 from plugin_di.rpc.asgi import Receive, Scope, Send, send_error
+from plugin_di.rpc.interceptors.ratelimit import Rate, TokenBucketLimiter
 
 INSPECT_PREFIX = "/plugin-di/v1/"
 PLUGINS_PATH = INSPECT_PREFIX + "plugins"
@@ -40,11 +41,18 @@ class PlatformInspector:
         tracker: HealthTracker,
         tokens: TokenValidator,
         admission: Admission,
+        *,
+        limiter: TokenBucketLimiter | None = None,
+        rate: Rate | None = None,
     ) -> None:
+        """``limiter`` and ``rate`` (the host's) bound the requests of each peer address,
+        counted before the credential is checked, so a flood of refused requests is bounded."""
         self._registry = registry
         self._tracker = tracker
         self._tokens = tokens
         self._admission = admission
+        self._limiter = limiter
+        self._rate = rate
 
     def snapshot(self) -> dict[str, Any]:
         """Every plugin the host knows, with its registrations and health."""
@@ -74,6 +82,17 @@ class PlatformInspector:
                 }
             )
         return {"plugins": plugins}
+
+    def _check_rate(self, scope: Scope) -> None:
+        limiter, rate = self._limiter, self._rate
+        client = scope.get("client")
+        key = f"addr:{client[0] if client else ''}|inspect"
+        if limiter is not None and rate is not None and not limiter.allow(key, rate):
+            raise ConnectError(
+                Code.RESOURCE_EXHAUSTED,
+                f"rate limit exceeded for {PLUGINS_PATH}: {rate.rps:g}/s, burst {rate.burst}; "
+                "slow down",
+            )
 
     def _authenticate(self, scope: Scope) -> None:
         headers: dict[str, str] = {}
@@ -107,6 +126,7 @@ class PlatformInspector:
             await send_error(scope, send, Code.UNIMPLEMENTED, f"use GET {PLUGINS_PATH}")
             return
         try:
+            self._check_rate(scope)
             self._authenticate(scope)
         except ConnectError as error:
             await send_error(scope, send, error.code, error.message)

@@ -219,8 +219,9 @@ class Host:
         self._connect_apps = apps
         self.app.mount(SERVICES_PREFIX, self.router)
         self.app.mount(CAPABILITIES_PREFIX, self.broker)
-        self.app.mount(INSPECT_PREFIX, PlatformInspector(self.registry, self.tracker, self.tokens,
-                                                         self.admission))  # fmt: skip
+        inspector = PlatformInspector(self.registry, self.tracker, self.tokens, self.admission,
+                                      limiter=self.limiter, rate=rate_limit)  # fmt: skip
+        self.app.mount(INSPECT_PREFIX, inspector)
         self._listeners = HostListeners()
         self._sweeper: asyncio.Task[None] | None = None
         if fast_uds or fast_bind is not None:
