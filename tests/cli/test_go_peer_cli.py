@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.interop.support.go_peer import go_kv_server
+from tests.interop.support.go_peer import go_host, go_kv_server
 
 
 def plugin_di(*args: str) -> subprocess.CompletedProcess[str]:
@@ -33,3 +33,10 @@ def test_health_and_call_speak_to_a_connect_plugin_go_plugin() -> None:
         got = plugin_di("call", url, "kv.v1.KVService/Get", '{"key": "go"}')
         assert got.returncode == 0, got.stderr
         assert '"value": "Z28="' in got.stdout
+
+
+def test_ls_says_a_connect_plugin_go_host_has_no_listing() -> None:
+    with go_host() as url:
+        listed = plugin_di("ls", url, "--self-id", "ops")
+        assert listed.returncode == 3
+        assert "ls needs a plugin-di host" in listed.stderr

@@ -109,6 +109,8 @@ def list_plugins(options: ClientOptions, headers: list[tuple[str, str]]) -> dict
             raise
     if response.status != 200:
         code, message = error_of_response(response.status, response.content)
+        if response.status == 404 and code == "unimplemented":  # no Connect error: not ours
+            message += " (the host has no plugin listing: ls needs a plugin-di host)"
         raise RuntimeError(f"{code}: {message}")
     listing: dict[str, Any] = json.loads(response.content)
     return listing
