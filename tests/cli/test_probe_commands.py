@@ -58,6 +58,9 @@ async def test_health_exit_codes_follow_grpc_health_probe(
 
         server.health.report(HealthState.DEGRADED, "cache cold")  # degraded still serves
         assert (await run_cli(capsys, "health", line.url))[0] == 0
+        for protocol in ("grpc", "grpc-web"):
+            code, out, err = await run_cli(capsys, "health", line.url, "--protocol", protocol)
+            assert (code, out.splitlines()[-1]) == (0, "status: SERVING"), err
 
     code, _, err = await run_cli(capsys, "health", f"127.0.0.1:{closed_port()}")
     assert code == 2

@@ -2,8 +2,8 @@
 
 Asks grpc.health.v1.Health/Check and, when the server offers it, the plugin's own
 connectplugin.health.v1.HealthService/Check about SERVICE ('' or absent: the whole server),
-over the Connect protocol. Plugins (plugin-di and connect-plugin-go) and hosts answer it,
-so it serves as a container or systemd health check.
+over the Connect protocol (--protocol grpc: gRPC). Plugins (plugin-di and
+connect-plugin-go) and hosts answer it, so it serves as a container or systemd health check.
 
 exit codes (those of grpc-health-probe):
   0  the answer is SERVING
@@ -27,6 +27,7 @@ from typing import Any
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
+from connectrpc.protocol import ProtocolType
 
 from plugin_di.cli._client import (
     ClientOptions,
@@ -43,12 +44,23 @@ RPC_FAILURE = 3
 UNHEALTHY = 4
 
 _STATUS_NAMES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+_PROTOCOLS = {
+    "connect": ProtocolType.CONNECT,
+    "grpc": ProtocolType.GRPC,
+    "grpc-web": ProtocolType.GRPC_WEB,
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", metavar="URL", help="http://, https://, unix:// URL or HOST:PORT")
     parser.add_argument(
         "service", metavar="SERVICE", nargs="?", default="", help="service name ('': the server)"
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=sorted(_PROTOCOLS),
+        default="connect",
+        help="the RPC protocol (default connect; grpc for a server that speaks only gRPC)",
     )
     add_client_arguments(parser, timeout=1.0)
 
@@ -60,7 +72,9 @@ class _Probe:
     request: Any
 
 
-def _probes(options: ClientOptions, http: Any, service: str) -> list[_Probe]:
+def _probes(
+    options: ClientOptions, http: Any, service: str, protocol: ProtocolType
+) -> list[_Probe]:
     from plugin_di.gen.connectplugin.health.v1 import health_pb2 as cp_health
     from plugin_di.gen.connectplugin.health.v1.health_connect import HealthServiceClientSync
     from plugin_di.gen.grpc.health.v1 import health_pb2 as grpc_health
@@ -68,7 +82,9 @@ def _probes(options: ClientOptions, http: Any, service: str) -> list[_Probe]:
     from plugin_di.rpc.transport import connect_client
 
     def client(cls: Any) -> Any:
-        return connect_client(cls, options.url, http, timeout_ms=options.timeout_ms)
+        return connect_client(
+            cls, options.url, http, timeout_ms=options.timeout_ms, protocol=protocol
+        )
 
     return [
         _Probe(
@@ -84,11 +100,11 @@ def _probes(options: ClientOptions, http: Any, service: str) -> list[_Probe]:
     ]
 
 
-def probe(options: ClientOptions, service: str) -> int:
+def probe(options: ClientOptions, service: str, protocol: str = "connect") -> int:
     """Check both health services; print what each said; the grpc-health-probe exit code."""
     answers: list[tuple[str, int]] = []
     with options.http_client() as http:
-        for each in _probes(options, http, service):
+        for each in _probes(options, http, service, _PROTOCOLS[protocol]):
             try:
                 answer = each.client.check(each.request)
             except ConnectError as exc:
@@ -125,7 +141,7 @@ def probe(options: ClientOptions, service: str) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         options = ClientOptions.from_args(args.url, args)
-        return probe(options, args.service)
+        return probe(options, args.service, args.protocol)
     except UsageError as exc:
         print(f"plugin-di health: {exc}", file=sys.stderr)
         return INVALID_ARGUMENTS
