@@ -21,7 +21,7 @@ from plugin_di.host.server import Host
 from plugin_di.plugin.health import HealthState
 from plugin_di.rpc.interceptors.ratelimit import Rate
 from plugin_di.rpc.tls import generate_ephemeral_cert
-from tests.cli.test_probe_commands import closed_port, run_cli
+from tests.cli.support import closed_port, run_cli
 from tests.support.host import join_host, served
 
 
@@ -153,13 +153,12 @@ async def test_ls_refusals_and_failures_exit_nonzero(
 async def test_ls_over_mtls_is_admitted_by_a_client_certificate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.host.test_admission_mtls import CA
-
-    ca = CA.make("plugin-di test client CA")
+    # Self-signed client certificates, each trusted as itself (as automatic mTLS pins them):
+    # both pass TLS, admission knows only "ops".
     server = generate_ephemeral_cert("host")
-    ops, stranger = ca.client("ops"), ca.client("stranger")
+    ops, stranger = generate_ephemeral_cert("ops"), generate_ephemeral_cert("stranger")
     files = {
-        "ca.pem": ca.pem,
+        "clients.pem": ops.cert_pem + stranger.cert_pem,
         "host.pem": server.cert_pem,
         "host.key": server.key_pem,
         "ops.pem": ops.cert_pem,
@@ -169,7 +168,9 @@ async def test_ls_over_mtls_is_admitted_by_a_client_certificate(
     }
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
-    policy = AdmissionPolicy(allow_cert=(AllowEntry.of("ops", []),), client_ca=tmp_path / "ca.pem")
+    policy = AdmissionPolicy(
+        allow_cert=(AllowEntry.of("ops", []),), client_ca=tmp_path / "clients.pem"
+    )
     host = Host(admission=policy)
     await host.start("127.0.0.1:0", certfile=tmp_path / "host.pem", keyfile=tmp_path / "host.key")
     try:
@@ -188,6 +189,11 @@ async def test_ls_over_mtls_is_admitted_by_a_client_certificate(
         )  # fmt: skip
         assert code == 3
         assert "unauthenticated" in err
+        assert "'stranger' has no --allow-cert entry" in err
+
+        code, _, err = await run_cli(capsys, "ls", host.url, "--self-id", "ops", *tls)
+        assert code == 3  # no certificate: the name alone admits nothing
+        assert "plugin 'ops' is not admitted" in err
     finally:
         await host.stop()
         await asyncio.sleep(0.05)

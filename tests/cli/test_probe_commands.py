@@ -5,7 +5,6 @@ The command runs in a worker thread (its client is blocking) while the test's lo
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import socket
@@ -17,21 +16,8 @@ from examples.kv.plugin import make_plugin
 from plugin_di.cli import main
 from plugin_di.plugin.health import HealthState
 from plugin_di.rpc.tls import der_to_pem, generate_ephemeral_cert
+from tests.cli.support import closed_port, run_cli
 from tests.support.inloop import serving
-
-
-async def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = await asyncio.wait_for(asyncio.to_thread(main, list(args)), 30)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 async def test_health_exit_codes_follow_grpc_health_probe(
