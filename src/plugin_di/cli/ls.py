@@ -38,7 +38,6 @@ INVALID_ARGUMENTS = 1
 CONNECTION_FAILURE = 2
 RPC_FAILURE = 3
 
-PLUGINS_PATH = "/plugin-di/v1/plugins"  # plugin_di.host.inspect.PLUGINS_PATH
 DEFAULT_SELF_ID = "plugin-di-ls"
 
 
@@ -70,9 +69,11 @@ def token_self_id(token: str) -> str | None:
 
 
 def _headers(args: argparse.Namespace) -> list[tuple[str, str]]:
+    from plugin_di.host.inspect import SELF_ID_HEADER
+
     token = args.token or os.environ.get("PLUGIN_DI_JOIN_TOKEN", "")
     self_id = args.self_id or (token_self_id(token) if token else None) or DEFAULT_SELF_ID
-    headers = [("x-plugin-self-id", self_id)]
+    headers = [(SELF_ID_HEADER, self_id)]
     if token:
         headers.append(("authorization", f"Bearer {token}"))
     return headers
@@ -99,6 +100,8 @@ def render(listing: dict[str, Any]) -> str:
 
 def list_plugins(options: ClientOptions, headers: list[tuple[str, str]]) -> dict[str, Any]:
     """GET the host's listing; ConnectionError or RuntimeError('code: message') on failure."""
+    from plugin_di.host.inspect import PLUGINS_PATH
+
     with options.http_client() as http:
         try:
             response = http.client.get(http.address + PLUGINS_PATH, headers,
