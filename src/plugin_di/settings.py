@@ -25,12 +25,22 @@ class Settings(BaseSettings):
 
     # lifecycle engine
     start_timeout: float = Field(
-        default=15.0, gt=0, description="global budget for all start hooks"
+        default=15.0, gt=0, description="seconds all start hooks of an app may take together"
     )
-    stop_timeout: float = Field(default=15.0, gt=0, description="global budget for all stop hooks")
-    hook_timeout: float = Field(default=15.0, gt=0, description="budget for one start or stop hook")
-    log_level: str = "INFO"
-    log_format: Literal["text", "json"] = "text"
+    stop_timeout: float = Field(
+        default=15.0, gt=0, description="seconds all stop hooks of an app may take together"
+    )
+    hook_timeout: float = Field(
+        default=15.0, gt=0, description="seconds one start or stop hook may take"
+    )
+    log_level: str = Field(
+        default="INFO",
+        description="level of the lifecycle events logged by App.run and plugin-di run "
+        "(DEBUG, INFO, WARNING, ERROR)",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: one line per event; json: one JSON object per line"
+    )
     progress_interval: float = Field(
         default=5.0,
         ge=0,
@@ -43,12 +53,14 @@ class Settings(BaseSettings):
 
     # plugins
     max_message_bytes: int = Field(
-        default=4 * MiB, gt=0, description="largest request body accepted"
+        default=4 * MiB, gt=0, description="largest request body a server accepts, in bytes"
     )
     plugin_start_timeout: float = Field(
-        default=15.0, gt=0, description="wait for the handshake line"
+        default=15.0, gt=0, description="seconds a process plugin has to print its handshake line"
     )
-    shutdown_grace: float = Field(default=5.0, ge=0, description="grace period given to Shutdown")
+    shutdown_grace: float = Field(
+        default=5.0, ge=0, description="seconds in-flight calls may run after a stop request"
+    )
     zygote: bool = Field(
         default=True,
         description="an App forks its 'python -m' process plugins from one warm zygote "
@@ -62,17 +74,36 @@ class Settings(BaseSettings):
     )
 
     # every listener (plugin_di.rpc.serving.Limits)
-    header_timeout: float = Field(default=10.0, gt=0, description="a request head must arrive")
-    idle_timeout: float = Field(default=20.0, gt=0, description="idle connections are closed")
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="seconds a request head (or TLS handshake) has to arrive"
+    )
+    idle_timeout: float = Field(
+        default=20.0, gt=0, description="seconds before an idle or stalled connection is closed"
+    )
     max_connections: int = Field(default=1024, gt=0, description="open connections per listener")
     max_streams: int = Field(default=100, gt=0, description="HTTP/2 streams per connection")
-    max_header_bytes: int = Field(default=64 * 1024, gt=0, description="request head size")
+    max_header_bytes: int = Field(
+        default=64 * 1024, gt=0, description="largest request head (line and headers), in bytes"
+    )
 
     # host platform
-    runtime_token_ttl: float = Field(default=24 * 3600.0, gt=0)
-    capability_grant_ttl: float = Field(default=3600.0, gt=0)
-    rate_limit_rps: float = Field(default=1000.0, gt=0)
-    rate_limit_burst: int = Field(default=2000, gt=0)
+    runtime_token_ttl: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="seconds a plugin's runtime token (its identity on the host) stays valid",
+    )
+    capability_grant_ttl: float = Field(
+        default=3600.0, gt=0, description="seconds a capability grant stays valid"
+    )
+    rate_limit_rps: float = Field(
+        default=1000.0,
+        gt=0,
+        description="requests per second each caller may make to a host; a served plugin "
+        "limits its callers only when this or PLUGIN_DI_RATE_LIMIT_BURST is set",
+    )
+    rate_limit_burst: int = Field(
+        default=2000, gt=0, description="requests a caller may make at once above the rate"
+    )
 
     # where the host platform keeps its state (docs/deploy.md)
     store: str = Field(
@@ -103,8 +134,8 @@ class Settings(BaseSettings):
     )
     admission_allow_cert: str = Field(
         default="",
-        description="NAME=TYPE[,TYPE] entries: client certificate names admitted (TLS with "
-        "admission_client_ca)",
+        description="NAME=TYPE[,TYPE] entries: client certificate names admitted (needs "
+        "PLUGIN_DI_ADMISSION_CLIENT_CA and a host serving TLS)",
     )
     admission_client_ca: Path | None = Field(
         default=None, description="PEM CA that signs the client certificates the host admits"

@@ -47,6 +47,7 @@ from plugin_di.host.broker import CAPABILITIES_PREFIX, BrokerService, Capability
 from plugin_di.host.config import HostConfig
 from plugin_di.host.depgraph import DependencyGraph, Node
 from plugin_di.host.handshake import HandshakeService
+from plugin_di.host.inspect import INSPECT_PREFIX, PlatformInspector
 from plugin_di.host.listeners import HostListeners
 from plugin_di.host.platform import Platform
 from plugin_di.host.probes import HostProbes
@@ -220,6 +221,9 @@ class Host:
         self._connect_apps = apps
         self.app.mount(SERVICES_PREFIX, self.router)
         self.app.mount(CAPABILITIES_PREFIX, self.broker)
+        inspector = PlatformInspector(self.registry, self.tracker, self.tokens, self.admission,
+                                      limiter=self.limiter, rate=rate_limit)  # fmt: skip
+        self.app.mount(INSPECT_PREFIX, inspector)
         self._listeners = HostListeners()
         state = shared.state if shared is not None else None
         probes = HostProbes(self.health, lambda: self._listeners.serving,
