@@ -31,7 +31,15 @@ class EnvSetting:
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "App lifecycle",
-        ("start_timeout", "stop_timeout", "hook_timeout", "log_level", "log_format", "event_loop"),
+        (
+            "start_timeout",
+            "stop_timeout",
+            "hook_timeout",
+            "progress_interval",
+            "log_level",
+            "log_format",
+            "event_loop",
+        ),
     ),
     (
         "Plugins",
@@ -56,6 +64,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "open_registration",
         ),
     ),
+    ("Observability", ("otel",)),
 )
 
 PROCESS_GROUP = "Plugin process environment"
@@ -111,12 +120,13 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
         "max_message_bytes",
         "shutdown_grace",
         "event_loop",
+        "otel",
         *_LISTENER,
         "rate_limit_rps",
         "rate_limit_burst",
         *(v.name for v in PROCESS_VARIABLES),
     ),
-    "host": ("event_loop", "max_message_bytes", *_LISTENER, *_HOST),
+    "host": ("event_loop", "otel", "max_message_bytes", *_LISTENER, *_HOST),
     "join-token": ("admission_key_file",),
     "ls": (env.JOIN_TOKEN,),
 }
