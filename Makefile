@@ -1,6 +1,6 @@
-# Two commands: `make test` and `make demo` (and `make docs`: the documentation site; `make conformance`: the whole Connect
-# conformance suite, see docs/interop.md). Each (re)creates .venv only when
-# pyproject.toml changed since the last install.
+# Two commands: `make test` and `make demo` (and `make docs`: the documentation site;
+# `make conformance`: the whole Connect conformance suite, see docs/interop.md). Each
+# (re)creates .venv only when pyproject.toml changed since the last install.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -33,10 +33,10 @@ test: $(STAMP)
 # The documentation site (mkdocs.yml): built into site/ with --strict, so a broken link, a
 # missing page or a docstring mkdocstrings cannot render fails the build.
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 docs-serve: $(STAMP)
-	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 demo: $(STAMP)
 	$(BIN)/python -m examples.fx_managed
