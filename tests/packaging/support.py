@@ -98,18 +98,21 @@ def install_fresh(wheel: Path, root: Path) -> FreshVenv:
         timeout=COMMAND_TIMEOUT,
     )
     venv = FreshVenv(root)
-    # A plain path line: the project's own .pth files (its editable plugin_di) stay unread.
-    shared = sysconfig.get_paths()["purelib"]
-    (_site_packages(venv.python) / "_project_deps.pth").write_text(shared + "\n")
+    # Installed before the .pth exists, so pip sees an empty venv: never "already satisfied"
+    # by the project's own plugin-di, never touching it.
     subprocess.run(
         [
             *(sys.executable, "-m", "pip", "--python", str(venv.python), "install"),
-            *("--no-deps", "--no-index", "--quiet", str(wheel)),
+            *("--no-deps", "--no-index", "--ignore-installed", "--quiet", str(wheel)),
         ],
         check=True,
         timeout=COMMAND_TIMEOUT,
         capture_output=True,
     )
+    # A plain path line: the project's own .pth files (its editable plugin_di) stay unread,
+    # and the venv's own site-packages comes first.
+    shared = sysconfig.get_paths()["purelib"]
+    (_site_packages(venv.python) / "_project_deps.pth").write_text(shared + "\n")
     return venv
 
 

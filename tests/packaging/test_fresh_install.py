@@ -5,49 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.packaging.support import UserProject, wheel_names, wheel_text
+from tests.packaging.support import REPO, UserProject, wheel_names, wheel_text
 
-APP = """
-    import asyncio
-
-    from dependency_injector import containers, providers
-
-    from plugin_di import App
+INDEX = REPO / "docs" / "index.md"
 
 
-    class Database:
-        async def start(self) -> None:
-            print("database: connected")
-
-        async def stop(self) -> None:
-            print("database: closed")
-
-
-    class Api:
-        def __init__(self, db: Database) -> None:
-            self.db = db
-
-        async def start(self) -> None:
-            print("api: listening")
-
-        def stop(self) -> None:
-            print("api: stopped")
-
-
-    class AppContainer(containers.DeclarativeContainer):
-        db = providers.Singleton(Database)
-        api = providers.Singleton(Api, db=db)
-
-
-    async def main() -> None:
-        app = App(AppContainer)
-        await app.start()
-        await app.stop()
-
-
-    if __name__ == "__main__":
-        asyncio.run(main())
-"""
+def _index_example() -> tuple[str, list[str]]:
+    """The start page's ``app.py`` (its first Python block) and the output it shows."""
+    text = INDEX.read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    shown = text.split("```console\n$ python app.py\n", 1)[1].split("```", 1)[0]
+    return code, shown.splitlines()
 
 
 def test_the_wheel_holds_the_license_types_and_entry_points(wheel: Path) -> None:
@@ -79,15 +47,12 @@ def test_the_console_script_runs(user_project: UserProject) -> None:
         assert command in helped.stdout
 
 
-def test_a_small_app_runs_and_type_checks(user_project: UserProject) -> None:
-    user_project.write("app.py", APP)
+def test_the_start_pages_app_runs_and_type_checks(user_project: UserProject) -> None:
+    code, shown = _index_example()
+    user_project.write("app.py", code)
     ran = user_project.run("python", "app.py")
-    assert ran.stdout.splitlines() == [
-        "database: connected",
-        "api: listening",
-        "api: stopped",
-        "database: closed",
-    ]
+    assert ran.stdout.splitlines() == shown
+    assert shown == ["database: connected", "api: listening", "api: stopped", "database: closed"]
     checked = user_project.mypy_strict("app.py")
     assert "Success: no issues found in 1 source file" in checked.stdout
 
