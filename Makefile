@@ -1,12 +1,12 @@
-# Two commands: `make test` and `make demo` (and `make conformance`: the whole Connect
-# conformance suite, see docs/interop.md). Each (re)creates .venv only when
-# pyproject.toml changed since the last install.
+# Two commands: `make test` and `make demo` (and `make docs`: the documentation site;
+# `make conformance`: the whole Connect conformance suite, see docs/interop.md). Each
+# (re)creates .venv only when pyproject.toml changed since the last install.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo proto lint type bench conformance fuzz clean
+.PHONY: test demo proto lint type bench conformance fuzz clean docs docs-serve
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,7 +27,16 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(MAKE) docs
 	$(BIN)/pytest; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 5 ]
+
+# The documentation site (mkdocs.yml): built into site/ with --strict, so a broken link, a
+# missing page or a docstring mkdocstrings cannot render fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 demo: $(STAMP)
 	$(BIN)/python -m examples.fx_managed
