@@ -34,6 +34,13 @@ _HTTP_CODES = {
 SCHEMES = ("http://", "https://", "http+h2c://", "http+h1fast://", "unix:")
 
 
+# The exit codes of every probing command, grpc-health-probe's (health adds 4: not serving).
+OK = 0
+INVALID_ARGUMENTS = 1
+CONNECTION_FAILURE = 2
+RPC_FAILURE = 3
+
+
 class UsageError(ValueError):
     """Bad arguments (a URL without a scheme and no --tls, unreadable PEM files...)."""
 

@@ -30,6 +30,9 @@ from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
 
 from plugin_di.cli._client import (
+    CONNECTION_FAILURE,
+    INVALID_ARGUMENTS,
+    RPC_FAILURE,
     ClientOptions,
     UsageError,
     add_client_arguments,
@@ -38,9 +41,6 @@ from plugin_di.cli._client import (
 )
 
 SERVING = 0
-INVALID_ARGUMENTS = 1
-CONNECTION_FAILURE = 2
-RPC_FAILURE = 3
 UNHEALTHY = 4
 
 _STATUS_NAMES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}

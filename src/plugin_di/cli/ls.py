@@ -26,17 +26,16 @@ import sys
 from typing import Any
 
 from plugin_di.cli._client import (
+    CONNECTION_FAILURE,
+    INVALID_ARGUMENTS,
+    OK,
+    RPC_FAILURE,
     ClientOptions,
     UsageError,
     add_client_arguments,
     error_of_response,
     is_connection_failure,
 )
-
-OK = 0
-INVALID_ARGUMENTS = 1
-CONNECTION_FAILURE = 2
-RPC_FAILURE = 3
 
 DEFAULT_SELF_ID = "plugin-di-ls"
 
