@@ -137,15 +137,7 @@ class UserProject:
         """Run ``cmd`` in the project directory with the venv's ``bin`` first on PATH (as
         after ``source .venv/bin/activate``); raise `CommandFailed` with its output when it
         exits non-zero and ``check`` is set."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        env.update(
-            PATH=f"{self.venv.bin}{os.pathsep}{env.get('PATH', '')}",
-            VIRTUAL_ENV=str(self.venv.root),
-            **self.env,
-        )
-        args = [str(part) for part in cmd]
-        if shutil.which(args[0], path=env["PATH"]) is None:
-            raise CommandFailed(f"{args[0]}: not found on the fresh venv's PATH")
+        env, args = self._command(cmd)
         done = subprocess.run(
             args, cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout
         )
@@ -155,6 +147,32 @@ class UserProject:
                 f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
             )
         return done
+
+    def spawn(self, *cmd: str | Path) -> subprocess.Popen[str]:
+        """Start ``cmd`` as `run` would, without waiting: a server the test stops by its pid
+        (`tests.support.processes.PluginProcess.stop`)."""
+        env, args = self._command(cmd)
+        return subprocess.Popen(
+            args,
+            cwd=self.root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def _command(self, cmd: tuple[str | Path, ...]) -> tuple[dict[str, str], list[str]]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+        env.update(
+            PATH=f"{self.venv.bin}{os.pathsep}{env.get('PATH', '')}",
+            VIRTUAL_ENV=str(self.venv.root),
+            **self.env,
+        )
+        args = [str(part) for part in cmd]
+        if shutil.which(args[0], path=env["PATH"]) is None:
+            raise CommandFailed(f"{args[0]}: not found on the fresh venv's PATH")
+        return env, args
 
     def mypy_strict(self, *files: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``mypy --strict files`` against the fresh install (the project's mypy, pointed at

@@ -5,9 +5,12 @@ process plugin, its tests, a fake in place of the plugin (docs/testing.md), and 
 
 from __future__ import annotations
 
+import json
 import re
 
+from plugin_di.plugin.handshake_line import HandshakeLine
 from tests.packaging.support import REPO, UserProject
+from tests.support.processes import PluginProcess, read_line
 
 PAGE = (REPO / "docs" / "writing-a-plugin.md").read_text()
 
@@ -84,3 +87,35 @@ def test_the_protocols_protos_ship_with_the_install(user_project: UserProject) -
     where = user_project.run("plugin-di", "proto", "path").stdout.strip()
     assert where.startswith(str(user_project.venv.root)), where
     assert (user_project.venv.root / where / "connectplugin/v1/handshake.proto").is_file()
+
+
+def test_the_command_line_reaches_the_pages_plugin(user_project: UserProject) -> None:
+    """docs/cli.md from the fresh install: serve the page's plugin, probe it, call it."""
+    _write_the_pages_project(user_project)
+    user_project.run("plugin-di", "proto", "gen")
+    version = user_project.run("plugin-di", "--version").stdout
+    assert version.split()[-1][:1].isdigit(), version
+    proc = user_project.spawn(
+        "plugin-di", "serve", "myapp.greet.plugin:plugin", "--bind", "127.0.0.1:0"
+    )
+    line = read_line(proc)
+    served = PluginProcess(proc, HandshakeLine.parse(line), []) if line else None
+    try:
+        assert served is not None, "plugin-di serve printed no handshake line"
+        healthy = user_project.run("plugin-di", "health", served.url, check=False)
+        assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+        called = user_project.run(
+            "plugin-di", "call", served.url, "greet.v1.GreeterService/Greet", '{"name": "cli"}'
+        )
+        assert json.loads(called.stdout)["greeting"] == "Hello, cli!"
+        refused = user_project.run(
+            "plugin-di", "call", served.url, "greet.v1.GreeterService/Greet", "{}", check=False
+        )
+        assert refused.returncode == 3, refused.stderr
+        assert "invalid_argument" in refused.stderr
+    finally:
+        if served is not None:
+            served.stop()
+        elif proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
