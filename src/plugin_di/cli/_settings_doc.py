@@ -110,8 +110,9 @@ PROCESS_VARIABLES: tuple[EnvSetting, ...] = (
 )
 
 _ALL_SETTINGS = tuple(name for _, names in GROUPS for name in names)
-_LISTENER = GROUPS[2][1]
-_HOST = GROUPS[3][1] + GROUPS[4][1] + GROUPS[5][1]
+_BY_TITLE = dict(GROUPS)
+_LISTENER = _BY_TITLE["Every listener (plugins and hosts)"]
+_HOST = _BY_TITLE["Host platform"] + _BY_TITLE["Host platform state"] + _BY_TITLE["Host admission"]
 
 # command -> the settings it reads (Settings field names, or PROCESS_VARIABLES names)
 COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {

@@ -284,7 +284,6 @@ class H2Connection(asyncio.Protocol):
         if self.streams.get(stream.stream_id) is stream:
             del self.streams[stream.stream_id]
         stream.release_unread()
-        self.flush_soon()
         self._close_if_done()
         if not self.streams and not self._closed:
             self.deadline = self.hub.clock.now() + self.hub.limits.idle_timeout

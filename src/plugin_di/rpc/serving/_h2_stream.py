@@ -62,6 +62,7 @@ class H2Stream:
         if self._unacked:
             self._conn.h2.acknowledge_received_data(self._unacked, self.stream_id)
             self._unacked = 0
+            self._conn.flush_soon()
 
     def complete(self) -> None:
         self.body_complete = True
