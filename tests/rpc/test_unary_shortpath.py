@@ -32,6 +32,7 @@ from plugin_di.rpc.serving import bind_socket, serve
 from plugin_di.rpc.transport import connect_client, http_client
 from plugin_di.rpc.unary_shortpath import UnaryShortPaths
 from tests.support.probe import ProbeKV
+from tests.support.waiting import until
 
 MAX = 1024
 
@@ -125,11 +126,15 @@ async def test_headers_trailers_and_errors_match_connect(tmp_path: Path) -> None
         assert boom.value.code == Code.INTERNAL
         assert "hunter2" not in boom.value.message
 
+        before = len(audit.ended)
         with pytest.raises(ConnectError) as late:
             await connect_client(KVServiceClient, url, http, timeout_ms=50).get(
                 pb.GetRequest(key="hang")
             )
         assert late.value.code == Code.DEADLINE_EXCEEDED
+        # The server's deadline (the same 50 ms, from the header) ends its side of the call;
+        # the caller's own timer may have answered a moment sooner.
+        await until(lambda: len(audit.ended) > before)
         assert audit.ended[-1] == ("Get", Code.DEADLINE_EXCEEDED)
         assert asgi.paths == []
 

@@ -14,6 +14,7 @@ Attributes read per call stay inline where they are read, named in `HOT_PATH_ATT
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from connectrpc.request import Headers
@@ -24,17 +25,24 @@ TESTED = VersionRange(
     "connectrpc",
     (0, 13),
     (0, 14),
-    borrowed="the server protocol, endpoints, interceptor runs, response metadata, app fields",
+    borrowed=(
+        "the server protocol, endpoints, interceptor runs, response metadata, app fields, "
+        "client fields"
+    ),
 )
 
 try:
     # What a Connect unary call runs between the HTTP body and the implementation.
     from connectrpc._interceptor_async import MetadataInterceptorsRun
     from connectrpc._protocol import ConnectWireError, HTTPError
-    from connectrpc._protocol_connect import ConnectServerProtocol
+    from connectrpc._protocol_connect import ConnectClientProtocol, ConnectServerProtocol
 
     # The client's ResponseMetadata is filled by these (direct dispatch has no HTTP response).
-    from connectrpc._response_metadata import handle_response_headers, handle_response_trailers
+    from connectrpc._response_metadata import (
+        _current_response,
+        handle_response_headers,
+        handle_response_trailers,
+    )
 
     # The endpoint kinds in a generated app's table (the public `Endpoint` is their base).
     from connectrpc._server_shared import (
@@ -51,6 +59,7 @@ TESTED.check_installed()
 __all__ = [
     "HOT_PATH_ATTRIBUTES",
     "TESTED",
+    "ClientFields",
     "ConnectServerProtocol",
     "ConnectWireError",
     "EndpointBidiStream",
@@ -64,6 +73,7 @@ __all__ = [
     "app_endpoints",
     "app_metadata_interceptors",
     "app_service",
+    "client_fields",
     "decode_message",
     "handle_response_headers",
     "handle_response_trailers",
@@ -71,6 +81,7 @@ __all__ = [
     "replace_app_codecs",
     "replace_app_compressions",
     "request_headers",
+    "response_metadata_wanted",
     "set_app_read_max_bytes",
 ]
 
@@ -164,3 +175,47 @@ def header_value(headers: Headers, name: str) -> str | None:
         value: str | None = store.get(name)
         return value
     return headers.get(name)
+
+
+# A generated ``XxxClient`` (a ``ConnectClient``): what it was built with, read once.
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFields:
+    """The settings a ``ConnectClient`` sends unary calls with (`client_fields`)."""
+
+    address: str
+    codec: Any
+    protocol: Any
+    """its protocol object: ``create_request_context``, ``validate_response``, ..."""
+    connect: bool
+    """whether that protocol is Connect (not gRPC or gRPC-Web)"""
+    send_compression: Any
+    accept_compression: str
+    """the accept-encoding header value"""
+    response_compressions: Mapping[str, Any]
+    timeout_ms: int | None
+    read_max_bytes: int | None
+    intercepted: bool
+    """whether unary interceptors wrap its sends"""
+
+
+def client_fields(client: Any) -> ClientFields:
+    """``client``'s `ClientFields`."""
+    return ClientFields(
+        address=client._address,
+        codec=client._codec,
+        protocol=client._protocol,
+        connect=isinstance(client._protocol, ConnectClientProtocol),
+        send_compression=client._send_compression,
+        accept_compression=client._accept_compression_header,
+        response_compressions=client._response_compressions,
+        timeout_ms=client._timeout_ms,
+        read_max_bytes=client._read_max_bytes,
+        intercepted=client._execute_unary != client._send_request_unary,
+    )
+
+
+def response_metadata_wanted() -> bool:
+    """Whether the caller is inside a ``ResponseMetadata`` block (which wants the headers)."""
+    return _current_response.get(None) is not None

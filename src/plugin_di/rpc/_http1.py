@@ -8,8 +8,7 @@ from __future__ import annotations
 import functools
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from pyqwest import Headers, ReadError
 
@@ -33,6 +32,7 @@ __all__ = [
     "decode_stream",
     "decode_stream_sync",
     "encode_head",
+    "head_prefix",
     "host_line",
     "parse_head",
     "split_url",
@@ -105,6 +105,17 @@ def encode_head(
 ) -> bytes:
     """A request head: ``host`` (a `host_line`) unless the headers name one, and
     ``content-length: length`` (``None``: a chunked body follows)."""
+    head = head_prefix(method, target, headers, host)
+    if length is None:
+        return head + b"transfer-encoding: chunked\r\n\r\n"
+    if length or method not in ("GET", "HEAD"):
+        return head + b"content-length: %d\r\n\r\n" % length
+    return head + b"\r\n"
+
+
+def head_prefix(method: str, target: str, headers: HeadersArg, host: str) -> bytes:
+    """A request head without its framing line and final empty line: the part that stays
+    the same from call to call of one method (`encode_head` adds the rest)."""
     items: Iterable[tuple[str, str]]
     if headers is None:
         items, has_host = (), False
@@ -122,27 +133,69 @@ def encode_head(
     )
     if not has_host:
         text += host
-    if length is None:
-        text += "transfer-encoding: chunked\r\n"
-    elif length or method not in ("GET", "HEAD"):
-        text += f"content-length: {length}\r\n"
-    return (text + "\r\n").encode("latin-1")
+    return text.encode("latin-1")
 
 
 # --- response heads ------------------------------------------------------------------------
-@dataclass(slots=True)
 class Head:
-    """A parsed response head (and the body, when it arrived with the head)."""
+    """A parsed response head (and the body, when it arrived with the head).
 
+    ``headers`` is built on first use: the unary fast path (`plugin_di.rpc.unary_client`)
+    reads only ``content_type`` and ``content_encoding`` of a successful answer.
+    """
+
+    __slots__ = (
+        "_headers",
+        "body",
+        "chunked",
+        "content_encoding",
+        "content_type",
+        "keep_alive",
+        "length",
+        "pairs",
+        "status",
+    )
+
+    def __init__(
+        self,
+        status: int,
+        pairs: tuple[tuple[str, str], ...],
+        keep_alive: bool,
+        content_type: str = "",
+        content_encoding: str = "",
+    ) -> None:
+        self.status = status
+        self.pairs = pairs
+        """The header fields, names lower-cased (shared between heads: never changed)."""
+        self.keep_alive = keep_alive
+        self.content_type = content_type
+        self.content_encoding = content_encoding
+        """``""`` when the answer names none"""
+        self.body: bytes | None = None
+        """None: the body streams (chunked or until close)"""
+        self.chunked = False
+        self.length: int | None = None
+        self._headers: Headers | None = None
+
+    @property
+    def headers(self) -> Headers:
+        """The header fields as pyqwest ``Headers``."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = Headers(self.pairs)
+        return headers
+
+
+class _Parsed(NamedTuple):
     status: int
-    headers: Headers
+    pairs: tuple[tuple[str, str], ...]
     keep_alive: bool
-    body: bytes | None = None  # None: the body streams (chunked or until close)
-    chunked: bool = False
-    length: int | None = None
+    length: int | None
+    chunked: bool
+    content_type: str
+    content_encoding: str
 
 
-_Parsed = tuple[int, list[tuple[str, str]], bool, int | None, bool]
 # Parsed response heads by their bytes: a plugin answers with a handful of distinct heads,
 # so most calls skip parsing. Cleared when full.
 HEAD_CACHE: dict[bytes, _Parsed] = {}
@@ -161,16 +214,18 @@ def parse_head(raw: bytes | bytearray, method: str) -> Head | None:
         if len(HEAD_CACHE) >= HEAD_CACHE_SIZE:
             HEAD_CACHE.clear()
         HEAD_CACHE[key] = parsed
-    status, pairs, keep_alive, length, chunked = parsed
+    status = parsed.status
     if 100 <= status < 200 and status != 101:
         return None
-    head = Head(status, Headers(pairs), keep_alive)
+    head = Head(
+        status, parsed.pairs, parsed.keep_alive, parsed.content_type, parsed.content_encoding
+    )
     if method == "HEAD" or status in NO_BODY_STATUS or status < 200:
         head.body = b""
-    elif chunked:
+    elif parsed.chunked:
         head.chunked = True
     else:
-        head.length = length
+        head.length = parsed.length
     return head
 
 
@@ -184,6 +239,7 @@ def _parse_head_text(text: str) -> _Parsed:
     length: int | None = None
     chunked = False
     keep_alive = version != "HTTP/1.0"
+    content_type = content_encoding = ""
     for line in rest.split("\r\n"):
         if line:
             name, _, value = line.partition(":")
@@ -196,7 +252,13 @@ def _parse_head_text(text: str) -> _Parsed:
                 chunked = "chunked" in value.lower()
             elif name == "connection" and "close" in value.lower():
                 keep_alive = False
-    return status, pairs, keep_alive, length, chunked
+            elif name == "content-type":
+                content_type = value
+            elif name == "content-encoding":
+                content_encoding = value
+    return _Parsed(
+        status, tuple(pairs), keep_alive, length, chunked, content_type, content_encoding
+    )
 
 
 def chunk_size(line: bytes | bytearray) -> int:

@@ -118,26 +118,43 @@ class H1Transport:
             response = await self.execute(Request(method, url, as_headers(headers), body))
             return await _read_full(response)
         host, port, target = split_url(url)
-        data = encode_head(method, target, headers, self._host(host, port), len(body))
+        data = encode_head(method, target, headers, self.host_line(host, port), len(body))
         if body:
             data += body
-        conn = self._pool.take((host, port)) or await self._dial(host, port)
+        head = await self.exchange((host, port), data, method)
+        assert head.body is not None
+        return FullResponse(
+            head.status, head.headers, decode_body(head.headers, head.body), NO_TRAILERS
+        )
+
+    async def exchange(self, address: tuple[str, int], data: bytes, method: str = "POST") -> Head:
+        """Send a whole request (head and in-memory body, in ``data``) to ``address``
+        (``host, port``) and return its whole answer, body not decoded.
+
+        The bytes-level `fetch`, for callers that build request heads once per method
+        (`head_prefix`): same pooling and retry rule. Keep ``data`` within
+        ``INLINE_BODY_BYTES`` of body: it is written before the answer is read.
+        """
+        if self._pool.closed:
+            raise ConnectionError("the HTTP/1.1 transport is closed; create a new client")
+        conn = self._pool.take(address) or await self._dial(*address)
         try:
             head = await self._fetch_on(conn, data, method)
         except StaleConnection:
             # As in execute: nothing was processed, so one retry on a fresh connection.
-            conn = await self._dial(host, port)
+            conn = await self._dial(*address)
             try:
                 head = await self._fetch_on(conn, data, method)
             except StaleConnection as exc:
                 raise ConnectionResetError(
                     "the server closed the connection before answering"
                 ) from exc
-        self._release(conn, (host, port), head.keep_alive)
-        assert head.body is not None
-        return FullResponse(
-            head.status, head.headers, decode_body(head.headers, head.body), NO_TRAILERS
-        )
+        self._release(conn, address, head.keep_alive)
+        return head
+
+    def host_line(self, host: str, port: int) -> str:
+        """The ``host:`` line of a request to ``host:port`` (the URL's host on a Unix socket)."""
+        return host_line(host, port, self._unix_path is not None)
 
     async def _fetch_on(self, conn: Connection, data: bytes, method: str) -> Head:
         try:
@@ -248,9 +265,6 @@ class H1Transport:
                     task.cancel()
             await asyncio.gather(writing, reading, return_exceptions=True)
 
-    def _host(self, host: str, port: int) -> str:
-        return host_line(host, port, self._unix_path is not None)
-
     async def _send_request(
         self,
         conn: Connection,
@@ -260,7 +274,7 @@ class H1Transport:
         request: Request,
         content: bytes | bytearray | AsyncIterator[bytes] | None,
     ) -> None:
-        where = self._host(host, port)
+        where = self.host_line(host, port)
         if content is None or isinstance(content, bytes | bytearray):
             body = bytes(content or b"")
             head = encode_head(request.method, target, request.headers, where, len(body))

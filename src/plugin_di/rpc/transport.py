@@ -33,6 +33,7 @@ from pyqwest.testing import ASGITransport
 
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.rpc._http1 import IDLE_TIMEOUT
+from plugin_di.rpc.h1 import H1Transport
 from plugin_di.rpc.mounts import (
     BufferedTransport,
     HTTPMode,
@@ -41,7 +42,8 @@ from plugin_di.rpc.mounts import (
     mount_for,
     unix_socket_path,
 )
-from plugin_di.rpc.split import PYQWEST_SETTLE_SECONDS
+from plugin_di.rpc.split import PYQWEST_SETTLE_SECONDS, SplitTransport
+from plugin_di.rpc.unary_client import attach_unary_wire, unary_client_class
 
 if TYPE_CHECKING:  # rpc.tls pulls in cryptography, which a plain-HTTP caller need not load
     from plugin_di.rpc.tls import ClientTLS
@@ -271,7 +273,9 @@ def connect_client(
         address, http = http_client.address, http_client
     else:
         address, http = client_address(url), http_client
-    return client_cls(
+    wire = wire_transport(http) if protocol is ProtocolType.CONNECT else None
+    cls = client_cls if wire is None else unary_client_class(client_cls)
+    client = cls(
         address,
         protocol=protocol,
         send_compression=None,
@@ -281,3 +285,17 @@ def connect_client(
         interceptors=interceptors,
         http_client=http,
     )
+    if wire is not None:
+        attach_unary_wire(client, wire)
+    return client
+
+
+def wire_transport(http_client: object) -> H1Transport | None:
+    """The `H1Transport` that carries Connect calls of ``http_client``, if it is one of ours
+    on HTTP/1.1 (its unary calls can then take `plugin_di.rpc.unary_client`)."""
+    if not isinstance(http_client, PluginHTTPClient):
+        return None
+    transport = http_client.buffered
+    if isinstance(transport, SplitTransport):
+        return transport.h1
+    return transport if isinstance(transport, H1Transport) else None

@@ -1,0 +1,246 @@
+"""The client's short path for unary calls (`plugin_di.rpc.unary_client`), side by side with
+connectrpc's own client on the same transport: the same request bytes, the same answers, the
+same errors, whatever the server says."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from connectrpc.client import ResponseMetadata
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.interceptor import MetadataInterceptor
+from connectrpc.request import RequestContext
+
+from examples.kv.gen.kv.v1 import kv_pb2 as pb
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from plugin_di.rpc._http1 import INLINE_BODY_BYTES
+from plugin_di.rpc.h1 import H1Transport
+from plugin_di.rpc.transport import PluginHTTPClient, connect_client, http_client
+
+IO_TIMEOUT = 10.0
+PROTO = "application/proto"
+FOUND = pb.GetResponse(value=b"v", found=True).SerializeToString()
+
+
+@dataclass
+class Canned:
+    """A server that records each request and answers it with ``answer(request)``."""
+
+    answer: Callable[[bytes], bytes | None]
+    """the response bytes; None: close without answering"""
+    requests: list[bytes] = field(default_factory=list)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                request = head + await reader.readexactly(length)
+                self.requests.append(request)
+                answer = self.answer(request)
+                if answer is None:
+                    break
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@contextlib.asynccontextmanager
+async def canned(answer: Callable[[bytes], bytes | None]) -> AsyncIterator[tuple[str, Canned]]:
+    server_side = Canned(answer)
+    server = await asyncio.start_server(server_side.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", server_side
+    finally:
+        server.close()
+        async with asyncio.timeout(IO_TIMEOUT):
+            await server.wait_closed()
+
+
+def response(status: int, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    lines = [f"HTTP/1.1 {status} X"] + [f"{k}: {v}" for k, v in headers]
+    lines.append(f"content-length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def connectrpc_client(url: str, http: PluginHTTPClient, **options: Any) -> KVServiceClient:
+    """connectrpc's own client on the same transport, configured as `connect_client` does."""
+    return KVServiceClient(
+        url, http_client=http, send_compression=None, accept_compression=[], **options
+    )
+
+
+async def outcome(call: Any) -> tuple[Any, ...]:
+    """What a call gave: the message, or the error's code, message and details."""
+    try:
+        async with asyncio.timeout(IO_TIMEOUT):
+            got = await call
+    except ConnectError as exc:
+        details = [(d.type_url, d.value) for d in exc.details]
+        return ("error", exc.code, exc.message, details)
+    return ("ok", got.SerializeToString())
+
+
+def header_lines(request: bytes) -> list[bytes]:
+    """A request's head lines after the request line, sorted."""
+    return sorted(request.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:])
+
+
+_ERROR = json.dumps(
+    {
+        "code": "failed_precondition",
+        "message": "not now",
+        "details": [{"type": "kv.v1.WatchEvent", "value": "CgJrMQ"}],
+    }
+).encode()
+
+ANSWERS = {
+    "found": response(200, [("content-type", PROTO)], FOUND),
+    "explicit identity": response(
+        200, [("content-type", PROTO), ("content-encoding", "identity")], FOUND
+    ),
+    "chunked": (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/proto\r\n"
+        b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(FOUND), FOUND)
+    ),
+    "gzip body": response(
+        200, [("content-type", PROTO), ("content-encoding", "gzip")], gzip.compress(FOUND)
+    ),
+    "json content type": response(200, [("content-type", "application/json")], b"{}"),
+    "text content type": response(200, [("content-type", "text/plain")], b"hello"),
+    "charset": response(200, [("content-type", "application/proto; charset=utf-8")], FOUND),
+    "undecodable": response(200, [("content-type", PROTO)], b"\xff\xff\xff"),
+    "too large": response(200, [("content-type", PROTO)], FOUND + b"\x12\x40" + b"x" * 64),
+    "connect error": response(400, [("content-type", "application/json")], _ERROR),
+    "error without json": response(503, [("content-type", "text/plain")], b"busy"),
+    "error with bad json": response(500, [("content-type", "application/json")], b"{oops"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ANSWERS))
+async def test_every_answer_reads_as_connectrpc_reads_it(name: str) -> None:
+    async with canned(lambda _: ANSWERS[name]) as (url, server), http_client(url) as http:
+        options = {"read_max_bytes": 32}
+        ours = connect_client(KVServiceClient, url, http, **options)
+        theirs = connectrpc_client(url, http, **options)
+        request = pb.GetRequest(key="k")
+        assert await outcome(ours.get(request)) == await outcome(theirs.get(request))
+        assert header_lines(server.requests[0]) == header_lines(server.requests[1])
+
+
+async def test_a_closed_connection_fails_as_unavailable_on_both() -> None:
+    async with canned(lambda _: None) as (url, _server), http_client(url) as http:
+        ours = await outcome(connect_client(KVServiceClient, url, http).get(pb.GetRequest()))
+        theirs = await outcome(connectrpc_client(url, http).get(pb.GetRequest()))
+    assert ours == theirs
+    assert ours[1] == Code.UNAVAILABLE
+
+
+async def test_the_same_request_bytes_with_a_deadline_and_the_same_metadata() -> None:
+    answer = response(
+        200, [("content-type", PROTO), ("x-served-by", "canned"), ("trailer-x-t", "t")], FOUND
+    )
+    async with canned(lambda _: answer) as (url, server), http_client(url) as http:
+        results = []
+        for client in (
+            connect_client(KVServiceClient, url, http, timeout_ms=2_000),
+            connectrpc_client(url, http, timeout_ms=2_000),
+        ):
+            with ResponseMetadata() as meta:
+                await client.get(pb.GetRequest(key="k"))
+            results.append((meta.headers.get("x-served-by"), meta.trailers.get("x-t")))
+    ours, theirs = server.requests
+    assert header_lines(ours) == header_lines(theirs)
+    assert ours.split(b"\r\n\r\n", 1)[1] == theirs.split(b"\r\n\r\n", 1)[1]
+    assert b"connect-timeout-ms: 2000\r\n" in ours
+    assert results == [("canned", "t"), ("canned", "t")]
+
+
+async def test_unary_calls_skip_connectrpcs_send_and_the_generic_fetch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with canned(lambda _: ANSWERS["found"]) as (url, _), http_client(url) as http:
+        client = connect_client(KVServiceClient, url, http)
+        assert isinstance(client, KVServiceClient)
+        assert type(client).__name__ == "KVServiceClient"
+
+        async def refused(*args: object, **kwargs: object) -> object:
+            raise AssertionError("the generic path was taken")
+
+        monkeypatch.setattr(H1Transport, "fetch", refused)
+        got = await client.get(pb.GetRequest(key="k"))
+    assert got.found
+
+
+async def test_interceptors_and_per_call_headers_go_out_on_the_short_path_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[str] = []
+
+    class Tag(MetadataInterceptor[None]):
+        async def on_start(self, ctx: RequestContext[Any, Any]) -> None:
+            ctx.request_headers["x-tag"] = "tagged"
+
+        async def on_end(
+            self, token: None, ctx: RequestContext[Any, Any], error: Exception | None
+        ) -> None:
+            seen.append("ok" if error is None else type(error).__name__)
+
+    async with canned(lambda _: ANSWERS["found"]) as (url, server), http_client(url) as http:
+        monkeypatch.setattr(H1Transport, "fetch", None)  # any use of it would fail
+        tagged = connect_client(KVServiceClient, url, http, interceptors=[Tag()])
+        assert (await tagged.get(pb.GetRequest(key="k"))).found
+        plain = connect_client(KVServiceClient, url, http)
+        assert (await plain.get(pb.GetRequest(key="k"), headers={"x-call": "1"})).found
+    assert seen == ["ok"]
+    assert b"x-tag: tagged\r\n" in server.requests[0]
+    assert b"x-call: 1\r\n" in server.requests[1]
+
+
+async def test_a_deadline_that_passes_is_deadline_exceeded_and_drops_the_connection() -> None:
+    hung_up = asyncio.Event()
+
+    async def never(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # until the caller gives up and closes
+        writer.close()
+        hung_up.set()
+
+    server = await asyncio.start_server(never, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with http_client(url) as http:
+            client = connect_client(KVServiceClient, url, http, timeout_ms=50)
+            late = await outcome(client.get(pb.GetRequest(key="k")))
+            assert late[:3] == ("error", Code.DEADLINE_EXCEEDED, "Request timed out")
+            async with asyncio.timeout(IO_TIMEOUT):
+                await hung_up.wait()  # the cut call's connection was closed, not pooled
+            spent = await outcome(client.get(pb.GetRequest(key="k"), timeout_ms=0))
+            assert spent[:2] == ("error", Code.DEADLINE_EXCEEDED)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_body_over_the_inline_size_still_arrives() -> None:
+    async with canned(lambda _: ANSWERS["found"]) as (url, server), http_client(url) as http:
+        client = connect_client(KVServiceClient, url, http)
+        big = pb.PutRequest(key="k", value=b"x" * (INLINE_BODY_BYTES + 1))
+        await client.put(big)
+    assert server.requests[0].endswith(big.SerializeToString())
