@@ -1,6 +1,6 @@
 """The client's short path for unary calls (`plugin_di.rpc.unary_client`), side by side with
-connectrpc's own client on the same transport: the same request bytes, the same answers, the
-same errors, whatever the server says."""
+connectrpc's own clients (async and sync) on the same transport: the same request bytes, the
+same answers, the same errors, whatever the server says."""
 
 from __future__ import annotations
 
@@ -20,10 +20,17 @@ from connectrpc.interceptor import MetadataInterceptor
 from connectrpc.request import RequestContext
 
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
-from examples.kv.gen.kv.v1.kv_connect import KVServiceClient
+from examples.kv.gen.kv.v1.kv_connect import KVServiceClient, KVServiceClientSync
 from plugin_di.rpc._http1 import INLINE_BODY_BYTES
 from plugin_di.rpc.h1 import H1Transport
-from plugin_di.rpc.transport import PluginHTTPClient, connect_client, http_client
+from plugin_di.rpc.h1sync import SyncH1Transport
+from plugin_di.rpc.transport import (
+    PluginHTTPClient,
+    PluginSyncHTTPClient,
+    connect_client,
+    http_client,
+    sync_http_client,
+)
 
 IO_TIMEOUT = 10.0
 PROTO = "application/proto"
@@ -244,3 +251,78 @@ async def test_a_body_over_the_inline_size_still_arrives() -> None:
         big = pb.PutRequest(key="k", value=b"x" * (INLINE_BODY_BYTES + 1))
         await client.put(big)
     assert server.requests[0].endswith(big.SerializeToString())
+
+
+# -- the sync clients: the same answers through SyncUnaryWire ---------------------------------
+
+
+def connectrpc_sync_client(
+    url: str, http: PluginSyncHTTPClient, **options: Any
+) -> KVServiceClientSync:
+    """connectrpc's own sync client on the same transport, configured as `connect_client`."""
+    return KVServiceClientSync(
+        url, http_client=http.client, send_compression=None, accept_compression=[], **options
+    )
+
+
+async def sync_outcome(call: Callable[[], Any]) -> tuple[Any, ...]:
+    """`outcome` of a blocking call, made on a thread while the loop serves."""
+
+    async def in_thread() -> Any:
+        return await asyncio.to_thread(call)
+
+    return await outcome(in_thread())
+
+
+@pytest.mark.parametrize("name", sorted(ANSWERS))
+async def test_every_answer_reads_as_connectrpc_reads_it_on_the_sync_client(name: str) -> None:
+    async with canned(lambda _: ANSWERS[name]) as (url, server):
+        with sync_http_client(url) as http:
+            ours = connect_client(KVServiceClientSync, url, http, read_max_bytes=32)
+            theirs = connectrpc_sync_client(url, http, read_max_bytes=32)
+            request = pb.GetRequest(key="k")
+            got = await sync_outcome(lambda: ours.get(request))
+            assert got == await sync_outcome(lambda: theirs.get(request))
+    assert header_lines(server.requests[0]) == header_lines(server.requests[1])
+
+
+async def test_the_sync_client_skips_pyqwest_and_keeps_deadlines_and_metadata(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answer = response(200, [("content-type", PROTO), ("x-served-by", "canned")], FOUND)
+    async with canned(lambda _: answer) as (url, server):
+        with sync_http_client(url) as http:
+            client = connect_client(KVServiceClientSync, url, http, timeout_ms=2_000)
+            assert type(client).__name__ == "KVServiceClientSync"
+            monkeypatch.setattr(SyncH1Transport, "execute_sync", None)  # the generic path
+
+            def call() -> tuple[bool, str | None]:
+                with ResponseMetadata() as meta:
+                    got = client.get(pb.GetRequest(key="k"))
+                return got.found, meta.headers.get("x-served-by")
+
+            assert await asyncio.to_thread(call) == (True, "canned")
+    assert b"connect-timeout-ms: 2000\r\n" in server.requests[0]
+
+
+async def test_a_sync_call_past_its_deadline_is_deadline_exceeded() -> None:
+    hung_up = asyncio.Event()
+
+    async def never(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read()
+        writer.close()
+        hung_up.set()
+
+    server = await asyncio.start_server(never, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        with sync_http_client(url) as http:
+            client = connect_client(KVServiceClientSync, url, http, timeout_ms=50)
+            late = await sync_outcome(lambda: client.get(pb.GetRequest(key="k")))
+            assert late[:3] == ("error", Code.DEADLINE_EXCEEDED, "Request timed out")
+            async with asyncio.timeout(IO_TIMEOUT):
+                await hung_up.wait()  # the cut call's connection was closed, not pooled
+    finally:
+        server.close()
+        await server.wait_closed()

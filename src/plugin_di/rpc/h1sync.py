@@ -141,6 +141,58 @@ class SyncH1Transport:
         except StaleConnection as exc:
             raise ConnectionResetError("the server closed the connection before answering") from exc
 
+    def exchange(
+        self, address: tuple[str, int], data: bytes, deadline: float | None = None
+    ) -> Head:
+        """Send a whole request (head and body, in ``data``) to ``address`` (``host, port``)
+        and return its whole answer, body not decoded; ``deadline`` on `time.monotonic`.
+
+        The bytes-level `execute_sync`, for callers that build request heads once per method
+        (`plugin_di.rpc._http1.head_prefix`): same pooling and retry rule.
+        """
+        if self._pool.closed:
+            raise ConnectionError("the HTTP/1.1 transport is closed; create a new client")
+        host, port = address
+        conn = self._checkout(host, port, deadline)
+        try:
+            return self._whole(conn, address, data, deadline)
+        except StaleConnection:
+            pass  # nothing was processed: one retry on a fresh connection
+        conn = self._dial(host, port, deadline)
+        try:
+            return self._whole(conn, address, data, deadline)
+        except StaleConnection as exc:
+            raise ConnectionResetError("the server closed the connection before answering") from exc
+
+    def host_line(self, host: str, port: int) -> str:
+        """The ``host:`` line of a request to ``host:port`` (the URL's host on a Unix socket)."""
+        return host_line(host, port, self._unix_path is not None)
+
+    def _whole(
+        self, conn: _Conn, key: tuple[str, int], data: bytes, deadline: float | None
+    ) -> Head:
+        try:
+            self._arm(conn, deadline)
+            write_failed = _send_body(conn.sock, data)
+            head = _read_head(conn.rfile, "POST")
+        except _RETRYABLE as exc:
+            conn.close()
+            if conn.reused:
+                raise StaleConnection from exc
+            raise ReadError(f"connection lost before the response: {exc!r}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        keep_alive = head.keep_alive and not write_failed  # not when answered mid-body
+        if head.body is not None:
+            self._release(conn, key, keep_alive)
+        else:
+            stream = self._stream_body(
+                conn, key, chunked=head.chunked, keep_alive=keep_alive and head.chunked
+            )
+            head.body = b"".join(stream)
+        return head
+
     def _exchange(
         self,
         conn: _Conn,
@@ -197,7 +249,7 @@ class SyncH1Transport:
         content: bytes | bytearray | Iterator[bytes] | None,
     ) -> bool:
         """Write the request; True when the server cut the body short (it may have answered)."""
-        where = host_line(host, port, self._unix_path is not None)
+        where = self.host_line(host, port)
         sock = conn.sock
         if content is None or isinstance(content, bytes | bytearray):
             body = bytes(content or b"")

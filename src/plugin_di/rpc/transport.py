@@ -34,6 +34,7 @@ from pyqwest.testing import ASGITransport
 from plugin_di.clock import SYSTEM_CLOCK, Clock
 from plugin_di.rpc._http1 import IDLE_TIMEOUT
 from plugin_di.rpc.h1 import H1Transport
+from plugin_di.rpc.h1sync import SyncH1Transport
 from plugin_di.rpc.mounts import (
     BufferedTransport,
     HTTPMode,
@@ -42,7 +43,7 @@ from plugin_di.rpc.mounts import (
     mount_for,
     unix_socket_path,
 )
-from plugin_di.rpc.split import PYQWEST_SETTLE_SECONDS, SplitTransport
+from plugin_di.rpc.split import PYQWEST_SETTLE_SECONDS, SplitTransport, SyncSplitTransport
 from plugin_di.rpc.unary_client import attach_unary_wire, unary_client_class
 
 if TYPE_CHECKING:  # rpc.tls pulls in cryptography, which a plain-HTTP caller need not load
@@ -273,7 +274,7 @@ def connect_client(
         address, http = http_client.address, http_client
     else:
         address, http = client_address(url), http_client
-    wire = wire_transport(http) if protocol is ProtocolType.CONNECT else None
+    wire = wire_transport(http_client) if protocol is ProtocolType.CONNECT else None
     cls = client_cls if wire is None else unary_client_class(client_cls)
     client = cls(
         address,
@@ -290,12 +291,16 @@ def connect_client(
     return client
 
 
-def wire_transport(http_client: object) -> H1Transport | None:
-    """The `H1Transport` that carries Connect calls of ``http_client``, if it is one of ours
-    on HTTP/1.1 (its unary calls can then take `plugin_di.rpc.unary_client`)."""
-    if not isinstance(http_client, PluginHTTPClient):
+def wire_transport(http_client: object) -> H1Transport | SyncH1Transport | None:
+    """The lean HTTP/1.1 transport that carries Connect calls of ``http_client``, if it is one
+    of ours (its unary calls can then take `plugin_di.rpc.unary_client`)."""
+    transport: object
+    if isinstance(http_client, PluginHTTPClient):
+        transport = http_client.buffered
+    elif isinstance(http_client, PluginSyncHTTPClient):
+        transport = http_client.transport
+    else:
         return None
-    transport = http_client.buffered
-    if isinstance(transport, SplitTransport):
+    if isinstance(transport, SplitTransport | SyncSplitTransport):
         return transport.h1
-    return transport if isinstance(transport, H1Transport) else None
+    return transport if isinstance(transport, H1Transport | SyncH1Transport) else None
