@@ -21,6 +21,10 @@ from connectrpc.request import RequestContext
 
 from examples.kv.gen.kv.v1 import kv_pb2 as pb
 from examples.kv.gen.kv.v1.kv_connect import KVServiceClient, KVServiceClientSync
+from plugin_di.gen.connectplugin.v1 import registry_pb2
+from plugin_di.launch._endpoint import EndpointClient, close_target, target_for
+from plugin_di.plugin.host_client import HostClient
+from plugin_di.plugin.identity import RuntimeIdentity
 from plugin_di.rpc._http1 import INLINE_BODY_BYTES
 from plugin_di.rpc.h1 import H1Transport
 from plugin_di.rpc.h1sync import SyncH1Transport
@@ -326,3 +330,47 @@ async def test_a_sync_call_past_its_deadline_is_deadline_exceeded() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+# -- clients whose server moves, and routed clients ------------------------------------------
+
+
+async def test_a_plugins_client_follows_its_endpoint_on_the_short_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    endpoint = EndpointClient("kv")
+    client = endpoint.client(KVServiceClient)
+    unbound = await outcome(client.get(pb.GetRequest(key="k")))
+    assert unbound[:2] == ("error", Code.UNAVAILABLE)
+    assert "not started" in unbound[2]
+    async with (
+        canned(lambda _: ANSWERS["found"]) as (first_url, first),
+        canned(lambda _: ANSWERS["found"]) as (second_url, second),
+    ):
+        monkeypatch.setattr(H1Transport, "fetch", None)  # any use of it would fail
+        endpoint.bind(target_for(first_url))
+        assert (await client.get(pb.GetRequest(key="k"))).found
+        await close_target(endpoint.bind(target_for(second_url)))  # the plugin restarted
+        assert (await client.get(pb.GetRequest(key="k"))).found
+        await close_target(endpoint.unbind("crashed"))
+        gone = await outcome(client.get(pb.GetRequest(key="k")))
+    assert [len(first.requests), len(second.requests)] == [1, 1]
+    assert gone[:2] == ("error", Code.UNAVAILABLE)
+    assert "crashed" in gone[2]
+
+
+async def test_a_routed_client_sends_to_its_route_with_the_callers_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with canned(lambda _: ANSWERS["found"]) as (url, server), http_client(url) as http:
+        host = HostClient(url, http_client=http)
+        host.identity = RuntimeIdentity("app-1", "secret-token")
+        endpoint = registry_pb2.ServiceEndpoint(endpoint_url="/services/kv/kv-1")
+        client = host.routed_client(KVServiceClient, endpoint)
+        monkeypatch.setattr(H1Transport, "fetch", None)  # any use of it would fail
+        for _ in range(2):  # the second call reuses the head made for the first
+            assert (await client.get(pb.GetRequest(key="k"))).found
+    for request in server.requests:
+        assert request.startswith(b"POST /services/kv/kv-1/kv.v1.KVService/Get HTTP/1.1\r\n")
+        assert b"authorization: Bearer secret-token\r\n" in request
+        assert b"x-plugin-runtime-id: app-1\r\n" in request

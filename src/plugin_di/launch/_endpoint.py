@@ -21,7 +21,9 @@ import pyqwest
 from connectrpc.client import ConnectClient
 from connectrpc.interceptor import Interceptor
 
-from plugin_di.rpc.transport import http_client
+from plugin_di.rpc.h1 import H1Transport
+from plugin_di.rpc.transport import PluginHTTPClient, http_client
+from plugin_di.rpc.unary_client import Link, attach_unary_wire, unary_client_class
 
 if TYPE_CHECKING:
     from plugin_di.rpc.tls import ClientTLS
@@ -102,7 +104,7 @@ class EndpointClient(pyqwest.Client):
         """The one ``client_cls`` instance on this endpoint (built on first use)."""
         existing = self._clients.get(client_cls)
         if existing is None:
-            existing = client_cls(
+            existing = unary_client_class(client_cls)(
                 self.base,
                 http_client=self,
                 interceptors=[*interceptors, *self.auth],
@@ -110,9 +112,18 @@ class EndpointClient(pyqwest.Client):
                 accept_compression=[],
                 timeout_ms=timeout_ms,
             )
+            # Unary calls go out as bytes on the bound target's lean transport, if it has one.
+            attach_unary_wire(existing, self.wire_link)
             self._clients[client_cls] = existing
         result: ClientT = existing
         return result
+
+    def wire_link(self) -> Link[H1Transport] | None:
+        """The bound target's `PluginHTTPClient.wire_link` (None while nothing is bound)."""
+        target = self._target
+        if target is None or not isinstance(target.http_client, PluginHTTPClient):
+            return None
+        return target.http_client.wire_link()
 
     def _route(self, url: str) -> tuple[pyqwest.Client, str]:
         target = self._target

@@ -41,6 +41,7 @@ from plugin_di.plugin.identity import RuntimeIdentity
 from plugin_di.rpc.before_call import BeforeCall
 from plugin_di.rpc.telemetry import current as current_telemetry
 from plugin_di.rpc.transport import PluginHTTPClient, client_address, http_client
+from plugin_di.rpc.unary_client import attach_unary_wire, unary_client_class
 
 __all__ = [
     "BASE_URL_KEY",
@@ -255,12 +256,20 @@ class HostClient:
     ) -> ClientT:
         """A typed client calling a discovered provider through the host's router."""
         telemetry = current_telemetry()
-        return client_class(
-            self.address + endpoint.endpoint_url,
+        base = self.address + endpoint.endpoint_url
+        client = unary_client_class(client_class)(
+            base,
             http_client=self.http_client,
             interceptors=[*(telemetry.client_interceptors() if telemetry else ()), self.auth],
             **_NO_COMPRESSION,
         )
+        link = (
+            self.http_client.wire_link() if isinstance(self.http_client, PluginHTTPClient) else None
+        )
+        if link is not None:  # unary calls as bytes on the lean transport, to the route
+            routed = link.at(base)
+            attach_unary_wire(client, lambda: routed)
+        return client
 
     async def close(self) -> None:
         """Close the HTTP transport this client created (not one it was given)."""

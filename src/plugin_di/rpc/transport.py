@@ -44,7 +44,7 @@ from plugin_di.rpc.mounts import (
     unix_socket_path,
 )
 from plugin_di.rpc.split import PYQWEST_SETTLE_SECONDS, SplitTransport, SyncSplitTransport
-from plugin_di.rpc.unary_client import attach_unary_wire, unary_client_class
+from plugin_di.rpc.unary_client import Link, attach_unary_wire, unary_client_class
 
 if TYPE_CHECKING:  # rpc.tls pulls in cryptography, which a plain-HTTP caller need not load
     from plugin_di.rpc.tls import ClientTLS
@@ -87,6 +87,13 @@ class PluginHTTPClient(Client):
         self.buffered = transport if isinstance(transport, BufferedTransport) else None
         """The transport's buffered fast path, if it has one (for non-gRPC requests)."""
         self._fetch: _Fetch | None = None if self.buffered is None else self.buffered.fetch
+        h1 = transport.h1 if isinstance(transport, SplitTransport) else transport
+        self._link = Link(h1, address) if isinstance(h1, H1Transport) else None
+
+    def wire_link(self) -> Link[H1Transport] | None:
+        """Where Connect unary calls can go as bytes (`plugin_di.rpc.unary_client`): the lean
+        HTTP/1.1 transport under this client, if it has one."""
+        return self._link
 
     # Plain functions returning the coroutine: one frame less per call than ``async def``.
     def get(
@@ -164,6 +171,12 @@ class PluginSyncHTTPClient:
         self.client = SyncClient(transport)
         self.transport = transport
         self.address = address
+        h1 = transport.h1 if isinstance(transport, SyncSplitTransport) else transport
+        self._link = Link(h1, address) if isinstance(h1, SyncH1Transport) else None
+
+    def wire_link(self) -> Link[SyncH1Transport] | None:
+        """The blocking `PluginHTTPClient.wire_link`."""
+        return self._link
 
     def __enter__(self) -> Self:
         return self
@@ -274,8 +287,8 @@ def connect_client(
         address, http = http_client.address, http_client
     else:
         address, http = client_address(url), http_client
-    wire = wire_transport(http_client) if protocol is ProtocolType.CONNECT else None
-    cls = client_cls if wire is None else unary_client_class(client_cls)
+    wire = protocol is ProtocolType.CONNECT and _has_link(http_client)
+    cls = unary_client_class(client_cls) if wire else client_cls
     client = cls(
         address,
         protocol=protocol,
@@ -286,21 +299,14 @@ def connect_client(
         interceptors=interceptors,
         http_client=http,
     )
-    if wire is not None:
-        attach_unary_wire(client, wire)
+    if wire:
+        assert isinstance(http_client, PluginHTTPClient | PluginSyncHTTPClient)
+        attach_unary_wire(client, http_client.wire_link)
     return client
 
 
-def wire_transport(http_client: object) -> H1Transport | SyncH1Transport | None:
-    """The lean HTTP/1.1 transport that carries Connect calls of ``http_client``, if it is one
-    of ours (its unary calls can then take `plugin_di.rpc.unary_client`)."""
-    transport: object
-    if isinstance(http_client, PluginHTTPClient):
-        transport = http_client.buffered
-    elif isinstance(http_client, PluginSyncHTTPClient):
-        transport = http_client.transport
-    else:
-        return None
-    if isinstance(transport, SplitTransport | SyncSplitTransport):
-        return transport.h1
-    return transport if isinstance(transport, H1Transport | SyncH1Transport) else None
+def _has_link(http_client: object) -> bool:
+    return (
+        isinstance(http_client, PluginHTTPClient | PluginSyncHTTPClient)
+        and http_client.wire_link() is not None
+    )

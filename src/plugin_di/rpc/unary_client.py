@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from connectrpc.client import ConnectClient, ConnectClientSync
 from connectrpc.code import Code
@@ -51,11 +51,13 @@ from plugin_di.rpc._http1 import (
 from plugin_di.rpc.h1 import H1Transport
 from plugin_di.rpc.h1sync import SyncH1Transport
 
-__all__ = ["SyncUnaryWire", "UnaryWire", "attach_unary_wire", "unary_client_class"]
+__all__ = ["Link", "Links", "SyncUnaryWire", "UnaryWire", "attach_unary_wire", "unary_client_class"]
 
 ClientT = TypeVar("ClientT")
 
 _IDENTITY = ("", "identity")
+_MAX_ROUTES = 256
+"""Requests kept per client: methods, times the header sets of intercepted calls."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,20 +70,47 @@ class _Route:
     """`head_prefix` of ``headers``"""
 
 
-class _Wire:
-    """What both wires share: requests made once per method, answers read as connectrpc
-    reads them. The I/O is each subclass's."""
+TransportT = TypeVar("TransportT", bound=H1Transport | SyncH1Transport)
 
-    __slots__ = ("_address", "_content_type", "_fields", "_host", "_routes", "bare")
 
-    def __init__(self, client: object, host_line: Any) -> None:
+@dataclass(eq=False, slots=True)
+class Link(Generic[TransportT]):
+    """A server a wire sends to: the lean transport, and the base URL calls go to."""
+
+    transport: TransportT
+    base: str
+    """``http://host:port`` (with a path prefix, if any), as generated clients are given"""
+    address: tuple[str, int] = ("", 0)
+    host: str = ""
+    """the request heads' ``host:`` line"""
+
+    def __post_init__(self) -> None:
+        host, port, _ = split_url(self.base)
+        self.address = (host, port)
+        self.host = self.transport.host_line(host, port)
+
+    def at(self, base: str) -> Link[TransportT]:
+        """The same transport, calls going to ``base`` (a path under this link's, say)."""
+        return Link(self.transport, base)
+
+
+Links = Callable[[], Link[TransportT] | None]
+"""Where a client's calls go now (None: nowhere a wire reaches; connectrpc's path then)."""
+
+
+class _Wire(Generic[TransportT]):
+    """What both wires share: requests made once per method and link, answers read as
+    connectrpc reads them. The I/O is each subclass's."""
+
+    __slots__ = ("_content_type", "_fields", "_routes", "bare", "link")
+
+    def __init__(self, client: object, links: Links[TransportT]) -> None:
         fields = client_fields(client)
-        host, port, _ = split_url(fields.address)
         self._fields = fields
-        self._address = (host, port)
-        self._host: str = host_line(host, port)
         self._content_type = f"application/{fields.codec.name()}"
-        self._routes: dict[tuple[str, str], _Route] = {}
+        self._routes: tuple[Link[TransportT] | None, dict[tuple[Any, ...], _Route]] = (None, {})
+        self.link: Links[TransportT] = links
+        """The link a call goes out on (looked up per call: a plugin that restarts moves)."""
         self.bare = not fields.intercepted
         """No unary interceptors: calls need no request context."""
 
@@ -91,18 +120,23 @@ class _Wire:
         fields = client_fields(client)
         return fields.connect and fields.send_compression.name() == "identity"
 
-    def _route_of(self, method: MethodInfo[Any, Any], timeout_ms: int | None) -> _Route:
+    def _route_of(
+        self, link: Link[TransportT], method: MethodInfo[Any, Any], timeout_ms: int | None
+    ) -> _Route:
         """The request of a call with no per-call headers (``timeout_ms``: the call's)."""
-        route = self._routes.get((method.service_name, method.name))
-        if route is None:
-            route = self._first_route(method)
-        if timeout_ms is not None:  # the header create_request_context would add
-            timeout = ("connect-timeout-ms", str(timeout_ms))
-            line = f"{timeout[0]}: {timeout[1]}\r\n".encode("latin-1")
-            route = _Route(route.url, (*route.headers, timeout), route.head + line)
-        return route
+        routes = self._routes_on(link)
+        key = (method.service_name, method.name)
+        found = routes.get(key)
+        if found is None:
+            found = self._first_route(link, method)
+            routes[key] = found
+        if timeout_ms is None:
+            return found
+        timeout = ("connect-timeout-ms", str(timeout_ms))  # what create_request_context adds
+        line = f"{timeout[0]}: {timeout[1]}\r\n".encode("latin-1")
+        return _Route(found.url, (*found.headers, timeout), found.head + line)
 
-    def _first_route(self, method: MethodInfo[Any, Any]) -> _Route:
+    def _first_route(self, link: Link[TransportT], method: MethodInfo[Any, Any]) -> _Route:
         fields = self._fields
         ctx = fields.protocol.create_request_context(
             method=method,
@@ -115,15 +149,30 @@ class _Wire:
             accept_compression=fields.accept_compression,
             send_compression=fields.send_compression,
         )
-        route = self._routes[(method.service_name, method.name)] = self._context_route(ctx)
-        return route
+        return _new_route(link, method, tuple(ctx.request_headers.allitems()))
 
-    def _context_route(self, ctx: RequestContext[Any, Any]) -> _Route:
-        """The request a context describes (its headers as they are now)."""
+    def _context_route(self, link: Link[TransportT], ctx: RequestContext[Any, Any]) -> _Route:
+        """The request a context describes (its headers as they are now): the same few
+        header sets come back call after call (a token, a deadline), so heads are kept."""
         method = ctx.method
-        url = f"{self._fields.address}/{method.service_name}/{method.name}"
         pairs = tuple(ctx.request_headers.allitems())
-        return _Route(url, pairs, head_prefix("POST", split_url(url)[2], pairs, self._host))
+        routes = self._routes_on(link)
+        key = (method.service_name, method.name, pairs)
+        found = routes.get(key)
+        if found is None:
+            found = _new_route(link, method, pairs)
+            routes[key] = found
+        return found
+
+    def _routes_on(self, link: Link[TransportT]) -> dict[tuple[Any, ...], _Route]:
+        """The requests made for ``link`` (none yet when the plugin moved; bounded)."""
+        cached, routes = self._routes
+        if cached is not link:
+            routes = {}
+            self._routes = (link, routes)
+        elif len(routes) >= _MAX_ROUTES:
+            routes.clear()
+        return routes
 
     def _timeout(self, timeout_ms: int | None) -> int | None:
         return self._fields.timeout_ms if timeout_ms is None else timeout_ms
@@ -166,38 +215,47 @@ class _Wire:
         raise ConnectWireError.from_response(response).to_exception()
 
 
-class UnaryWire(_Wire):
+class UnaryWire(_Wire[H1Transport]):
     """One async client's unary calls as bytes on an `H1Transport`."""
 
-    __slots__ = ("_transport",)
+    __slots__ = ()
 
-    def __init__(self, client: ConnectClient, transport: H1Transport) -> None:
-        super().__init__(client, transport.host_line)
-        self._transport = transport
-
-    async def call(self, request: Any, method: MethodInfo[Any, Any], timeout_ms: int | None) -> Any:
+    async def call(
+        self,
+        link: Link[H1Transport],
+        request: Any,
+        method: MethodInfo[Any, Any],
+        timeout_ms: int | None,
+    ) -> Any:
         """A call with no per-call headers and no interceptors."""
         timeout_ms = self._timeout(timeout_ms)
-        route = self._route_of(method, timeout_ms)
-        return await self._exchange(route, request, method.output, timeout_ms)
+        route = self._route_of(link, method, timeout_ms)
+        return await self._exchange(link, route, request, method.output, timeout_ms)
 
-    async def send(self, request: Any, ctx: RequestContext[Any, Any]) -> Any:
+    async def send(
+        self, link: Link[H1Transport], request: Any, ctx: RequestContext[Any, Any]
+    ) -> Any:
         """The innermost send of a call with a context: the request the context gives."""
-        route = self._context_route(ctx)
-        return await self._exchange(route, request, ctx.method.output, ctx.timeout_ms)
+        route = self._context_route(link, ctx)
+        return await self._exchange(link, route, request, ctx.method.output, ctx.timeout_ms)
 
     async def _exchange(
-        self, route: _Route, request: Any, output: type[Any], timeout_ms: float | None
+        self,
+        link: Link[H1Transport],
+        route: _Route,
+        request: Any,
+        output: type[Any],
+        timeout_ms: float | None,
     ) -> Any:
         # Exceptions map as in connectrpc's client, encoding included.
         try:
             data = self._fields.codec.encode(request)
             if timeout_ms is None:
-                return await self._answer(route, data, output)
+                return await self._answer(link, route, data, output)
             if timeout_ms <= 0:
                 raise ConnectError(Code.DEADLINE_EXCEEDED, "Request timed out")
             async with asyncio.timeout(timeout_ms / 1000):
-                return await self._answer(route, data, output)
+                return await self._answer(link, route, data, output)
         except TimeoutError as exc:
             raise ConnectError(Code.DEADLINE_EXCEEDED, "Request timed out") from exc
         except ConnectError:
@@ -207,36 +265,45 @@ class UnaryWire(_Wire):
         except Exception as exc:
             raise ConnectError(Code.UNAVAILABLE, str(exc)) from exc
 
-    async def _answer(self, route: _Route, data: bytes, output: type[Any]) -> Any:
+    async def _answer(
+        self, link: Link[H1Transport], route: _Route, data: bytes, output: type[Any]
+    ) -> Any:
         if len(data) > INLINE_BODY_BYTES:  # written while the answer is watched for
-            response = await self._transport.fetch("POST", route.url, route.headers, data)
+            response = await link.transport.fetch("POST", route.url, route.headers, data)
             return self._checked(response, output)
-        answer = await self._transport.exchange(self._address, _request(route, data))
+        answer = await link.transport.exchange(link.address, _request(route, data))
         return self._read(answer, output)
 
 
-class SyncUnaryWire(_Wire):
+class SyncUnaryWire(_Wire[SyncH1Transport]):
     """One sync client's unary calls as bytes on a `SyncH1Transport`."""
 
-    __slots__ = ("_transport",)
+    __slots__ = ()
 
-    def __init__(self, client: ConnectClientSync, transport: SyncH1Transport) -> None:
-        super().__init__(client, transport.host_line)
-        self._transport = transport
-
-    def call(self, request: Any, method: MethodInfo[Any, Any], timeout_ms: int | None) -> Any:
+    def call(
+        self,
+        link: Link[SyncH1Transport],
+        request: Any,
+        method: MethodInfo[Any, Any],
+        timeout_ms: int | None,
+    ) -> Any:
         """A call with no per-call headers and no interceptors."""
         timeout_ms = self._timeout(timeout_ms)
-        route = self._route_of(method, timeout_ms)
-        return self._exchange(route, request, method.output, timeout_ms)
+        route = self._route_of(link, method, timeout_ms)
+        return self._exchange(link, route, request, method.output, timeout_ms)
 
-    def send(self, request: Any, ctx: RequestContext[Any, Any]) -> Any:
+    def send(self, link: Link[SyncH1Transport], request: Any, ctx: RequestContext[Any, Any]) -> Any:
         """The innermost send of a call with a context: the request the context gives."""
-        route = self._context_route(ctx)
-        return self._exchange(route, request, ctx.method.output, ctx.timeout_ms)
+        route = self._context_route(link, ctx)
+        return self._exchange(link, route, request, ctx.method.output, ctx.timeout_ms)
 
     def _exchange(
-        self, route: _Route, request: Any, output: type[Any], timeout_ms: float | None
+        self,
+        link: Link[SyncH1Transport],
+        route: _Route,
+        request: Any,
+        output: type[Any],
+        timeout_ms: float | None,
     ) -> Any:
         if timeout_ms is not None and timeout_ms <= 0:
             raise ConnectError(Code.DEADLINE_EXCEEDED, "Request timed out")
@@ -244,7 +311,7 @@ class SyncUnaryWire(_Wire):
         # Exceptions map as in connectrpc's sync client, encoding included.
         try:
             data = self._fields.codec.encode(request)
-            answer = self._transport.exchange(self._address, _request(route, data), deadline)
+            answer = link.transport.exchange(link.address, _request(route, data), deadline)
             return self._read(answer, output)
         except TimeoutError as exc:
             raise ConnectError(Code.DEADLINE_EXCEEDED, "Request timed out") from exc
@@ -252,6 +319,13 @@ class SyncUnaryWire(_Wire):
             raise
         except Exception as exc:
             raise ConnectError(Code.UNAVAILABLE, str(exc)) from exc
+
+
+def _new_route(
+    link: Link[Any], method: MethodInfo[Any, Any], pairs: tuple[tuple[str, str], ...]
+) -> _Route:
+    url = f"{link.base}/{method.service_name}/{method.name}"
+    return _Route(url, pairs, head_prefix("POST", split_url(url)[2], pairs, link.host))
 
 
 def _request(route: _Route, data: bytes) -> bytes:
@@ -277,7 +351,8 @@ class _UnaryWireClient(ConnectClient):
         use_get: bool = False,
     ) -> Any:
         wire = self._unary_wire
-        if wire is None or not wire.bare or headers is not None or use_get:
+        link = None if wire is None or not wire.bare or headers or use_get else wire.link()
+        if link is None:
             return await super().execute_unary(
                 request=request,
                 method=method,
@@ -285,13 +360,16 @@ class _UnaryWireClient(ConnectClient):
                 timeout_ms=timeout_ms,
                 use_get=use_get,
             )
-        return await wire.call(request, method, timeout_ms)
+        assert wire is not None
+        return await wire.call(link, request, method, timeout_ms)
 
     async def _send_request_unary(self, request: Any, ctx: RequestContext[Any, Any], /) -> Any:
         wire = self._unary_wire
-        if wire is None or ctx.http_method != "POST":
+        link = None if wire is None or ctx.http_method != "POST" else wire.link()
+        if link is None:
             return await super()._send_request_unary(request, ctx)
-        return await wire.send(request, ctx)
+        assert wire is not None
+        return await wire.send(link, request, ctx)
 
 
 class _SyncUnaryWireClient(ConnectClientSync):
@@ -309,7 +387,8 @@ class _SyncUnaryWireClient(ConnectClientSync):
         use_get: bool = False,
     ) -> Any:
         wire = self._unary_wire
-        if wire is None or not wire.bare or headers is not None or use_get:
+        link = None if wire is None or not wire.bare or headers or use_get else wire.link()
+        if link is None:
             return super().execute_unary(
                 request=request,
                 method=method,
@@ -317,13 +396,16 @@ class _SyncUnaryWireClient(ConnectClientSync):
                 timeout_ms=timeout_ms,
                 use_get=use_get,
             )
-        return wire.call(request, method, timeout_ms)
+        assert wire is not None
+        return wire.call(link, request, method, timeout_ms)
 
     def _send_request_unary(self, request: Any, ctx: RequestContext[Any, Any]) -> Any:
         wire = self._unary_wire
-        if wire is None or ctx.http_method != "POST":
+        link = None if wire is None or ctx.http_method != "POST" else wire.link()
+        if link is None:
             return super()._send_request_unary(request, ctx)
-        return wire.send(request, ctx)
+        assert wire is not None
+        return wire.send(link, request, ctx)
 
 
 _subclasses: dict[type[Any], type[Any]] = {}
@@ -343,11 +425,12 @@ def unary_client_class(client_cls: type[ClientT]) -> type[ClientT]:
     return cls
 
 
-def attach_unary_wire(client: object, transport: H1Transport | SyncH1Transport) -> None:
-    """Send ``client``'s unary calls through a wire on ``transport``, if they fit."""
+def attach_unary_wire(client: object, links: Links[Any]) -> None:
+    """Send ``client``'s unary calls through a wire to whatever ``links()`` gives, if they fit
+    (a sync client's links give `SyncH1Transport` links, an async client's `H1Transport`)."""
     if not _Wire.fits(client):
         return
-    if isinstance(client, _UnaryWireClient) and isinstance(transport, H1Transport):
-        client._unary_wire = UnaryWire(client, transport)
-    elif isinstance(client, _SyncUnaryWireClient) and isinstance(transport, SyncH1Transport):
-        client._unary_wire = SyncUnaryWire(client, transport)
+    if isinstance(client, _UnaryWireClient):
+        client._unary_wire = UnaryWire(client, links)
+    elif isinstance(client, _SyncUnaryWireClient):
+        client._unary_wire = SyncUnaryWire(client, links)
