@@ -2,9 +2,10 @@
 
 For every unary call, connectrpc's client builds a request context and two header maps, and
 checks the answer in four steps; on a loopback call that is a third of what the caller
-spends (docs/lab-notes.md). `connect_client` builds clients on an `H1Transport` or a
-`SyncH1Transport` (``http://`` and ``unix://`` URLs) from `unary_client_class`, which sends
-unary calls through a `UnaryWire` (or a `SyncUnaryWire`) instead:
+spends (docs/lab-notes.md). `connect_client` (and with it an app's plugin clients and
+`HostClient.routed_client`) builds clients on an `H1Transport` or a `SyncH1Transport`
+(``http://`` and ``unix://`` URLs) from `unary_client_class`, which sends unary calls
+through a `UnaryWire` (or a `SyncUnaryWire`) to the `Link` the client's calls go to now:
 
 - a call without per-call headers or interceptors writes a request head made once per
   method, by connectrpc's own protocol code (so with the same header fields), then the
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from connectrpc.client import ConnectClient, ConnectClientSync
@@ -80,8 +81,9 @@ class Link(Generic[TransportT]):
     transport: TransportT
     base: str
     """``http://host:port`` (with a path prefix, if any), as generated clients are given"""
-    address: tuple[str, int] = ("", 0)
-    host: str = ""
+    address: tuple[str, int] = field(init=False)
+    """the transport's pool key: ``(host, port)``"""
+    host: str = field(init=False)
     """the request heads' ``host:`` line"""
 
     def __post_init__(self) -> None:
