@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BufferedReader
 from types import TracebackType
@@ -171,18 +171,9 @@ class SyncH1Transport:
     def _whole(
         self, conn: _Conn, key: tuple[str, int], data: bytes, deadline: float | None
     ) -> Head:
-        try:
-            self._arm(conn, deadline)
-            write_failed = _send_body(conn.sock, data)
-            head = _read_head(conn.rfile, "POST")
-        except _RETRYABLE as exc:
-            conn.close()
-            if conn.reused:
-                raise StaleConnection from exc
-            raise ReadError(f"connection lost before the response: {exc!r}") from exc
-        except BaseException:
-            conn.close()
-            raise
+        head, write_failed = self._answer(
+            conn, deadline, "POST", lambda: _send_body(conn.sock, data)
+        )
         keep_alive = head.keep_alive and not write_failed  # not when answered mid-body
         if head.body is not None:
             self._release(conn, key, keep_alive)
@@ -192,6 +183,25 @@ class SyncH1Transport:
             )
             head.body = b"".join(stream)
         return head
+
+    def _answer(
+        self, conn: _Conn, deadline: float | None, method: str, send: Callable[[], bool]
+    ) -> tuple[Head, bool]:
+        """Send the request with ``send`` (True: the server cut its body short) and read the
+        answer's head. A failure closes ``conn``; a pooled one that had gone stale raises
+        `StaleConnection` (retry it on a new connection)."""
+        try:
+            self._arm(conn, deadline)
+            write_failed = send()
+            return _read_head(conn.rfile, method), write_failed
+        except _RETRYABLE as exc:
+            conn.close()
+            if conn.reused:
+                raise StaleConnection from exc
+            raise ReadError(f"connection lost before the response: {exc!r}") from exc
+        except BaseException:
+            conn.close()
+            raise
 
     def _exchange(
         self,
@@ -203,18 +213,12 @@ class SyncH1Transport:
         content: bytes | bytearray | Iterator[bytes] | None,
         deadline: float | None,
     ) -> SyncResponse:
-        try:
-            self._arm(conn, deadline)
-            write_failed = self._send_request(conn, host, port, target, request, content)
-            head = _read_head(conn.rfile, request.method)
-        except _RETRYABLE as exc:
-            conn.close()
-            if conn.reused:
-                raise StaleConnection from exc
-            raise ReadError(f"connection lost before the response: {exc!r}") from exc
-        except BaseException:
-            conn.close()
-            raise
+        head, write_failed = self._answer(
+            conn,
+            deadline,
+            request.method,
+            lambda: self._send_request(conn, host, port, target, request, content),
+        )
         keep_alive = head.keep_alive and not write_failed  # not when answered mid-body
         key = (host, port)
         status, headers = head.status, head.headers
