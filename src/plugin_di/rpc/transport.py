@@ -44,7 +44,7 @@ from plugin_di.rpc.mounts import (
     unix_socket_path,
 )
 from plugin_di.rpc.split import PYQWEST_SETTLE_SECONDS, SplitTransport, SyncSplitTransport
-from plugin_di.rpc.unary_client import Link, attach_unary_wire, unary_client_class
+from plugin_di.rpc.unary_client import Link, Links, attach_unary_wire, unary_client_class
 
 if TYPE_CHECKING:  # rpc.tls pulls in cryptography, which a plain-HTTP caller need not load
     from plugin_di.rpc.tls import ClientTLS
@@ -287,8 +287,8 @@ def connect_client(
         address, http = http_client.address, http_client
     else:
         address, http = client_address(url), http_client
-    wire = protocol is ProtocolType.CONNECT and _has_link(http_client)
-    cls = unary_client_class(client_cls) if wire else client_cls
+    links = _wire_links(http_client) if protocol is ProtocolType.CONNECT else None
+    cls = client_cls if links is None else unary_client_class(client_cls)
     client = cls(
         address,
         protocol=protocol,
@@ -299,14 +299,13 @@ def connect_client(
         interceptors=interceptors,
         http_client=http,
     )
-    if wire:
-        assert isinstance(http_client, PluginHTTPClient | PluginSyncHTTPClient)
-        attach_unary_wire(client, http_client.wire_link)
+    if links is not None:
+        attach_unary_wire(client, links)
     return client
 
 
-def _has_link(http_client: object) -> bool:
-    return (
-        isinstance(http_client, PluginHTTPClient | PluginSyncHTTPClient)
-        and http_client.wire_link() is not None
-    )
+def _wire_links(http_client: object) -> Links[Any] | None:
+    """``http_client``'s `wire_link`, when it has a lean transport for unary calls to take."""
+    if not isinstance(http_client, PluginHTTPClient | PluginSyncHTTPClient):
+        return None
+    return http_client.wire_link if http_client.wire_link() is not None else None
