@@ -39,6 +39,8 @@ from plugin_di.rpc.transport import (
 IO_TIMEOUT = 10.0
 PROTO = "application/proto"
 FOUND = pb.GetResponse(value=b"v", found=True).SerializeToString()
+READ_MAX = 300
+"""The clients' read limit in the answer tests: above every answer but "too large"."""
 
 
 @dataclass
@@ -65,6 +67,8 @@ class Canned:
                     break
                 writer.write(answer)
                 await writer.drain()
+                if b"\r\nconnection: close\r\n" in answer.split(b"\r\n\r\n", 1)[0] + b"\r\n":
+                    break  # a close-delimited body ends when the connection does
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -103,7 +107,7 @@ async def outcome(call: Any) -> tuple[Any, ...]:
         async with asyncio.timeout(IO_TIMEOUT):
             got = await call
     except ConnectError as exc:
-        details = [(d.type_url, d.value) for d in exc.details]
+        details = [(d.type_name, d.message_bytes) for d in exc.details]
         return ("error", exc.code, exc.message, details)
     return ("ok", got.SerializeToString())
 
@@ -137,21 +141,52 @@ ANSWERS = {
     "text content type": response(200, [("content-type", "text/plain")], b"hello"),
     "charset": response(200, [("content-type", "application/proto; charset=utf-8")], FOUND),
     "undecodable": response(200, [("content-type", PROTO)], b"\xff\xff\xff"),
-    "too large": response(200, [("content-type", PROTO)], FOUND + b"\x12\x40" + b"x" * 64),
+    "too large": response(200, [("content-type", PROTO)], FOUND + b"\x0a\x90\x03" + b"x" * 400),
     "connect error": response(400, [("content-type", "application/json")], _ERROR),
     "error without json": response(503, [("content-type", "text/plain")], b"busy"),
     "error with bad json": response(500, [("content-type", "application/json")], b"{oops"),
+    "interim 100 first": b"HTTP/1.1 100 Continue\r\n\r\n"
+    + response(200, [("content-type", PROTO)], FOUND),
+    "close-delimited body": (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/proto\r\nconnection: close\r\n\r\n" + FOUND
+    ),
+    "not http": b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+    "head too large": b"HTTP/1.1 200 OK\r\nx-big: " + b"a" * (70 * 1024) + b"\r\n\r\n",
 }
+
+# What some of them must give, whichever client reads them (the rest: equal is enough).
+EXPECTED = {
+    "found": "ok",
+    "chunked": "ok",
+    "close-delimited body": "ok",
+    "interim 100 first": "ok",
+    "undecodable": Code.INVALID_ARGUMENT,
+    "too large": Code.RESOURCE_EXHAUSTED,
+    "connect error": Code.FAILED_PRECONDITION,
+    "error without json": Code.UNAVAILABLE,
+    "not http": Code.UNAVAILABLE,
+    "head too large": Code.UNAVAILABLE,
+}
+
+
+def expected(name: str, got: tuple[Any, ...]) -> bool:
+    """Whether ``got`` is what `EXPECTED` says answer ``name`` gives (True if it says none)."""
+    want = EXPECTED.get(name)
+    return want is None or got[0] == want or got[1] == want
 
 
 @pytest.mark.parametrize("name", sorted(ANSWERS))
 async def test_every_answer_reads_as_connectrpc_reads_it(name: str) -> None:
     async with canned(lambda _: ANSWERS[name]) as (url, server), http_client(url) as http:
-        options = {"read_max_bytes": 32}
+        options = {"read_max_bytes": READ_MAX}
         ours = connect_client(KVServiceClient, url, http, **options)
         theirs = connectrpc_client(url, http, **options)
         request = pb.GetRequest(key="k")
-        assert await outcome(ours.get(request)) == await outcome(theirs.get(request))
+        got = await outcome(ours.get(request))
+        assert got == await outcome(theirs.get(request))
+        assert expected(name, got), got
+        if name == "connect error":  # the details travel too
+            assert got[3] == [("kv.v1.WatchEvent", b"\n\x02k1")]
         assert header_lines(server.requests[0]) == header_lines(server.requests[1])
 
 
@@ -282,11 +317,12 @@ async def sync_outcome(call: Callable[[], Any]) -> tuple[Any, ...]:
 async def test_every_answer_reads_as_connectrpc_reads_it_on_the_sync_client(name: str) -> None:
     async with canned(lambda _: ANSWERS[name]) as (url, server):
         with sync_http_client(url) as http:
-            ours = connect_client(KVServiceClientSync, url, http, read_max_bytes=32)
-            theirs = connectrpc_sync_client(url, http, read_max_bytes=32)
+            ours = connect_client(KVServiceClientSync, url, http, read_max_bytes=READ_MAX)
+            theirs = connectrpc_sync_client(url, http, read_max_bytes=READ_MAX)
             request = pb.GetRequest(key="k")
             got = await sync_outcome(lambda: ours.get(request))
             assert got == await sync_outcome(lambda: theirs.get(request))
+            assert expected(name, got), got
     assert header_lines(server.requests[0]) == header_lines(server.requests[1])
 
 

@@ -141,7 +141,7 @@ class Connection(asyncio.Protocol):
         start = 0
         while True:
             index = self._buf.find(separator, start)
-            if index >= 0:
+            if 0 <= index <= MAX_HEAD_BYTES:
                 end = index + len(separator)
                 data = bytes(self._buf[:end])
                 del self._buf[:end]
@@ -216,8 +216,8 @@ class Connection(asyncio.Protocol):
         head = self._full_head
         while head is None:
             end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > MAX_HEAD_BYTES:
+            if end < 0 or end > MAX_HEAD_BYTES:
+                if len(buf) > MAX_HEAD_BYTES:  # however it arrived, at once or in pieces
                     raise ReadError("response header section is too large")
                 return None
             parsed = parse_head(buf[: end + 4], self._full_method)

@@ -342,7 +342,11 @@ def _read_head(rfile: BufferedReader, method: str) -> Head:
         lines = [rfile.readline(MAX_HEAD_BYTES)]
         if not lines[0]:
             raise EOFError("the server closed the connection")
+        size = len(lines[0])
         while (line := rfile.readline(MAX_HEAD_BYTES)) not in _END_OF_HEAD:
+            size += len(line)
+            if size > MAX_HEAD_BYTES:  # as the async transport refuses it
+                raise ReadError("response header section is too large")
             lines.append(line)
         lines.append(b"\r\n")
         head = parse_head(b"".join(lines), method)
