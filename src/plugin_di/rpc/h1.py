@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from pyqwest import FullResponse, Headers, HTTPVersion, ReadError, Request, Response
 
@@ -51,6 +51,8 @@ from plugin_di.rpc._http1 import (
 )
 
 __all__ = ["H1Transport"]
+
+_T = TypeVar("_T")
 
 
 class H1Transport:
@@ -111,8 +113,6 @@ class H1Transport:
         The buffered fast path behind ``PluginHTTPClient.post``/``get``/``execute``; same
         pooling, retry and cancellation rules as ``execute``.
         """
-        if self._pool.closed:
-            raise ConnectionError("the HTTP/1.1 transport is closed; create a new client")
         body = b"" if content is None else bytes(content)
         if len(body) > INLINE_BODY_BYTES:
             response = await self.execute(Request(method, url, as_headers(headers), body))
@@ -135,22 +135,41 @@ class H1Transport:
         (`head_prefix`): same pooling and retry rule. Keep ``data`` within
         ``INLINE_BODY_BYTES`` of body: it is written before the answer is read.
         """
+        return await self._retrying(
+            address, True, lambda conn: self._fetch_whole(conn, address, data, method)
+        )
+
+    async def _fetch_whole(
+        self, conn: Connection, address: tuple[str, int], data: bytes, method: str
+    ) -> Head:
+        head = await self._fetch_on(conn, data, method)
+        self._release(conn, address, head.keep_alive)
+        return head
+
+    async def _retrying(
+        self,
+        address: tuple[str, int],
+        replayable: bool,
+        attempt: Callable[[Connection], Awaitable[_T]],
+    ) -> _T:
+        """``attempt(conn)`` on a pooled connection, or a new one. When the server had
+        closed the pooled one before reading the request (`StaleConnection`), nothing was
+        processed: once more on a new connection, if the body can be sent again."""
         if self._pool.closed:
             raise ConnectionError("the HTTP/1.1 transport is closed; create a new client")
         conn = self._pool.take(address) or await self._dial(*address)
         try:
-            head = await self._fetch_on(conn, data, method)
+            return await attempt(conn)
         except StaleConnection:
-            # As in execute: nothing was processed, so one retry on a fresh connection.
-            conn = await self._dial(*address)
-            try:
-                head = await self._fetch_on(conn, data, method)
-            except StaleConnection as exc:
+            if not replayable:
                 raise ConnectionResetError(
-                    "the server closed the connection before answering"
-                ) from exc
-        self._release(conn, address, head.keep_alive)
-        return head
+                    "the pooled connection was closed by the server"
+                ) from None
+        conn = await self._dial(*address)
+        try:
+            return await attempt(conn)
+        except StaleConnection as exc:
+            raise ConnectionResetError("the server closed the connection before answering") from exc
 
     def host_line(self, host: str, port: int) -> str:
         """The ``host:`` line of a request to ``host:port`` (the URL's host on a Unix socket)."""
@@ -170,26 +189,14 @@ class H1Transport:
 
     async def execute(self, request: Request) -> Response:
         """Send ``request`` and return its response; the body may still be streaming."""
-        if self._pool.closed:
-            raise ConnectionError("the HTTP/1.1 transport is closed; create a new client")
         host, port, target = split_url(request.url)
         content = request.content
         replayable = content is None or isinstance(content, bytes | bytearray)
-        conn = self._pool.take((host, port)) or await self._dial(host, port)
-        try:
-            return await self._exchange(conn, host, port, target, request, content)
-        except StaleConnection:
-            if not replayable:
-                raise ConnectionResetError(
-                    "the pooled connection was closed by the server"
-                ) from None
-        # The server closed the idle connection before reading our request: nothing was
-        # processed, so one retry on a fresh connection is safe.
-        conn = await self._dial(host, port)
-        try:
-            return await self._exchange(conn, host, port, target, request, content)
-        except StaleConnection as exc:
-            raise ConnectionResetError("the server closed the connection before answering") from exc
+        return await self._retrying(
+            (host, port),
+            replayable,
+            lambda conn: self._exchange(conn, host, port, target, request, content),
+        )
 
     async def _exchange(
         self,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BufferedReader
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 from pyqwest import Headers, HTTPVersion, ReadError, SyncRequest, SyncResponse
 
@@ -42,6 +42,8 @@ from plugin_di.rpc._http1 import (
 )
 
 __all__ = ["SyncH1Transport"]
+
+_T = TypeVar("_T")
 
 _RETRYABLE = (ConnectionResetError, BrokenPipeError, EOFError)
 _END_OF_HEAD = (b"\r\n", b"\n", b"")
@@ -120,26 +122,17 @@ class SyncH1Transport:
 
     def execute_sync(self, request: SyncRequest) -> SyncResponse:
         """Send ``request`` and return its response; the body may still be streaming."""
-        if self._pool.closed:
-            raise ConnectionError("the HTTP/1.1 transport is closed; create a new client")
         host, port, target = split_url(request.url)
         timeout = get_sync_timeout()
         deadline = None if timeout is None else time.monotonic() + timeout.total_seconds()
         content = request.content
         replayable = content is None or isinstance(content, bytes | bytearray)
-        conn = self._checkout(host, port, deadline)
-        try:
-            return self._exchange(conn, host, port, target, request, content, deadline)
-        except StaleConnection:
-            if not replayable:
-                raise ConnectionResetError(
-                    "the pooled connection was closed by the server"
-                ) from None
-        conn = self._dial(host, port, deadline)
-        try:
-            return self._exchange(conn, host, port, target, request, content, deadline)
-        except StaleConnection as exc:
-            raise ConnectionResetError("the server closed the connection before answering") from exc
+        return self._retrying(
+            (host, port),
+            deadline,
+            replayable,
+            lambda conn: self._exchange(conn, host, port, target, request, content, deadline),
+        )
 
     def exchange(
         self, address: tuple[str, int], data: bytes, deadline: float | None = None
@@ -150,17 +143,34 @@ class SyncH1Transport:
         The bytes-level `execute_sync`, for callers that build request heads once per method
         (`plugin_di.rpc._http1.head_prefix`): same pooling and retry rule.
         """
+        return self._retrying(
+            address, deadline, True, lambda conn: self._whole(conn, address, data, deadline)
+        )
+
+    def _retrying(
+        self,
+        address: tuple[str, int],
+        deadline: float | None,
+        replayable: bool,
+        attempt: Callable[[_Conn], _T],
+    ) -> _T:
+        """``attempt(conn)`` on a pooled connection, or a new one. When the server had closed
+        the pooled one before reading the request (`StaleConnection`), nothing was processed:
+        once more on a new connection, if the body can be sent again."""
         if self._pool.closed:
             raise ConnectionError("the HTTP/1.1 transport is closed; create a new client")
         host, port = address
         conn = self._checkout(host, port, deadline)
         try:
-            return self._whole(conn, address, data, deadline)
+            return attempt(conn)
         except StaleConnection:
-            pass  # nothing was processed: one retry on a fresh connection
+            if not replayable:
+                raise ConnectionResetError(
+                    "the pooled connection was closed by the server"
+                ) from None
         conn = self._dial(host, port, deadline)
         try:
-            return self._whole(conn, address, data, deadline)
+            return attempt(conn)
         except StaleConnection as exc:
             raise ConnectionResetError("the server closed the connection before answering") from exc
 

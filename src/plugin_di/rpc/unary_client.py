@@ -35,6 +35,7 @@ from connectrpc.request import Headers, RequestContext
 from pyqwest import FullResponse
 
 from plugin_di._compat.connectrpc import (
+    ClientFields,
     ConnectWireError,
     client_fields,
     decode_message,
@@ -106,8 +107,7 @@ class _Wire(Generic[TransportT]):
 
     __slots__ = ("_content_type", "_fields", "_routes", "bare", "link")
 
-    def __init__(self, client: object, links: Links[TransportT]) -> None:
-        fields = client_fields(client)
+    def __init__(self, fields: ClientFields, links: Links[TransportT]) -> None:
         self._fields = fields
         self._content_type = f"application/{fields.codec.name()}"
         self._routes: tuple[Link[TransportT] | None, dict[tuple[Any, ...], _Route]] = (None, {})
@@ -115,12 +115,6 @@ class _Wire(Generic[TransportT]):
         """The link a call goes out on (looked up per call: a plugin that restarts moves)."""
         self.bare = not fields.intercepted
         """No unary interceptors: calls need no request context."""
-
-    @staticmethod
-    def fits(client: object) -> bool:
-        """Whether ``client``'s unary calls can take this path (Connect, no compression)."""
-        fields = client_fields(client)
-        return fields.connect and fields.send_compression.name() == "identity"
 
     def _route_of(
         self, link: Link[TransportT], method: MethodInfo[Any, Any], timeout_ms: int | None
@@ -430,9 +424,10 @@ def unary_client_class(client_cls: type[ClientT]) -> type[ClientT]:
 def attach_unary_wire(client: object, links: Links[Any]) -> None:
     """Send ``client``'s unary calls through a wire to whatever ``links()`` gives, if they fit
     (a sync client's links give `SyncH1Transport` links, an async client's `H1Transport`)."""
-    if not _Wire.fits(client):
-        return
+    fields = client_fields(client)
+    if not fields.connect or fields.send_compression.name() != "identity":
+        return  # only Connect calls without compression go out as bytes
     if isinstance(client, _UnaryWireClient):
-        client._unary_wire = UnaryWire(client, links)
+        client._unary_wire = UnaryWire(fields, links)
     elif isinstance(client, _SyncUnaryWireClient):
-        client._unary_wire = SyncUnaryWire(client, links)
+        client._unary_wire = SyncUnaryWire(fields, links)
